@@ -1,0 +1,669 @@
+"""Reading run logs into the store: incremental, one transaction per batch, every line accounted for.
+
+Python finds line boundaries (numpy over the raw bytes) and hands DuckDB one
+Arrow table per batch, zero-copy; DuckDB parses, validates and types every line
+in one pass. Only a batch that holds non-UTF-8 bytes or an over-long line takes
+a slower line-by-line path, and only for its own lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES, TIMESTAMP_PATTERN
+from .store import Store
+
+BATCH_BYTES = 64 << 20  # one transaction per batch of about this many bytes of log
+HEAD_BYTES = 4096  # how much of a file's start identifies it
+LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
+_BOM = b"\xef\xbb\xbf"
+_NEWLINE_SCAN = 1 << 20  # numpy compares this many bytes at a time, to stay in cache
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did. lines == snapshots + rejected, always."""
+
+    files: int = 0  # files with new complete lines
+    lines: int = 0
+    snapshots: int = 0  # lines that passed validation
+    added: int = 0  # runs seen for the first time
+    updated: int = 0  # runs whose current snapshot was replaced
+    superseded: int = 0  # snapshots that arrived but were older than the one kept
+    rejected: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    first_rejects: list[dict[str, object]] = field(default_factory=list)
+    reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def merge(self, other: "IngestReport") -> None:
+        for name in ("lines", "snapshots", "added", "updated", "superseded", "rejected", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        room = 10 - len(self.first_rejects)
+        self.first_rejects.extend(other.first_rejects[:room])
+
+
+class NotALogFile(ValueError):
+    """A path given to ingest that is neither a run log nor a folder of them."""
+
+
+def is_log_file(path: Path) -> bool:
+    return path.name.endswith(LOG_SUFFIXES)
+
+
+def discover(paths: Iterable[Path]) -> list[Path]:
+    """Run log files under the given files and folders, in the order their snapshots count (sorted by path)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and is_log_file(p))
+        elif path.is_file():
+            if not is_log_file(path):
+                raise NotALogFile(f"{path} is not a run log (expected .jsonl or .jsonl.gz)")
+            found.append(path)
+        else:
+            raise NotALogFile(f"{path} does not exist")
+    return found
+
+
+# --------------------------------------------------------------------------- reading files
+
+
+@dataclass
+class _FileRow:
+    file_id: int
+    path: str
+    size: int
+    mtime_ns: int
+    offset: int
+    lines: int
+    head_len: int
+    head_digest: str
+
+
+def _head(path: Path, length: int) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read(length)).hexdigest()
+
+
+class _GzipStream:
+    """A forward-reading view of a gzip file's decompressed bytes.
+
+    Unlike gzip.GzipFile it returns whatever is decompressible from a file
+    still being written, and reads concatenated members (an appended .gz).
+    `seek` goes forward by decompressing, or back within the last read.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb")
+        self._inflate = zlib.decompressobj(wbits=47)
+        self._pending = b""  # decompressed, not yet returned
+        self._last = b""  # the last chunk returned, for a short seek back
+        self._pos = 0  # decompressed position of the next byte `read` returns
+
+    def _fill(self, want: int) -> None:
+        parts = [self._pending]
+        have = len(self._pending)
+        while have < want:
+            raw = self._file.read(1 << 20)
+            if not raw:
+                break
+            while raw:
+                out = self._inflate.decompress(raw)
+                parts.append(out)
+                have += len(out)
+                if not self._inflate.eof:
+                    break
+                raw = self._inflate.unused_data
+                self._inflate = zlib.decompressobj(wbits=47)
+        self._pending = b"".join(parts)
+
+    def read(self, n: int) -> bytes:
+        self._fill(n)
+        out, self._pending = self._pending[:n], self._pending[n:]
+        self._last = out
+        self._pos += len(out)
+        return out
+
+    def seek(self, pos: int) -> None:
+        if pos < self._pos:
+            back = self._pos - pos
+            if back > len(self._last):
+                raise ValueError("cannot seek that far back in a gzip stream")
+            self._pending = self._last[len(self._last) - back :] + self._pending
+            self._pos = pos
+            self._last = b""
+            return
+        while self._pos < pos:
+            if not self.read(min(pos - self._pos, 8 << 20)):
+                break
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class _Long:
+    """A line too long to hold in memory: kept as its first bytes and its length."""
+
+    head: bytes
+    length: int
+
+
+def _segments(stream, start: int, piece: int) -> Iterator[tuple[int, memoryview | _Long]]:
+    """(offset, complete lines) from `start` on; a last line with no newline is left for later."""
+    pos = start
+    stream.seek(pos)
+    while True:
+        data = stream.read(piece)
+        if not data:
+            return
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            yield pos, memoryview(data)[: cut + 1]
+            pos += cut + 1
+            if cut + 1 < len(data):
+                stream.seek(pos)
+            continue
+        if len(data) < piece:
+            return  # the last line is still being written
+        # No newline in a whole piece: a line far over the limit. Skip to its end.
+        head, length = data[: RAW_KEEP_CHARS * 4], len(data)
+        while True:
+            more = stream.read(piece)
+            if not more:
+                return
+            k = more.find(b"\n")
+            if k < 0:
+                length += len(more)
+                continue
+            length += k
+            yield pos, _Long(head, length)
+            pos += length + 1
+            stream.seek(pos)
+            break
+
+
+def _newlines(arr: np.ndarray) -> np.ndarray:
+    mask = np.empty(min(len(arr), _NEWLINE_SCAN), dtype=bool)
+    parts = []
+    for start in range(0, len(arr), _NEWLINE_SCAN):
+        chunk = arr[start : start + _NEWLINE_SCAN]
+        np.equal(chunk, 10, out=mask[: len(chunk)])
+        parts.append(np.flatnonzero(mask[: len(chunk)]) + start)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _too_long(length: int) -> str:
+    return f"line is {length:,} bytes, over the {MAX_LINE_BYTES:,}-byte limit"
+
+
+def _lines_table(file_id: int, first_line: int, data: memoryview, at_file_start: bool) -> pa.Table:
+    """One Arrow row per line: zero-copy over `data` unless a line needs a reason decided here."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    ends = _newlines(arr)
+    n = len(ends)
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:] = ends + 1
+    if at_file_start and bytes(data[:3]) == _BOM:
+        offsets[0] = 3
+    lengths = ends - offsets[:-1]
+    # Each value keeps its "\n" (and any "\r"): JSON reads them as trailing white space.
+    text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+    try:
+        text.validate(full=True)
+        clean = bool((lengths <= MAX_LINE_BYTES).all())
+    except pa.ArrowInvalid:
+        clean = False
+    if clean:
+        reasons = pa.nulls(n, pa.string())
+    else:
+        raw_lines, why = [], []
+        for i in range(n):
+            line = bytes(data[offsets[i] : ends[i]])
+            if len(line) > MAX_LINE_BYTES:
+                raw_lines.append(line[: RAW_KEEP_CHARS * 4].decode("utf-8", "backslashreplace"))
+                why.append(_too_long(len(line)))
+                continue
+            try:
+                raw_lines.append(line.decode("utf-8"))
+                why.append(None)
+            except UnicodeDecodeError as exc:
+                raw_lines.append(line.decode("utf-8", "backslashreplace"))
+                why.append(f"not valid UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line")
+        text = pa.array(raw_lines, pa.large_string())
+        reasons = pa.array(why, pa.string())
+    return pa.table(
+        {
+            "file_id": pa.array(np.full(n, file_id, dtype=np.int32)),
+            "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
+            "raw": text,
+            "pre_reason": reasons,
+        }
+    )
+
+
+def _long_table(file_id: int, line: int, item: _Long) -> pa.Table:
+    return pa.table(
+        {
+            "file_id": pa.array([file_id], pa.int32()),
+            "line": pa.array([line], pa.int64()),
+            "raw": pa.array([item.head.decode("utf-8", "backslashreplace")], pa.large_string()),
+            "pre_reason": pa.array([_too_long(item.length)], pa.string()),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- the SQL of one batch
+
+_LINE_TYPE = json.dumps(
+    {
+        "id": "VARCHAR",
+        "reference": "VARCHAR",
+        "workflow": {k: "VARCHAR" for k in ("id", "source", "destination", "source_app", "destination_app")},
+        "status": "VARCHAR",
+        "started_at": "VARCHAR",
+        "finished_at": "VARCHAR",
+        "updated_at": "VARCHAR",
+        "trigger_payload": "JSON",
+        "steps": [
+            {
+                "name": "VARCHAR", "app": "VARCHAR", "status": "VARCHAR", "started_at": "VARCHAR",
+                "finished_at": "VARCHAR", "attempts": "BIGINT", "input": "JSON", "output": "JSON", "error": "VARCHAR",
+            }
+        ],
+        "error": {"message": "VARCHAR", "step": "BIGINT", "kind": "VARCHAR"},
+        "result": "JSON",
+        "skip_reason": "VARCHAR",
+        "retrigger_of": "VARCHAR",
+        "attempt": "BIGINT",
+    }
+)
+
+
+def _sql_list(values: Sequence[str]) -> str:
+    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
+
+
+_STATUS_LIST = _sql_list(STATUSES)
+_KNOWN_LIST = _sql_list(KNOWN_FIELDS)
+
+
+def _ts_ok(expr: str) -> str:
+    return f"({expr} IS NULL OR regexp_full_match({expr}, '{TIMESTAMP_PATTERN}'))"
+
+
+def _ts(expr: str) -> str:
+    # DuckDB's cast wants upper-case 'T'/'Z'; try the common spelling first, it is cheaper.
+    return f"coalesce(try_cast({expr} AS TIMESTAMPTZ), try_cast(upper({expr}) AS TIMESTAMPTZ))"
+
+
+def _ts_rules(field_name: str, required: bool) -> str:
+    col = f"j.{field_name}"
+    missing = f"WHEN {col} IS NULL THEN 'missing \"{field_name}\"'" if required else ""
+    return f"""
+        {missing}
+        WHEN NOT {_ts_ok(col)} THEN '"{field_name}" is not an RFC 3339 timestamp with offset: ' || to_json({col})
+        WHEN {col} IS NOT NULL AND {_ts(col)} IS NULL THEN '"{field_name}" is not a real date and time: ' || to_json({col})"""
+
+
+_STEP_OK = (
+    "lambda s: coalesce(s.name, '') <> '' AND lower(s.status) IN "
+    + _STATUS_LIST.replace("[", "(").replace("]", ")")
+    + f" AND {_ts_ok('s.started_at')} AND {_ts_ok('s.finished_at')} AND coalesce(s.attempts, 1) >= 1"
+)
+_STATUS_IN = _STATUS_LIST.replace("[", "(").replace("]", ")")
+
+# One pass over the batch: parse, check every rule of the spec, type the values.
+# `reason` is NULL for a good line; the first rule a line breaks names it otherwise.
+_STAGE_SQL = f"""
+CREATE OR REPLACE TEMP TABLE fg_stage AS
+WITH parsed AS (
+    SELECT pos, file_id, line, raw, pre_reason,
+           CASE WHEN pre_reason IS NULL THEN try(json_transform(raw, '{_LINE_TYPE}')) END AS j
+    FROM fg_batch
+), checked AS (
+    SELECT *,
+        list_position(list_transform(j.steps, {_STEP_OK}), false) AS bad_step,
+        CASE
+        WHEN pre_reason IS NOT NULL THEN pre_reason
+        WHEN j IS NULL AND trim(raw, ' ' || chr(9) || chr(13) || chr(10)) = '' THEN 'blank line'
+        WHEN j IS NULL AND NOT json_valid(raw) THEN 'not valid JSON'
+        WHEN j IS NULL OR (left(raw, 1) <> '{{' AND NOT starts_with(ltrim(raw, ' ' || chr(9)), '{{'))
+            THEN 'not a JSON object'
+        WHEN j.id IS NULL THEN 'missing "id"'
+        WHEN length(j.id) NOT BETWEEN 1 AND {ID_MAX_CHARS} THEN '"id" must be 1 to {ID_MAX_CHARS} characters'
+        WHEN j.workflow IS NULL THEN 'missing "workflow"'
+        WHEN coalesce(j.workflow.id, '') = '' THEN 'missing "workflow.id"'
+        WHEN coalesce(j.workflow.source, '') = '' THEN 'missing "workflow.source"'
+        WHEN coalesce(j.workflow.destination, '') = '' THEN 'missing "workflow.destination"'
+        WHEN j.status IS NULL THEN 'missing "status"'
+        WHEN lower(j.status) NOT IN {_STATUS_IN} THEN 'unknown status ' || to_json(j.status)
+        {_ts_rules("started_at", True)}
+        {_ts_rules("finished_at", False)}
+        {_ts_rules("updated_at", False)}
+        WHEN lower(j.status) = 'failed' AND coalesce(j.error.message, '') = ''
+            THEN 'status "failed" without "error.message"'
+        WHEN j.attempt < 1 THEN '"attempt" must be 1 or more'
+        WHEN j.error.step < 0 THEN '"error.step" must be a step index (0 or more)'
+        END AS early_reason
+    FROM parsed
+), reasoned AS (
+    SELECT *, coalesce(early_reason,
+        CASE WHEN bad_step IS NOT NULL THEN 'step ' || (bad_step - 1)::VARCHAR
+            || ': needs a "name", a known "status" and RFC 3339 timestamps with offset' END) AS reason
+    FROM checked
+)
+SELECT
+    pos, file_id, line, reason,
+    CASE WHEN reason IS NOT NULL THEN left(rtrim(raw, chr(13) || chr(10)), {RAW_KEEP_CHARS}) END AS raw_kept,
+    j.id AS id,
+    nullif(j.reference, '') AS reference,
+    j.workflow.id AS workflow_id,
+    j.workflow.source AS source,
+    j.workflow.destination AS destination,
+    j.workflow.source_app AS source_app,
+    j.workflow.destination_app AS destination_app,
+    lower(j.status) AS status,
+    {_ts("j.started_at")} AS started_at,
+    {_ts("j.finished_at")} AS finished_at,
+    {_ts("j.updated_at")} AS updated_at,
+    j.error.message AS error_message,
+    j.error.kind AS error_kind,
+    j.error.step::INTEGER AS error_step,
+    j.skip_reason AS skip_reason,
+    j.retrigger_of AS retrigger_of,
+    coalesce(j.attempt, 1)::INTEGER AS attempt,
+    coalesce(j.trigger_payload, '{{}}'::JSON) AS trigger_payload,
+    j.result AS result,
+    coalesce(list_transform(j.steps, lambda s: {{
+        'name': s.name, 'app': s.app, 'status': lower(s.status),
+        'attempts': coalesce(s.attempts, 1)::INTEGER,
+        'started_at': {_ts("s.started_at")}, 'finished_at': {_ts("s.finished_at")},
+        'error': s.error, 'input': s.input, 'output': s.output}}), []) AS steps,
+    CASE WHEN len(unknown_keys) > 0 THEN to_json(map_from_entries(list_transform(unknown_keys, lambda k: {{
+        'k': k, 'v': json_extract(raw, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}})))
+    END AS extra
+FROM (SELECT *, CASE WHEN reason IS NULL
+                     THEN list_filter(json_keys(raw), lambda k: NOT list_contains({_KNOWN_LIST}, k)) END AS unknown_keys
+      FROM reasoned)
+"""
+
+_RUN_COLUMNS = (
+    "id, reference, workflow_id, source, destination, source_app, destination_app, status, started_at, "
+    "finished_at, updated_at, error_message, error_kind, error_step, skip_reason, retrigger_of, attempt, "
+    "trigger_payload, result, steps, extra, file_id, line"
+)
+
+# Snapshot order (spec rule 1): by updated_at when both have it, else by position.
+# Applied one snapshot at a time that rule keeps, of a run's snapshots in order,
+# the latest by (updated_at, position) among those after its last snapshot
+# without updated_at (or that one itself, when nothing follows it). `pos` -1 is
+# the row already in the store; the batch's rows follow it in file order.
+_WINNERS_SQL = """
+CREATE OR REPLACE TEMP TABLE fg_win AS
+WITH s AS (
+    SELECT id, updated_at AS upd, pos FROM fg_stage WHERE reason IS NULL
+    UNION ALL
+    SELECT id, updated_at, -1 FROM fg.runs WHERE id IN (SELECT id FROM fg_stage WHERE reason IS NULL)
+), w AS (
+    SELECT *,
+        max(pos) FILTER (WHERE upd IS NULL) OVER (PARTITION BY id) AS last_undated,
+        bool_or(pos = -1) OVER (PARTITION BY id) AS existed
+    FROM s
+)
+SELECT id, pos, existed FROM w
+WHERE pos >= coalesce(last_undated, -1)
+QUALIFY row_number() OVER (PARTITION BY id ORDER BY upd DESC NULLS LAST, pos DESC) = 1
+"""
+
+def _json_error(raw: str) -> str:
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return f"not valid JSON: {exc.msg} at column {exc.colno}"
+    except RecursionError:
+        return "not valid JSON: nested too deeply"
+    return "not valid JSON"
+
+
+@dataclass
+class _PendingFile:
+    row: _FileRow
+    restart: bool
+    complete: bool = False  # read up to its end: record its size and mtime so it is skipped until it changes
+    stat_size: int = 0
+    stat_mtime_ns: int = 0
+
+
+class _Batch:
+    def __init__(self) -> None:
+        self.tables: list[pa.Table] = []
+        self.files: dict[int, _PendingFile] = {}
+        self.bytes = 0
+        self.lines = 0
+
+
+class Ingester:
+    """Reads log files into one store; holds the store's write lock for the whole ingest."""
+
+    def __init__(self, store: Store, *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
+                 on_batch: Callable[[IngestReport], None] | None = None) -> None:
+        self.store = store
+        self.logs_dir = logs_dir.resolve() if logs_dir else None
+        self.batch_bytes = batch_bytes
+        self.on_batch = on_batch
+
+    def _key(self, path: Path) -> str:
+        resolved = path.resolve()
+        if self.logs_dir is not None and resolved.is_relative_to(self.logs_dir):
+            return resolved.relative_to(self.logs_dir).as_posix()
+        return str(resolved)
+
+    def run(self, paths: Sequence[Path]) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport()
+        files = discover(paths)
+        with self.store.write_lock:
+            cur = self.store.cursor()
+            known = {
+                r[1]: _FileRow(*r)
+                for r in cur.execute(
+                    "SELECT file_id, path, size, mtime_ns, \"offset\", lines, head_len, head_digest FROM fg.files"
+                ).fetchall()
+            }
+            batch = _Batch()
+            for path in files:
+                batch = self._read_file(cur, path, known.get(self._key(path)), batch, report)
+            self._flush(cur, batch, report)
+            report.seconds = time.perf_counter() - started
+            if report.lines:
+                cur.execute(
+                    "INSERT INTO fg.ingests VALUES (now(), ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [report.seconds, report.files, report.lines, report.snapshots, report.added,
+                     report.updated, report.superseded, report.rejected],
+                )
+            cur.close()
+        return report
+
+    def _read_file(self, cur, path: Path, row: _FileRow | None, batch: _Batch, report: IngestReport) -> _Batch:
+        st = path.stat()
+        gz = path.name.endswith(".gz")
+        if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+            return batch  # unchanged since it was last read to its end
+        restart = False
+        if row is not None:
+            shrank = st.st_size < row.size if gz else st.st_size < row.offset
+            if shrank or _head(path, row.head_len) != row.head_digest:
+                restart = True
+                report.reread.append(row.path)
+        if row is None:
+            file_id = cur.execute("SELECT nextval('fg.file_ids')").fetchone()[0]
+            row = _FileRow(file_id, self._key(path), -1, 0, 0, 0, 0, "")
+        head_len = min(HEAD_BYTES, st.st_size)
+        pending = _PendingFile(
+            _FileRow(row.file_id, row.path, -1, 0, 0 if restart else row.offset, 0 if restart else row.lines,
+                     head_len, _head(path, head_len)),
+            restart, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
+        )
+        stream = _GzipStream(path) if gz else open(path, "rb")
+        counted = False
+        try:
+            segments = _segments(stream, pending.row.offset, max(self.batch_bytes, MAX_LINE_BYTES + 1))
+            while True:
+                try:
+                    item = next(segments)
+                except StopIteration:
+                    break
+                except (zlib.error, EOFError) as exc:
+                    self._corrupt_gzip(cur, pending, exc, batch)
+                    break
+                offset, data = item
+                if not counted:
+                    report.files += 1
+                    counted = True
+                line = pending.row.lines + 1
+                if isinstance(data, _Long):
+                    table = _long_table(row.file_id, line, data)
+                    size = data.length + 1
+                else:
+                    table = _lines_table(row.file_id, line, data, at_file_start=offset == 0)
+                    size = len(data)
+                pending.row.offset = offset + size
+                pending.row.lines += table.num_rows
+                batch.tables.append(table)
+                batch.files[row.file_id] = pending
+                batch.bytes += size
+                batch.lines += table.num_rows
+                if batch.bytes >= self.batch_bytes:
+                    self._flush(cur, batch, report)
+                    batch = _Batch()
+                    pending.restart = False  # the restart happened in the batch just committed
+            pending.complete = True
+            batch.files[row.file_id] = pending
+        finally:
+            stream.close()
+        return batch
+
+    def _corrupt_gzip(self, cur, pending: _PendingFile, exc: Exception, batch: _Batch) -> None:
+        """A gzip stream that cannot be inflated: one rejected line says so, and the file waits for a change."""
+        reason = f"gzip data is corrupt after {pending.row.offset:,} bytes ({exc}); the rest of the file was not read"
+        batch.tables.append(
+            pa.table({
+                "file_id": pa.array([pending.row.file_id], pa.int32()),
+                "line": pa.array([pending.row.lines + 1], pa.int64()),
+                "raw": pa.array([""], pa.large_string()),
+                "pre_reason": pa.array([reason], pa.string()),
+            })
+        )
+        batch.lines += 1
+
+    def _flush(self, cur, batch: _Batch, report: IngestReport) -> None:
+        if not batch.files:
+            return
+        part = IngestReport(lines=batch.lines, bytes=batch.bytes)
+        table = pa.concat_tables(batch.tables) if batch.tables else None
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            for pending in batch.files.values():
+                if pending.restart:
+                    cur.execute("DELETE FROM fg.rejects WHERE file_id = ?", [pending.row.file_id])
+            if table is not None and table.num_rows:
+                self._load(cur, table, part)
+            for pending in batch.files.values():
+                r = pending.row
+                size, mtime = (pending.stat_size, pending.stat_mtime_ns) if pending.complete else (-1, 0)
+                cur.execute(
+                    """INSERT INTO fg.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
+                       ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                       "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
+                       head_digest = excluded.head_digest, read_at = excluded.read_at""",
+                    [r.file_id, r.path, size, mtime, r.offset, r.lines, r.head_len, r.head_digest],
+                )
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.execute("DROP TABLE IF EXISTS fg_stage")
+            cur.execute("DROP TABLE IF EXISTS fg_win")
+        report.merge(part)
+        if self.on_batch:
+            self.on_batch(part)
+
+    def _load(self, cur, table: pa.Table, part: IngestReport) -> None:
+        table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        cur.register("fg_batch", table)
+        try:
+            cur.execute(_STAGE_SQL)
+            bad_json = cur.execute(
+                "SELECT b.pos, b.raw FROM fg_batch b JOIN fg_stage s USING (pos) "
+                "WHERE s.reason = 'not valid JSON' ORDER BY b.pos LIMIT 1000"
+            ).fetchall()
+        finally:
+            cur.unregister("fg_batch")
+        if bad_json:
+            cur.executemany(
+                "UPDATE fg_stage SET reason = ? WHERE pos = ?", [(_json_error(raw), pos) for pos, raw in bad_json]
+            )
+        part.rejected = cur.execute(
+            "INSERT INTO fg.rejects SELECT file_id, line, reason, raw_kept, now() FROM fg_stage WHERE reason IS NOT NULL"
+        ).fetchone()[0]
+        part.snapshots = part.lines - part.rejected
+        if part.rejected:
+            part.first_rejects = [
+                {"file_id": f, "line": ln, "reason": why}
+                for f, ln, why in cur.execute(
+                    "SELECT file_id, line, reason FROM fg_stage WHERE reason IS NOT NULL ORDER BY pos LIMIT 10"
+                ).fetchall()
+            ]
+        if not part.snapshots:
+            return
+        cur.execute(_WINNERS_SQL)
+        added, updated = cur.execute(
+            "SELECT count(*) FILTER (WHERE NOT existed), count(*) FILTER (WHERE existed) FROM fg_win WHERE pos >= 0"
+        ).fetchone()
+        if updated:
+            cur.execute("DELETE FROM fg.runs WHERE id IN (SELECT id FROM fg_win WHERE pos >= 0 AND existed)")
+        cur.execute(
+            f"INSERT INTO fg.runs SELECT {_RUN_COLUMNS} FROM fg_stage "
+            "WHERE pos IN (SELECT pos FROM fg_win WHERE pos >= 0)"
+        )
+        part.added, part.updated = added, updated
+        part.superseded = part.snapshots - added - updated
+
+
+def ingest(store: Store, paths: Sequence[Path | str], *, logs_dir: Path | None = None,
+           batch_bytes: int = BATCH_BYTES, on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport:
+    """Read new complete lines of the run logs under `paths` into `store`."""
+    return Ingester(store, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch).run(
+        [Path(p) for p in paths]
+    )
+
+
+def file_paths(store: Store, file_ids: Iterable[int]) -> dict[int, str]:
+    ids = sorted(set(file_ids))
+    if not ids:
+        return {}
+    rows = store.cursor().execute("SELECT file_id, path FROM fg.files WHERE file_id IN (SELECT unnest(?))", [ids])
+    return dict(rows.fetchall())
+
+
+def environment_batch_bytes() -> int:
+    """FOURGENT_BATCH_MB overrides the batch size (tests use small batches to cross batch boundaries)."""
+    value = os.environ.get("FOURGENT_BATCH_MB")
+    return int(float(value) * (1 << 20)) if value else BATCH_BYTES
