@@ -21,9 +21,8 @@ STEP_TYPE = (
 _TABLES = f"""
 CREATE SCHEMA IF NOT EXISTS fg;
 CREATE TABLE IF NOT EXISTS fg.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE SEQUENCE IF NOT EXISTS fg.file_ids START 1;
 CREATE TABLE IF NOT EXISTS fg.files (
-    file_id     INTEGER PRIMARY KEY DEFAULT nextval('fg.file_ids'),
+    file_id     INTEGER PRIMARY KEY,
     path        VARCHAR NOT NULL UNIQUE,
     size        BIGINT NOT NULL,      -- bytes on disk when last read
     mtime_ns    BIGINT NOT NULL,
@@ -58,7 +57,8 @@ CREATE TABLE IF NOT EXISTS fg.runs (
     steps           {STEP_TYPE}[],
     extra           JSON,             -- fields the spec does not name, kept verbatim
     file_id         INTEGER,          -- where this snapshot was read
-    line            BIGINT
+    line            BIGINT,
+    seq             BIGINT NOT NULL   -- snapshot order across all ingests: later line, later file, later ingest
 );
 CREATE TABLE IF NOT EXISTS fg.rejects (
     file_id     INTEGER NOT NULL,
