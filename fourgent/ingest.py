@@ -502,7 +502,7 @@ class Ingester:
                 ).fetchall()
             }
             self.next_file_id = max((r.file_id for r in known.values()), default=0)
-            self.next_seq = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM fg.runs").fetchone()[0]
+            self.next_seq = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM fg.runs").fetchall()[0][0]
             # Reading and splitting the next batch overlaps DuckDB's work on this one.
             for batch in _prefetch(self._batches(files, known, report)):
                 self._flush(cur, batch, report)
@@ -642,7 +642,7 @@ class Ingester:
             # Without this DuckDB copies the parse into every condition that reads it: 10x slower.
             cur.execute("SET disabled_optimizers = 'filter_pushdown'")
             try:
-                stored = cur.execute(_INSERT_SQL, {"base": base}).fetchone()[0]
+                stored = cur.execute(_INSERT_SQL, {"base": base}).fetchall()[0][0]
             finally:
                 cur.execute("RESET disabled_optimizers")
             if stored < table.num_rows:
@@ -656,7 +656,7 @@ class Ingester:
                                     [(_json_error(raw), pos) for pos, raw in bad_json])
                 part.rejected = cur.execute(
                     "INSERT INTO fg.rejects SELECT file_id, line, reason, raw, now() FROM fg_rej"
-                ).fetchone()[0]
+                ).fetchall()[0][0]
                 part.first_rejects = [
                     {"file_id": f, "line": ln, "reason": why}
                     for f, ln, why in cur.execute(
@@ -676,9 +676,9 @@ class Ingester:
                       count(*) FILTER (WHERE NOT wins)
                FROM fg_touched""",
             {"base": base},
-        ).fetchone()
+        ).fetchall()[0]
         added = (stored - multi_new) + cur.execute(
-            "SELECT count(DISTINCT id) FROM fg_touched WHERE NOT existed").fetchone()[0]
+            "SELECT count(DISTINCT id) FROM fg_touched WHERE NOT existed").fetchall()[0][0]
         if losers:
             cur.execute("DELETE FROM fg.runs WHERE seq IN (SELECT seq FROM fg_touched WHERE NOT wins)")
         part.added, part.updated = added, updated

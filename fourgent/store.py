@@ -177,7 +177,7 @@ class Store:
                 cur.close()
 
     def run_count(self) -> int:
-        return self.cursor().execute("SELECT count(*) FROM fg.runs").fetchone()[0]
+        return self.cursor().execute("SELECT count(*) FROM fg.runs").fetchall()[0][0]
 
     def close(self) -> None:
         self.con.close()

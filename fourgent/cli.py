@@ -1,0 +1,171 @@
+"""The `python -m fourgent` command line: ingest, demo, sql, bench.
+
+argparse (standard library) is enough for four subcommands with --help on
+each; it keeps the CLI free of a dependency the dashboard does not need.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import duckdb
+
+from . import __version__, adhoc
+from .config import paths as resolve_paths
+from .ingest import IngestReport, NotALogFile, discover
+from .store import Store, StoreBusy
+from .workspace import hand_over, open_workspace
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _print_report(report: IngestReport) -> None:
+    print(f"Read {report.files} file{'s' if report.files != 1 else ''} with new lines: "
+          f"{report.lines:,} lines = {report.snapshots:,} snapshots stored + {report.rejected:,} rejected "
+          f"({report.bytes / 1e6:,.1f} MB in {report.seconds:.2f} s)")
+    print(f"Runs: {report.added:,} added, {report.updated:,} updated; "
+          f"{report.superseded:,} snapshot{'s' if report.superseded != 1 else ''} superseded by a later one")
+    for path in report.reread:
+        print(f"Re-read from the start (replaced or truncated): {path}")
+    if report.rejected:
+        shown = report.first_rejects
+        print(f"Rejected lines (first {len(shown)} of {report.rejected:,}; all are in the view rejected_lines):")
+        for r in shown:
+            print(f"  {r['file']}:{r['line']}: {r['reason']}")
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    p = resolve_paths(args.data_dir)
+    sources = [Path(s) for s in args.paths] or [p.ensure().logs_dir]
+    try:
+        discover(sources)  # unusable arguments fail before anything is opened
+    except NotALogFile as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ws = open_workspace(args.data_dir)
+    except StoreBusy as exc:
+        placed = hand_over(p, sources) if args.paths else []
+        summary = {"deferred": True, "holder_pid": exc.pid, "copied": [str(x) for x in placed]}
+        if args.json:
+            print(json.dumps(summary))
+        elif placed:
+            print(f"The dashboard (process {exc.pid}) holds the store, so {len(placed)} file(s) were copied into "
+                  f"{p.logs_dir}; it reads them within a few seconds.")
+        else:
+            print(f"The dashboard (process {exc.pid}) holds the store and reads {p.logs_dir} itself; "
+                  "new lines there appear within a few seconds.")
+        return EXIT_OK
+    try:
+        report = ws.ingest_logs(sources)
+    except OSError as exc:
+        print(f"error: could not read the logs: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        _print_report(report)
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    p = resolve_paths(args.data_dir).ensure()
+    files = demo.write_demo(p.logs_dir, args.runs, seed=args.seed, days=args.days)
+    print(f"Wrote {args.runs:,} demo runs to {len(files)} file(s) in {p.logs_dir}")
+    try:
+        ws = open_workspace(args.data_dir)
+    except StoreBusy as exc:
+        print(f"The dashboard (process {exc.pid}) holds the store; it reads these within a few seconds.")
+        return EXIT_OK
+    _print_report(ws.ingest_logs(files))
+    return EXIT_OK
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    p = resolve_paths(args.data_dir)
+    if not p.db_path.exists():
+        print(f"error: there is no store at {p.db_path} yet (run `python -m fourgent demo` or `ingest`)",
+              file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        store = Store(p.db_path, read_only=True)
+    except StoreBusy as exc:
+        print(f"error: {exc} Use the dashboard's Explore page while it runs, or stop it.", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        result = adhoc.run(store.cursor(), args.query)
+    except adhoc.QueryRefused as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except duckdb.Error as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        store.con.close()
+    render = {"table": adhoc.as_table, "csv": adhoc.as_csv, "json": adhoc.as_json}[args.format]
+    sys.stdout.write(render(result).rstrip("\n") + "\n")
+    return EXIT_OK
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    bench.main(runs=args.runs, workdir=Path(args.workdir) if args.workdir else None, repeat=args.repeat)
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m fourgent", description="Fourgent Runs: the execution log of "
+                                  "your integration workflows, in DuckDB.")
+    top.add_argument("--version", action="version", version=f"fourgent {__version__}")
+    top.add_argument("--data-dir", help="the data folder (default: $FOURGENT_DATA_DIR, else ./data)")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="read run logs into the store",
+                       description="Read the new complete lines of run logs (.jsonl, .jsonl.gz) into the store. "
+                       "Files already read are read on from where they stopped. While the dashboard holds the "
+                       "store, the files are copied into its logs/ folder for it to read.")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="log files or folders (default: the data folder's logs/)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("demo", help="write realistic demo logs and ingest them",
+                       description="Write demo run logs into logs/ (six integrations, every status and error "
+                       "kind, snapshots, re-triggers, awkward references) and ingest them.")
+    p.add_argument("--runs", type=int, default=20_000, help="how many runs (default 20000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed; the same seed writes the same runs")
+    p.add_argument("--days", type=float, default=30.0, help="spread the runs over this many days up to now")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("sql", help="run one read-only query",
+                       description="Run one read-only SQL query against the views runs, steps, rejected_lines "
+                       "and comments (see docs/schema.md).")
+    p.add_argument("query", help='e.g. "SELECT status, count(*) FROM runs GROUP BY ALL"')
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                   help="table (default), csv, or json (a list of row objects)")
+    p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("bench", help="measure ingest and Runs-page queries against bare DuckDB",
+                       description="Generate N demo runs, ingest them, and print ingest throughput, store size "
+                       "and the median of each Runs page query beside the same query on a bare DuckDB table.")
+    p.add_argument("--runs", type=int, default=1_000_000, help="how many runs (default 1000000)")
+    p.add_argument("--repeat", type=int, default=7, help="timed repetitions per query (median reported)")
+    p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
+    p.set_defaults(func=cmd_bench)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except StoreBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED

@@ -1,0 +1,105 @@
+"""The Runs page's queries over the `runs` view: one filter, bound parameters, one page at a time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import duckdb
+import polars as pl
+
+from .spec import STATUSES
+
+PAGE_SIZES = (25, 50, 100)
+TABLE_COLUMNS = "id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms, error_message"
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """What the Runs page narrows to; every field maps to a URL query parameter."""
+
+    q: str = ""  # case-insensitive substring of reference or ID
+    statuses: tuple[str, ...] = ()
+    workflows: tuple[str, ...] = ()  # workflow ids
+    start: datetime | None = None  # started_at >= start
+    end: datetime | None = None  # started_at < end
+    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
+
+    def where(self) -> tuple[str, list[Any]]:
+        """A WHERE clause (or "") and its parameters; user text only ever travels as a parameter."""
+        parts: list[str] = []
+        params: list[Any] = []
+        q = self.q.strip()
+        if q:
+            # ILIKE wants its own wildcards escaped so that "50%" means the text "50%".
+            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            parts.append("(reference ILIKE ? ESCAPE '\\' OR id ILIKE ? ESCAPE '\\')")
+            params += [pattern, pattern]
+        statuses = [s for s in self.statuses if s in STATUSES]
+        if statuses:
+            parts.append("status IN (SELECT unnest(?::VARCHAR[]))" if len(statuses) > 1 else "status = ?")
+            params.append(statuses if len(statuses) > 1 else statuses[0])
+        if self.workflows:
+            wf = list(self.workflows)
+            parts.append("workflow_id IN (SELECT unnest(?::VARCHAR[]))" if len(wf) > 1 else "workflow_id = ?")
+            params.append(wf if len(wf) > 1 else wf[0])
+        if self.start is not None:
+            parts.append("started_at >= ?")
+            params.append(self.start)
+        if self.end is not None:
+            parts.append("started_at < ?")
+            params.append(self.end)
+        return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+def frame(cur: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None) -> pl.DataFrame:
+    return cur.sql(sql, params=params or None).pl()
+
+
+def page(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, page: int = 1, size: int = 50,
+         order: Literal["newest", "oldest"] = "newest", columns: str = TABLE_COLUMNS) -> pl.DataFrame:
+    """One page of runs, newest (or oldest) first; ties broken by ID so pages never overlap."""
+    where, params = f.where()
+    direction = "DESC" if order == "newest" else "ASC"
+    sql = (f"SELECT {columns} FROM runs{where} ORDER BY started_at {direction}, id {direction} "
+           "LIMIT ? OFFSET ?")
+    return frame(cur, sql, [*params, size, max(page - 1, 0) * size])
+
+
+def count(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> int:
+    where, params = f.where()
+    return cur.execute(f"SELECT count(*) FROM runs{where}", params).fetchall()[0][0]
+
+
+def status_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> dict[str, int]:
+    """Runs per status under the filter's other conditions (so each status count stays clickable)."""
+    where, params = RunFilter(f.q, (), f.workflows, f.start, f.end).where()
+    rows = cur.execute(f"SELECT status, count(*) FROM runs{where} GROUP BY status", params).fetchall()
+    found = dict(rows)
+    return {s: found.get(s, 0) for s in STATUSES}
+
+
+def daily_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> pl.DataFrame:
+    where, params = f.where()
+    return frame(
+        cur,
+        f"SELECT date_trunc('day', started_at) AS day, status, count(*) AS runs FROM runs{where} "
+        "GROUP BY ALL ORDER BY day, status",
+        params,
+    )
+
+
+def find_exact(cur: duckdb.DuckDBPyConnection, run_id: str) -> bool:
+    return cur.execute("SELECT count(*) FROM runs WHERE id = ?", [run_id]).fetchall()[0][0] > 0
+
+
+def workflows(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
+    """(workflow_id, display name) of every integration with runs."""
+    return cur.execute(
+        "SELECT workflow_id, any_value(workflow) FROM runs GROUP BY workflow_id ORDER BY 2"
+    ).fetchall()
+
+
+def run_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    return cur.execute("SELECT min(started_at), max(started_at) FROM runs").fetchall()[0]

@@ -1,0 +1,88 @@
+"""A data folder in use: its one store, and reading new log lines into it (what the dashboard and CLI share)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import demo
+from .config import Paths, paths as resolve_paths
+from .ingest import IngestReport, discover, ingest
+from .store import Store, open_store
+
+DEMO_RUNS = 20_000
+
+
+@dataclass
+class Workspace:
+    paths: Paths
+    store: Store
+    last_ingest: float = 0.0
+    last_report: IngestReport | None = None
+    _refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
+        """Read whatever is new under logs/ (or the given paths)."""
+        report = ingest(self.store, paths or [self.paths.logs_dir], logs_dir=self.paths.logs_dir)
+        self.last_ingest = time.monotonic()
+        self.last_report = report
+        return report
+
+    def refresh(self, min_interval: float = 2.0) -> IngestReport | None:
+        """Ingest new lines unless another thread is at it or it ran less than `min_interval` s ago."""
+        if time.monotonic() - self.last_ingest < min_interval:
+            return None
+        if not self._refresh_lock.acquire(blocking=False):
+            return None
+        try:
+            return self.ingest_logs()
+        finally:
+            self._refresh_lock.release()
+
+    def seed_demo_if_empty(self, runs: int = DEMO_RUNS) -> bool:
+        """On a first start (no runs, no logs) write demo logs so there is something to look at."""
+        if self.store.run_count() or any(discover([self.paths.logs_dir])):
+            return False
+        demo.write_demo(self.paths.logs_dir, runs)
+        self.ingest_logs()
+        return True
+
+
+def open_workspace(data_dir: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Workspace:
+    """The data folder's store, opened once per process (raises StoreBusy if another process holds it)."""
+    p = resolve_paths(data_dir)
+    if not read_only:
+        p.ensure()
+    return Workspace(p, open_store(p.db_path, read_only=read_only))
+
+
+def hand_over(paths: Paths, sources: list[Path]) -> list[Path]:
+    """Copy log files into logs/ for the process that holds the store; each appears whole (temp name, then rename)."""
+    paths.ensure()
+    placed = []
+    for src in discover(sources):
+        src = src.resolve()
+        if src.is_relative_to(paths.logs_dir):
+            continue  # already where the dashboard reads
+        dest = paths.logs_dir / src.name
+        if dest.exists() and not _same_start(src, dest):
+            tag = hashlib.sha256(str(src).encode()).hexdigest()[:8]
+            base = src.name.removesuffix(".gz").removesuffix(".jsonl")
+            dest = paths.logs_dir / f"{base}-{tag}{src.name[len(base):]}"
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")  # not *.jsonl: never read half-copied
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        placed.append(dest)
+    return placed
+
+
+def _same_start(a: Path, b: Path) -> bool:
+    """b is an earlier copy of a (a may have grown since)."""
+    size = min(a.stat().st_size, b.stat().st_size, 1 << 16)
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        return fa.read(size) == fb.read(size)
