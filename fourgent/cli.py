@@ -16,7 +16,7 @@ import duckdb
 from . import __version__, adhoc
 from .config import paths as resolve_paths
 from .ingest import IngestReport, NotALogFile, discover
-from .store import Store, StoreBusy
+from .store import StoreBusy, open_store
 from .workspace import hand_over, open_workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -93,7 +93,8 @@ def cmd_sql(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return EXIT_FAILED
     try:
-        store = Store(p.db_path, read_only=True)
+        # Read-only unless this process already holds the store; the statement check applies either way.
+        store = open_store(p.db_path, read_only=True)
     except StoreBusy as exc:
         print(f"error: {exc} Use the dashboard's Explore page while it runs, or stop it.", file=sys.stderr)
         return EXIT_FAILED
@@ -105,8 +106,6 @@ def cmd_sql(args: argparse.Namespace) -> int:
     except duckdb.Error as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        store.con.close()
     render = {"table": adhoc.as_table, "csv": adhoc.as_csv, "json": adhoc.as_json}[args.format]
     sys.stdout.write(render(result).rstrip("\n") + "\n")
     return EXIT_OK

@@ -179,7 +179,9 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
     span = (now - start).total_seconds()
     for n in range(runs):
         started = start + timedelta(seconds=span * (n + rng.random()) / max(runs, 1))
-        run = factory.run(n, started, now)
+        # The newest few are still in flight, so every demo has Running and Pending runs to watch.
+        in_flight = ("running", "pending")[n % 2] if runs - n <= 6 and runs >= 20 else None
+        run = factory.run(n, started, now, status=in_flight)
         if run["status"] in ("finished", "failed") and rng.random() < 0.03:
             # The engine wrote a snapshot while the run was in progress; the final one supersedes it.
             early = dict(run, status="running", updated_at=run["started_at"])

@@ -182,21 +182,38 @@ def _segments(stream, start: int, piece: int) -> Iterator[tuple[int, memoryview 
             continue
         if len(data) < piece:
             return  # the last line is still being written
-        # No newline in a whole piece: a line far over the limit. Skip to its end.
-        head, length = data[: RAW_KEEP_CHARS * 4], len(data)
-        while True:
+        # No newline in a whole piece: one long line. Read on to its end, keeping it
+        # only while it is within the limit.
+        chunks, length = [data], len(data)
+        while length <= MAX_LINE_BYTES:
             more = stream.read(piece)
             if not more:
                 return
             k = more.find(b"\n")
-            if k < 0:
-                length += len(more)
-                continue
-            length += k
-            yield pos, _Long(head, length)
-            pos += length + 1
-            stream.seek(pos)
-            break
+            if k >= 0:
+                line = b"".join(chunks) + more[: k + 1]
+                yield pos, memoryview(line)
+                pos += len(line)
+                stream.seek(pos)
+                break
+            chunks.append(more)
+            length += len(more)
+        else:
+            head = b"".join(chunks)[: RAW_KEEP_CHARS * 4]
+            chunks = []
+            while True:
+                more = stream.read(piece)
+                if not more:
+                    return
+                k = more.find(b"\n")
+                if k < 0:
+                    length += len(more)
+                    continue
+                length += k
+                yield pos, _Long(head, length)
+                pos += length + 1
+                stream.seek(pos)
+                break
 
 
 def _newlines(arr: np.ndarray) -> np.ndarray:
@@ -431,10 +448,10 @@ WITH batch_ids AS (
 ), w AS (
     SELECT id, seq, updated_at AS upd,
         max(seq) FILTER (WHERE updated_at IS NULL) OVER (PARTITION BY id) AS last_undated,
-        bool_or(seq < $base) OVER (PARTITION BY id) AS existed
+        min(seq) OVER (PARTITION BY id) AS first_seq
     FROM fg.runs WHERE id IN (SELECT id FROM multi)
 )
-SELECT id, seq, existed,
+SELECT id, seq, first_seq,
        seq >= coalesce(last_undated, -1)
        AND row_number() OVER (PARTITION BY id ORDER BY seq >= coalesce(last_undated, -1) DESC,
                                                    upd DESC NULLS LAST, seq DESC) = 1 AS wins
@@ -503,6 +520,7 @@ class Ingester:
             }
             self.next_file_id = max((r.file_id for r in known.values()), default=0)
             self.next_seq = cur.execute("SELECT coalesce(max(seq), -1) + 1 FROM fg.runs").fetchall()[0][0]
+            self.ingest_base = self.next_seq
             # Reading and splitting the next batch overlaps DuckDB's work on this one.
             for batch in _prefetch(self._batches(files, known, report)):
                 self._flush(cur, batch, report)
@@ -551,7 +569,7 @@ class Ingester:
         stream = _GzipStream(path) if gz else open(path, "rb")
         counted = False
         try:
-            segments = _segments(stream, pending.row.offset, max(self.batch_bytes, MAX_LINE_BYTES + 1))
+            segments = _segments(stream, pending.row.offset, self.batch_bytes)
             while True:
                 try:
                     item = next(segments)
@@ -670,15 +688,16 @@ class Ingester:
             return
         cur.execute(_TOUCHED_SQL, {"base": base})
         # fg_touched holds only runs with several rows; every other stored snapshot is a new run.
-        multi_new, multi_ids, updated, losers = cur.execute(
-            """SELECT count(*) FILTER (WHERE seq >= $base), count(DISTINCT id),
-                      count(*) FILTER (WHERE existed AND wins AND seq >= $base),
+        # Counted against the ingest's start, so the totals do not depend on where batches split.
+        multi_rows, multi_added, updated, losers = cur.execute(
+            """SELECT count(*) FILTER (WHERE seq >= $base),
+                      count(DISTINCT id) FILTER (WHERE first_seq >= $base),
+                      count(*) FILTER (WHERE wins AND seq >= $base AND first_seq < $ingest_base),
                       count(*) FILTER (WHERE NOT wins)
                FROM fg_touched""",
-            {"base": base},
+            {"base": base, "ingest_base": self.ingest_base},
         ).fetchall()[0]
-        added = (stored - multi_new) + cur.execute(
-            "SELECT count(DISTINCT id) FROM fg_touched WHERE NOT existed").fetchall()[0][0]
+        added = stored - multi_rows + multi_added
         if losers:
             cur.execute("DELETE FROM fg.runs WHERE seq IN (SELECT seq FROM fg_touched WHERE NOT wins)")
         part.added, part.updated = added, updated

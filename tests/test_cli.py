@@ -1,0 +1,103 @@
+"""`python -m fourgent`: exit codes, summaries and read-only SQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import run_line
+from fourgent.cli import main
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    d = tmp_path / "data"
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(d))
+    return d
+
+
+def test_ingest_json_summary_accounts_for_the_samples(data_dir, samples, capsys):
+    assert main(["ingest", "--json", str(samples)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert {k: summary[k] for k in ("lines", "snapshots", "rejected", "added", "superseded")} == {
+        "lines": 369, "snapshots": 361, "rejected": 8, "added": 356, "superseded": 5}
+    assert len(summary["first_rejects"]) == 8
+    assert all(r["file"].endswith("runs-with-bad-lines.jsonl") for r in summary["first_rejects"])
+
+
+def test_ingest_text_summary_names_rejected_lines(data_dir, samples, capsys):
+    assert main(["ingest", str(samples)]) == 0
+    out = capsys.readouterr().out
+    assert "369 lines = 361 snapshots stored + 8 rejected" in out
+    assert "runs-with-bad-lines.jsonl:57: \"started_at\" is not an RFC 3339 timestamp" in out
+
+
+def test_ingest_defaults_to_the_logs_folder(data_dir, write_log, capsys):
+    write_log(data_dir / "logs" / "a.jsonl", run_line("r1"), run_line("r2"))
+    assert main(["ingest", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["added"] == 2
+
+
+@pytest.mark.parametrize("arg", ["does-not-exist.jsonl", "README.md"])
+def test_ingest_refuses_unusable_paths_with_exit_2(data_dir, arg, capsys, tmp_path):
+    path = tmp_path / arg
+    if arg == "README.md":
+        path.write_text("hello")
+    assert main(["ingest", str(path)]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_demo_writes_and_ingests_every_status_and_error_kind(data_dir, capsys):
+    assert main(["demo", "--runs", "3000", "--seed", "3", "--days", "10"]) == 0
+    assert main(["sql", "SELECT DISTINCT status FROM runs ORDER BY 1", "--format", "json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert [r["status"] for r in json.loads(out)] == ["failed", "finished", "pending", "running", "skipped"]
+    assert main(["sql", "SELECT DISTINCT error_kind FROM runs WHERE error_kind IS NOT NULL ORDER BY 1",
+                 "--format", "csv"]) == 0
+    assert capsys.readouterr().out.split() == ["error_kind", "auth", "logic", "unavailable", "validation"]
+    assert main(["sql", "SELECT count(*) AS n FROM runs r JOIN runs o ON r.retrigger_of = o.id",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["n"] > 0  # re-triggered runs point at their originals
+
+
+@pytest.mark.parametrize("query", [
+    "DELETE FROM runs",
+    "DROP VIEW runs",
+    "CREATE TABLE x AS SELECT 1",
+    "COPY (SELECT 1) TO 'out.csv'",
+    "SELECT 1; DELETE FROM runs",
+    "PRAGMA version",
+    "ATTACH 'other.duckdb'",
+])
+def test_sql_refuses_anything_that_is_not_one_read(data_dir, samples, query, capsys):
+    main(["ingest", str(samples)])
+    capsys.readouterr()
+    assert main(["sql", query]) == 2
+    assert "refused:" in capsys.readouterr().err
+    assert main(["sql", "SELECT count(*) AS n FROM runs", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 356}]
+
+
+def test_sql_reports_a_bad_query_without_a_traceback(data_dir, samples, capsys):
+    main(["ingest", str(samples)])
+    assert main(["sql", "SELECT nope FROM runs"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "nope" in err
+
+
+def test_sql_table_format(data_dir, samples, capsys):
+    main(["ingest", str(samples)])
+    capsys.readouterr()
+    assert main(["sql", "SELECT status, count(*) AS n FROM runs GROUP BY 1 ORDER BY 1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split() == ["status", "n"]
+    assert "failed" in out and out.rstrip().endswith("(5 rows)")
+
+
+def test_every_command_has_help(capsys):
+    for command in ("ingest", "demo", "sql", "bench"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0
+        assert "usage: python -m fourgent " + command in capsys.readouterr().out

@@ -1,0 +1,264 @@
+"""Ingestion follows every rule of the run log spec and accounts for every line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from conftest import run_line
+from fourgent.ingest import ingest
+from fourgent.spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
+
+
+def q(store, sql, params=None):
+    return store.cursor().execute(sql, params or []).fetchall()
+
+
+def rejects(store):
+    return q(store, "SELECT line, reason, raw FROM rejected_lines ORDER BY file, line")
+
+
+def test_shared_samples_account_for_every_line(store, samples):
+    report = ingest(store, [samples])
+    assert (report.lines, report.snapshots, report.rejected) == (369, 361, 8)
+    assert (report.added, report.updated, report.superseded) == (356, 0, 5)
+    assert report.lines == report.snapshots + report.rejected
+    assert q(store, "SELECT count(*), count(DISTINCT id) FROM runs") == [(356, 356)]
+    assert q(store, "SELECT count(*) FROM rejected_lines") == [(8,)]
+    assert {r[1] for r in rejects(store)} >= {"not a JSON object", 'status "failed" without "error.message"'}
+
+
+def test_reading_the_same_files_again_changes_nothing(store, samples):
+    ingest(store, [samples])
+    before = q(store, "SELECT * EXCLUDE (extra) FROM runs ORDER BY id")
+    again = ingest(store, [samples])
+    assert (again.lines, again.files) == (0, 0)
+    assert q(store, "SELECT * EXCLUDE (extra) FROM runs ORDER BY id") == before
+    assert q(store, "SELECT count(*) FROM rejected_lines") == [(8,)]
+
+
+def test_appending_lines_reads_only_the_new_lines(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", *[run_line(f"run_{i}") for i in range(50)])
+    ingest(store, [log])
+    size = log.stat().st_size
+    write_log(log, *[run_line(f"new_{i}") for i in range(10)], mode="ab")
+    report = ingest(store, [log])
+    assert report.lines == 10
+    assert report.bytes == log.stat().st_size - size  # read from where it stopped, not from the start
+    assert report.added == 10
+    assert q(store, "SELECT count(*) FROM runs") == [(60,)]
+
+
+def test_an_incomplete_last_line_waits_until_it_is_complete(store, tmp_path, write_log):
+    line = json.dumps(run_line("run_late"))
+    log = write_log(tmp_path / "a.jsonl", run_line("run_1"), line[:40])
+    report = ingest(store, [log])
+    assert (report.lines, report.rejected) == (1, 0)
+    write_log(log, line[40:] + "\n", mode="ab")
+    report = ingest(store, [log])
+    assert (report.lines, report.added, report.rejected) == (1, 1, 0)
+    assert q(store, "SELECT id FROM runs ORDER BY id") == [("run_1",), ("run_late",)]
+
+
+def test_a_truncated_file_is_read_again_without_duplicating_its_rejects(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", run_line("run_1"), "not json\n", run_line("run_2"))
+    ingest(store, [log])
+    write_log(log, run_line("run_3"), "still not json\n")
+    report = ingest(store, [log])
+    assert report.reread == [str(log.resolve())]
+    assert (report.lines, report.added) == (2, 1)
+    assert [r[0] for r in rejects(store)] == [2]  # the old file's reject went with it; the new one is line 2
+    assert q(store, "SELECT count(*) FROM runs") == [(3,)]
+
+
+def test_a_file_replaced_by_one_as_large_is_read_again(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", run_line("run_a"))
+    ingest(store, [log])
+    write_log(log, run_line("run_b"), run_line("run_c"))  # larger, different first bytes
+    report = ingest(store, [log])
+    assert report.reread and report.added == 2
+
+
+def test_later_snapshot_replaces_earlier_by_position_and_by_updated_at(store, tmp_path, write_log):
+    log = write_log(
+        tmp_path / "a.jsonl",
+        run_line("by_pos", status="running", finished_at=None),
+        run_line("by_pos", status="finished"),
+        run_line("by_time", status="finished", updated_at="2026-11-20T15:00:00Z"),
+        run_line("by_time", status="running", updated_at="2026-11-20T14:00:00Z"),  # older: ignored
+    )
+    report = ingest(store, [log])
+    assert (report.added, report.superseded) == (2, 2)
+    assert dict(q(store, "SELECT id, status FROM runs")) == {"by_pos": "finished", "by_time": "finished"}
+
+
+def test_snapshot_order_holds_across_batches_and_ingests(store, tmp_path, write_log):
+    first = write_log(tmp_path / "1.jsonl", run_line("r", status="finished", updated_at="2026-11-20T15:00:00Z"))
+    ingest(store, [first])
+    older = write_log(tmp_path / "2.jsonl", run_line("r", status="running", updated_at="2026-11-20T14:00:00Z"))
+    report = ingest(store, [older])
+    assert (report.added, report.updated, report.superseded) == (0, 0, 1)
+    newer = write_log(tmp_path / "3.jsonl", run_line("r", status="failed", error={"message": "boom"},
+                                                         updated_at="2026-11-20T16:00:00Z"))
+    report = ingest(store, [newer])
+    assert (report.added, report.updated) == (0, 1)
+    assert q(store, "SELECT status, error_message FROM runs") == [("failed", "boom")]
+
+
+def test_small_batches_give_the_same_store_as_one_batch(tmp_path, samples):
+    from fourgent.store import Store
+
+    one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
+    r1 = ingest(one, [samples])
+    r2 = ingest(many, [samples], batch_bytes=8 << 10)  # dozens of transactions
+    assert (r1.lines, r1.snapshots, r1.added, r1.superseded, r1.rejected) == (
+        r2.lines, r2.snapshots, r2.added, r2.superseded, r2.rejected)
+    sql = "SELECT id, status, started_at, error_message FROM runs ORDER BY id"
+    assert one.cursor().execute(sql).fetchall() == many.cursor().execute(sql).fetchall()
+
+
+def test_values_are_typed_lower_cased_and_in_utc(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", run_line(
+        "r", status="FAILED", started_at="2026-11-20T16:03:11.5+02:00", finished_at="2026-11-20t14:04:00z",
+        error={"message": "Missing required field: contact_email", "step": 0, "kind": "validation"},
+        reference="", attempt=2))
+    ingest(store, [log])
+    row = q(store, "SELECT status, started_at, finished_at, duration_ms, reference, error_kind, error_step, "
+                   "attempt, step_count, workflow FROM runs")[0]
+    assert row[0] == "failed"
+    assert row[1] == datetime(2026, 11, 20, 14, 3, 11, 500000, tzinfo=UTC)
+    assert row[2] == datetime(2026, 11, 20, 14, 4, tzinfo=UTC)
+    assert row[3] == 48_500
+    assert row[4] is None  # "" shows as "—" in the table: stored as NULL
+    assert row[5:] == ("validation", 0, 2, 1, "HubSpot Closed Won → QuickBooks Invoice")
+
+
+def test_unknown_fields_are_kept(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", run_line("r", engine_node="worker-3", **{"a/b~c": {"x": [1, 2]}}))
+    ingest(store, [log])
+    (extra,) = q(store, "SELECT extra FROM runs")[0]
+    assert json.loads(extra) == {"engine_node": "worker-3", "a/b~c": {"x": [1, 2]}}
+
+
+def test_steps_view_unnests_each_step(store, tmp_path, write_log):
+    steps = [
+        {"name": "Fetch deal", "app": "HubSpot", "status": "finished", "started_at": "2026-11-20T14:03:11Z",
+         "finished_at": "2026-11-20T14:03:12Z", "output": {"ok": True}},
+        {"name": "Create invoice", "app": "QuickBooks", "status": "failed", "attempts": 3,
+         "error": "503 Service Unavailable", "input": {"amount": 1}},
+    ]
+    log = write_log(tmp_path / "a.jsonl", run_line("r", status="failed", steps=steps,
+                                                   error={"message": "503", "step": 1, "kind": "unavailable"}))
+    ingest(store, [log])
+    rows = q(store, "SELECT step_index, name, app, status, attempts, duration_ms, error, input, output "
+                    "FROM steps WHERE run_id = 'r' ORDER BY step_index")
+    assert rows[0][:6] == (0, "Fetch deal", "HubSpot", "finished", 1, 1000)
+    assert rows[1][:7] == (1, "Create invoice", "QuickBooks", "failed", 3, None, "503 Service Unavailable")
+    assert json.loads(rows[1][7]) == {"amount": 1} and json.loads(rows[0][8]) == {"ok": True}
+
+
+BAD_LINES = [
+    ('{"id": "x", "status": ', "not valid JSON"),
+    ("[1, 2, 3]", "not a JSON object"),
+    ("null", "not a JSON object"),
+    ("   ", "blank line"),
+    (run_line(None, id=None), 'missing "id"'),
+    (run_line("x" * 129), '"id" must be 1 to 128 characters'),
+    (run_line("r", workflow={"source": "A", "destination": "B"}), 'missing "workflow.id"'),
+    (run_line("r", workflow=None), 'missing "workflow"'),
+    (run_line("r", status="exploded"), 'unknown status "exploded"'),
+    (run_line("r", status=None), 'missing "status"'),
+    (run_line("r", started_at=None), 'missing "started_at"'),
+    (run_line("r", started_at="2026-11-20 14:03:11"), '"started_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", started_at="2026-02-30T10:00:00Z"), '"started_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", finished_at="yesterday"), '"finished_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", status="failed"), 'status "failed" without "error.message"'),
+    (run_line("r", status="failed", error={"message": ""}), 'status "failed" without "error.message"'),
+    (run_line("r", attempt=0), '"attempt" must be 1 or more'),
+    (run_line("r", steps=[{"name": "ok", "status": "finished"}, {"status": "finished"}]), "step 1: needs a"),
+    (run_line("r", steps=[{"name": "a", "status": "finished", "started_at": "2026-11-20T14:03:11"}]), "step 0:"),
+]
+
+
+@pytest.mark.parametrize("line,reason", BAD_LINES, ids=[r for _, r in BAD_LINES])
+def test_each_broken_rule_rejects_the_line_with_its_reason(store, tmp_path, write_log, line, reason):
+    if isinstance(line, dict) and line.get("id") is None and "id" in line:
+        line.pop("id")
+    log = write_log(tmp_path / "a.jsonl", run_line("good_1"), line if isinstance(line, dict) else line + "\n",
+                    run_line("good_2"))
+    report = ingest(store, [log])
+    assert (report.lines, report.snapshots, report.rejected) == (3, 2, 1)
+    ((line_no, why, raw),) = rejects(store)
+    assert line_no == 2
+    assert why.startswith(reason), why
+    assert raw is not None
+
+
+def test_invalid_json_reason_says_where(store, tmp_path, write_log):
+    ingest(store, [write_log(tmp_path / "a.jsonl", '{"id": "x",, "b": 1}\n')])
+    assert rejects(store)[0][1] == "not valid JSON: Expecting property name enclosed in double quotes at column 12"
+
+
+def test_non_utf8_bytes_reject_that_line_only(store, tmp_path, write_log):
+    bad = json.dumps(run_line("bad")).encode().replace(b"Acme", b"Ac\xffme") + b"\n"
+    log = write_log(tmp_path / "a.jsonl", run_line("good_1"), bad, run_line("good_2"))
+    report = ingest(store, [log])
+    assert (report.snapshots, report.rejected) == (2, 1)
+    ((line_no, why, raw),) = rejects(store)
+    assert line_no == 2 and why.startswith("not valid UTF-8: byte 0xff")
+    assert "Ac\\xffme" in raw  # the bad byte stays visible, escaped
+
+
+def test_a_line_over_the_size_limit_is_rejected_and_truncated(store, tmp_path, write_log):
+    huge = run_line("huge", trigger_payload={"blob": "x" * (MAX_LINE_BYTES + 10)})
+    log = write_log(tmp_path / "a.jsonl", run_line("good_1"), huge, run_line("good_2"))
+    report = ingest(store, [log])
+    assert (report.snapshots, report.rejected) == (2, 1)
+    ((line_no, why, raw),) = rejects(store)
+    assert line_no == 2 and "over the 1,048,576-byte limit" in why
+    assert len(raw) == RAW_KEEP_CHARS
+
+
+def test_a_line_longer_than_a_whole_batch_is_skipped_to_its_end(store, tmp_path, write_log):
+    huge = run_line("huge", trigger_payload={"blob": "x" * (3 * MAX_LINE_BYTES)})
+    log = write_log(tmp_path / "a.jsonl", run_line("good_1"), huge, run_line("good_2"))
+    report = ingest(store, [log], batch_bytes=64 << 10)
+    assert (report.lines, report.snapshots, report.rejected) == (3, 2, 1)
+    assert "over the 1,048,576-byte limit" in rejects(store)[0][1]
+
+
+def test_bom_and_crlf_are_accepted(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", b"\xef\xbb\xbf" + json.dumps(run_line("r1")).encode() + b"\r\n",
+                    json.dumps(run_line("r2")).encode() + b"\r\n")
+    report = ingest(store, [log])
+    assert (report.snapshots, report.rejected) == (2, 0)
+
+
+def test_gzip_logs_are_read_and_appended_members_picked_up(store, tmp_path):
+    log = tmp_path / "a.jsonl.gz"
+    with gzip.open(log, "wt", encoding="utf-8") as f:
+        f.write(json.dumps(run_line("g1")) + "\n")
+    assert ingest(store, [log]).added == 1
+    with gzip.open(log, "at", encoding="utf-8") as f:  # a second gzip member
+        f.write(json.dumps(run_line("g2")) + "\n")
+    report = ingest(store, [log])
+    assert (report.lines, report.added) == (1, 1)
+
+
+def test_corrupt_gzip_is_reported_not_crashed(store, tmp_path):
+    good = gzip.compress((json.dumps(run_line("g1")) + "\n").encode())
+    log = tmp_path / "a.jsonl.gz"
+    log.write_bytes(good[:20] + b"\x00garbage" * 50)
+    report = ingest(store, [log])
+    assert report.rejected == 1
+    assert rejects(store)[0][1].startswith("gzip data is corrupt")
+
+
+def test_rejected_lines_view_names_the_file(store, tmp_path, write_log, data_paths):
+    log = write_log(data_paths.logs_dir / "sub" / "a.jsonl", "oops\n")
+    ingest(store, [data_paths.logs_dir], logs_dir=data_paths.logs_dir)
+    assert q(store, "SELECT file, line FROM rejected_lines") == [("sub/a.jsonl", 1)]

@@ -1,0 +1,121 @@
+"""Crashes and other processes: a killed ingest leaves no half batch; a held store never shows a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, run_line
+from fourgent.ingest import ingest
+from fourgent.store import Store, StoreBusy
+
+# Ingests with small batches and stops inside the fourth batch's transaction,
+# after its rows are written and before COMMIT, for the test to kill it there.
+KILLABLE = """
+import sys, time
+from pathlib import Path
+from fourgent import ingest as ing
+from fourgent.store import Store
+store = Store(Path(sys.argv[1]))
+load, calls = ing.Ingester._load, []
+def slow_load(self, cur, table, part):
+    load(self, cur, table, part)
+    calls.append(1)
+    if len(calls) == 4:
+        print("inside batch 4", flush=True)
+        time.sleep(60)
+ing.Ingester._load = slow_load
+ing.ingest(store, [Path(sys.argv[2])], batch_bytes=16 << 10)
+print("done", flush=True)
+"""
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from fourgent.store import Store
+store = Store(Path(sys.argv[1]))
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+def _python(script: str, *args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-c", script, *args], stdout=subprocess.PIPE, text=True, env=env)
+
+
+def test_a_killed_ingest_leaves_no_half_batch_and_the_next_one_finishes(tmp_path, write_log):
+    lines = []
+    for i in range(3000):
+        lines.append(run_line(f"run_{i:05d}"))
+        if i % 100 == 0:
+            lines.append("broken line\n")
+    log = write_log(tmp_path / "big.jsonl", *lines)
+    db = tmp_path / "store.duckdb"
+    child = _python(KILLABLE, str(db), str(log))
+    assert child.stdout.readline().strip() == "inside batch 4"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+
+    store = Store(db)
+    partial = store.cursor().execute("SELECT count(*) FROM runs").fetchall()[0][0]
+    per_batch = partial // 3
+    assert partial > 0 and partial % per_batch == 0 and partial // per_batch == 3  # batches 1-3, none of 4
+    report = ingest(store, [log])
+    assert report.lines > 0
+    runs = store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchall()[0]
+    assert runs == (3000, 3000)
+    assert store.cursor().execute("SELECT count(*), count(DISTINCT line) FROM rejected_lines").fetchall()[0] == (30, 30)
+    store.con.close()
+
+
+@pytest.fixture
+def held_store(tmp_path):
+    db = tmp_path / "data" / "fourgent.duckdb"
+    Store(db).con.close()
+    holder = _python(HOLDER, str(db))
+    assert holder.stdout.readline().strip() == "holding"
+    yield db, holder
+    holder.kill()
+    holder.wait()
+
+
+def test_a_second_process_gets_store_busy_naming_the_holder(held_store):
+    db, holder = held_store
+    with pytest.raises(StoreBusy) as caught:
+        Store(db)
+    assert caught.value.pid == holder.pid
+    assert "in use by process" in str(caught.value)
+
+
+def test_cli_ingest_hands_files_to_the_running_dashboard(held_store, tmp_path, write_log):
+    db, holder = held_store
+    log = write_log(tmp_path / "incoming" / "new.jsonl", run_line("r1"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FOURGENT_DATA_DIR=str(db.parent))
+    out = subprocess.run([sys.executable, "-m", "fourgent", "ingest", "--json", str(log)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["deferred"] is True and summary["holder_pid"] == holder.pid
+    copied = db.parent / "logs" / "new.jsonl"
+    assert summary["copied"] == [str(copied)]
+    assert copied.read_bytes() == log.read_bytes()
+    assert not list((db.parent / "logs").glob(".*tmp"))  # the temporary name is gone
+
+
+def test_cli_sql_on_a_held_store_says_so_without_a_traceback(held_store):
+    db, _ = held_store
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FOURGENT_DATA_DIR=str(db.parent))
+    out = subprocess.run([sys.executable, "-m", "fourgent", "sql", "SELECT 1"], capture_output=True, text=True,
+                         env=env, timeout=60)
+    assert out.returncode == 1
+    assert "in use by process" in out.stderr and "Traceback" not in out.stderr
