@@ -94,7 +94,7 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "status + workflow + range": lambda c: Q.page(
             c, Q.RunFilter(statuses=("failed",), workflows=(wf,), start=day[0] - timedelta(days=6), end=day[1])),
         "page 200 (no filter)": lambda c: Q.page(c, everything, page=200),
-        "exact ID": lambda c: Q.page(c, Q.RunFilter(q=some_id)),
+        "exact ID": lambda c: Q.find_exact(c, some_id),
         "reference/ID substring": lambda c: Q.page(c, Q.RunFilter(q=needle)),
         "filtered count": lambda c: Q.count(c, Q.RunFilter(statuses=("failed",), workflows=(wf,))),
         "per-status counts": lambda c: Q.status_counts(c, everything),
@@ -103,10 +103,11 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
 
 
 def _bare_table(floor_db: Path, store_db: Path) -> None:
-    """The same rows as the store's runs view, as one plain table called runs: the query floor."""
+    """The same rows as the store's runs view, as one plain table of the same name: the query floor."""
     con = duckdb.connect(str(floor_db))
     con.execute("ATTACH ? AS s (READ_ONLY)", [str(store_db)])
-    con.execute(f"CREATE OR REPLACE TABLE runs AS SELECT {Q.TABLE_COLUMNS} FROM s.main.runs")
+    con.execute("CREATE SCHEMA IF NOT EXISTS fg")
+    con.execute(f"CREATE OR REPLACE TABLE {Q.SOURCE} AS SELECT {Q.TABLE_COLUMNS}, search FROM s.{Q.SOURCE}")
     con.execute("DETACH s")
     con.execute("DROP TABLE IF EXISTS raw_runs")
     con.execute("CHECKPOINT")

@@ -416,7 +416,8 @@ SELECT
     CASE WHEN len(unknown) > 0 THEN to_json(map_from_entries(list_transform(unknown, lambda k: {{
         'k': k, 'v': json_extract(raw, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}})))
     END,
-    file_id, line, $base + pos
+    file_id, line, $base + pos,
+    lower(coalesce(j.reference, '') || chr(31) || j.id)
 FROM (
     SELECT *, list_filter(json_keys(raw), lambda k: NOT list_contains({_KNOWN_LIST}, k)) AS unknown
     FROM ({_PARSED})

@@ -12,6 +12,8 @@ import polars as pl
 from .spec import STATUSES
 
 PAGE_SIZES = (25, 50, 100)
+# The `runs` view plus the internal `search` column; same rows, same names.
+SOURCE = "fg.run_rows"
 TABLE_COLUMNS = "id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms, error_message"
 
 
@@ -32,10 +34,9 @@ class RunFilter:
         params: list[Any] = []
         q = self.q.strip()
         if q:
-            # ILIKE wants its own wildcards escaped so that "50%" means the text "50%".
-            pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            parts.append("(reference ILIKE ? ESCAPE '\\' OR id ILIKE ? ESCAPE '\\')")
-            params += [pattern, pattern]
+            # `search` is lower(reference || chr(31) || id), kept at ingest: one column to scan, no wildcards.
+            parts.append("contains(search, lower(?))")
+            params.append(q)
         statuses = [s for s in self.statuses if s in STATUSES]
         if statuses:
             parts.append("status IN (SELECT unnest(?::VARCHAR[]))" if len(statuses) > 1 else "status = ?")
@@ -62,20 +63,20 @@ def page(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, page: int = 1, size: i
     """One page of runs, newest (or oldest) first; ties broken by ID so pages never overlap."""
     where, params = f.where()
     direction = "DESC" if order == "newest" else "ASC"
-    sql = (f"SELECT {columns} FROM runs{where} ORDER BY started_at {direction}, id {direction} "
+    sql = (f"SELECT {columns} FROM {SOURCE}{where} ORDER BY started_at {direction}, id {direction} "
            "LIMIT ? OFFSET ?")
     return frame(cur, sql, [*params, size, max(page - 1, 0) * size])
 
 
 def count(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> int:
     where, params = f.where()
-    return cur.execute(f"SELECT count(*) FROM runs{where}", params).fetchall()[0][0]
+    return cur.execute(f"SELECT count(*) FROM {SOURCE}{where}", params).fetchall()[0][0]
 
 
 def status_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> dict[str, int]:
     """Runs per status under the filter's other conditions (so each status count stays clickable)."""
     where, params = RunFilter(f.q, (), f.workflows, f.start, f.end).where()
-    rows = cur.execute(f"SELECT status, count(*) FROM runs{where} GROUP BY status", params).fetchall()
+    rows = cur.execute(f"SELECT status, count(*) FROM {SOURCE}{where} GROUP BY status", params).fetchall()
     found = dict(rows)
     return {s: found.get(s, 0) for s in STATUSES}
 
@@ -84,14 +85,14 @@ def daily_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> pl.DataFrame:
     where, params = f.where()
     return frame(
         cur,
-        f"SELECT date_trunc('day', started_at) AS day, status, count(*) AS runs FROM runs{where} "
+        f"SELECT date_trunc('day', started_at) AS day, status, count(*) AS runs FROM {SOURCE}{where} "
         "GROUP BY ALL ORDER BY day, status",
         params,
     )
 
 
 def find_exact(cur: duckdb.DuckDBPyConnection, run_id: str) -> bool:
-    return cur.execute("SELECT count(*) FROM runs WHERE id = ?", [run_id]).fetchall()[0][0] > 0
+    return cur.execute(f"SELECT count(*) FROM {SOURCE} WHERE id = ?", [run_id]).fetchall()[0][0] > 0
 
 
 def workflows(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:

@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS fg.runs (
     extra           JSON,             -- fields the spec does not name, kept verbatim
     file_id         INTEGER,          -- where this snapshot was read
     line            BIGINT,
-    seq             BIGINT NOT NULL   -- snapshot order across all ingests: later line, later file, later ingest
+    seq             BIGINT NOT NULL,  -- snapshot order across all ingests: later line, later file, later ingest
+    search          VARCHAR NOT NULL  -- lower(reference || chr(31) || id): one column to scan for "Reference or ID"
 );
 CREATE TABLE IF NOT EXISTS fg.rejects (
     file_id     INTEGER NOT NULL,
@@ -88,15 +89,17 @@ CREATE TABLE IF NOT EXISTS fg.comments (
 
 # The documented SQL surface (docs/schema.md). Change a column here and there together.
 _VIEWS = """
-CREATE OR REPLACE VIEW main.runs AS
+CREATE OR REPLACE VIEW fg.run_rows AS
 SELECT id, reference, workflow_id,
        source || ' → ' || destination AS workflow,
        source, destination, source_app, destination_app, status,
        started_at, finished_at,
        date_diff('millisecond', started_at, finished_at) AS duration_ms,
        error_message, error_kind, error_step, skip_reason, retrigger_of, attempt,
-       len(steps) AS step_count, trigger_payload, result, updated_at, extra
+       len(steps) AS step_count, trigger_payload, result, updated_at, extra, search
 FROM fg.runs;
+
+CREATE OR REPLACE VIEW main.runs AS SELECT * EXCLUDE (search) FROM fg.run_rows;
 
 CREATE OR REPLACE VIEW main.steps AS
 SELECT run_id, step_index, s.name, s.app, s.status, s.attempts, s.started_at, s.finished_at,

@@ -15,7 +15,7 @@ from .config import Paths, paths as resolve_paths
 from .ingest import IngestReport, discover, ingest
 from .store import Store, open_store
 
-DEMO_RUNS = 20_000
+DEMO_RUNS = int(os.environ.get("FOURGENT_DEMO_RUNS", "20000"))  # seeded on a first start
 
 
 @dataclass

@@ -1,0 +1,43 @@
+"""The dashboard in Streamlit's AppTest: first start seeds demo runs; a held store shows a message, not a traceback."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def app_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "1500")
+    st.cache_resource.clear()
+    yield tmp_path / "data"
+    st.cache_resource.clear()
+
+
+def test_first_start_seeds_demo_runs_and_shows_the_newest(app_env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert at.title[0].value == "Workflow Runs"
+    frame = at.dataframe[0].value
+    assert len(frame) == 50
+    assert list(frame.columns) == ["reference", "id", "workflow", "status", "started_at"]
+    assert frame["started_at"].is_monotonic_decreasing
+    runs = int(at.metric[0].value.replace(",", ""))
+    assert runs >= 1500
+    assert (app_env / "logs").is_dir() and any((app_env / "logs").glob("demo-*.jsonl"))
+
+
+def test_a_store_held_elsewhere_shows_a_plain_message(app_env, monkeypatch):
+    import fourgent.store as store_module
+
+    def busy(*args, **kwargs):
+        raise store_module.StoreBusy(app_env / "fourgent.duckdb", 4242)
+
+    monkeypatch.setattr("fourgent.workspace.open_store", busy)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception
+    assert "in use by process 4242" in at.error[0].value

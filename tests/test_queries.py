@@ -1,0 +1,71 @@
+"""The Runs page's queries: each filter narrows as the page promises, pages never overlap."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from conftest import run_line
+from fourgent import queries as Q
+from fourgent.ingest import ingest
+
+
+@pytest.fixture
+def loaded(store, samples):
+    ingest(store, [samples])
+    return store.cursor()
+
+
+def ids(frame):
+    return frame["id"].to_list()
+
+
+def test_reference_or_id_search_is_case_insensitive_over_both(store, tmp_path, write_log):
+    write_log(tmp_path / "a.jsonl", run_line("run_ABC", reference="Müller GmbH – Deal 50%_off"),
+              run_line("run_xyz", reference="Other"), run_line("run_none", reference=None))
+    ingest(store, [tmp_path / "a.jsonl"])
+    cur = store.cursor()
+    assert ids(Q.page(cur, Q.RunFilter(q="müller"))) == ["run_ABC"]
+    assert ids(Q.page(cur, Q.RunFilter(q="MÜLLER gmbh"))) == ["run_ABC"]
+    assert ids(Q.page(cur, Q.RunFilter(q="abc"))) == ["run_ABC"]  # the ID, in another case
+    assert ids(Q.page(cur, Q.RunFilter(q="50%_"))) == ["run_ABC"]  # % and _ are text, not wildcards
+    assert ids(Q.page(cur, Q.RunFilter(q="5_%"))) == []
+    assert ids(Q.page(cur, Q.RunFilter(q="'; DROP TABLE x; --"))) == []
+    assert sorted(ids(Q.page(cur, Q.RunFilter(q="run_")))) == ["run_ABC", "run_none", "run_xyz"]
+
+
+def test_status_workflow_and_range_filters_match_an_independent_count(loaded):
+    f = Q.RunFilter(statuses=("failed", "skipped"), workflows=("stripe-payment-xero-invoice",),
+                    start=datetime(2026, 8, 1, tzinfo=UTC), end=datetime(2026, 10, 1, tzinfo=UTC))
+    expected = loaded.execute(
+        "SELECT count(*) FROM runs WHERE status IN ('failed', 'skipped') AND workflow_id = "
+        "'stripe-payment-xero-invoice' AND started_at >= '2026-08-01T00:00:00Z' AND started_at < '2026-10-01T00:00:00Z'"
+    ).fetchall()[0][0]
+    assert expected > 0
+    assert Q.count(loaded, f) == expected
+    frame = Q.page(loaded, f, size=100)
+    assert frame.height == expected
+    assert set(frame["status"]) <= {"failed", "skipped"}
+
+
+def test_pages_are_disjoint_and_ordered(loaded):
+    f = Q.RunFilter()
+    first, second = Q.page(loaded, f, page=1, size=25), Q.page(loaded, f, page=2, size=25)
+    assert not set(ids(first)) & set(ids(second))
+    started = first["started_at"].to_list() + second["started_at"].to_list()
+    assert started == sorted(started, reverse=True)
+    oldest = Q.page(loaded, f, size=5, order="oldest")["started_at"].to_list()
+    assert oldest == sorted(oldest)
+    all_pages = [i for p in range(1, 9) for i in ids(Q.page(loaded, f, page=p, size=50))]
+    assert len(all_pages) == len(set(all_pages)) == 356
+
+
+def test_status_counts_ignore_the_status_filter_itself(loaded):
+    counts = Q.status_counts(loaded, Q.RunFilter(statuses=("failed",)))
+    assert counts == {"finished": 291, "failed": 28, "running": 4, "pending": 3, "skipped": 30}
+    assert sum(counts.values()) == 356
+
+
+def test_unknown_status_values_are_ignored_not_sent_to_sql(loaded):
+    assert Q.count(loaded, Q.RunFilter(statuses=("failed", "bogus"))) == 28
