@@ -1,51 +1,339 @@
-"""Fourgent Runs: the Streamlit entry point (navigation) and the Workflow Runs page."""
+"""Fourgent Runs: the Streamlit entry point (navigation) and the Workflow Runs page.
+
+Every filter lives in the URL (?q=&status=&workflow=&range=&from=&to=&page=&size=&order=&tz=),
+so a copied link reproduces the view. Only the visible page of runs is sent to the browser.
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
+from urllib.parse import quote
+
+import polars as pl
 import streamlit as st
 
+from fourgent import comments, display, export
 from fourgent import queries as Q
+from fourgent.spec import STATUSES
 from fourgent.store import StoreBusy
-from fourgent.workspace import Workspace, open_workspace
+from ui import author, workspace
 
 st.set_page_config(page_title="Fourgent Runs", page_icon="⚡", layout="wide")
 
+PRESETS = {"any": "Any time", "1h": "Last hour", "24h": "Last 24 hours", "7d": "Last 7 days",
+           "30d": "Last 30 days", "custom": "Custom dates"}
+PRESET_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
+               "30d": timedelta(days=30)}
+LIVE_SECONDS = 5
+DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_dates": (),
+            "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False}
 
-@st.cache_resource(show_spinner="Opening the store…")
-def workspace() -> Workspace:
-    """The process's one store; seeded with demo runs on a first start."""
-    ws = open_workspace()
-    ws.seed_demo_if_empty()
-    return ws
 
+# ---------------------------------------------------------------- URL <-> widget state
+
+def _csv(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
+
+
+def _date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def state_from_url(params: dict[str, str]) -> dict[str, object]:
+    """Widget values for a URL; anything malformed falls back to its default rather than failing."""
+    state = dict(DEFAULTS)
+    state["f_q"] = params.get("q", "")[:500]
+    state["f_status"] = [s for s in _csv(params.get("status")) if s in STATUSES]
+    state["f_workflow"] = _csv(params.get("workflow"))
+    rng = params.get("range", "any")
+    start, end = _date(params.get("from")), _date(params.get("to"))
+    if start or end:
+        rng = "custom"
+        state["f_dates"] = tuple(d for d in (start, end or start) if d)
+    state["f_range"] = rng if rng in PRESETS else "any"
+    try:
+        state["f_page"] = max(1, int(params.get("page", "1")))
+    except ValueError:
+        state["f_page"] = 1
+    size = params.get("size", "50")
+    state["f_size"] = int(size) if size in {str(s) for s in Q.PAGE_SIZES} else 50
+    state["f_oldest"] = params.get("order") == "oldest"
+    state["f_utc"] = params.get("tz") == "utc"
+    return state
+
+
+def url_from_state(s: dict[str, object]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    if s["f_q"]:
+        params["q"] = str(s["f_q"])
+    if s["f_status"]:
+        params["status"] = ",".join(s["f_status"])
+    if s["f_workflow"]:
+        params["workflow"] = ",".join(s["f_workflow"])
+    if s["f_range"] == "custom" and s["f_dates"]:
+        dates = list(s["f_dates"])
+        params["from"] = dates[0].isoformat()
+        params["to"] = dates[-1].isoformat()
+    elif s["f_range"] != "any":
+        params["range"] = str(s["f_range"])
+    if s["f_page"] != 1:
+        params["page"] = str(s["f_page"])
+    if s["f_size"] != 50:
+        params["size"] = str(s["f_size"])
+    if s["f_oldest"]:
+        params["order"] = "oldest"
+    if s["f_utc"]:
+        params["tz"] = "utc"
+    return params
+
+
+def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
+    start = end = None
+    if s["f_range"] in PRESET_SPAN:
+        start = now - PRESET_SPAN[s["f_range"]]
+    elif s["f_range"] == "custom" and s["f_dates"]:
+        dates = list(s["f_dates"])
+        start = datetime.combine(dates[0], time.min, tzinfo=tz)
+        end = datetime.combine(dates[-1] + timedelta(days=1), time.min, tzinfo=tz)
+    return Q.RunFilter(q=str(s["f_q"]), statuses=tuple(s["f_status"]), workflows=tuple(s["f_workflow"]),
+                       start=start, end=end)
+
+
+def sync_from_url() -> None:
+    """Load the URL into the widgets when the URL changed from outside (a pasted link, a clicked chart)."""
+    params = st.query_params.to_dict()
+    if st.session_state.get("_url") != params:
+        st.session_state.update(state_from_url(params))
+        st.session_state["_url"] = params
+
+
+def current_state() -> dict[str, object]:
+    return {k: st.session_state.get(k, v) for k, v in DEFAULTS.items()}
+
+
+def push_to_url() -> None:
+    params = url_from_state(current_state())
+    if params != st.query_params.to_dict():
+        st.query_params.from_dict(params)
+    st.session_state["_url"] = params
+
+
+def clear_filters() -> None:
+    st.session_state.update({k: v for k, v in DEFAULTS.items() if k not in ("f_size", "f_utc")})
+    st.session_state.pop("selected_id", None)
+
+
+def filter_changed() -> None:
+    st.session_state["f_page"] = 1
+    st.session_state.pop("selected_id", None)
+
+
+def only_status(status: str) -> None:
+    st.session_state["f_status"] = [status]
+    filter_changed()
+
+
+# ---------------------------------------------------------------- dialogs
+
+@st.dialog("Comment on this run")
+def comment_dialog(run_id: str) -> None:
+    st.text(f"Run {run_id}")
+    name = st.text_input("Your name", value=author(), max_chars=comments.MAX_AUTHOR)
+    body = st.text_area("Comment", max_chars=comments.MAX_BODY, height=160)
+    if st.button("Add comment", type="primary"):
+        try:
+            comments.add(workspace().store, run_id, name, body)
+        except comments.CommentRejected as exc:
+            st.error(str(exc))
+            return
+        st.session_state["author"] = name.strip()
+        st.rerun()
+
+
+def load_demo() -> None:
+    ws = workspace()
+    from fourgent import demo
+
+    demo.write_demo(ws.paths.logs_dir, 20_000)
+    ws.ingest_logs()
+
+
+# ---------------------------------------------------------------- the page
 
 def runs_page() -> None:
     ws = workspace()
-    ws.refresh()
-    cur = ws.store.cursor()
+    sync_from_url()
+
     st.title("Workflow Runs")
-    counts = Q.status_counts(cur, Q.RunFilter())
-    total = sum(counts.values())
-    cols = st.columns(len(counts) + 1)
-    cols[0].metric("Runs", f"{total:,}")
-    for col, (status, n) in zip(cols[1:], counts.items()):
-        col.metric(status.capitalize(), f"{n:,}")
-    frame = Q.page(cur, Q.RunFilter(), size=50)
-    st.dataframe(
-        frame.select("reference", "id", "workflow", "status", "started_at"),
-        hide_index=True,
-        use_container_width=True,
+    render_filters(ws)
+    live = st.session_state.get("live", True)
+    # A fragment on a timer while the view can still change: filters, page and selection stay put.
+    st.fragment(run_every=LIVE_SECONDS if live else None)(runs_table)(live)
+    push_to_url()
+
+
+def render_filters(ws) -> None:
+    cur = ws.store.cursor()
+    workflows = dict(Q.workflows(cur))
+    top = st.columns([3, 2, 2, 3, 1], vertical_alignment="bottom")
+    top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
+                      on_change=filter_changed)
+    top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.get, key="f_range", on_change=filter_changed)
+    top[2].multiselect("Status", STATUSES, format_func=display.status_label, key="f_status",
+                       on_change=filter_changed, placeholder="Any status")
+    known = [w for w in st.session_state.get("f_workflow", []) if w not in workflows]
+    top[3].multiselect("Workflow", list(workflows) + known, format_func=lambda w: workflows.get(w, w),
+                       key="f_workflow", on_change=filter_changed, placeholder="Any workflow")
+    top[4].button("Clear filters", on_click=clear_filters, width="stretch")
+    if st.session_state.get("f_range") == "custom":
+        st.date_input("From – to", key="f_dates", on_change=filter_changed, max_value=date.today() + timedelta(1))
+
+
+def runs_table(live: bool) -> None:
+    ws = workspace()
+    if live:
+        ws.refresh()
+    cur = ws.store.cursor()
+    state = current_state()
+    tz = display.zone(None if state["f_utc"] else st.context.timezone)
+    now = datetime.now(UTC)
+    f = run_filter(state, tz, now)
+    view = Q.runs_view(cur, f, page=int(state["f_page"]), size=int(state["f_size"]),
+                       order="oldest" if state["f_oldest"] else "newest")
+
+    if view.store_runs == 0:
+        empty_store(ws)
+        return
+    status_bar(view)
+    if view.exact_id:
+        with st.container(border=True):
+            cols = st.columns([4, 1], vertical_alignment="center")
+            cols[0].markdown("A run has exactly this ID.")
+            cols[1].page_link(RUN_PAGE, label="Open that run", icon="🔍", query_params={"id": view.exact_id})
+    if view.rejected_lines:
+        rejected_notice(cur, view.rejected_lines)
+    if view.total == 0:
+        st.info("No runs match these filters.", icon="🔎")
+        st.button("Clear filters", key="clear_empty", on_click=clear_filters)
+        return
+
+    pages = max(1, -(-view.total // int(state["f_size"])))
+    if int(state["f_page"]) > pages:
+        st.session_state["f_page"] = pages
+        st.rerun()
+    table = pl.DataFrame({
+        "Reference": [display.reference(r) for r in view.rows["reference"].to_list()],
+        "ID": view.rows["id"],
+        "Workflow": view.rows["workflow"],
+        "Status": [display.status_label(s) for s in view.rows["status"].to_list()],
+        "Started": [display.local_time(t, tz) for t in view.rows["started_at"].to_list()],
+        "When": [display.ago(t, now) for t in view.rows["started_at"].to_list()],
+        "Notes": [f"💬 {view.comment_counts[i]}" if i in view.comment_counts else "" for i in view.rows["id"]],
+        "Details": [f"run?id={quote(i, safe='')}" for i in view.rows["id"].to_list()],
+    })
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+        key=f"runs_table_{state['f_page']}_{state['f_size']}",
         column_config={
-            "reference": st.column_config.TextColumn("Reference"),
-            "id": st.column_config.TextColumn("ID"),
-            "workflow": st.column_config.TextColumn("Workflow"),
-            "status": st.column_config.TextColumn("Status"),
-            "started_at": st.column_config.DatetimeColumn("Started", format="YYYY-MM-DD HH:mm:ss"),
+            "Reference": st.column_config.TextColumn(width="medium"),
+            "ID": st.column_config.TextColumn(width="medium"),
+            "Workflow": st.column_config.TextColumn(width="large"),
+            "Status": st.column_config.TextColumn(width="small"),
+            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width="medium"),
+            "When": st.column_config.TextColumn(width="small"),
+            "Notes": st.column_config.TextColumn(width="small"),
+            "Details": st.column_config.LinkColumn(display_text="Open ↗", width="small"),
         },
     )
-    rejected = cur.execute("SELECT count(*) FROM rejected_lines").fetchall()[0][0]
-    if rejected:
-        st.warning(f"{rejected:,} log lines could not be read (see the view rejected_lines).", icon="⚠️")
+    rows = event.selection.rows if event and event.selection else []
+    if rows:
+        st.session_state["selected_id"] = view.rows["id"][rows[0]]
+    pager(view.total, pages, state)
+    selected = st.session_state.get("selected_id")
+    if selected:
+        row_actions(selected)
+    export_button(cur, f, view.total)
+
+    in_flight = view.by_status["running"] + view.by_status["pending"]
+    wants_live = in_flight > 0 or (int(state["f_page"]) == 1 and not state["f_oldest"])
+    if wants_live != live:
+        st.session_state["live"] = wants_live
+        st.rerun()
+    if live:
+        st.caption(f"Live: new log lines appear within {LIVE_SECONDS} s.")
+    push_to_url()  # widgets inside this fragment (page size, order) rerun only the fragment
+
+
+def status_bar(view: Q.RunsView) -> None:
+    cols = st.columns(len(STATUSES) + 1)
+    cols[0].metric("Matching runs", f"{view.total:,}")
+    for col, status in zip(cols[1:], STATUSES, strict=True):
+        col.button(f"{display.status_label(status)} · {view.by_status[status]:,}", key=f"only_{status}",
+                   on_click=only_status, args=(status,), width="stretch",
+                   help=f"Show only {status} runs")
+
+
+def pager(total: int, pages: int, state: dict[str, object]) -> None:
+    page = int(state["f_page"])
+    cols = st.columns([1, 1, 3, 2, 2], vertical_alignment="center")
+    if cols[0].button("← Newer" if not state["f_oldest"] else "← Older", disabled=page <= 1):
+        st.session_state["f_page"] = page - 1
+        st.rerun()
+    if cols[1].button("Older →" if not state["f_oldest"] else "Newer →", disabled=page >= pages):
+        st.session_state["f_page"] = page + 1
+        st.rerun()
+    size = int(state["f_size"])
+    first = (page - 1) * size + 1
+    cols[2].text(f"Page {page:,} of {pages:,} · runs {first:,}–{min(first + size - 1, total):,} of {total:,}")
+    cols[3].selectbox("Per page", Q.PAGE_SIZES, key="f_size", on_change=filter_changed,
+                      label_visibility="collapsed", format_func=lambda n: f"{n} per page")
+    cols[4].toggle("Oldest first", key="f_oldest", on_change=filter_changed)
+    st.toggle("Times in UTC", key="f_utc")
+
+
+def row_actions(run_id: str) -> None:
+    with st.container(border=True):
+        cols = st.columns([3, 1, 1, 1], vertical_alignment="center")
+        cols[0].text(f"Selected: {run_id}")
+        if cols[1].button("💬 Comment", width="stretch"):
+            comment_dialog(run_id)
+        cols[2].page_link(RUN_PAGE, label="View details", icon="🔍", query_params={"id": run_id})
+        with cols[3].popover("More options", width="stretch"):
+            st.button("Re-trigger", disabled=True, help="Re-triggering arrives with the executor.")
+            st.text("Run ID, to copy:")
+            st.code(run_id, language=None)
+
+
+def export_button(cur, f: Q.RunFilter, total: int) -> None:
+    shown = min(total, export.EXPORT_CAP)
+    note = f" (the newest {export.EXPORT_CAP:,})" if total > export.EXPORT_CAP else ""
+    st.download_button(
+        f"Download {shown:,} matching runs as CSV{note}",
+        data=lambda: export.csv_bytes(workspace().store.cursor(), f),
+        file_name="fourgent-runs.csv", mime="text/csv", icon="⬇️", on_click="ignore",
+    )
+
+
+def rejected_notice(cur, count: int) -> None:
+    with st.expander(f"⚠️ {count:,} log line{'s' if count != 1 else ''} could not be read"):
+        rows = Q.frame(cur, "SELECT file, line, reason, raw, ingested_at FROM rejected_lines "
+                            "ORDER BY ingested_at DESC, file, line LIMIT 500")
+        st.dataframe(rows, hide_index=True, width="stretch")
+        if count > 500:
+            st.caption(f"The newest 500 of {count:,}; all are in the SQL view rejected_lines.")
+
+
+def empty_store(ws) -> None:
+    st.info("No runs yet. Run logs (.jsonl or .jsonl.gz, one run snapshot per line) are read from this folder, "
+            "and new lines appear here within seconds:", icon="📭")
+    st.code(str(ws.paths.logs_dir), language=None)
+    st.button("Load demo data", type="primary", on_click=load_demo)
+
+
+RUN_PAGE = st.Page("pages/run.py", title="Run details", icon="🔍", url_path="run")
 
 
 def main() -> None:
@@ -54,7 +342,8 @@ def main() -> None:
     except StoreBusy as exc:
         st.error(str(exc) + " Stop the other process (or point FOURGENT_DATA_DIR elsewhere) and reload.")
         st.stop()
-    page = st.navigation([st.Page(runs_page, title="Workflow Runs", icon="📋", url_path="runs", default=True)])
+    pages = [st.Page(runs_page, title="Workflow Runs", icon="📋", url_path="runs", default=True), RUN_PAGE]
+    page = st.navigation(pages)
     page.run()
 
 

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from . import demo, queries as Q
+from . import demo
+from . import queries as Q
 from .ingest import _LINE_TYPE, ingest
 from .store import Store
 
@@ -96,6 +97,8 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "page 200 (no filter)": lambda c: Q.page(c, everything, page=200),
         "exact ID": lambda c: Q.find_exact(c, some_id),
         "reference/ID substring": lambda c: Q.page(c, Q.RunFilter(q=needle)),
+        "substring, no match (worst)": lambda c: Q.page(c, Q.RunFilter(q="no such text anywhere")),
+        "Runs page, full render": lambda c: Q.runs_view(c, Q.RunFilter(statuses=("failed",), workflows=(wf,))),
         "filtered count": lambda c: Q.count(c, Q.RunFilter(statuses=("failed",), workflows=(wf,))),
         "per-status counts": lambda c: Q.status_counts(c, everything),
         "daily counts by status, all": lambda c: Q.daily_counts(c, everything),
@@ -155,8 +158,8 @@ def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7) ->
         suite = query_suite(ours_cur)
         results = []
         for name, fn in suite.items():
-            ours_ms = _median(lambda: fn(ours_cur), repeat)
-            floor_ms = _median(lambda: fn(floor_cur), repeat)
+            ours_ms = _median(lambda fn=fn: fn(ours_cur), repeat)
+            floor_ms = _median(lambda fn=fn: fn(floor_cur), repeat)
             results.append({"query": name, "ms": round(ours_ms, 1), "floor_ms": round(floor_ms, 1)})
         n_runs = store.run_count()
         store.close()

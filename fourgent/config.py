@@ -21,7 +21,7 @@ class Paths:
     def db_path(self) -> Path:
         return self.data_dir / "fourgent.duckdb"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -210,26 +211,14 @@ def write_demo(logs_dir: Path, runs: int, *, seed: int = 7, days: float = 30.0, 
                now: datetime | None = None) -> list[Path]:
     """Write demo logs as logs_dir/demo-<seed>-NNNN.jsonl (per_file records each); returns the files."""
     logs_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    out = None
-    count = 0
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-    try:
-        for record in generate(runs, seed=seed, days=days, now=now):
-            if out is None or count >= per_file:
-                if out is not None:
-                    out.close()
-                    os.replace(tmp, final)
-                final = logs_dir / f"demo-{seed}-{len(written) + 1:04d}.jsonl"
-                tmp = final.with_name("." + final.name + ".tmp")  # not *.jsonl: ingest never reads it half-written
-                written.append(final)
-                out = open(tmp, "w", encoding="utf-8", newline="\n")
-                count = 0
-            out.write(dumps(record))
-            out.write("\n")
-            count += 1
-    finally:
-        if out is not None:
-            out.close()
-            os.replace(tmp, final)
+    records = generate(runs, seed=seed, days=days, now=now)
+    written: list[Path] = []
+    while chunk := list(itertools.islice(records, per_file)):
+        final = logs_dir / f"demo-{seed}-{len(written) + 1:04d}.jsonl"
+        tmp = final.with_name("." + final.name + ".tmp")  # not *.jsonl: ingest never reads it half-written
+        with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+            out.writelines(dumps(record) + "\n" for record in chunk)
+        os.replace(tmp, final)
+        written.append(final)
     return written

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import time
-import zlib
 import queue
 import threading
+import time
+import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES, TIMESTAMP_PATTERN
+from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES
 from .store import Store
 
 BATCH_BYTES = 64 << 20  # one transaction per batch of about this many bytes of log
@@ -51,7 +50,7 @@ class IngestReport:
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
-    def merge(self, other: "IngestReport") -> None:
+    def merge(self, other: IngestReport) -> None:
         for name in ("lines", "snapshots", "added", "updated", "superseded", "rejected", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         room = 10 - len(self.first_rejects)
@@ -478,7 +477,7 @@ class _PendingFile:
     stat_size: int = 0
     stat_mtime_ns: int = 0
 
-    def snapshot(self) -> "_PendingFile":
+    def snapshot(self) -> _PendingFile:
         """A copy for one batch: the reader goes on changing the original while the batch is written."""
         return replace(self, row=replace(self.row))
 
@@ -755,9 +754,3 @@ def file_paths(store: Store, file_ids: Iterable[int]) -> dict[int, str]:
         return {}
     rows = store.cursor().execute("SELECT file_id, path FROM fg.files WHERE file_id IN (SELECT unnest(?))", [ids])
     return dict(rows.fetchall())
-
-
-def environment_batch_bytes() -> int:
-    """FOURGENT_BATCH_MB overrides the batch size (tests use small batches to cross batch boundaries)."""
-    value = os.environ.get("FOURGENT_BATCH_MB")
-    return int(float(value) * (1 << 20)) if value else BATCH_BYTES

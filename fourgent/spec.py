@@ -17,6 +17,3 @@ MAX_LINE_BYTES: Final = 1 << 20
 # How much of a rejected line's text is kept in `rejected_lines.raw`.
 RAW_KEEP_CHARS: Final = 4096
 ID_MAX_CHARS: Final = 128
-
-# RFC 3339 with a mandatory offset, exactly as run-log.schema.json states it.
-TIMESTAMP_PATTERN: Final = r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})"

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import demo
-from .config import Paths, paths as resolve_paths
+from .config import Paths
+from .config import paths as resolve_paths
 from .ingest import IngestReport, discover, ingest
 from .store import Store, open_store
 
@@ -45,8 +46,8 @@ class Workspace:
             self._refresh_lock.release()
 
     def seed_demo_if_empty(self, runs: int = DEMO_RUNS) -> bool:
-        """On a first start (no runs, no logs) write demo logs so there is something to look at."""
-        if self.store.run_count() or any(discover([self.paths.logs_dir])):
+        """On a first start (no runs, no logs) write demo logs so there is something to look at (0 turns it off)."""
+        if runs <= 0 or self.store.run_count() or any(discover([self.paths.logs_dir])):
             return False
         demo.write_demo(self.paths.logs_dir, runs)
         self.ingest_logs()

@@ -5,11 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-
 from conftest import run_line
+
 from fourgent.ingest import ingest
 from fourgent.spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
 
@@ -259,6 +258,6 @@ def test_corrupt_gzip_is_reported_not_crashed(store, tmp_path):
 
 
 def test_rejected_lines_view_names_the_file(store, tmp_path, write_log, data_paths):
-    log = write_log(data_paths.logs_dir / "sub" / "a.jsonl", "oops\n")
+    write_log(data_paths.logs_dir / "sub" / "a.jsonl", "oops\n")
     ingest(store, [data_paths.logs_dir], logs_dir=data_paths.logs_dir)
     assert q(store, "SELECT file, line FROM rejected_lines") == [("sub/a.jsonl", 1)]

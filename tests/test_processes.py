@@ -7,12 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, run_line
+
 from fourgent.ingest import ingest
 from fourgent.store import Store, StoreBusy
 

@@ -1,0 +1,128 @@
+"""One run in full: its latest snapshot, steps, lineage, where it was read, and what to do next."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .store import Store
+
+_COLUMNS = ("id, reference, workflow_id, workflow, source, destination, source_app, destination_app, status, "
+            "started_at, finished_at, duration_ms, error_message, error_kind, error_step, skip_reason, "
+            "retrigger_of, attempt, step_count, trigger_payload, result, updated_at, extra")
+
+
+@dataclass
+class RunDetail:
+    run: dict[str, Any]
+    steps: list[dict[str, Any]]
+    retriggered_from: dict[str, Any] | None
+    retriggered_as: list[dict[str, Any]] = field(default_factory=list)
+    source_file: str | None = None
+    source_line: int | None = None
+
+    @property
+    def failed_step(self) -> dict[str, Any] | None:
+        if self.run["status"] != "failed":
+            return None
+        index = self.run["error_step"]
+        if index is not None and 0 <= index < len(self.steps):
+            return self.steps[index]
+        return next((s for s in self.steps if s["status"] == "failed"), None)
+
+    def record(self) -> dict[str, Any]:
+        """The run as a run-log record: the spec's fields plus any unknown ones it arrived with."""
+        r = self.run
+        out: dict[str, Any] = {
+            "id": r["id"], "reference": r["reference"],
+            "workflow": {"id": r["workflow_id"], "source": r["source"], "destination": r["destination"],
+                         "source_app": r["source_app"], "destination_app": r["destination_app"]},
+            "status": r["status"], "started_at": _iso(r["started_at"]), "finished_at": _iso(r["finished_at"]),
+        }
+        if r["updated_at"] is not None:
+            out["updated_at"] = _iso(r["updated_at"])
+        out["trigger_payload"] = _load(r["trigger_payload"])
+        out["steps"] = [
+            {k: (_iso(v) if isinstance(v, datetime) else _load(v) if k in ("input", "output") else v)
+             for k, v in s.items() if k not in ("step_index", "duration_ms")}
+            for s in self.steps
+        ]
+        if r["error_message"] is not None:
+            out["error"] = {"message": r["error_message"], "step": r["error_step"], "kind": r["error_kind"]}
+        out["result"] = _load(r["result"])
+        for key in ("skip_reason", "retrigger_of"):
+            if r[key] is not None:
+                out[key] = r[key]
+        out["attempt"] = r["attempt"]
+        out.update(_load(r["extra"]) or {})
+        return out
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _load(value: str | None) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def get(store: Store, run_id: str) -> RunDetail | None:
+    cur = store.cursor()
+    found = cur.execute(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", [run_id])
+    names = [d[0] for d in found.description]
+    rows = found.fetchall()
+    if not rows:
+        return None
+    run = dict(zip(names, rows[0], strict=True))
+    steps_cur = cur.execute(
+        "SELECT step_index, name, app, status, attempts, started_at, finished_at, duration_ms, error, input, output "
+        "FROM steps WHERE run_id = ? ORDER BY step_index", [run_id])
+    step_names = [d[0] for d in steps_cur.description]
+    steps = [dict(zip(step_names, r, strict=True)) for r in steps_cur.fetchall()]
+    parent = None
+    if run["retrigger_of"]:
+        rows = cur.execute("SELECT id, status, started_at FROM runs WHERE id = ?", [run["retrigger_of"]]).fetchall()
+        parent = dict(zip(("id", "status", "started_at"), rows[0], strict=True)) if rows else {
+            "id": run["retrigger_of"], "status": None, "started_at": None}
+    children = [
+        dict(zip(("id", "status", "started_at"), r, strict=True))
+        for r in cur.execute("SELECT id, status, started_at FROM runs WHERE retrigger_of = ? ORDER BY started_at",
+                             [run_id]).fetchall()
+    ]
+    where = cur.execute("SELECT f.path, r.line FROM fg.runs r JOIN fg.files f USING (file_id) WHERE r.id = ?",
+                        [run_id]).fetchall()
+    source_file, source_line = where[0] if where else (None, None)
+    return RunDetail(run, steps, parent, children, source_file, source_line)
+
+
+_MISSING_FIELD = re.compile(r"[Mm]issing required field:?\s*['\"]?([\w.\-]+)")
+
+
+def next_step(detail: RunDetail) -> str | None:
+    """For a failed run: what to fix before re-triggering, by error kind (plain text, never markup)."""
+    run = detail.run
+    if run["status"] != "failed":
+        return None
+    step = detail.failed_step
+    app = (step or {}).get("app") or run["destination_app"] or run["destination"]
+    kind = run["error_kind"]
+    if kind == "auth":
+        return (f"The credential for {app} expired or was revoked. Reconnect {app} in Connections, "
+                "then re-trigger this run.")
+    if kind == "validation":
+        match = _MISSING_FIELD.search(run["error_message"] or "")
+        what = f"the required field “{match.group(1)}”" if match else "a required field"
+        return (f"The source record is missing {what}. Fill it in {run['source_app'] or run['source']}, "
+                "then re-trigger: the replay uses the payload from when the run first fired, so check it "
+                "carries the field.")
+    if kind == "unavailable":
+        attempts = (step or {}).get("attempts") or 1
+        return (f"{app} did not answer in time or answered with an error; the engine tried "
+                f"{attempts} time{'s' if attempts != 1 else ''}. Check {app}'s status, then re-trigger.")
+    if kind == "logic":
+        return ("The workflow met an edge case it does not handle. Change the workflow (or the record) so "
+                "the case is handled, then re-trigger.")
+    return "Read the error message above; fix its cause, then re-trigger."

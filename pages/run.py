@@ -1,0 +1,161 @@
+"""Run details (?id=<run id>): what happened, the step that failed and why, the steps, payload and notes."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from fourgent import comments, detail, display
+from ui import author, literal, workspace
+
+ws = workspace()
+run_id = st.query_params.get("id", "")
+tz = display.zone(st.context.timezone)
+
+if not run_id:
+    st.title("Run details")
+    st.info("Open a run from the Workflow Runs table, or add ?id=<run id> to this page's address.", icon="🔍")
+    st.page_link("app.py", label="Back to Workflow Runs", icon="📋")
+    st.stop()
+
+ws.refresh()
+found = detail.get(ws.store, run_id)
+if found is None:
+    st.title("Run details")
+    st.warning("There is no run with this ID (it may not have been read from the logs yet):", icon="🔍")
+    st.code(run_id, language=None)
+    st.page_link("app.py", label="Back to Workflow Runs", icon="📋")
+    st.stop()
+
+run = found.run
+st.page_link("app.py", label="Workflow Runs", icon=":material/arrow_back:")
+st.title("Run details")
+
+# ---------------------------------------------------------------- header
+with st.container(border=True):
+    cols = st.columns([3, 3, 2])
+    with cols[0]:
+        st.caption("Reference")
+        st.text(display.reference(run["reference"]))
+        st.caption("Run ID")
+        st.code(run["id"], language=None)
+    with cols[1]:
+        st.caption("Workflow")
+        st.text(run["workflow"])
+        st.caption("Status")
+        st.text(display.status_label(run["status"]))
+    with cols[2]:
+        st.caption(f"Started ({tz.key})")
+        st.text(f"{display.local_time(run['started_at'], tz)} · {display.ago(run['started_at'])}")
+        st.caption(f"Finished ({tz.key})")
+        st.text(display.local_time(run["finished_at"], tz))
+        st.caption("Duration · attempt")
+        st.text(f"{display.duration(run['duration_ms'])} · attempt {run['attempt']}")
+
+# ---------------------------------------------------------------- why it failed
+if run["status"] == "failed":
+    step = found.failed_step
+    with st.container(border=True):
+        where = f"step {step['step_index'] + 1} of {len(found.steps)}" if step else "an unknown step"
+        kind = run["error_kind"] or "unclassified"
+        st.subheader(f"❌ Failed at {where} · {kind} error")
+        if step:
+            st.text(f"{step['name']}" + (f" ({step['app']})" if step["app"] else "")
+                    + f" · {step['attempts']} attempt{'s' if step['attempts'] != 1 else ''}")
+        st.code(run["error_message"] or "", language=None, wrap_lines=True)
+        st.caption("What to do next")
+        st.text(detail.next_step(found))
+elif run["status"] == "skipped" and run["skip_reason"]:
+    with st.container(border=True):
+        st.subheader("⏭️ Skipped")
+        st.text(f"Condition not met: {run['skip_reason']}")
+
+# ---------------------------------------------------------------- lineage
+if found.retriggered_from or found.retriggered_as:
+    with st.container(border=True):
+        st.caption("Lineage")
+        if found.retriggered_from:
+            parent = found.retriggered_from
+            st.page_link("pages/run.py", label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
+                         query_params={"id": parent["id"]})
+            st.text(f"Original run: {display.status_label(parent['status']) if parent['status'] else 'not in the store'}")
+        for child in found.retriggered_as:
+            st.page_link("pages/run.py", label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
+                         query_params={"id": child["id"]})
+            st.text(f"{display.status_label(child['status'])} · started {display.local_time(child['started_at'], tz)}")
+
+# ---------------------------------------------------------------- steps
+st.subheader(f"Steps ({len(found.steps)})")
+if found.steps:
+    timed = [s for s in found.steps if s["started_at"] is not None]
+    if timed:
+        origin = min(s["started_at"] for s in timed)
+        colors = {"finished": "#16a34a", "failed": "#dc2626", "running": "#2563eb", "pending": "#ca8a04",
+                  "skipped": "#9ca3af"}
+        # Plotly draws a small set of HTML tags in text: escape what came from the log.
+        labels = [html.escape(f"{s['step_index'] + 1}. {s['name']}") for s in timed]
+        fig = go.Figure(go.Bar(
+            y=labels, x=[max((s["duration_ms"] or 0), 1) for s in timed],
+            base=[(s["started_at"] - origin).total_seconds() * 1000 for s in timed],
+            orientation="h", marker_color=[colors.get(s["status"], "#6b7280") for s in timed],
+            text=[display.duration(s["duration_ms"]) for s in timed], textposition="auto",
+            hovertemplate="%{y}<br>%{text}<extra></extra>",
+        ))
+        fig.update_layout(height=60 + 38 * len(timed), margin=dict(l=10, r=10, t=10, b=30),
+                          xaxis_title="ms from the run's start", yaxis=dict(autorange="reversed"),
+                          showlegend=False)
+        st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+    for s in found.steps:
+        label = (f"Step {s['step_index'] + 1} · {display.status_label(s['status'])} · "
+                 f"{display.duration(s['duration_ms'])} · {s['attempts']} attempt{'s' if s['attempts'] != 1 else ''}")
+        with st.expander(label, expanded=s["status"] == "failed"):
+            st.text(s["name"] + (f" — {s['app']}" if s["app"] else ""))
+            if s["error"]:
+                st.code(s["error"], language=None, wrap_lines=True)
+            cols = st.columns(2)
+            with cols[0]:
+                st.caption("Input")
+                st.json(json.loads(s["input"]) if s["input"] else None, expanded=1)
+            with cols[1]:
+                st.caption("Output")
+                st.json(json.loads(s["output"]) if s["output"] else None, expanded=1)
+else:
+    st.text("No step has run yet.")
+
+# ---------------------------------------------------------------- payload, result, raw record
+cols = st.columns(2)
+with cols[0]:
+    st.subheader("Trigger payload")
+    st.caption("A re-trigger replays exactly this payload.")
+    st.code(json.dumps(json.loads(run["trigger_payload"] or "{}"), indent=2, ensure_ascii=False), language="json")
+with cols[1]:
+    st.subheader("Result")
+    st.code(json.dumps(json.loads(run["result"]) if run["result"] else None, indent=2, ensure_ascii=False),
+            language="json")
+with st.expander("Raw record (with any fields the spec does not name)"):
+    if found.source_file:
+        st.text(f"Latest snapshot read from {found.source_file}, line {found.source_line}")
+    st.json(found.record(), expanded=2)
+
+# ---------------------------------------------------------------- comments
+st.subheader("Comments")
+with st.form("comment", clear_on_submit=True):
+    name = st.text_input("Your name", value=author(), max_chars=comments.MAX_AUTHOR)
+    body = st.text_area("Add a note for whoever looks at this run next", max_chars=comments.MAX_BODY)
+    if st.form_submit_button("Add comment", type="primary"):
+        try:
+            comments.add(ws.store, run["id"], name, body)
+            st.session_state["author"] = name.strip()
+        except comments.CommentRejected as exc:
+            st.error(str(exc))
+notes = comments.for_run(ws.store, run["id"])
+if not notes:
+    st.text("No comments yet.")
+for note in notes:
+    with st.container(border=True):
+        st.caption(f"{display.local_time(note.created_at, tz)} · {display.ago(note.created_at)}")
+        st.text(f"{note.author}:")
+        st.text(note.body)

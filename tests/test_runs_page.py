@@ -1,0 +1,241 @@
+"""The Workflow Runs page and the run detail page, driven through Streamlit's AppTest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, run_line
+
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture
+def data(tmp_path, monkeypatch, samples):
+    d = tmp_path / "data"
+    (d / "logs").mkdir(parents=True)
+    for f in samples.glob("*.jsonl"):
+        shutil.copy(f, d / "logs" / f.name)
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(d))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
+    st.cache_resource.clear()
+    yield d
+    st.cache_resource.clear()
+
+
+def open_app(**params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def table(at: AppTest):
+    return next(d.value for d in at.dataframe if "Reference" in d.value.columns)
+
+
+def matching(at: AppTest) -> int:
+    return int(next(m for m in at.metric if m.label == "Matching runs").value.replace(",", ""))
+
+
+def test_default_view_shows_newest_first_with_the_page_columns(data):
+    at = open_app()
+    frame = table(at)
+    assert list(frame.columns) == ["Reference", "ID", "Workflow", "Status", "Started", "When", "Notes", "Details"]
+    assert len(frame) == 50 and matching(at) == 356
+    assert frame["Started"].is_monotonic_decreasing
+    assert "—" in set(frame["Reference"])  # empty references read as an em dash
+    assert all(d.startswith("run?id=") for d in frame["Details"])
+    assert any("could not be read" in e.label for e in at.expander)  # the 8 rejected sample lines
+
+
+def test_status_in_the_url_filters_and_counts(data):
+    at = open_app(status="failed")
+    assert matching(at) == 28
+    assert set(table(at)["Status"]) == {"🔴 Failed"}
+    assert at.multiselect(key="f_status").value == ["failed"]
+
+
+def test_each_status_button_filters_to_that_status(data):
+    at = open_app()
+    at.button(key="only_skipped").click().run()
+    assert matching(at) == 30
+    assert at.query_params["status"] == "skipped"
+
+
+def test_workflow_filter_round_trips_through_the_url(data):
+    at = open_app()
+    at.multiselect(key="f_workflow").set_value(["stripe-payment-xero-invoice"]).run()
+    assert at.query_params["workflow"] == "stripe-payment-xero-invoice"
+    assert set(table(at)["Workflow"]) == {"Stripe Payment Succeeded → Xero Invoice"}
+    again = open_app(workflow="stripe-payment-xero-invoice")
+    assert matching(again) == matching(at) > 0
+
+
+def test_reference_search_and_exact_id_offer(data):
+    at = open_app(q="run_01000000170")
+    assert matching(at) >= 1
+    assert any(link.label == "Open that run" for link in at.get("page_link"))
+    at = open_app(q="ZZZ-no-such-thing")
+    assert any("No runs match" in i.value for i in at.info)
+
+
+def test_custom_dates_in_the_url_filter_the_range(data):
+    at = open_app(**{"from": "2026-09-01", "to": "2026-09-30", "tz": "utc"})
+    started = table(at)["Started"]
+    assert all("2026-09-01" <= s[:10] <= "2026-09-30" for s in started)
+    assert at.selectbox(key="f_range").value == "custom"
+
+
+def test_pages_and_page_size(data):
+    first = table(open_app(size="25"))
+    second_at = open_app(size="25", page="2")
+    second = table(second_at)
+    assert len(first) == len(second) == 25
+    assert not set(first["ID"]) & set(second["ID"])
+    assert any("Page 2 of 15" in t.value for t in second_at.text)
+    last = open_app(size="100", page="99")  # past the end: the last page
+    assert len(table(last)) == 56
+
+
+def test_clear_filters_resets_the_url(data):
+    at = open_app(status="failed", q="acme")
+    next(b for b in at.button if b.label == "Clear filters").click().run()
+    assert matching(at) == 356
+    assert "status" not in at.query_params and "q" not in at.query_params
+
+
+def test_selecting_a_run_offers_its_actions(data):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.session_state["selected_id"] = "run_01000000170"
+    at.run()
+    assert any(t.value == "Selected: run_01000000170" for t in at.text)
+    assert any(b.label == "💬 Comment" for b in at.button)
+    assert any(link.label == "View details" for link in at.get("page_link"))
+
+
+def test_empty_store_offers_demo_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
+    st.cache_resource.clear()
+    at = open_app()
+    assert any("No runs yet" in i.value for i in at.info)
+    st.cache_resource.clear()
+
+
+def detail(run_id: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.query_params["id"] = run_id
+    at.switch_page("pages/run.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("status", ["finished", "failed", "running", "pending", "skipped"])
+def test_detail_page_of_each_status(data, status):
+    from fourgent.store import Store
+
+    store = Store(data / "check.duckdb")
+    from fourgent.ingest import ingest
+
+    ingest(store, [data / "logs"])
+    run_id = store.cursor().execute("SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1",
+                                    [status]).fetchall()[0][0]
+    store.con.close()
+    at = detail(run_id)
+    assert at.title[0].value == "Run details"
+    assert any(c.value == run_id for c in at.code)
+    headers = [h.value for h in at.subheader]
+    assert any(h.startswith("❌ Failed at") for h in headers) == (status == "failed")
+    assert any(h.startswith("⏭️ Skipped") for h in headers) == (status == "skipped")
+
+
+def test_failed_run_names_the_step_and_the_next_move(data):
+    at = detail("run_01000000170")
+    texts = [t.value for t in at.text]
+    assert any("attempt" in t for t in texts)
+    assert any("then re-trigger" in t for t in texts)
+
+
+def test_lineage_links_both_ways(data):
+    child = detail("run_01000000170_rt0")
+    assert any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
+    parent = detail("run_01000000170")
+    assert any(link.label.startswith("Re-triggered as") for link in parent.get("page_link"))
+
+
+def test_unknown_run_id_says_so_plainly(data):
+    at = detail("no-such-run")
+    assert any("There is no run with this ID" in w.value for w in at.warning)
+
+
+def add_comment(at: AppTest, name: str, body: str) -> AppTest:
+    at.text_input[0].set_value(name)
+    at.text_area[0].set_value(body)
+    next(b for b in at.button if b.label == "Add comment").click().run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_comments_survive_a_restart_and_a_re_ingest(data):
+    at = add_comment(detail("run_01000000170"), "Ana", "Reconnected Slack; re-trigger after lunch.")
+    assert any(t.value == "Reconnected Slack; re-trigger after lunch." for t in at.text)
+    # Restart: a new process would open the store afresh.
+    st.cache_resource.clear()
+    from fourgent.store import _instances
+
+    for s in list(_instances.values()):
+        s.close()
+    # Re-ingest: the log is replaced by a copy of itself and read again from the start.
+    log = data / "logs" / "runs-small.jsonl"
+    log.write_bytes(b"\n" + log.read_bytes())
+    at = detail("run_01000000170")
+    assert any(t.value == "Reconnected Slack; re-trigger after lunch." for t in at.text)
+    assert any(t.value == "Ana:" for t in at.text)
+    runs = open_app()
+    assert "💬 1" in set(table(runs)["Notes"]) or matching(runs) == 356
+
+
+def test_an_empty_comment_is_refused_with_a_message(data):
+    at = add_comment(detail("run_01000000170"), "Ana", "   ")
+    assert any("The comment is empty." in e.value for e in at.error)
+
+
+HOSTILE = ["<script>alert(1)</script>", "[x](javascript:alert(1))", "![](http://example.com/x.png)", "**bold**"]
+
+
+def test_text_from_logs_is_never_rendered_as_markup(data, write_log):
+    for i, text in enumerate(HOSTILE):
+        write_log(data / "logs" / "hostile.jsonl", run_line(f"hostile_{i}", reference=text, status="failed",
+                  error={"message": text, "step": 0, "kind": "logic"},
+                  steps=[{"name": text, "app": text, "status": "failed", "error": text}]), mode="ab")
+    for i, text in enumerate(HOSTILE):
+        at = detail(f"hostile_{i}")
+        add_comment(at, text, text)
+        markdown = " ".join(m.value for m in at.markdown) + " ".join(
+            getattr(e, "label", "") or "" for e in at.expander)
+        assert text not in markdown, f"{text!r} reached Markdown"
+        assert text in [t.value for t in at.text]  # shown, as plain text
+    runs = open_app(q="hostile")
+    assert set(HOSTILE) <= set(table(runs)["Reference"])  # the table shows it as cell text
+
+
+def test_rejected_lines_are_listed_with_file_line_and_reason(data):
+    at = open_app()
+    frame = next(d.value for d in at.dataframe if "reason" in d.value.columns)
+    assert len(frame) == 8
+    assert set(frame["file"]) == {"runs-with-bad-lines.jsonl"}
+    assert 57 in set(frame["line"])
+
+
+def test_raw_record_keeps_unknown_fields(data, write_log):
+    write_log(data / "logs" / "extra.jsonl", run_line("with_extra", engine_node="worker-7"))
+    at = detail("with_extra")
+    records = [json.loads(j.value) for j in at.json]
+    assert any(r.get("engine_node") == "worker-7" for r in records if isinstance(r, dict))
