@@ -16,7 +16,7 @@ from fourgent import comments, display, export
 from fourgent import queries as Q
 from fourgent.spec import STATUSES
 from fourgent.store import StoreBusy
-from ui import author, workspace
+from ui import PAGES, author, workspace
 
 st.set_page_config(page_title="Fourgent Runs", page_icon="⚡", layout="wide")
 
@@ -124,6 +124,7 @@ def push_to_url() -> None:
 def clear_filters() -> None:
     st.session_state.update({k: v for k, v in DEFAULTS.items() if k not in ("f_size", "f_utc")})
     st.session_state.pop("selected_id", None)
+    st.session_state["_full_rerun"] = True  # the filter widgets sit outside the table's fragment
 
 
 def filter_changed() -> None:
@@ -134,6 +135,7 @@ def filter_changed() -> None:
 def only_status(status: str) -> None:
     st.session_state["f_status"] = [status]
     filter_changed()
+    st.session_state["_full_rerun"] = True
 
 
 # ---------------------------------------------------------------- dialogs
@@ -193,6 +195,8 @@ def render_filters(ws) -> None:
 
 
 def runs_table(live: bool) -> None:
+    if st.session_state.pop("_full_rerun", False):
+        st.rerun()  # a control in here changed the filters drawn outside it
     ws = workspace()
     if live:
         ws.refresh()
@@ -238,14 +242,14 @@ def runs_table(live: bool) -> None:
         table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
         key=f"runs_table_{state['f_page']}_{state['f_size']}",
         column_config={
-            "Reference": st.column_config.TextColumn(width="medium"),
-            "ID": st.column_config.TextColumn(width="medium"),
-            "Workflow": st.column_config.TextColumn(width="large"),
-            "Status": st.column_config.TextColumn(width="small"),
-            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width="medium"),
-            "When": st.column_config.TextColumn(width="small"),
-            "Notes": st.column_config.TextColumn(width="small"),
-            "Details": st.column_config.LinkColumn(display_text="Open ↗", width="small"),
+            "Reference": st.column_config.TextColumn(width=210),
+            "ID": st.column_config.TextColumn(width=170),
+            "Workflow": st.column_config.TextColumn(width=290),
+            "Status": st.column_config.TextColumn(width=95),
+            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width=160),
+            "When": st.column_config.TextColumn(width=80),
+            "Notes": st.column_config.TextColumn(width=55),
+            "Details": st.column_config.LinkColumn(display_text="Open ↗", width=65),
         },
     )
     rows = event.selection.rows if event and event.selection else []
@@ -333,7 +337,7 @@ def empty_store(ws) -> None:
     st.button("Load demo data", type="primary", on_click=load_demo)
 
 
-RUN_PAGE = st.Page("pages/run.py", title="Run details", icon="🔍", url_path="run")
+RUN_PAGE = st.Page("views/run_detail.py", title="Run details", icon="🔍", url_path="run", visibility="hidden")
 
 
 def main() -> None:
@@ -342,8 +346,9 @@ def main() -> None:
     except StoreBusy as exc:
         st.error(str(exc) + " Stop the other process (or point FOURGENT_DATA_DIR elsewhere) and reload.")
         st.stop()
-    pages = [st.Page(runs_page, title="Workflow Runs", icon="📋", url_path="runs", default=True), RUN_PAGE]
-    page = st.navigation(pages)
+    PAGES["runs"] = st.Page(runs_page, title="Workflow Runs", icon="📋", url_path="runs", default=True)
+    PAGES["run"] = RUN_PAGE
+    page = st.navigation(list(PAGES.values()))
     page.run()
 
 

@@ -28,6 +28,11 @@ def literal(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
+# The navigation's pages by name, registered by app.py on every run before a page runs
+# (the Runs page is a function in the entry point, so other pages cannot link to it by file).
+PAGES: dict[str, st.Page] = {}
+
+
 def author() -> str:
     """The comment author's name, remembered for the session."""
     return st.session_state.get("author", "")

@@ -16,7 +16,7 @@ from .config import paths as resolve_paths
 from .ingest import IngestReport, discover, ingest
 from .store import Store, open_store
 
-DEMO_RUNS = int(os.environ.get("FOURGENT_DEMO_RUNS", "20000"))  # seeded on a first start
+DEMO_RUNS = 20_000  # seeded on a first start; FOURGENT_DEMO_RUNS overrides (0: none)
 
 
 @dataclass
@@ -45,8 +45,10 @@ class Workspace:
         finally:
             self._refresh_lock.release()
 
-    def seed_demo_if_empty(self, runs: int = DEMO_RUNS) -> bool:
+    def seed_demo_if_empty(self, runs: int | None = None) -> bool:
         """On a first start (no runs, no logs) write demo logs so there is something to look at (0 turns it off)."""
+        if runs is None:
+            runs = int(os.environ.get("FOURGENT_DEMO_RUNS", DEMO_RUNS))
         if runs <= 0 or self.store.run_count() or any(discover([self.paths.logs_dir])):
             return False
         demo.write_demo(self.paths.logs_dir, runs)

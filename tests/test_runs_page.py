@@ -130,9 +130,9 @@ def test_empty_store_offers_demo_data(tmp_path, monkeypatch):
 
 
 def detail(run_id: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = AppTest.from_file(APP, default_timeout=60).run()  # registers the navigation's pages
     at.query_params["id"] = run_id
-    at.switch_page("pages/run.py").run()
+    at.switch_page("views/run_detail.py").run()
     assert not at.exception, at.exception
     return at
 

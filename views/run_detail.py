@@ -9,7 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fourgent import comments, detail, display
-from ui import author, literal, workspace
+from ui import PAGES, author, literal, workspace
 
 ws = workspace()
 run_id = st.query_params.get("id", "")
@@ -18,7 +18,7 @@ tz = display.zone(st.context.timezone)
 if not run_id:
     st.title("Run details")
     st.info("Open a run from the Workflow Runs table, or add ?id=<run id> to this page's address.", icon="🔍")
-    st.page_link("app.py", label="Back to Workflow Runs", icon="📋")
+    st.page_link(PAGES["runs"], label="Back to Workflow Runs", icon="📋")
     st.stop()
 
 ws.refresh()
@@ -27,11 +27,11 @@ if found is None:
     st.title("Run details")
     st.warning("There is no run with this ID (it may not have been read from the logs yet):", icon="🔍")
     st.code(run_id, language=None)
-    st.page_link("app.py", label="Back to Workflow Runs", icon="📋")
+    st.page_link(PAGES["runs"], label="Back to Workflow Runs", icon="📋")
     st.stop()
 
 run = found.run
-st.page_link("app.py", label="Workflow Runs", icon=":material/arrow_back:")
+st.page_link(PAGES["runs"], label="Workflow Runs", icon=":material/arrow_back:")
 st.title("Run details")
 
 # ---------------------------------------------------------------- header
@@ -79,11 +79,11 @@ if found.retriggered_from or found.retriggered_as:
         st.caption("Lineage")
         if found.retriggered_from:
             parent = found.retriggered_from
-            st.page_link("pages/run.py", label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
+            st.page_link("views/run_detail.py", label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
                          query_params={"id": parent["id"]})
             st.text(f"Original run: {display.status_label(parent['status']) if parent['status'] else 'not in the store'}")
         for child in found.retriggered_as:
-            st.page_link("pages/run.py", label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
+            st.page_link("views/run_detail.py", label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
                          query_params={"id": child["id"]})
             st.text(f"{display.status_label(child['status'])} · started {display.local_time(child['started_at'], tz)}")
 

@@ -1,0 +1,147 @@
+"""Real-browser tests: Debian's Chromium, driven by Playwright, against the app served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    samples = ROOT.parent / "shared" / "samples"
+    if not (samples / "runs-small.jsonl").exists():
+        pytest.skip("the shared samples are not beside the repository")
+    data = tmp_path_factory.mktemp("browser") / "data"
+    (data / "logs").mkdir(parents=True)
+    for f in samples.glob("*.jsonl"):
+        shutil.copy(f, data / "logs" / f.name)
+    port = _free_port()
+    env = dict(os.environ, FOURGENT_DATA_DIR=str(data), FOURGENT_DEMO_RUNS="0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("the app did not start")
+            time.sleep(0.3)
+    yield {"url": url, "data": data}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, timezone_id="Europe/Berlin")
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def wait_ready(page, text: str) -> None:
+    page.wait_for_selector('[data-testid="stApp"]', timeout=30_000)
+    page.get_by_text(text, exact=False).first.wait_for(timeout=30_000)
+
+
+def metric_value(page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def test_filter_to_failed_open_a_run_comment_and_see_it_after_reload(server, page):
+    page.goto(server["url"])
+    wait_ready(page, "Matching runs")
+    assert metric_value(page, "Matching runs") == "356"
+    shot(page, "runs-page")
+
+    page.get_by_role("button", name="🔴 Failed · 28").click()
+    page.wait_for_url("**status=failed**", timeout=15_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '28')",
+        timeout=15_000)
+    shot(page, "runs-failed")
+
+    page.goto(server["url"] + "/run?id=run_01000000170")
+    wait_ready(page, "Run details")
+    page.get_by_text("Failed at step", exact=False).first.wait_for()
+    page.get_by_label("Your name").fill("Ana")
+    page.get_by_label("Add a note for whoever looks at this run next").fill("Reconnected Slack <b>now</b>")
+    page.get_by_role("button", name="Add comment").click()
+    page.get_by_text("Reconnected Slack <b>now</b>", exact=True).wait_for(timeout=15_000)
+
+    page.reload()
+    wait_ready(page, "Run details")
+    page.get_by_text("Reconnected Slack <b>now</b>", exact=True).wait_for(timeout=15_000)
+    assert page.locator("b", has_text="now").count() == 0  # shown as text, not as markup
+    shot(page, "run-detail")
+
+
+def test_a_copied_link_reproduces_the_view(server, page):
+    page.goto(server["url"] + "/?status=skipped&workflow=pipedrive-deal-sheets-row")
+    wait_ready(page, "Matching runs")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText !== '356')",
+        timeout=15_000)
+    value = int(metric_value(page, "Matching runs").replace(",", ""))
+    assert 0 < value < 30
+
+
+def test_a_line_appended_to_the_logs_shows_within_seconds(server, page):
+    page.goto(server["url"])
+    wait_ready(page, "Matching runs")
+    before = int(metric_value(page, "Matching runs").replace(",", ""))
+    line = (ROOT.parent / "shared" / "samples" / "runs-small.jsonl").read_text().splitlines()[0]
+    with open(server["data"] / "logs" / "live.jsonl", "w") as f:
+        f.write(line.replace("run_01000000000", "run_live_0001") + "\n")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '{before + 1}')",
+        timeout=12_000)
