@@ -111,6 +111,9 @@ def _bare_table(floor_db: Path, store_db: Path) -> None:
     con.execute("ATTACH ? AS s (READ_ONLY)", [str(store_db)])
     con.execute("CREATE SCHEMA IF NOT EXISTS fg")
     con.execute(f"CREATE OR REPLACE TABLE {Q.SOURCE} AS SELECT {Q.TABLE_COLUMNS}, search FROM s.{Q.SOURCE}")
+    # What else one Runs page render reads, empty here as in a fresh store.
+    con.execute("CREATE OR REPLACE TABLE fg.rejects AS SELECT * FROM s.fg.rejects LIMIT 0")
+    con.execute("CREATE OR REPLACE TABLE comments AS SELECT * FROM s.main.comments LIMIT 0")
     con.execute("DETACH s")
     con.execute("DROP TABLE IF EXISTS raw_runs")
     con.execute("CHECKPOINT")

@@ -136,5 +136,5 @@ def runs_view(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, page: int = 1, si
     ids = rows["id"].to_list()
     comments = comment_counts(cur, ids)
     rejected, store_runs = cur.execute(
-        "SELECT (SELECT count(*) FROM fg.rejects), (SELECT count(*) FROM fg.runs)").fetchall()[0]
+        f"SELECT (SELECT count(*) FROM fg.rejects), (SELECT count(*) FROM {SOURCE})").fetchall()[0]
     return RunsView(rows, total, by_status, exact, comments, rejected, store_runs)
