@@ -110,6 +110,14 @@ def test_filter_to_failed_open_a_run_comment_and_see_it_after_reload(server, pag
         timeout=15_000)
     shot(page, "runs-failed")
 
+    # Select the first row: the table is a canvas, so click where its row-selection box is drawn.
+    box = page.locator('[data-testid="stDataFrame"]').last.bounding_box()
+    page.mouse.click(box["x"] + 16, box["y"] + 35 + 17)
+    page.get_by_text("Selected: run_", exact=False).wait_for(timeout=15_000)
+    assert "status=failed" in page.url  # selecting kept the filter
+    assert page.get_by_role("button", name="💬 Comment").count() == 1
+    shot(page, "runs-selected")
+
     page.goto(server["url"] + "/run?id=run_01000000170")
     wait_ready(page, "Run details")
     page.get_by_text("Failed at step", exact=False).first.wait_for()

@@ -239,3 +239,16 @@ def test_raw_record_keeps_unknown_fields(data, write_log):
     at = detail("with_extra")
     records = [json.loads(j.value) for j in at.json]
     assert any(r.get("engine_node") == "worker-7" for r in records if isinstance(r, dict))
+
+
+@pytest.mark.parametrize("preset,minutes_ago,shown", [("1h", 30, True), ("1h", 90, False), ("24h", 600, True),
+                                                      ("7d", 3 * 1440, True), ("30d", 40 * 1440, False)])
+def test_date_presets_cover_their_span(data, write_log, preset, minutes_ago, shown):
+    from datetime import UTC, datetime, timedelta
+
+    started = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    write_log(data / "logs" / "recent.jsonl", run_line("recent_run", started_at=started, finished_at=None))
+    at = open_app(range=preset)
+    assert at.selectbox(key="f_range").value == preset
+    assert ("recent_run" in set(table(at)["ID"])) == shown
+    assert matching(at) < 356 + 1  # the sample runs are months old: most fall outside

@@ -1,0 +1,63 @@
+"""CSV export is safe to open in a spreadsheet; values read the way the page shows them."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+
+from conftest import run_line
+from fourgent import display, export
+from fourgent import queries as Q
+from fourgent.ingest import ingest
+
+
+def test_cells_that_a_spreadsheet_would_run_are_neutralised():
+    for bad in ("=HYPERLINK(\"http://x\")", "+1 Telecom", "-5", "@SUM(A1)", "\tTab", "\rCR"):
+        assert export.neutralise(bad) == "'" + bad
+    assert export.neutralise("Acme Corp") == "Acme Corp"
+    assert export.neutralise(42) == 42
+
+
+def test_export_holds_every_matching_run_not_just_the_page(store, tmp_path, write_log):
+    lines = [run_line(f"run_{i:03d}", reference="=cmd|' /C calc'!A0" if i == 7 else f"Deal {i}",
+                      started_at=f"2026-11-20T10:{i % 60:02d}:00Z") for i in range(120)]
+    ingest(store, [write_log(tmp_path / "a.jsonl", *lines)])
+    data = export.csv_bytes(store.cursor(), Q.RunFilter()).decode()
+    rows = list(csv.reader(io.StringIO(data)))
+    assert rows[0] == list(export.EXPORT_COLUMNS)
+    assert len(rows) == 121
+    refs = {r[1] for r in rows[1:]}
+    assert "'=cmd|' /C calc'!A0" in refs and "=cmd|' /C calc'!A0" not in refs
+
+
+def test_export_respects_the_filter_and_the_cap(store, samples):
+    ingest(store, [samples])
+    data = export.csv_bytes(store.cursor(), Q.RunFilter(statuses=("failed",)))
+    rows = list(csv.reader(io.StringIO(data.decode())))
+    assert len(rows) == 29 and {r[3] for r in rows[1:]} == {"failed"}
+    capped = export.csv_bytes(store.cursor(), Q.RunFilter(), cap=10).decode().splitlines()
+    assert len(capped) == 11
+
+
+def test_relative_times_and_durations_read_like_a_person_would_say_them():
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    assert display.ago(now - timedelta(seconds=20), now) == "just now"
+    assert display.ago(now - timedelta(minutes=3, seconds=5), now) == "3 min ago"
+    assert display.ago(now - timedelta(hours=5), now) == "5 h ago"
+    assert display.ago(now - timedelta(days=40), now) == "1 mo ago"
+    assert display.ago(None, now) == "—"
+    assert display.duration(850) == "850 ms" and display.duration(12_300) == "12.3 s"
+    assert display.duration(125_000) == "2 min 5 s"
+
+
+def test_times_show_in_the_browsers_zone_or_utc_when_unknown():
+    moment = datetime(2026, 11, 20, 14, 3, 11, tzinfo=UTC)
+    assert display.local_time(moment, display.zone("Europe/Berlin")) == "2026-11-20 15:03:11"
+    assert display.local_time(moment, display.zone(None)) == "2026-11-20 14:03:11"
+    assert display.zone("Not/AZone").key == "UTC"
+
+
+def test_empty_references_show_as_an_em_dash():
+    assert display.reference(None) == display.reference("") == "—"
+    assert display.status_label("failed") == "🔴 Failed"
