@@ -117,3 +117,45 @@ def test_cli_sql_on_a_held_store_says_so_without_a_traceback(held_store):
                          env=env, timeout=60)
     assert out.returncode == 1
     assert "in use by process" in out.stderr and "Traceback" not in out.stderr
+
+
+# Stops after the second batch committed and before its superseded snapshots are dropped.
+UNSETTLED = """
+import sys, time
+from pathlib import Path
+from fourgent import ingest as ing
+from fourgent.store import Store
+store = Store(Path(sys.argv[1]))
+settle, calls = ing.Ingester._settle, []
+def slow_settle(self, cur, base, part=None):
+    calls.append(1)
+    if len(calls) == 2:
+        print("between commit and settle", flush=True)
+        time.sleep(60)
+    settle(self, cur, base, part)
+ing.Ingester._settle = slow_settle
+ing.ingest(store, [Path(sys.argv[2])], batch_bytes=16 << 10)
+"""
+
+
+def test_a_crash_before_superseded_snapshots_are_dropped_is_repaired_by_the_next_ingest(tmp_path, write_log):
+    lines = []
+    for i in range(600):  # each run written twice in a row: running, then finished
+        lines.append(run_line(f"run_{i:04d}", status="running", finished_at=None))
+        lines.append(run_line(f"run_{i:04d}", status="finished"))
+    log = write_log(tmp_path / "snapshots.jsonl", *lines)
+    db = tmp_path / "store.duckdb"
+    child = _python(UNSETTLED, str(db), str(log))
+    assert child.stdout.readline().strip() == "between commit and settle"
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+
+    store = Store(db)
+    rows, runs = store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM fg.runs").fetchall()[0]
+    assert rows > runs  # the killed batch's older snapshots are still there
+    ingest(store, [log])
+    cur = store.cursor()
+    assert cur.execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchall()[0] == (600, 600)
+    assert cur.execute("SELECT DISTINCT status FROM runs").fetchall() == [("finished",)]
+    assert cur.execute("SELECT count(*) FROM fg.meta WHERE key = 'unsettled_from'").fetchall()[0][0] == 0
+    store.con.close()
