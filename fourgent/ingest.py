@@ -25,7 +25,7 @@ import pyarrow as pa
 from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES
 from .store import Store
 
-BATCH_BYTES = 128 << 20  # one transaction per batch of about this many bytes of log
+BATCH_BYTES = 256 << 20  # one transaction per batch of about this many bytes of log; fewer, larger batches amortise each commit
 HEAD_BYTES = 4096  # how much of a file's start identifies it
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 _BOM = b"\xef\xbb\xbf"
