@@ -116,12 +116,14 @@ if found.steps:
             if s["error"]:
                 st.code(s["error"], language=None, wrap_lines=True)
             cols = st.columns(2)
-            with cols[0]:
-                st.caption("Input")
-                st.json(json.loads(s["input"]) if s["input"] else None, expanded=1)
-            with cols[1]:
-                st.caption("Output")
-                st.json(json.loads(s["output"]) if s["output"] else None, expanded=1)
+            for col, key in zip(cols, ("input", "output"), strict=True):
+                with col:
+                    st.caption(key.capitalize())
+                    value = json.loads(s[key]) if s[key] else None
+                    if isinstance(value, dict | list):
+                        st.json(value, expanded=1)
+                    else:  # st.json draws only objects and arrays
+                        st.code(json.dumps(value, ensure_ascii=False), language="json")
 else:
     st.text("No step has run yet.")
 
