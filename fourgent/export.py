@@ -28,7 +28,7 @@ def csv_chunks(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter, cap: int = EXPORT
     where, params = f.where()
     sql = (f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {Q.SOURCE}{where} "
            "ORDER BY started_at DESC, id DESC LIMIT ?")
-    reader = cur.execute(sql, [*params, cap]).to_arrow_reader(batch)
+    reader = cur.sql(sql, params=[*params, cap]).to_arrow_reader(batch)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
