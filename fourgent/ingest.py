@@ -116,26 +116,32 @@ class _GzipStream:
         self._pending = b""  # decompressed, not yet returned
         self._last = b""  # the last chunk returned, for a short seek back
         self._pos = 0  # decompressed position of the next byte `read` returns
+        self._error: zlib.error | None = None
 
     def _fill(self, want: int) -> None:
         parts = [self._pending]
         have = len(self._pending)
-        while have < want:
-            raw = self._file.read(1 << 20)
-            if not raw:
-                break
-            while raw:
-                out = self._inflate.decompress(raw)
-                parts.append(out)
-                have += len(out)
-                if not self._inflate.eof:
+        try:
+            while have < want and self._error is None:
+                raw = self._file.read(1 << 20)
+                if not raw:
                     break
-                raw = self._inflate.unused_data
-                self._inflate = zlib.decompressobj(wbits=47)
+                while raw:
+                    out = self._inflate.decompress(raw)
+                    parts.append(out)
+                    have += len(out)
+                    if not self._inflate.eof:
+                        break
+                    raw = self._inflate.unused_data
+                    self._inflate = zlib.decompressobj(wbits=47)
+        except zlib.error as exc:
+            self._error = exc  # raised once what came before it has been read
         self._pending = b"".join(parts)
 
     def read(self, n: int) -> bytes:
         self._fill(n)
+        if not self._pending and self._error is not None:
+            raise self._error
         out, self._pending = self._pending[:n], self._pending[n:]
         self._last = out
         self._pos += len(out)
@@ -347,7 +353,7 @@ def _ts_rules(field_name: str, required: bool) -> str:
 _STEP_OK = (
     "lambda s: coalesce(s.name, '') <> '' AND lower(s.status) IN "
     + _STATUS_LIST.replace("[", "(").replace("]", ")")
-    + f" AND {_ts_ok('s.started_at')} AND {_ts_ok('s.finished_at')} AND coalesce(s.attempts, 1) >= 1"
+    + f" AND {_ts_ok('s.started_at')} AND {_ts_ok('s.finished_at')} AND coalesce(s.attempts, 1) BETWEEN 1 AND 2147483647"
 )
 _STATUS_IN = _STATUS_LIST.replace("[", "(").replace("]", ")")
 
@@ -372,8 +378,8 @@ _REASON = f"""
     {_ts_rules("updated_at", False)}
     WHEN lower(j.status) = 'failed' AND coalesce(j.error.message, '') = ''
         THEN 'status "failed" without "error.message"'
-    WHEN j.attempt < 1 THEN '"attempt" must be 1 or more'
-    WHEN j.error.step < 0 THEN '"error.step" must be a step index (0 or more)'
+    WHEN j.attempt NOT BETWEEN 1 AND 2147483647 THEN '"attempt" must be a whole number from 1'
+    WHEN j.error.step NOT BETWEEN 0 AND 2147483647 THEN '"error.step" must be a step index (0 or more)'
     WHEN list_position(list_transform(j.steps, {_STEP_OK}), false) IS NOT NULL
         THEN 'step ' || (list_position(list_transform(j.steps, {_STEP_OK}), false) - 1)::VARCHAR
              || ': needs a "name", a known "status" and RFC 3339 timestamps with offset'
@@ -382,19 +388,23 @@ _REASON = f"""
 
 # The same rules as one boolean, cheap enough to run over every line.
 _VALID = f"""
-    pre_reason IS NULL AND j IS NOT NULL AND left(raw, 1) = '{{'
+    pre_reason IS NULL AND j IS NOT NULL
+    AND CASE WHEN left(raw, 1) = '{{' THEN true ELSE starts_with(ltrim(raw, ' ' || chr(9)), '{{') END
     AND length(j.id) BETWEEN 1 AND {ID_MAX_CHARS}
     AND j.workflow.id <> '' AND j.workflow.source <> '' AND j.workflow.destination <> ''
     AND lower(j.status) IN {_STATUS_IN}
     AND j.started_at IS NOT NULL AND {_ts_ok("j.started_at")}
     AND {_ts_ok("j.finished_at")} AND {_ts_ok("j.updated_at")}
     AND (lower(j.status) <> 'failed' OR j.error.message <> '')
-    AND coalesce(j.attempt, 1) >= 1 AND coalesce(j.error.step, 0) >= 0
+    AND coalesce(j.attempt, 1) BETWEEN 1 AND 2147483647 AND coalesce(j.error.step, 0) BETWEEN 0 AND 2147483647
     AND list_position(list_transform(j.steps, {_STEP_OK}), false) IS NULL"""
 
+# unnest([…]) makes `j` a plain column: otherwise DuckDB copies the parse into every
+# condition that reads j (10x slower). (Turning filter pushdown off does the same, but
+# that setting is global: it would slow every dashboard query while an ingest runs.)
 _PARSED = f"""
     SELECT pos, file_id, line, raw, pre_reason,
-           CASE WHEN pre_reason IS NULL THEN try(json_transform(raw, '{_LINE_TYPE}')) END AS j
+           unnest([CASE WHEN pre_reason IS NULL THEN try(json_transform(raw, '{_LINE_TYPE}')) END]) AS j
     FROM fg_batch"""
 
 # Good lines go straight into fg.runs: one pass, one materialisation. Lines
@@ -420,7 +430,7 @@ SELECT
     file_id, line, $base + pos,
     lower(coalesce(j.reference, '') || chr(31) || j.id)
 FROM (
-    SELECT *, list_filter(json_keys(raw), lambda k: NOT list_contains({_KNOWN_LIST}, k)) AS unknown
+    SELECT *, list_distinct(list_filter(json_keys(raw), lambda k: NOT list_contains({_KNOWN_LIST}, k))) AS unknown
     FROM ({_PARSED})
     WHERE {_VALID}
 )
@@ -509,8 +519,11 @@ class Ingester:
     def _key(self, path: Path) -> str:
         resolved = path.resolve()
         if self.logs_dir is not None and resolved.is_relative_to(self.logs_dir):
-            return resolved.relative_to(self.logs_dir).as_posix()
-        return str(resolved)
+            key = resolved.relative_to(self.logs_dir).as_posix()
+        else:
+            key = str(resolved)
+        # A file name that is not UTF-8 keeps its odd bytes as \xNN, so it can be stored.
+        return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
     def run(self, paths: Sequence[Path]) -> IngestReport:
         started = time.perf_counter()
@@ -533,12 +546,17 @@ class Ingester:
             # Reading and splitting the next batch overlaps DuckDB's work on this one. DuckDB
             # checkpoints once the WAL passes 16 MB, at every commit of a large ingest; one
             # checkpoint at the end costs a third of those.
+            # Row order inside a batch does not matter (`seq` keeps it); not keeping it lets
+            # both cores write row groups at once. (Global settings: every page query orders
+            # its rows explicitly.)
             cur.execute("SET checkpoint_threshold = '1GB'")
+            cur.execute("SET preserve_insertion_order = false")
             try:
                 for batch in _prefetch(self._batches(files, known, report)):
                     self._flush(cur, batch, report)
             finally:
                 cur.execute("RESET checkpoint_threshold")
+                cur.execute("RESET preserve_insertion_order")
             if report.lines:
                 _checkpoint(cur)
             report.seconds = time.perf_counter() - started
@@ -678,16 +696,7 @@ class Ingester:
         table = pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_ROWS))
         cur.register("fg_batch", table)
         try:
-            # Without this DuckDB copies the parse into every condition that reads it: 10x slower.
-            # Row order inside a batch does not matter (`seq` keeps it); not keeping it lets both
-            # cores write row groups at once.
-            cur.execute("SET disabled_optimizers = 'filter_pushdown'")
-            cur.execute("SET preserve_insertion_order = false")
-            try:
-                stored = cur.execute(_INSERT_SQL, {"base": base}).fetchall()[0][0]
-            finally:
-                cur.execute("RESET disabled_optimizers")
-                cur.execute("RESET preserve_insertion_order")
+            stored = cur.execute(_INSERT_SQL, {"base": base}).fetchall()[0][0]
             if stored < table.num_rows:
                 cur.execute(_REJECTS_SQL, {"base": base})
                 bad_json = cur.execute(
@@ -764,20 +773,23 @@ def _prefetch(items: Iterator[_Batch]) -> Iterator[_Batch]:
     stop = threading.Event()
     done = object()
 
+    def hand(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False  # the consumer has gone
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        handoff.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand(item):
                     return
-            handoff.put(done)
+            hand(done)
         except BaseException as exc:  # handed to the consumer, raised there
-            handoff.put(exc)
+            hand(exc)
 
     worker = threading.Thread(target=produce, name="fourgent-ingest-reader", daemon=True)
     worker.start()

@@ -177,7 +177,7 @@ BAD_LINES = [
     (run_line("r", finished_at="yesterday"), '"finished_at" is not an RFC 3339 timestamp with offset'),
     (run_line("r", status="failed"), 'status "failed" without "error.message"'),
     (run_line("r", status="failed", error={"message": ""}), 'status "failed" without "error.message"'),
-    (run_line("r", attempt=0), '"attempt" must be 1 or more'),
+    (run_line("r", attempt=0), '"attempt" must be a whole number from 1'),
     (run_line("r", steps=[{"name": "ok", "status": "finished"}, {"status": "finished"}]), "step 1: needs a"),
     (run_line("r", steps=[{"name": "a", "status": "finished", "started_at": "2026-11-20T14:03:11"}]), "step 0:"),
 ]
@@ -261,3 +261,70 @@ def test_rejected_lines_view_names_the_file(store, tmp_path, write_log, data_pat
     write_log(data_paths.logs_dir / "sub" / "a.jsonl", "oops\n")
     ingest(store, [data_paths.logs_dir], logs_dir=data_paths.logs_dir)
     assert q(store, "SELECT file, line FROM rejected_lines") == [("sub/a.jsonl", 1)]
+
+
+def test_numbers_too_large_for_the_store_reject_the_line_not_the_batch(store, tmp_path, write_log):
+    log = write_log(tmp_path / "a.jsonl", run_line("good_1"), run_line("big", attempt=3_000_000_000),
+                    run_line("big_step", status="failed", error={"message": "x", "step": 5_000_000_000}),
+                    run_line("good_2"))
+    report = ingest(store, [log])
+    assert (report.snapshots, report.rejected) == (2, 2)
+    assert [r[1].split(" must")[0] for r in rejects(store)] == ['"attempt"', '"error.step"']
+
+
+def test_a_repeated_unknown_key_keeps_its_first_value(store, tmp_path, write_log):
+    line = json.dumps(run_line("dup"))[:-1] + ', "x": 1, "x": 2}\n'
+    report = ingest(store, [write_log(tmp_path / "a.jsonl", line, run_line("good"))])
+    assert (report.snapshots, report.rejected) == (2, 0)
+    assert json.loads(q(store, "SELECT extra FROM runs WHERE id = 'dup'")[0][0]) == {"x": 1}
+
+
+def test_a_file_name_that_is_not_utf8_is_read(store, tmp_path, write_log):
+    import os
+
+    name = os.fsdecode(b"b\xff.jsonl")
+    write_log(tmp_path / "logs" / name, run_line("odd_name"))
+    write_log(tmp_path / "logs" / "a.jsonl", run_line("plain"))
+    report = ingest(store, [tmp_path / "logs"], logs_dir=tmp_path / "logs")
+    assert report.added == 2
+    assert q(store, "SELECT path FROM fg.files ORDER BY path") == [("a.jsonl",), ("b\\xff.jsonl",)]
+
+
+def test_leading_white_space_before_a_valid_line_is_accepted(store, tmp_path, write_log):
+    report = ingest(store, [write_log(tmp_path / "a.jsonl", "  \t" + json.dumps(run_line("r")) + "\n")])
+    assert (report.snapshots, report.rejected) == (1, 0)
+
+
+def test_gzip_lines_before_a_corrupt_member_are_kept(store, tmp_path):
+    good = gzip.compress("".join(json.dumps(run_line(f"g{i}")) + "\n" for i in range(100)).encode())
+    log = tmp_path / "a.jsonl.gz"
+    log.write_bytes(good + b"\x1f\x8b\x08\x00garbage-after-a-good-member")
+    report = ingest(store, [log])
+    assert report.added == 100 and report.rejected == 1
+    assert report.lines == report.snapshots + report.rejected
+
+
+def test_a_failing_batch_does_not_hang_the_reader_thread(store, tmp_path, write_log, monkeypatch):
+    import threading
+
+    import fourgent.ingest as ing
+
+    log = write_log(tmp_path / "a.jsonl", *[run_line(f"r{i}") for i in range(400)])
+
+    def boom(self, cur, table, part):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ing.Ingester, "_load", boom)
+    done = threading.Event()
+    errors = []
+
+    def run():
+        try:
+            ingest(store, [log], batch_bytes=8 << 10)
+        except RuntimeError as exc:
+            errors.append(exc)
+        done.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    assert done.wait(20), "the ingest hung"
+    assert str(errors[0]) == "disk full"
