@@ -31,63 +31,75 @@ DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_da
 
 # ---------------------------------------------------------------- URL <-> widget state
 
-def _csv(value: str | None) -> list[str]:
-    return [v for v in (value or "").split(",") if v]
+MAX_PAGE = 1_000_000  # beyond any real page; keeps LIMIT/OFFSET within DuckDB's integers
+
+Params = dict[str, list[str]]  # a query string: each key with all its values
 
 
-def _date(value: str | None) -> date | None:
+def _one(params: Params, key: str, default: str = "") -> str:
+    values = params.get(key) or [default]
+    return values[-1]
+
+
+def _date(value: str) -> date | None:
     try:
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
 
 
-def state_from_url(params: dict[str, str]) -> dict[str, object]:
+def state_from_url(params: Params) -> dict[str, object]:
     """Widget values for a URL; anything malformed falls back to its default rather than failing."""
     state = dict(DEFAULTS)
-    state["f_q"] = params.get("q", "")[:500]
-    state["f_status"] = [s for s in _csv(params.get("status")) if s in STATUSES]
-    state["f_workflow"] = _csv(params.get("workflow"))
-    rng = params.get("range", "any")
-    start, end = _date(params.get("from")), _date(params.get("to"))
+    state["f_q"] = _one(params, "q")[:500]
+    statuses = [v for value in params.get("status", []) for v in value.split(",")]
+    state["f_status"] = [s for s in STATUSES if s in statuses]
+    state["f_workflow"] = [w for w in params.get("workflow", []) if w]  # repeated: IDs may hold commas
+    rng = _one(params, "range", "any")
+    start, end = _date(_one(params, "from")), _date(_one(params, "to"))
     if start or end:
         rng = "custom"
-        state["f_dates"] = tuple(d for d in (start, end or start) if d)
+        dates = sorted(d for d in (start, end or start) if d)
+        state["f_dates"] = tuple(dates)
     state["f_range"] = rng if rng in PRESETS else "any"
     try:
-        state["f_page"] = max(1, int(params.get("page", "1")))
+        state["f_page"] = min(max(1, int(_one(params, "page", "1"))), MAX_PAGE)
     except ValueError:
         state["f_page"] = 1
-    size = params.get("size", "50")
+    size = _one(params, "size", "50")
     state["f_size"] = int(size) if size in {str(s) for s in Q.PAGE_SIZES} else 50
-    state["f_oldest"] = params.get("order") == "oldest"
-    state["f_utc"] = params.get("tz") == "utc"
+    state["f_oldest"] = _one(params, "order") == "oldest"
+    state["f_utc"] = _one(params, "tz") == "utc"
     return state
 
 
-def url_from_state(s: dict[str, object]) -> dict[str, str]:
-    params: dict[str, str] = {}
+def url_from_state(s: dict[str, object]) -> Params:
+    params: Params = {}
     if s["f_q"]:
-        params["q"] = str(s["f_q"])
+        params["q"] = [str(s["f_q"])]
     if s["f_status"]:
-        params["status"] = ",".join(s["f_status"])
+        params["status"] = [",".join(s["f_status"])]
     if s["f_workflow"]:
-        params["workflow"] = ",".join(s["f_workflow"])
+        params["workflow"] = list(s["f_workflow"])
     if s["f_range"] == "custom" and s["f_dates"]:
         dates = list(s["f_dates"])
-        params["from"] = dates[0].isoformat()
-        params["to"] = dates[-1].isoformat()
+        params["from"] = [dates[0].isoformat()]
+        params["to"] = [dates[-1].isoformat()]
     elif s["f_range"] != "any":
-        params["range"] = str(s["f_range"])
+        params["range"] = [str(s["f_range"])]
     if s["f_page"] != 1:
-        params["page"] = str(s["f_page"])
+        params["page"] = [str(s["f_page"])]
     if s["f_size"] != 50:
-        params["size"] = str(s["f_size"])
+        params["size"] = [str(s["f_size"])]
     if s["f_oldest"]:
-        params["order"] = "oldest"
+        params["order"] = ["oldest"]
     if s["f_utc"]:
-        params["tz"] = "utc"
+        params["tz"] = ["utc"]
     return params
+
+
+def current_url() -> Params:
+    return {k: st.query_params.get_all(k) for k in st.query_params}
 
 
 def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
@@ -104,7 +116,7 @@ def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
 
 def sync_from_url() -> None:
     """Load the URL into the widgets when the URL changed from outside (a pasted link, a clicked chart)."""
-    params = st.query_params.to_dict()
+    params = current_url()
     if st.session_state.get("_url") != params:
         st.session_state.update(state_from_url(params))
         st.session_state["_url"] = params
@@ -116,9 +128,10 @@ def current_state() -> dict[str, object]:
 
 def push_to_url() -> None:
     params = url_from_state(current_state())
-    if params != st.query_params.to_dict():
+    if params != current_url():
         st.query_params.from_dict(params)
     st.session_state["_url"] = params
+    st.session_state["runs_url"] = params  # the detail page's way back keeps the view
 
 
 def clear_filters() -> None:
@@ -191,7 +204,8 @@ def render_filters(ws) -> None:
                        key="f_workflow", on_change=filter_changed, placeholder="Any workflow")
     top[4].button("Clear filters", on_click=clear_filters, width="stretch")
     if st.session_state.get("f_range") == "custom":
-        st.date_input("From – to", key="f_dates", on_change=filter_changed, max_value=date.today() + timedelta(1))
+        st.date_input("From – to", key="f_dates", on_change=filter_changed, min_value=date(1970, 1, 1),
+                      max_value=date(2999, 12, 31))
 
 
 def runs_table(live: bool) -> None:
@@ -222,6 +236,8 @@ def runs_table(live: bool) -> None:
     if view.total == 0:
         st.info("No runs match these filters.", icon="🔎")
         st.button("Clear filters", key="clear_empty", on_click=clear_filters)
+        view_controls()  # drawn on every run, so Streamlit keeps their values
+        push_to_url()
         return
 
     pages = max(1, -(-view.total // int(state["f_size"])))
@@ -240,7 +256,9 @@ def runs_table(live: bool) -> None:
     })
     event = st.dataframe(
         table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-        key=f"runs_table_{state['f_page']}_{state['f_size']}",
+        # A new key whenever the rows change: Streamlit keeps a selection by row position,
+        # and live rows shift, so an old selection would point at another run.
+        key=f"runs_table_{hash(tuple(view.rows['id'].to_list()))}",
         column_config={
             "Reference": st.column_config.TextColumn(width=210),
             "ID": st.column_config.TextColumn(width=170),
@@ -292,9 +310,16 @@ def pager(total: int, pages: int, state: dict[str, object]) -> None:
     size = int(state["f_size"])
     first = (page - 1) * size + 1
     cols[2].text(f"Page {page:,} of {pages:,} · runs {first:,}–{min(first + size - 1, total):,} of {total:,}")
-    cols[3].selectbox("Per page", Q.PAGE_SIZES, key="f_size", on_change=filter_changed,
-                      label_visibility="collapsed", format_func=lambda n: f"{n} per page")
-    cols[4].toggle("Oldest first", key="f_oldest", on_change=filter_changed)
+    view_controls(cols[3], cols[4])
+
+
+def view_controls(size_col=None, order_col=None) -> None:
+    """Page size, order and time zone: one set of widgets, whatever the table shows."""
+    size_col = size_col or st
+    order_col = order_col or st
+    size_col.selectbox("Per page", Q.PAGE_SIZES, key="f_size", on_change=filter_changed,
+                       label_visibility="collapsed", format_func=lambda n: f"{n} per page")
+    order_col.toggle("Oldest first", key="f_oldest", on_change=filter_changed)
     st.toggle("Times in UTC", key="f_utc")
 
 

@@ -253,3 +253,42 @@ def test_date_presets_cover_their_span(data, write_log, preset, minutes_ago, sho
     shown_ids = {i for d in at.dataframe if "ID" in d.value.columns for i in d.value["ID"]}
     assert ("recent_run" in shown_ids) == shown
     assert matching(at) < 356 + 1  # the sample runs are months old: most fall outside
+
+
+@pytest.mark.parametrize("params", [{"page": "1000000000000000000"}, {"page": "-3"}, {"page": "x"},
+                                    {"from": "2026-01-01", "to": "2026-12-01"}, {"from": "2099-01-01"},
+                                    {"from": "2026-09-30", "to": "2026-09-01"}, {"size": "7"},
+                                    {"status": "bogus"}, {"range": "forever"}])
+def test_malformed_or_extreme_urls_still_show_the_page(data, params):
+    at = open_app(**params)
+    assert at.title[0].value == "Workflow Runs"
+    assert matching(at) >= 0
+
+
+def test_page_size_order_and_zone_survive_a_search_that_matches_nothing(data):
+    at = open_app(size="100", order="oldest", tz="utc")
+    at.text_input(key="f_q").set_value("ZZZ-nothing").run()
+    at.text_input(key="f_q").set_value("").run()
+    assert at.query_params["size"] == "100"
+    assert at.query_params["order"] == "oldest" and at.query_params["tz"] == "utc"
+
+
+def test_a_workflow_id_with_a_comma_round_trips(data, write_log):
+    wf = {"id": "crm,erp", "source": "CRM", "destination": "ERP"}
+    write_log(data / "logs" / "comma.jsonl", run_line("comma_run", workflow=wf))
+    at = open_app()
+    at.multiselect(key="f_workflow").set_value(["crm,erp"]).run()
+    assert set(table(at)["ID"]) == {"comma_run"}
+    again = AppTest.from_file(APP, default_timeout=60)
+    again.query_params["workflow"] = "crm,erp"
+    again.run()
+    assert set(table(again)["ID"]) == {"comma_run"}
+
+
+def test_an_unknown_error_kind_stays_out_of_markdown(data, write_log):
+    evil = "[click me](https://evil.example) ![](https://evil.example/p.png)"
+    write_log(data / "logs" / "kind.jsonl", run_line("evil_kind", status="failed",
+                                                     error={"message": "x", "step": 0, "kind": evil}))
+    at = detail("evil_kind")
+    assert all(evil not in h.value for h in at.subheader)
+    assert f"Error kind: {evil}" in [t.value for t in at.text]

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fourgent import comments, detail, display
+from fourgent.spec import ERROR_KINDS
 from ui import PAGES, author, literal, workspace
 
 ws = workspace()
@@ -31,7 +32,8 @@ if found is None:
     st.stop()
 
 run = found.run
-st.page_link(PAGES["runs"], label="Workflow Runs", icon=":material/arrow_back:")
+st.page_link(PAGES["runs"], label="Workflow Runs", icon=":material/arrow_back:",
+             query_params=st.session_state.get("runs_url") or None)
 st.title("Run details")
 
 # ---------------------------------------------------------------- header
@@ -60,8 +62,10 @@ if run["status"] == "failed":
     step = found.failed_step
     with st.container(border=True):
         where = f"step {step['step_index'] + 1} of {len(found.steps)}" if step else "an unknown step"
-        kind = run["error_kind"] or "unclassified"
+        kind = run["error_kind"] if run["error_kind"] in ERROR_KINDS else "other"  # log text stays out of Markdown
         st.subheader(f"❌ Failed at {where} · {kind} error")
+        if run["error_kind"] and kind == "other":
+            st.text(f"Error kind: {run['error_kind']}")
         if step:
             st.text(f"{step['name']}" + (f" ({step['app']})" if step["app"] else "")
                     + f" · {step['attempts']} attempt{'s' if step['attempts'] != 1 else ''}")
