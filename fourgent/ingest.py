@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES
-from .store import Store
+from .store import Store, in_transaction
 
 BATCH_BYTES = 256 << 20  # one transaction per batch of about this many bytes of log; fewer, larger batches amortise each commit
 HEAD_BYTES = 4096  # how much of a file's start identifies it
@@ -399,12 +399,9 @@ _VALID = f"""
     AND coalesce(j.attempt, 1) BETWEEN 1 AND 2147483647 AND coalesce(j.error.step, 0) BETWEEN 0 AND 2147483647
     AND list_position(list_transform(j.steps, {_STEP_OK}), false) IS NULL"""
 
-# unnest([…]) makes `j` a plain column: otherwise DuckDB copies the parse into every
-# condition that reads j (10x slower). (Turning filter pushdown off does the same, but
-# that setting is global: it would slow every dashboard query while an ingest runs.)
 _PARSED = f"""
     SELECT pos, file_id, line, raw, pre_reason,
-           unnest([CASE WHEN pre_reason IS NULL THEN try(json_transform(raw, '{_LINE_TYPE}')) END]) AS j
+           CASE WHEN pre_reason IS NULL THEN try(json_transform(raw, '{_LINE_TYPE}')) END AS j
     FROM fg_batch"""
 
 # Good lines go straight into fg.runs: one pass, one materialisation. Lines
@@ -658,34 +655,41 @@ class Ingester:
             return
         part = IngestReport(lines=batch.lines, bytes=batch.bytes)
         table = pa.concat_tables(batch.tables) if batch.tables else None
-        cur.execute("BEGIN TRANSACTION")
+        # With filter pushdown on, DuckDB copies the JSON parse into every condition that reads
+        # `j` (10x slower). The setting is global: dashboard queries that run during a batch's
+        # write go without pushdown too (measured: keeping the parse out of the filters with
+        # unnest([...]) instead cost 5-25% more ingest time). Set and reset outside the
+        # transaction, so a failed batch cannot leave it set.
+        cur.execute("SET disabled_optimizers = 'filter_pushdown'")
         try:
-            for pending in batch.files.values():
-                if pending.restart:
-                    cur.execute("DELETE FROM fg.rejects WHERE file_id = ?", [pending.row.file_id])
-            if table is not None and table.num_rows:
-                self._load(cur, table, part)
-            for pending in batch.files.values():
-                r = pending.row
-                size, mtime = (pending.stat_size, pending.stat_mtime_ns) if pending.complete else (-1, 0)
-                cur.execute(
-                    """INSERT INTO fg.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
-                       ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-                       "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
-                       head_digest = excluded.head_digest, read_at = excluded.read_at""",
-                    [r.file_id, r.path, size, mtime, r.offset, r.lines, r.head_len, r.head_digest],
-                )
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+            with in_transaction(cur):
+                self._write_batch(cur, batch, table, part)
         finally:
+            cur.execute("RESET disabled_optimizers")
             cur.execute("DROP TABLE IF EXISTS fg_rej")
         if part.snapshots:
             self._settle(cur, self.next_seq - table.num_rows, part)
         report.merge(part)
         if self.on_batch:
             self.on_batch(part)
+
+    def _write_batch(self, cur, batch: _Batch, table: pa.Table | None, part: IngestReport) -> None:
+        """The batch's rejects, runs and file offsets: all in the caller's one transaction."""
+        for pending in batch.files.values():
+            if pending.restart:
+                cur.execute("DELETE FROM fg.rejects WHERE file_id = ?", [pending.row.file_id])
+        if table is not None and table.num_rows:
+            self._load(cur, table, part)
+        for pending in batch.files.values():
+            r = pending.row
+            size, mtime = (pending.stat_size, pending.stat_mtime_ns) if pending.complete else (-1, 0)
+            cur.execute(
+                """INSERT INTO fg.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
+                   ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                   "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
+                   head_digest = excluded.head_digest, read_at = excluded.read_at""",
+                [r.file_id, r.path, size, mtime, r.offset, r.lines, r.head_len, r.head_digest],
+            )
 
     def _load(self, cur, table: pa.Table, part: IngestReport) -> None:
         base = self.next_seq
@@ -730,27 +734,9 @@ class Ingester:
         committed rows costs nothing. A crash in between leaves the 'unsettled_from' mark,
         and the next ingest settles first.
         """
-        cur.execute("BEGIN TRANSACTION")
         try:
-            lo, hi = cur.execute("SELECT min(id), max(id) FROM fg.runs WHERE seq >= ?", [base]).fetchall()[0]
-            cur.execute(_TOUCHED_SQL, {"base": base, "lo": lo, "hi": hi})
-            # fg_touched holds only runs with several rows; every other snapshot is a new run.
-            # Counted against the ingest's start, so the totals do not depend on where batches split.
-            multi_rows, multi_added, updated, losers = cur.execute(
-                """SELECT count(*) FILTER (WHERE seq >= $base),
-                          count(DISTINCT id) FILTER (WHERE first_seq >= $base),
-                          count(*) FILTER (WHERE wins AND seq >= $base AND first_seq < $ingest_base),
-                          count(*) FILTER (WHERE NOT wins)
-                   FROM fg_touched""",
-                {"base": base, "ingest_base": getattr(self, "ingest_base", base)},
-            ).fetchall()[0]
-            if losers:
-                cur.execute("DELETE FROM fg.runs WHERE seq IN (SELECT seq FROM fg_touched WHERE NOT wins)")
-            cur.execute("DELETE FROM fg.meta WHERE key = 'unsettled_from'")
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
+            with in_transaction(cur):
+                multi_rows, multi_added, updated = self._drop_superseded(cur, base)
         finally:
             cur.execute("DROP TABLE IF EXISTS fg_touched")
         if part is not None:
@@ -758,6 +744,24 @@ class Ingester:
             part.added = stored - multi_rows + multi_added
             part.updated = updated
             part.superseded = stored - part.added - updated
+
+    def _drop_superseded(self, cur, base: int) -> tuple[int, int, int]:
+        lo, hi = cur.execute("SELECT min(id), max(id) FROM fg.runs WHERE seq >= ?", [base]).fetchall()[0]
+        cur.execute(_TOUCHED_SQL, {"base": base, "lo": lo, "hi": hi})
+        # fg_touched holds only runs with several rows; every other snapshot is a new run.
+        # Counted against the ingest's start, so the totals do not depend on where batches split.
+        multi_rows, multi_added, updated, losers = cur.execute(
+            """SELECT count(*) FILTER (WHERE seq >= $base),
+                      count(DISTINCT id) FILTER (WHERE first_seq >= $base),
+                      count(*) FILTER (WHERE wins AND seq >= $base AND first_seq < $ingest_base),
+                      count(*) FILTER (WHERE NOT wins)
+               FROM fg_touched""",
+            {"base": base, "ingest_base": getattr(self, "ingest_base", base)},
+        ).fetchall()[0]
+        if losers:
+            cur.execute("DELETE FROM fg.runs WHERE seq IN (SELECT seq FROM fg_touched WHERE NOT wins)")
+        cur.execute("DELETE FROM fg.meta WHERE key = 'unsettled_from'")
+        return multi_rows, multi_added, updated
 
 
 def _checkpoint(cur) -> None:

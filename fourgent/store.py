@@ -165,17 +165,12 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A cursor inside BEGIN … COMMIT, rolled back on any exception."""
+        """A new cursor inside BEGIN … COMMIT, rolled back on any exception."""
         with self.write_lock:
             cur = self.cursor()
-            cur.execute("BEGIN TRANSACTION")
             try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            else:
-                cur.execute("COMMIT")
+                with in_transaction(cur):
+                    yield cur
             finally:
                 cur.close()
 
@@ -187,6 +182,18 @@ class Store:
         with _instances_lock:
             if _instances.get(self.path.resolve()) is self:
                 del _instances[self.path.resolve()]
+
+
+@contextmanager
+def in_transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT on this cursor, rolled back on any exception."""
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        yield cur
+    except BaseException:
+        cur.execute("ROLLBACK")
+        raise
+    cur.execute("COMMIT")
 
 
 _instances: dict[Path, Store] = {}

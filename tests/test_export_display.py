@@ -7,6 +7,7 @@ import io
 from datetime import UTC, datetime, timedelta
 
 from conftest import run_line
+
 from fourgent import display, export
 from fourgent import queries as Q
 from fourgent.ingest import ingest

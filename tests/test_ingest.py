@@ -328,3 +328,19 @@ def test_a_failing_batch_does_not_hang_the_reader_thread(store, tmp_path, write_
     threading.Thread(target=run, daemon=True).start()
     assert done.wait(20), "the ingest hung"
     assert str(errors[0]) == "disk full"
+
+
+def test_a_failed_batch_leaves_no_setting_behind(store, tmp_path, write_log, monkeypatch):
+    import fourgent.ingest as ing
+
+    def boom(self, cur, table, part):
+        cur.execute("SELECT 1/0::INTEGER + 'x'")  # a SQL error inside the batch's transaction
+
+    monkeypatch.setattr(ing.Ingester, "_load", boom)
+    with pytest.raises(Exception):
+        ingest(store, [write_log(tmp_path / "a.jsonl", run_line("r"))])
+    settings = dict(store.cursor().execute(
+        "SELECT name, value FROM duckdb_settings() WHERE name IN ('disabled_optimizers', "
+        "'preserve_insertion_order', 'checkpoint_threshold')").fetchall())
+    assert settings["disabled_optimizers"] == "" and settings["preserve_insertion_order"] == "true"
+    assert settings["checkpoint_threshold"] == "16.0 MiB"

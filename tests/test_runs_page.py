@@ -7,9 +7,8 @@ import shutil
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT, run_line
+from streamlit.testing.v1 import AppTest
 
 APP = str(ROOT / "app.py")
 
