@@ -168,14 +168,6 @@ def comment_dialog(run_id: str) -> None:
         st.rerun()
 
 
-def load_demo() -> None:
-    ws = workspace()
-    from fourgent import demo
-
-    demo.write_demo(ws.paths.logs_dir, 20_000)
-    ws.ingest_logs()
-
-
 # ---------------------------------------------------------------- the page
 
 def runs_page() -> None:
@@ -359,7 +351,7 @@ def empty_store(ws) -> None:
     st.info("No runs yet. Run logs (.jsonl or .jsonl.gz, one run snapshot per line) are read from this folder, "
             "and new lines appear here within seconds:", icon="📭")
     st.code(str(ws.paths.logs_dir), language=None)
-    st.button("Load demo data", type="primary", on_click=load_demo)
+    st.button("Load demo data", type="primary", on_click=ws.load_demo)
 
 
 RUN_PAGE = st.Page("views/run_detail.py", title="Run details", icon="🔍", url_path="run", visibility="hidden")

@@ -51,9 +51,13 @@ class Workspace:
             runs = int(os.environ.get("FOURGENT_DEMO_RUNS", DEMO_RUNS))
         if runs <= 0 or self.store.run_count() or any(discover([self.paths.logs_dir])):
             return False
-        demo.write_demo(self.paths.logs_dir, runs)
-        self.ingest_logs()
+        self.load_demo(runs)
         return True
+
+    def load_demo(self, runs: int | None = None) -> IngestReport:
+        """Write demo logs into logs/ and read them."""
+        demo.write_demo(self.paths.logs_dir, runs or DEMO_RUNS)
+        return self.ingest_logs()
 
 
 def open_workspace(data_dir: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Workspace:

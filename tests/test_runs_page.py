@@ -125,6 +125,10 @@ def test_empty_store_offers_demo_data(tmp_path, monkeypatch):
     st.cache_resource.clear()
     at = open_app()
     assert any("No runs yet" in i.value for i in at.info)
+    monkeypatch.setattr("fourgent.workspace.DEMO_RUNS", 300)
+    next(b for b in at.button if b.label == "Load demo data").click().run()
+    assert not at.exception
+    assert matching(at) >= 300
     st.cache_resource.clear()
 
 
