@@ -25,7 +25,11 @@ import pyarrow as pa
 from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES
 from .store import Store, in_transaction
 
-BATCH_BYTES = 256 << 20  # one transaction per batch of about this many bytes of log; fewer, larger batches amortise each commit
+# One transaction per batch of about this many bytes of log. Each batch has a fixed cost
+# (its commit, settling its snapshots, the row groups it leaves part-filled): 1 GB batches
+# ingest a million runs 17% faster than 256 MB ones, for about 3 GB of memory at the peak
+# of a bulk load. Appends to live logs make small batches anyway.
+BATCH_BYTES = 1 << 30
 HEAD_BYTES = 4096  # how much of a file's start identifies it
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 _BOM = b"\xef\xbb\xbf"
@@ -543,17 +547,12 @@ class Ingester:
             # Reading and splitting the next batch overlaps DuckDB's work on this one. DuckDB
             # checkpoints once the WAL passes 16 MB, at every commit of a large ingest; one
             # checkpoint at the end costs a third of those.
-            # Row order inside a batch does not matter (`seq` keeps it); not keeping it lets
-            # both cores write row groups at once. (Global settings: every page query orders
-            # its rows explicitly.)
             cur.execute("SET checkpoint_threshold = '1GB'")
-            cur.execute("SET preserve_insertion_order = false")
             try:
                 for batch in _prefetch(self._batches(files, known, report)):
                     self._flush(cur, batch, report)
             finally:
                 cur.execute("RESET checkpoint_threshold")
-                cur.execute("RESET preserve_insertion_order")
             if report.lines:
                 _checkpoint(cur)
             report.seconds = time.perf_counter() - started
