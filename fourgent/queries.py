@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
@@ -27,7 +27,6 @@ class RunFilter:
     workflows: tuple[str, ...] = ()  # workflow ids
     start: datetime | None = None  # started_at >= start
     end: datetime | None = None  # started_at < end
-    extra: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     def where(self) -> tuple[str, list[Any]]:
         """A WHERE clause (or "") and its parameters; user text only ever travels as a parameter."""
@@ -106,10 +105,6 @@ def workflows(cur: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
     return cur.execute(
         "SELECT workflow_id, any_value(workflow) FROM runs GROUP BY workflow_id ORDER BY 2"
     ).fetchall()
-
-
-def run_time_range(cur: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
-    return cur.execute("SELECT min(started_at), max(started_at) FROM runs").fetchall()[0]
 
 
 @dataclass

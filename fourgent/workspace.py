@@ -24,14 +24,12 @@ class Workspace:
     paths: Paths
     store: Store
     last_ingest: float = 0.0
-    last_report: IngestReport | None = None
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
         """Read whatever is new under logs/ (or the given paths)."""
         report = ingest(self.store, paths or [self.paths.logs_dir], logs_dir=self.paths.logs_dir)
         self.last_ingest = time.monotonic()
-        self.last_report = report
         return report
 
     def refresh(self, min_interval: float = 2.0) -> IngestReport | None:
