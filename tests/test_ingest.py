@@ -6,6 +6,7 @@ import gzip
 import json
 from datetime import UTC, datetime
 
+import duckdb
 import pytest
 from conftest import run_line
 
@@ -337,7 +338,7 @@ def test_a_failed_batch_leaves_no_setting_behind(store, tmp_path, write_log, mon
         cur.execute("SELECT 1/0::INTEGER + 'x'")  # a SQL error inside the batch's transaction
 
     monkeypatch.setattr(ing.Ingester, "_load", boom)
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.Error):
         ingest(store, [write_log(tmp_path / "a.jsonl", run_line("r"))])
     settings = dict(store.cursor().execute(
         "SELECT name, value FROM duckdb_settings() WHERE name IN ('disabled_optimizers', "
