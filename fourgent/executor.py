@@ -1,0 +1,229 @@
+"""Runs a workflow definition against a payload over HTTP, and writes the run as run-log lines.
+
+Retries use tenacity (stop after the step's attempts or the run's deadline; full-jitter
+exponential backoff, or the server's Retry-After when it sends one) rather than a
+hand-made loop. Credentials go only into the Authorization header: never into a record,
+a log line or an error message.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from .workflows import RetryPolicy, Step, Workflow
+
+
+@dataclass(frozen=True)
+class Connection:
+    app: str
+    base_url: str
+    token: str | None = None
+
+    def __repr__(self) -> str:  # the token never reaches a log or a traceback
+        return f"Connection(app={self.app!r}, base_url={self.base_url!r}, token={'***' if self.token else None})"
+
+
+class _Unavailable(Exception):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class _Failed(Exception):
+    def __init__(self, kind: str, message: str, output: Any = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.output = output
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
+
+
+def _fill(template: Any, payload: Mapping[str, Any]) -> Any:
+    """Put payload values into a path or body: a whole "{field}" keeps the value's JSON type."""
+    if isinstance(template, str):
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole:
+            return payload.get(whole.group(1))
+        return _PLACEHOLDER.sub(lambda m: str(payload.get(m.group(1), "")), template)
+    if isinstance(template, dict):
+        return {k: _fill(v, payload) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_fill(v, payload) for v in template]
+    return template
+
+
+def retry_after_seconds(value: str | None, cap: float) -> float | None:
+    """Retry-After as seconds (delta-seconds or an HTTP date), cut to `cap`; None if absent or unreadable."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, min(seconds, cap))
+
+
+def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, _Unavailable) and exc.retry_after is not None:
+            return exc.retry_after
+        # Full jitter: anywhere from 0 to the exponential ceiling.
+        ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        return random.uniform(0, ceiling)
+
+    return wait
+
+
+class Executor:
+    """Replays workflows; one httpx client (connection pooling) for all runs."""
+
+    def __init__(self, connections: Mapping[str, Connection], write: Callable[[dict], None], *,
+                 client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.connections = connections
+        self.write = write
+        self.client = client or httpx.Client()
+        self.sleep = sleep
+
+    def run(self, wf: Workflow, payload: dict[str, Any], *, reference: str | None = None,
+            retrigger_of: str | None = None, run_id: str | None = None,
+            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Execute `wf` with `payload`; every state change is written as a run-log line. Returns the last one."""
+        run_id = run_id or f"run_{uuid.uuid4().hex[:20]}"
+        started = _now()
+        record: dict[str, Any] = {
+            "id": run_id, "reference": reference,
+            "workflow": {"id": wf.id, "source": wf.source, "destination": wf.destination,
+                         "source_app": wf.source_app, "destination_app": wf.destination_app},
+            "status": "pending", "started_at": started, "updated_at": started,
+            "trigger_payload": payload, "steps": [], "attempt": 1,
+        }
+        if retrigger_of:
+            record["retrigger_of"] = retrigger_of
+        record.update(extra or {})
+        self._emit(record)
+        if wf.skip_if and payload.get(wf.skip_if.get("field")) == wf.skip_if.get("equals"):
+            return self._end(record, "skipped", skip_reason=wf.skip_if.get("reason") or "skip condition met")
+        missing = [f for f in wf.required if payload.get(f) in (None, "")]
+        if missing:
+            message = f"Missing required field: {missing[0]}" + (
+                f" (and {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            return self._end(record, "failed", error={"message": message, "step": None, "kind": "validation"})
+        record["status"] = "running"
+        self._emit(record)
+        deadline = time.monotonic() + wf.retry.deadline_s
+        result = None
+        for index, step in enumerate(wf.steps):
+            outcome = self._step(record, index, step, payload, wf.retry, deadline)
+            record["steps"].append(outcome)
+            self._emit(record)
+            if outcome["status"] == "failed":
+                return self._end(record, "failed", error={"message": outcome["error"], "step": index,
+                                                          "kind": outcome.pop("_kind")})
+            result = outcome.get("output")
+        return self._end(record, "finished", result=result)
+
+    def _step(self, record: dict[str, Any], index: int, step: Step, payload: Mapping[str, Any],
+              policy: RetryPolicy, deadline: float) -> dict[str, Any]:
+        path, body = _fill(step.path, payload), _fill(step.body, payload)
+        out: dict[str, Any] = {"name": step.name, "app": step.app, "status": "running", "attempts": 0,
+                               "started_at": _now(), "input": {"method": step.method, "path": path, "body": body}}
+        conn = self.connections.get(step.app)
+        if conn is None or not conn.token:
+            out.update(status="failed", finished_at=_now(), _kind="auth",
+                       error=f"No credential for {step.app}: connect it in Connections")
+            return out
+        headers = {"Authorization": f"Bearer {conn.token}", "Accept": "application/json"}
+        if step.method in ("POST", "PUT", "PATCH"):
+            # The same key on every retry: the app can tell a retry from a second request.
+            headers["Idempotency-Key"] = f"{record['id']}-{index}"
+        url = conn.base_url.rstrip("/") + path
+
+        def call() -> Any:
+            out["attempts"] += 1
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise _Failed("unavailable", f"The run's deadline of {policy.deadline_s:g} s passed")
+            try:
+                response = self.client.request(step.method, url, json=body, headers=headers,
+                                               timeout=min(policy.timeout_s, remaining))
+            except httpx.TimeoutException:
+                raise _Unavailable(f"Timed out after {policy.timeout_s:g}s waiting for {step.app}") from None
+            except httpx.TransportError as exc:
+                raise _Unavailable(f"Could not reach {step.app} ({type(exc).__name__})") from None
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = response.text[:2000]
+            if response.status_code in (401, 403):
+                raise _Failed("auth", f"Credential for {step.app} expired or revoked ({response.status_code}) — "
+                                      "reconnect it in Connections", answer)
+            if response.status_code == 429 or response.status_code >= 500:
+                raise _Unavailable(
+                    f"{step.app} answered {response.status_code} {response.reason_phrase}",
+                    retry_after_seconds(response.headers.get("retry-after"), policy.retry_after_cap_s))
+            if not response.is_success:
+                raise _Failed("logic", f"{step.app} answered {response.status_code} {response.reason_phrase}",
+                              answer)
+            return answer
+
+        retrying = Retrying(
+            stop=stop_after_attempt(policy.attempts) | (lambda _: time.monotonic() >= deadline),
+            wait=_wait(policy), retry=retry_if_exception_type(_Unavailable), reraise=True, sleep=self.sleep,
+        )
+        try:
+            out["output"] = retrying(call)
+            out["status"] = "finished"
+        except _Unavailable as exc:
+            out.update(status="failed", _kind="unavailable",
+                       error=f"{exc} after {out['attempts']} attempt{'s' if out['attempts'] != 1 else ''}")
+        except _Failed as exc:
+            out.update(status="failed", _kind=exc.kind, error=str(exc))
+            if exc.output is not None:
+                out["output"] = exc.output
+        out["finished_at"] = _now()
+        return out
+
+    def _end(self, record: dict[str, Any], status: str, **fields: Any) -> dict[str, Any]:
+        record.update(status=status, finished_at=_now(), **fields)
+        record["updated_at"] = record["finished_at"]
+        self._emit(record)
+        return record
+
+    def _emit(self, record: dict[str, Any]) -> None:
+        line = dict(record, steps=[{k: v for k, v in s.items() if not k.startswith("_")} for s in record["steps"]])
+        line["updated_at"] = _now()
+        self.write(line)
+
+
+def log_writer(path: Path) -> Callable[[dict], None]:
+    """Append each record as one run-log line to `path` (a single write per line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(record: dict) -> None:
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        with open(path, "ab") as f:
+            f.write(data)
+
+    return write

@@ -1,0 +1,178 @@
+"""The executor against the demo apps served on 127.0.0.1: outcomes, retries, and what a run log records."""
+
+from __future__ import annotations
+
+import json
+import socket
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from fourgent import workflows
+from fourgent.executor import Connection, Executor, log_writer, retry_after_seconds
+from fourgent.ingest import ingest
+from fourgent.sandbox import Sandbox, serve, slug
+
+PAYLOAD = {"record_id": "1893", "name": "Acme Corp – Renewal", "amount": 12000.0, "contact_email": "a@example.com"}
+
+
+@pytest.fixture
+def apps():
+    sandbox = Sandbox()
+    server, url = serve(sandbox)
+    yield sandbox, url
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def hubspot_wf():
+    return workflows.load(workflows.BUILTIN_DIR)["hubspot-closed-won-quickbooks-invoice"]
+
+
+def connect(sandbox: Sandbox, url: str, *apps_: str) -> dict[str, Connection]:
+    conns = {}
+    for app in apps_:
+        token = f"token-{slug(app)}-s3cr3t"
+        sandbox.tokens[slug(app)] = token
+        conns[app] = Connection(app, f"{url}/{slug(app)}", token)
+    return conns
+
+
+def make(sandbox, url, lines, **kw):
+    return Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), lines.append, sleep=lambda s: None, **kw)
+
+
+def test_a_run_that_works_finishes_and_logs_pending_running_finished(apps, hubspot_wf):
+    sandbox, url = apps
+    lines: list[dict] = []
+    run = make(sandbox, url, lines).run(hubspot_wf, PAYLOAD, reference="Acme")
+    assert run["status"] == "finished"
+    assert [s["status"] for s in run["steps"]] == ["finished"] * 4
+    assert [line["status"] for line in lines][0:2] == ["pending", "running"] and lines[-1]["status"] == "finished"
+    assert [(r.app, r.method) for r in sandbox.requests] == [
+        ("hubspot", "GET"), ("quickbooks", "POST"), ("quickbooks", "POST"), ("hubspot", "POST")]
+    assert sandbox.requests[1].body == {"record_id": "1893", "name": "Acme Corp – Renewal", "amount": 12000.0,
+                                        "email": "a@example.com"}
+
+
+def test_401_fails_with_auth_at_that_step(apps, hubspot_wf):
+    sandbox, url = apps
+    ex = make(sandbox, url, [])
+    sandbox.expire("QuickBooks")
+    run = ex.run(hubspot_wf, PAYLOAD)
+    assert run["status"] == "failed"
+    assert run["error"]["kind"] == "auth" and run["error"]["step"] == 1
+    assert "QuickBooks expired or revoked" in run["error"]["message"]
+    assert len(sandbox.requests) == 2  # nothing after the failing step
+
+
+def test_503_twice_then_200_finishes_after_three_attempts_with_one_idempotency_key(apps, hubspot_wf):
+    sandbox, url = apps
+    ex = make(sandbox, url, [])
+    sandbox.fail_next("QuickBooks", 503, 503)
+    run = ex.run(hubspot_wf, PAYLOAD)
+    assert run["status"] == "finished"
+    assert run["steps"][1]["attempts"] == 3
+    keys = {r.idempotency_key for r in sandbox.requests if r.app == "quickbooks" and r.path == "/find-or-create-customer"}
+    assert keys == {f"{run['id']}-1"}
+
+
+def test_unavailable_after_the_attempt_limit(apps, hubspot_wf):
+    sandbox, url = apps
+    ex = make(sandbox, url, [])
+    sandbox.fail_next("HubSpot", 503, 502, 504)
+    run = ex.run(hubspot_wf, PAYLOAD)
+    assert run["error"]["kind"] == "unavailable" and run["error"]["step"] == 0
+    assert run["error"]["message"].endswith("after 3 attempts")
+
+
+def test_retry_after_is_honoured_in_seconds_and_as_an_http_date(apps, hubspot_wf):
+    sandbox, url = apps
+    waits: list[float] = []
+    ex = Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), [].append, sleep=waits.append)
+    soon = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
+    sandbox.fail_next("HubSpot", (429, {"Retry-After": "7"}), (503, {"Retry-After": soon}))
+    assert ex.run(hubspot_wf, PAYLOAD)["status"] == "finished"
+    assert waits[0] == 7.0 and 17 <= waits[1] <= 20
+    assert retry_after_seconds("3600", cap=30) == 30  # capped
+    assert retry_after_seconds("soon", cap=30) is None
+
+
+def test_a_timeout_is_unavailable(apps, hubspot_wf):
+    sandbox, url = apps
+    fast = workflows.parse({**json.loads((workflows.BUILTIN_DIR / f"{hubspot_wf.id}.json").read_text()),
+                            "retry": {"attempts": 2, "timeout_s": 0.2}})
+    sandbox.delay_s["hubspot"] = 0.5
+    run = make(sandbox, url, []).run(fast, PAYLOAD)
+    assert run["error"]["kind"] == "unavailable"
+    assert run["error"]["message"] == "Timed out after 0.2s waiting for HubSpot after 2 attempts"
+
+
+def test_a_refused_connection_is_unavailable(hubspot_wf):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    conns = {app: Connection(app, f"http://127.0.0.1:{port}", "t") for app in ("HubSpot", "QuickBooks")}
+    run = Executor(conns, [].append, sleep=lambda s: None).run(hubspot_wf, PAYLOAD)
+    assert run["error"]["kind"] == "unavailable" and "Could not reach HubSpot" in run["error"]["message"]
+
+
+def test_a_missing_field_fails_validation_before_any_call(apps, hubspot_wf):
+    sandbox, url = apps
+    run = make(sandbox, url, []).run(hubspot_wf, {**PAYLOAD, "contact_email": None})
+    assert run["error"] == {"message": "Missing required field: contact_email", "step": None, "kind": "validation"}
+    assert sandbox.requests == []
+
+
+def test_an_unexpected_answer_is_logic(apps, hubspot_wf):
+    sandbox, url = apps
+    sandbox.fail_next("QuickBooks", 422)
+    run = make(sandbox, url, []).run(hubspot_wf, PAYLOAD)
+    assert run["error"]["kind"] == "logic" and "422" in run["error"]["message"]
+
+
+def test_the_log_it_writes_is_read_by_ingest_with_lineage_and_no_secret(apps, hubspot_wf, store, tmp_path):
+    sandbox, url = apps
+    log = tmp_path / "logs" / "executor.jsonl"
+    ex = Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), log_writer(log), sleep=lambda s: None)
+    sandbox.expire("QuickBooks")
+    original = ex.run(hubspot_wf, PAYLOAD, reference="Acme")
+    connect(sandbox, url, "HubSpot", "QuickBooks")
+    replay = ex.run(hubspot_wf, original["trigger_payload"], reference="Acme", retrigger_of=original["id"])
+    report = ingest(store, [log])
+    assert report.rejected == 0 and report.added == 2
+    rows = dict(store.cursor().execute("SELECT id, status FROM runs").fetchall())
+    assert rows == {original["id"]: "failed", replay["id"]: "finished"}
+    assert store.cursor().execute("SELECT retrigger_of FROM runs WHERE id = ?", [replay["id"]]).fetchall() == [
+        (original["id"],)]
+    text = log.read_text()
+    assert "s3cr3t" not in text and "Bearer" not in text
+
+
+def test_the_builtin_definitions_cover_every_demo_workflow():
+    from fourgent.demo import WORKFLOWS
+
+    assert set(workflows.load(workflows.BUILTIN_DIR)) == {w.id for w in WORKFLOWS}
+
+
+def test_a_broken_definition_names_the_file_and_field(tmp_path):
+    (tmp_path / "bad.json").write_text(json.dumps({"id": "x", "source": "A", "destination": "B",
+                                                   "steps": [{"name": "s", "app": "A", "method": "GET"}]}))
+    with pytest.raises(workflows.DefinitionError, match="bad.json: step 0 needs 'path'"):
+        workflows.load(tmp_path)
+
+
+def test_connection_repr_hides_the_token():
+    assert "s3cr3t" not in repr(Connection("HubSpot", "http://x", "s3cr3t"))
+
+
+def test_client_is_reused_across_runs(apps, hubspot_wf):
+    sandbox, url = apps
+    client = httpx.Client()
+    ex = make(sandbox, url, [], client=client)
+    ex.run(hubspot_wf, PAYLOAD)
+    ex.run(hubspot_wf, PAYLOAD)
+    assert not client.is_closed and len(sandbox.requests) == 8
