@@ -1,0 +1,126 @@
+"""App connections: base URL and credential, the credential encrypted at rest with a key kept outside the store.
+
+cryptography's Fernet (AES-128-CBC with HMAC-SHA256, authenticated) does the
+encryption: not something to write by hand. The key comes from
+FOURGENT_SECRET_KEY, else from a key file beside the store created with mode
+0600. A credential is only ever shown masked.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from cryptography.fernet import Fernet, InvalidToken
+
+from .executor import Connection
+from .store import Store
+
+KEY_ENV = "FOURGENT_SECRET_KEY"
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS fg.connections (
+    app             VARCHAR PRIMARY KEY,
+    base_url        VARCHAR NOT NULL,
+    token_encrypted VARCHAR,          -- Fernet token; the key is not in this database
+    token_hint      VARCHAR,          -- the last 4 characters, for a masked display
+    updated_at      TIMESTAMPTZ NOT NULL,
+    last_success_at TIMESTAMPTZ
+)
+"""
+
+
+class CredentialError(ValueError):
+    """A credential that cannot be stored or read; the message never contains it."""
+
+
+def load_key(key_file: Path) -> Fernet:
+    """FOURGENT_SECRET_KEY, else the key file (created 0600 on first use)."""
+    env = os.environ.get(KEY_ENV)
+    if env:
+        try:
+            return Fernet(env.encode())
+        except ValueError:
+            raise CredentialError(f"{KEY_ENV} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    return Fernet(key_file.read_bytes().strip())
+
+
+def mask(hint: str | None) -> str:
+    return f"••••••••{hint}" if hint else "—"
+
+
+@dataclass(frozen=True)
+class ConnectionState:
+    app: str
+    base_url: str
+    credential: str  # "Connected", "Expired" or "Missing"
+    masked: str
+    updated_at: datetime | None
+    last_success_at: datetime | None
+
+
+class Connections:
+    """The store's connections; decrypts only to hand a Connection to the executor."""
+
+    def __init__(self, store: Store, key_file: Path) -> None:
+        self.store = store
+        self.fernet = load_key(key_file)
+        with store.write_lock:
+            store.cursor().execute(_TABLE)
+
+    def set(self, app: str, base_url: str, token: str | None) -> None:
+        if token is not None and not token.strip():
+            raise CredentialError("The credential is empty.")
+        encrypted = self.fernet.encrypt(token.encode()).decode() if token else None
+        hint = token[-4:] if token and len(token) >= 12 else None
+        with self.store.transaction() as cur:
+            cur.execute(
+                """INSERT INTO fg.connections VALUES (?, ?, ?, ?, now(), NULL)
+                   ON CONFLICT (app) DO UPDATE SET base_url = excluded.base_url,
+                   token_encrypted = excluded.token_encrypted, token_hint = excluded.token_hint,
+                   updated_at = excluded.updated_at""",
+                [app, base_url, encrypted, hint],
+            )
+
+    def get(self, app: str) -> Connection | None:
+        rows = self.store.cursor().execute(
+            "SELECT base_url, token_encrypted FROM fg.connections WHERE app = ?", [app]).fetchall()
+        if not rows:
+            return None
+        base_url, encrypted = rows[0]
+        token = None
+        if encrypted:
+            try:
+                token = self.fernet.decrypt(encrypted.encode()).decode()
+            except InvalidToken:
+                raise CredentialError(f"The stored credential for {app} cannot be read with this key "
+                                      f"(was {KEY_ENV} or the key file changed?)") from None
+        return Connection(app, base_url, token)
+
+    def all(self) -> dict[str, Connection]:
+        apps = [r[0] for r in self.store.cursor().execute("SELECT app FROM fg.connections").fetchall()]
+        return {app: conn for app in apps if (conn := self.get(app)) is not None}
+
+    def succeeded(self, apps: list[str]) -> None:
+        if apps:
+            with self.store.transaction() as cur:
+                cur.execute("UPDATE fg.connections SET last_success_at = now() WHERE app IN (SELECT unnest(?))",
+                            [apps])
+
+    def states(self, expired: set[str] = frozenset()) -> list[ConnectionState]:
+        """Every stored connection, credential masked; `expired` names apps whose last calls were refused."""
+        rows = self.store.cursor().execute(
+            "SELECT app, base_url, token_encrypted IS NOT NULL, token_hint, updated_at, last_success_at "
+            "FROM fg.connections ORDER BY app").fetchall()
+        return [
+            ConnectionState(app, url, "Missing" if not has else "Expired" if app in expired else "Connected",
+                            mask(hint) if has else "—", updated, success)
+            for app, url, has, hint, updated, success in rows
+        ]

@@ -1,0 +1,60 @@
+"""Credentials are encrypted at rest with a key outside the store, and only ever shown masked."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+from cryptography.fernet import Fernet
+
+from fourgent.connections import Connections, CredentialError
+
+SECRET = "xoxb-very-secret-token-1234"
+
+
+@pytest.fixture
+def conns(store, tmp_path, monkeypatch):
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    return Connections(store, tmp_path / "secret.key")
+
+
+def test_a_credential_round_trips_but_is_never_stored_in_clear(conns, store, data_paths):
+    conns.set("Slack", "http://127.0.0.1:9/slack", SECRET)
+    assert conns.get("Slack").token == SECRET
+    store.con.execute("CHECKPOINT")
+    assert SECRET.encode() not in data_paths.db_path.read_bytes()
+    (state,) = conns.states()
+    assert state.credential == "Connected" and state.masked == "••••••••1234"
+    assert SECRET not in repr(state) and SECRET not in repr(conns.get("Slack"))
+
+
+def test_the_key_file_is_created_private(conns, tmp_path):
+    mode = stat.S_IMODE(os.stat(tmp_path / "secret.key").st_mode)
+    assert mode == 0o600
+
+
+def test_the_key_from_the_environment_wins_and_a_wrong_key_says_so(store, tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURGENT_SECRET_KEY", Fernet.generate_key().decode())
+    first = Connections(store, tmp_path / "unused.key")
+    first.set("Xero", "http://x", SECRET)
+    assert not (tmp_path / "unused.key").exists()
+    monkeypatch.setenv("FOURGENT_SECRET_KEY", Fernet.generate_key().decode())
+    with pytest.raises(CredentialError) as caught:
+        Connections(store, tmp_path / "unused.key").get("Xero")
+    assert SECRET not in str(caught.value)
+    monkeypatch.setenv("FOURGENT_SECRET_KEY", "not-a-key")
+    with pytest.raises(CredentialError, match="not a Fernet key"):
+        Connections(store, tmp_path / "unused.key")
+
+
+def test_missing_and_expired_states(conns):
+    conns.set("HubSpot", "http://h", None)
+    conns.set("QuickBooks", "http://q", SECRET)
+    states = {s.app: s.credential for s in conns.states(expired={"QuickBooks"})}
+    assert states == {"HubSpot": "Missing", "QuickBooks": "Expired"}
+
+
+def test_an_empty_credential_is_refused(conns):
+    with pytest.raises(CredentialError, match="empty"):
+        conns.set("Slack", "http://s", "   ")
