@@ -209,3 +209,57 @@ def _print(s: dict) -> None:
     print(f"{'query (median of ' + str(s['repeat']) + ')':<32}{'fourgent ms':>14}{'bare table ms':>16}")
     for r in s["queries"]:
         print(f"  {r['query']:<30}{r['ms']:>14,}{r['floor_ms']:>16,}")
+
+
+def retrigger_bench(runs: int = 1000, concurrency: int = 8) -> dict[str, object]:
+    """Bulk re-trigger of `runs` failed demo runs against the demo apps, in-process and over 127.0.0.1."""
+    import httpx
+
+    from . import workflows
+    from .executor import Connection, Executor, log_writer
+    from .retrigger import Retriggerer
+    from .sandbox import Sandbox, serve, slug, transport
+
+    tmp = Path(tempfile.mkdtemp(prefix="fourgent-retrigger-bench-"))
+    try:
+        definitions = workflows.load(workflows.BUILTIN_DIR)
+        wf = definitions["hubspot-closed-won-quickbooks-invoice"]
+        log = tmp / "failed.jsonl"
+        with open(log, "w", encoding="utf-8") as f:
+            for i in range(runs):
+                f.write(json.dumps({
+                    "id": f"failed_{i:06d}", "workflow": {"id": wf.id, "source": wf.source,
+                                                          "destination": wf.destination},
+                    "status": "failed", "started_at": "2026-11-20T10:00:00Z",
+                    "error": {"message": "401 Unauthorized", "step": 1, "kind": "auth"},
+                    "trigger_payload": {"record_id": str(i), "name": f"Deal {i}", "amount": 10.0,
+                                        "contact_email": "a@example.com"}}) + "\n")
+        store = Store(tmp / "store.duckdb")
+        ingest(store, [log])
+        ids = [f"failed_{i:06d}" for i in range(runs)]
+        out: dict[str, object] = {"runs": runs, "concurrency": concurrency}
+        sandbox = Sandbox()
+        server, url = serve(sandbox)
+        try:
+            for label, base, client in (
+                ("in-process (httpx WSGI transport)", "http://sandbox", httpx.Client(transport=transport(sandbox))),
+                ("HTTP on 127.0.0.1", url, httpx.Client()),
+            ):
+                conns = {}
+                for app in wf.apps:
+                    sandbox.tokens[slug(app)] = "t-" + slug(app)
+                    conns[app] = Connection(app, f"{base}/{slug(app)}", "t-" + slug(app))
+                executor = Executor(conns, log_writer(tmp / "logs" / "retriggers.jsonl"), client=client,
+                                    sleep=lambda s: None)
+                result = Retriggerer(store, executor, definitions).bulk(ids, "bench", concurrency=concurrency)
+                out[label] = {"seconds": round(result.seconds, 2), "runs_per_s": round(runs / result.seconds),
+                              "outcomes": dict(result.outcomes)}
+                print(f"{label:<40}{runs / result.seconds:>8,.0f} runs/s  ({result.seconds:.2f} s, "
+                      f"{dict(result.outcomes)})", flush=True)
+        finally:
+            server.shutdown()
+            server.server_close()
+            store.close()
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -114,6 +114,9 @@ def cmd_sql(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.retrigger:
+        bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
+        return EXIT_OK
     bench.main(runs=args.runs, workdir=Path(args.workdir) if args.workdir else None, repeat=args.repeat)
     return EXIT_OK
 
@@ -155,6 +158,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=1_000_000, help="how many runs (default 1000000)")
     p.add_argument("--repeat", type=int, default=7, help="timed repetitions per query (median reported)")
     p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
+    p.add_argument("--retrigger", action="store_true",
+                   help="instead: bulk re-trigger of failed runs against the demo apps (--runs defaults to 1000)")
     p.set_defaults(func=cmd_bench)
     return top
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -220,10 +221,11 @@ class Executor:
 def log_writer(path: Path) -> Callable[[dict], None]:
     """Append each record as one run-log line to `path` (a single write per line)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()  # bulk re-triggers write from many threads: one whole line at a time
 
     def write(record: dict) -> None:
         data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
-        with open(path, "ab") as f:
+        with lock, open(path, "ab") as f:
             f.write(data)
 
     return write

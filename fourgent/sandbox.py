@@ -6,9 +6,13 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import httpx
 
 
 def slug(app: str) -> str:
@@ -95,3 +99,31 @@ def serve(sandbox: Sandbox, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     threading.Thread(target=server.serve_forever, name="fourgent-sandbox", daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def wsgi_app(sandbox: Sandbox) -> Callable[..., Any]:
+    """The same apps as a WSGI application, for httpx.WSGITransport: in-process, no sockets."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else None
+        except json.JSONDecodeError:
+            body = raw.decode("utf-8", "replace")
+        parts = environ.get("PATH_INFO", "/").split("/", 2)
+        app_slug = parts[1] if len(parts) > 1 else ""
+        rest = "/" + (parts[2] if len(parts) > 2 else "")
+        headers = {k[5:].replace("_", "-").lower(): v for k, v in environ.items() if k.startswith("HTTP_")}
+        status, extra, payload = sandbox.answer(app_slug, environ["REQUEST_METHOD"], rest, headers, body)
+        out = json.dumps(payload).encode()
+        start_response(f"{status} {HTTPStatus(status).phrase}",
+                       [("content-type", "application/json"), ("content-length", str(len(out))), *extra.items()])
+        return [out]
+
+    return app
+
+
+def transport(sandbox: Sandbox) -> httpx.WSGITransport:
+    """An httpx transport that answers from `sandbox` in-process (base URLs like http://sandbox/<app>)."""
+    return httpx.WSGITransport(app=wsgi_app(sandbox))

@@ -176,3 +176,18 @@ def test_client_is_reused_across_runs(apps, hubspot_wf):
     ex.run(hubspot_wf, PAYLOAD)
     ex.run(hubspot_wf, PAYLOAD)
     assert not client.is_closed and len(sandbox.requests) == 8
+
+
+def test_the_in_process_transport_answers_like_the_served_apps(hubspot_wf):
+    from fourgent.sandbox import transport
+
+    sandbox = Sandbox()
+    conns = {}
+    for app in ("HubSpot", "QuickBooks"):
+        sandbox.tokens[slug(app)] = f"t-{slug(app)}"
+        conns[app] = Connection(app, f"http://sandbox/{slug(app)}", f"t-{slug(app)}")
+    ex = Executor(conns, [].append, client=httpx.Client(transport=transport(sandbox)), sleep=lambda s: None)
+    sandbox.fail_next("QuickBooks", (503, {"Retry-After": "1"}))
+    assert ex.run(hubspot_wf, PAYLOAD)["steps"][1]["attempts"] == 2
+    sandbox.expire("HubSpot")
+    assert ex.run(hubspot_wf, PAYLOAD)["error"]["kind"] == "auth"

@@ -1,0 +1,120 @@
+"""Re-triggering: replay a run's original trigger payload as a new run, one at a time or in bulk."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .executor import Executor
+from .store import Store
+from .workflows import Workflow
+
+CLAIM_MINUTES = 10  # a claim older than this (a crashed process's) no longer blocks a re-trigger
+
+_CLAIMS = """
+CREATE TABLE IF NOT EXISTS fg.retrigger_claims (run_id VARCHAR PRIMARY KEY, claimed_at TIMESTAMPTZ NOT NULL)
+"""
+
+
+@dataclass
+class BulkResult:
+    requested: int
+    outcomes: Counter = field(default_factory=Counter)  # status of each new run
+    refused: dict[str, str] = field(default_factory=dict)  # original run ID -> why it was not re-triggered
+    cancelled: int = 0
+    seconds: float = 0.0
+    new_runs: dict[str, str] = field(default_factory=dict)  # original run ID -> new run ID
+
+
+class Retriggerer:
+    def __init__(self, store: Store, executor: Executor, definitions: dict[str, Workflow]) -> None:
+        self.store = store
+        self.executor = executor
+        self.definitions = definitions
+        with store.write_lock:
+            store.cursor().execute(_CLAIMS)
+
+    def _claim(self, run_ids: Sequence[str]) -> set[str]:
+        """Claim runs for re-triggering; a run already claimed (a double click, a second tab) is not returned."""
+        with self.store.transaction() as cur:
+            cur.execute(f"DELETE FROM fg.retrigger_claims WHERE claimed_at < now() - INTERVAL {CLAIM_MINUTES} MINUTE")
+            rows = cur.execute(
+                "INSERT INTO fg.retrigger_claims SELECT DISTINCT unnest(?::VARCHAR[]), now() "
+                "ON CONFLICT DO NOTHING RETURNING run_id", [list(run_ids)]).fetchall()
+        return {r[0] for r in rows}
+
+    def _release(self, run_ids: Sequence[str]) -> None:
+        with self.store.transaction() as cur:
+            cur.execute("DELETE FROM fg.retrigger_claims WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [list(run_ids)])
+
+    def _originals(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict]]:
+        rows = self.store.cursor().execute(
+            "SELECT id, workflow_id, reference, trigger_payload FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(run_ids)]).fetchall()
+        return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
+
+    def bulk(self, run_ids: Sequence[str], who: str, *, concurrency: int = 16,
+             cancel: threading.Event | None = None,
+             progress: Callable[[int, int], None] | None = None) -> BulkResult:
+        """Re-trigger each run once with its original payload; at most `concurrency` at a time, stoppable."""
+        started = time.perf_counter()
+        result = BulkResult(requested=len(run_ids))
+        claimed = self._claim(run_ids)
+        try:
+            originals = self._originals(sorted(claimed))
+            jobs = []
+            for run_id in dict.fromkeys(run_ids):
+                if run_id not in claimed:
+                    result.refused[run_id] = "a re-trigger of this run is already under way"
+                elif run_id not in originals:
+                    result.refused[run_id] = "no such run"
+                elif originals[run_id][0] not in self.definitions:
+                    result.refused[run_id] = f"no definition for workflow {originals[run_id][0]}"
+                else:
+                    jobs.append(run_id)
+            done = 0
+            extra = {"retriggered_by": who, "retriggered_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+
+            def replay(run_id: str) -> dict:
+                workflow_id, reference, payload = originals[run_id]
+                return self.executor.run(self.definitions[workflow_id], payload, reference=reference,
+                                         retrigger_of=run_id, extra=extra)
+
+            with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fourgent-retrigger") as pool:
+                pending: dict[Future, str] = {}
+                queue = iter(jobs)
+                while True:
+                    while len(pending) < concurrency and not (cancel and cancel.is_set()):
+                        run_id = next(queue, None)
+                        if run_id is None:
+                            break
+                        pending[pool.submit(replay, run_id)] = run_id
+                    if not pending:
+                        break
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in finished:
+                        run_id = pending.pop(fut)
+                        run = fut.result()
+                        result.outcomes[run["status"]] += 1
+                        result.new_runs[run_id] = run["id"]
+                        done += 1
+                        if progress:
+                            progress(done, len(jobs))
+                result.cancelled = len(jobs) - done
+        finally:
+            self._release(sorted(claimed))
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def one(self, run_id: str, who: str) -> dict | None:
+        """Re-trigger one run; None when it was refused (see the result's reason via bulk)."""
+        result = self.bulk([run_id], who, concurrency=1)
+        return {"new_run": result.new_runs.get(run_id), "refused": result.refused.get(run_id),
+                "status": next(iter(result.outcomes), None)}

@@ -1,0 +1,111 @@
+"""Re-triggering replays the original payload as a new run: once per click, in bulk, stoppable."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from conftest import run_line
+from fourgent import workflows
+from fourgent.executor import Executor, log_writer
+from fourgent.ingest import ingest
+from fourgent.retrigger import Retriggerer
+from fourgent.sandbox import Sandbox, serve
+from test_executor import connect
+
+WF_ID = "hubspot-closed-won-quickbooks-invoice"
+WF = {"id": WF_ID, "source": "HubSpot Closed Won", "destination": "QuickBooks Invoice",
+      "source_app": "HubSpot", "destination_app": "QuickBooks"}
+
+
+def failed_run(i: int, email: str | None = "a@example.com") -> dict:
+    payload = {"record_id": str(1000 + i), "name": f"Deal {i}", "amount": 10.0 + i, "contact_email": email}
+    return run_line(f"orig_{i:04d}", workflow=WF, status="failed", trigger_payload=payload,
+                    error={"message": "401 Unauthorized", "step": 1, "kind": "auth"})
+
+
+@pytest.fixture
+def setup(store, tmp_path, write_log):
+    sandbox = Sandbox()
+    server, url = serve(sandbox)
+    log = tmp_path / "logs" / "retriggers.jsonl"
+    executor = Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), log_writer(log), sleep=lambda s: None)
+    retriggerer = Retriggerer(store, executor, workflows.load(workflows.BUILTIN_DIR))
+    yield sandbox, retriggerer, log
+    server.shutdown()
+    server.server_close()
+
+
+def test_bulk_of_500_gives_exact_outcome_counts_and_lineage(store, tmp_path, write_log, setup):
+    sandbox, retriggerer, log = setup
+    runs = [failed_run(i, email=None if i % 5 == 0 else "a@example.com") for i in range(500)]
+    ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
+    ids = [r["id"] for r in runs]
+    result = retriggerer.bulk(ids, "ana@example.com", concurrency=16)
+    assert result.outcomes == {"finished": 400, "failed": 100}
+    assert result.refused == {} and result.cancelled == 0
+    ingest(store, [log])
+    cur = store.cursor()
+    assert cur.execute("SELECT count(*) FROM runs WHERE retrigger_of LIKE 'orig_%'").fetchall()[0][0] == 500
+    assert cur.execute("SELECT count(DISTINCT retrigger_of) FROM runs WHERE retrigger_of IS NOT NULL"
+                       ).fetchall()[0][0] == 500
+    who = cur.execute("SELECT DISTINCT extra->>'retriggered_by' FROM runs WHERE retrigger_of IS NOT NULL").fetchall()
+    assert who == [("ana@example.com",)]
+
+
+def test_the_replay_sends_the_original_payload(store, tmp_path, write_log, setup):
+    sandbox, retriggerer, _ = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(7))])
+    # The source record has changed since (a newer snapshot of the deal elsewhere): the replay does not care.
+    retriggerer.bulk(["orig_0007"], "ana")
+    posted = [r.body for r in sandbox.requests if r.method == "POST"]
+    assert posted and all(b["record_id"] == "1007" and b["amount"] == 17.0 for b in posted)
+
+
+def test_a_run_already_being_re_triggered_is_refused_once(store, tmp_path, write_log, setup):
+    _, retriggerer, _ = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(1))])
+    assert retriggerer._claim(["orig_0001"]) == {"orig_0001"}  # a first click, still running
+    second = retriggerer.bulk(["orig_0001", "orig_0001"], "ana")
+    assert second.refused == {"orig_0001": "a re-trigger of this run is already under way"}
+    assert sum(second.outcomes.values()) == 0
+    retriggerer._release(["orig_0001"])
+    assert sum(retriggerer.bulk(["orig_0001"], "ana").outcomes.values()) == 1
+
+
+def test_two_clicks_at_once_make_one_re_trigger(store, tmp_path, write_log, setup):
+    sandbox, retriggerer, _ = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(2))])
+    sandbox.delay_s["hubspot"] = 0.3
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(retriggerer.bulk(["orig_0002"], "ana")))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(sum(r.outcomes.values()) for r in results) == [0, 1]
+
+
+def test_cancel_stops_a_bulk_re_trigger_midway(store, tmp_path, write_log, setup):
+    _, retriggerer, _ = setup
+    runs = [failed_run(i) for i in range(200)]
+    ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
+    cancel = threading.Event()
+
+    def progress(done: int, total: int) -> None:
+        if done >= 40:
+            cancel.set()
+
+    result = retriggerer.bulk([r["id"] for r in runs], "ana", concurrency=4, cancel=cancel, progress=progress)
+    done = sum(result.outcomes.values())
+    assert 40 <= done < 60 and result.cancelled == 200 - done
+
+
+def test_unknown_runs_and_workflows_are_refused_with_a_reason(store, tmp_path, write_log, setup):
+    _, retriggerer, _ = setup
+    other = run_line("no_def", workflow={"id": "custom-flow", "source": "A", "destination": "B"})
+    ingest(store, [write_log(tmp_path / "orig.jsonl", other)])
+    result = retriggerer.bulk(["ghost", "no_def"], "ana")
+    assert result.refused == {"ghost": "no such run", "no_def": "no definition for workflow custom-flow"}
