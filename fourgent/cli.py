@@ -111,6 +111,38 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_retrigger(args: argparse.Namespace) -> int:
+    from . import queries as Q
+    from .workspace import retriggerer
+
+    ws = open_workspace(args.data_dir)
+    ws.ingest_logs()  # the latest snapshots decide what is failed and unresolved
+    if args.run_ids:
+        ids = list(dict.fromkeys(args.run_ids))
+    else:
+        f = Q.RunFilter(statuses=tuple(args.status or ["failed"]), workflows=tuple(args.workflow or ()))
+        ids = Q.select_ids(ws.store.cursor(), f, unresolved=args.unresolved, limit=args.limit)
+    if not ids:
+        print("Nothing to re-trigger: no run matches.")
+        return EXIT_OK
+    print(f"Re-triggering {len(ids):,} run{'s' if len(ids) != 1 else ''} with their original payloads "
+          "(the payload from when each run first fired, not the source record's current state) …", flush=True)
+    result = retriggerer(ws).bulk(ids, args.who, concurrency=args.concurrency)
+    ws.ingest_logs()
+    summary = {"requested": result.requested, "outcomes": dict(result.outcomes), "refused": result.refused,
+               "new_runs": result.new_runs, "seconds": round(result.seconds, 2)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        outcomes = ", ".join(f"{n:,} {status}" for status, n in sorted(result.outcomes.items())) or "none"
+        print(f"Done in {result.seconds:.1f} s: {outcomes}.")
+        for old, new in list(result.new_runs.items())[:20]:
+            print(f"  {old} → {new}")
+        for run_id, why in result.refused.items():
+            print(f"  not re-triggered: {run_id}: {why}")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -151,6 +183,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default), csv, or json (a list of row objects)")
     p.set_defaults(func=cmd_sql)
+
+    p = sub.add_parser("retrigger", help="replay runs with their original payloads",
+                       description="Re-trigger runs: each becomes a new run that replays the original trigger "
+                       "payload (from when it first fired), with retrigger_of set. Give run IDs, or a filter "
+                       "(default: failed runs). Waits for the outcomes and prints them.")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to re-trigger")
+    p.add_argument("--status", action="append", choices=("failed", "finished", "skipped"),
+                   help="with no RUN_ID: runs of this status (default failed; repeatable)")
+    p.add_argument("--workflow", action="append", help="with no RUN_ID: only this workflow ID (repeatable)")
+    p.add_argument("--unresolved", action="store_true",
+                   help="with no RUN_ID: only failed original runs whose latest re-trigger did not finish")
+    p.add_argument("--limit", type=int, default=10_000, help="at most this many runs (default 10000)")
+    p.add_argument("--who", default="cli", help="recorded as who re-triggered (default: cli)")
+    p.add_argument("--concurrency", type=int, default=8, help="runs at a time (default 8)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_retrigger)
 
     p = sub.add_parser("bench", help="measure ingest and Runs-page queries against bare DuckDB",
                        description="Generate N demo runs, ingest them, and print ingest throughput, store size "

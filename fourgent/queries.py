@@ -96,6 +96,25 @@ def daily_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> pl.DataFrame:
     )
 
 
+# An unresolved failure: a failed run that was not itself a re-trigger and whose latest
+# re-trigger (if any) did not finish. A failed re-trigger counts against its original, once.
+UNRESOLVED_SQL = """
+SELECT r.id FROM runs r
+LEFT JOIN (SELECT retrigger_of, arg_max(status, started_at) AS latest FROM runs
+           WHERE retrigger_of IS NOT NULL GROUP BY retrigger_of) c ON c.retrigger_of = r.id
+WHERE r.status = 'failed' AND r.retrigger_of IS NULL AND coalesce(c.latest, '') <> 'finished'
+"""
+
+
+def select_ids(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, unresolved: bool = False,
+               limit: int = 100_000) -> list[str]:
+    """Run IDs under a filter (newest first), for bulk actions; `unresolved` keeps failed runs not yet fixed."""
+    where, params = f.where()
+    extra = f" {'AND' if where else 'WHERE'} id IN ({UNRESOLVED_SQL})" if unresolved else ""
+    sql = f"SELECT id FROM {SOURCE}{where}{extra} ORDER BY started_at DESC, id DESC LIMIT ?"
+    return [r[0] for r in cur.execute(sql, [*params, limit]).fetchall()]
+
+
 def find_exact(cur: duckdb.DuckDBPyConnection, run_id: str) -> bool:
     return cur.execute(f"SELECT count(*) FROM {SOURCE} WHERE id = ?", [run_id]).fetchall()[0][0] > 0
 

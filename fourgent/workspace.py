@@ -8,12 +8,19 @@ import shutil
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-from . import demo
+import httpx
+
+from . import demo, workflows
 from .config import Paths
 from .config import paths as resolve_paths
+from .connections import Connections
+from .executor import Executor, log_writer
 from .ingest import IngestReport, discover, ingest
+from .retrigger import Retriggerer
+from .sandbox import Sandbox, slug, transport
 from .store import Store, open_store
 
 DEMO_RUNS = 20_000  # seeded on a first start; FOURGENT_DEMO_RUNS overrides (0: none)
@@ -91,3 +98,44 @@ def _same_start(a: Path, b: Path) -> bool:
     size = min(a.stat().st_size, b.stat().st_size, 1 << 16)
     with open(a, "rb") as fa, open(b, "rb") as fb:
         return fa.read(size) == fb.read(size)
+
+
+# ---------------------------------------------------------------- re-triggering
+
+SANDBOX_URL = "http://sandbox"  # base URLs under this are answered in-process by the demo apps
+_sandbox: Sandbox | None = None
+
+
+def demo_sandbox() -> Sandbox:
+    """The process's demo apps; each accepts the token "demo-<app>"."""
+    global _sandbox
+    if _sandbox is None:
+        _sandbox = Sandbox()
+        for wf in workflows.load(workflows.BUILTIN_DIR).values():
+            for app in wf.apps:
+                _sandbox.tokens[slug(app)] = f"demo-{slug(app)}"
+    return _sandbox
+
+
+def definitions(ws: Workspace) -> dict[str, workflows.Workflow]:
+    folder = ws.paths.data_dir / "workflows"
+    workflows.ensure_builtin(folder)
+    return workflows.load(folder)
+
+
+def connections(ws: Workspace) -> Connections:
+    """The workspace's connections; on first use, every app of the definitions points at the demo apps."""
+    conns = Connections(ws.store, ws.paths.data_dir / "secret.key")
+    if not conns.states():
+        for app in sorted({a for wf in definitions(ws).values() for a in wf.apps}):
+            conns.set(app, f"{SANDBOX_URL}/{slug(app)}", f"demo-{slug(app)}")
+    return conns
+
+
+def retriggerer(ws: Workspace, client: httpx.Client | None = None) -> Retriggerer:
+    """A re-triggerer whose new runs are written into logs/, where the next ingest reads them."""
+    client = client or httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())})
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    executor = Executor(connections(ws).all(), log_writer(ws.paths.logs_dir / f"retriggers-{day}.jsonl"),
+                        client=client)
+    return Retriggerer(ws.store, executor, definitions(ws))

@@ -96,8 +96,32 @@ def test_sql_table_format(data_dir, samples, capsys):
 
 
 def test_every_command_has_help(capsys):
-    for command in ("ingest", "demo", "sql", "bench"):
+    for command in ("ingest", "demo", "sql", "bench", "retrigger"):
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         assert done.value.code == 0
         assert "usage: python -m fourgent " + command in capsys.readouterr().out
+
+
+def test_retrigger_replays_failed_runs_and_resolves_them(data_dir, write_log, capsys):
+    from fourgent.sandbox import slug
+    from fourgent.workspace import demo_sandbox
+
+    wf = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded", "destination": "Xero Invoice"}
+    payload = {"record_id": "1", "name": "Deal", "amount": 5.0, "contact_email": "a@example.com"}
+    write_log(data_dir / "logs" / "a.jsonl",
+              run_line("f1", workflow=wf, status="failed", trigger_payload=payload,
+                       error={"message": "401", "step": 1, "kind": "auth"}),
+              run_line("f2", workflow=wf, status="failed", trigger_payload={**payload, "contact_email": None},
+                       error={"message": "Missing required field: contact_email", "step": 1, "kind": "validation"}))
+    assert demo_sandbox().tokens[slug("Xero")] == "demo-xero"
+    assert main(["retrigger", "--unresolved", "--who", "ana", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["outcomes"] == {"finished": 1, "failed": 1} and set(summary["new_runs"]) == {"f1", "f2"}
+    assert main(["retrigger", "--unresolved", "--json"]) == 0  # f1 is resolved now; f2 failed again
+    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(again["new_runs"]) == {"f2"}
+    assert main(["sql", "SELECT count(*) AS n FROM runs WHERE retrigger_of IS NOT NULL", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 3}]
+    secret_key = (data_dir / "secret.key").read_bytes()
+    assert b"demo-xero" not in (data_dir / "fourgent.duckdb").read_bytes() and secret_key
