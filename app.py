@@ -26,7 +26,7 @@ PRESET_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedel
                "30d": timedelta(days=30)}
 LIVE_SECONDS = 5
 DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_dates": (),
-            "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False}
+            "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False, "f_unresolved": False}
 
 
 # ---------------------------------------------------------------- URL <-> widget state
@@ -70,6 +70,7 @@ def state_from_url(params: Params) -> dict[str, object]:
     state["f_size"] = int(size) if size in {str(s) for s in Q.PAGE_SIZES} else 50
     state["f_oldest"] = _one(params, "order") == "oldest"
     state["f_utc"] = _one(params, "tz") == "utc"
+    state["f_unresolved"] = _one(params, "unresolved") == "1"
     return state
 
 
@@ -95,6 +96,8 @@ def url_from_state(s: dict[str, object]) -> Params:
         params["order"] = ["oldest"]
     if s["f_utc"]:
         params["tz"] = ["utc"]
+    if s["f_unresolved"]:
+        params["unresolved"] = ["1"]
     return params
 
 
@@ -111,7 +114,7 @@ def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
         start = datetime.combine(dates[0], time.min, tzinfo=tz)
         end = datetime.combine(dates[-1] + timedelta(days=1), time.min, tzinfo=tz)
     return Q.RunFilter(q=str(s["f_q"]), statuses=tuple(s["f_status"]), workflows=tuple(s["f_workflow"]),
-                       start=start, end=end)
+                       start=start, end=end, unresolved=bool(s["f_unresolved"]))
 
 
 def sync_from_url() -> None:
@@ -195,6 +198,8 @@ def render_filters(ws) -> None:
     top[3].multiselect("Workflow", list(workflows) + known, format_func=lambda w: workflows.get(w, w),
                        key="f_workflow", on_change=filter_changed, placeholder="Any workflow")
     top[4].button("Clear filters", on_click=clear_filters, width="stretch")
+    st.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
+              help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
     if st.session_state.get("f_range") == "custom":
         st.date_input("From – to", key="f_dates", on_change=filter_changed, min_value=date(1970, 1, 1),
                       max_value=date(2999, 12, 31))

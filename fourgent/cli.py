@@ -120,8 +120,9 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
     if args.run_ids:
         ids = list(dict.fromkeys(args.run_ids))
     else:
-        f = Q.RunFilter(statuses=tuple(args.status or ["failed"]), workflows=tuple(args.workflow or ()))
-        ids = Q.select_ids(ws.store.cursor(), f, unresolved=args.unresolved, limit=args.limit)
+        f = Q.RunFilter(statuses=tuple(args.status or ["failed"]), workflows=tuple(args.workflow or ()),
+                        unresolved=args.unresolved)
+        ids = Q.select_ids(ws.store.cursor(), f, limit=args.limit)
     if not ids:
         print("Nothing to re-trigger: no run matches.")
         return EXIT_OK

@@ -88,9 +88,9 @@ def get(store: Store, run_id: str) -> RunDetail | None:
         parent = dict(zip(("id", "status", "started_at"), rows[0], strict=True)) if rows else {
             "id": run["retrigger_of"], "status": None, "started_at": None}
     children = [
-        dict(zip(("id", "status", "started_at"), r, strict=True))
-        for r in cur.execute("SELECT id, status, started_at FROM runs WHERE retrigger_of = ? ORDER BY started_at",
-                             [run_id]).fetchall()
+        dict(zip(("id", "status", "started_at", "by"), r, strict=True))
+        for r in cur.execute("SELECT id, status, started_at, extra->>'retriggered_by' FROM runs "
+                             "WHERE retrigger_of = ? ORDER BY started_at", [run_id]).fetchall()
     ]
     where = cur.execute("SELECT f.path, r.line FROM fg.runs r JOIN fg.files f USING (file_id) WHERE r.id = ?",
                         [run_id]).fetchall()

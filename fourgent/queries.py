@@ -27,6 +27,7 @@ class RunFilter:
     workflows: tuple[str, ...] = ()  # workflow ids
     start: datetime | None = None  # started_at >= start
     end: datetime | None = None  # started_at < end
+    unresolved: bool = False  # only failed originals whose latest re-trigger did not finish
 
     def where(self) -> tuple[str, list[Any]]:
         """A WHERE clause (or "") and its parameters; user text only ever travels as a parameter."""
@@ -51,6 +52,8 @@ class RunFilter:
         if self.end is not None:
             parts.append("started_at < ?")
             params.append(self.end)
+        if self.unresolved:
+            parts.append(f"id IN ({UNRESOLVED_SQL})")
         return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
@@ -78,7 +81,7 @@ def count(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> int:
 
 def status_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> dict[str, int]:
     """Runs per status under the filter's other conditions (so each status count stays clickable)."""
-    where, params = RunFilter(f.q, (), f.workflows, f.start, f.end).where()
+    where, params = RunFilter(f.q, (), f.workflows, f.start, f.end, f.unresolved).where()
     rows = cur.execute(f"SELECT status, count(*) FROM {SOURCE}{where} GROUP BY status", params).fetchall()
     found = dict(rows)
     return {s: found.get(s, 0) for s in STATUSES}
@@ -106,12 +109,10 @@ WHERE r.status = 'failed' AND r.retrigger_of IS NULL AND coalesce(c.latest, '') 
 """
 
 
-def select_ids(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, unresolved: bool = False,
-               limit: int = 100_000) -> list[str]:
-    """Run IDs under a filter (newest first), for bulk actions; `unresolved` keeps failed runs not yet fixed."""
+def select_ids(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, limit: int = 100_000) -> list[str]:
+    """Run IDs under a filter (newest first), for bulk actions."""
     where, params = f.where()
-    extra = f" {'AND' if where else 'WHERE'} id IN ({UNRESOLVED_SQL})" if unresolved else ""
-    sql = f"SELECT id FROM {SOURCE}{where}{extra} ORDER BY started_at DESC, id DESC LIMIT ?"
+    sql = f"SELECT id FROM {SOURCE}{where} ORDER BY started_at DESC, id DESC LIMIT ?"
     return [r[0] for r in cur.execute(sql, [*params, limit]).fetchall()]
 
 

@@ -69,3 +69,20 @@ def test_status_counts_ignore_the_status_filter_itself(loaded):
 
 def test_unknown_status_values_are_ignored_not_sent_to_sql(loaded):
     assert Q.count(loaded, Q.RunFilter(statuses=("failed", "bogus"))) == 28
+
+
+def test_unresolved_failures_are_failed_originals_whose_latest_retrigger_did_not_finish(store, tmp_path, write_log):
+    err = {"message": "boom", "step": 0, "kind": "logic"}
+    write_log(tmp_path / "a.jsonl",
+              run_line("never", status="failed", error=err),
+              run_line("fixed", status="failed", error=err),
+              run_line("fixed_rt", status="finished", retrigger_of="fixed", started_at="2026-11-21T10:00:00Z"),
+              run_line("again", status="failed", error=err),
+              run_line("again_rt1", status="finished", retrigger_of="again", started_at="2026-11-21T10:00:00Z"),
+              run_line("again_rt2", status="failed", error=err, retrigger_of="again",
+                       started_at="2026-11-22T10:00:00Z"),
+              run_line("ok", status="finished"))
+    ingest(store, [tmp_path / "a.jsonl"])
+    found = Q.select_ids(store.cursor(), Q.RunFilter(unresolved=True))
+    assert sorted(found) == ["again", "never"]  # "again": its latest re-trigger failed
+    assert Q.status_counts(store.cursor(), Q.RunFilter(unresolved=True))["failed"] == 2

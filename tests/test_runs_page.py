@@ -295,3 +295,25 @@ def test_an_unknown_error_kind_stays_out_of_markdown(data, write_log):
     at = detail("evil_kind")
     assert all(evil not in h.value for h in at.subheader)
     assert f"Error kind: {evil}" in [t.value for t in at.text]
+
+
+def test_unresolved_filter_in_the_url(data):
+    at = open_app(unresolved="1")
+    assert at.toggle(key="f_unresolved").value is True
+    assert set(table(at)["Status"]) == {"🔴 Failed"}
+    assert matching(at) <= 28
+
+
+def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
+    at = detail("run_01000000170")
+    next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
+    assert not at.exception
+    next(t for t in at.text_input if t.label.startswith("Your name (recorded")).set_value("Ana")
+    next(b for b in at.button if b.label == "Re-trigger").click().run()
+    assert not at.exception, at.exception
+    done = next(t.value for t in at.text if t.value.startswith("Re-triggered as run_"))
+    new_id = done.split()[2].rstrip(":")
+    child = detail(new_id)
+    assert any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
+    parent = detail("run_01000000170")
+    assert any("by Ana" in t.value for t in parent.text)
