@@ -5,14 +5,14 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from conftest import run_line
+from test_executor import connect
+
 from fourgent import workflows
 from fourgent.executor import Executor, log_writer
 from fourgent.ingest import ingest
 from fourgent.retrigger import Retriggerer
 from fourgent.sandbox import Sandbox, serve
-from test_executor import connect
 
 WF_ID = "hubspot-closed-won-quickbooks-invoice"
 WF = {"id": WF_ID, "source": "HubSpot Closed Won", "destination": "QuickBooks Invoice",
