@@ -369,6 +369,7 @@ def main() -> None:
         st.error(str(exc) + " Stop the other process (or point FOURGENT_DATA_DIR elsewhere) and reload.")
         st.stop()
     PAGES["runs"] = st.Page(runs_page, title="Workflow Runs", icon="📋", url_path="runs", default=True)
+    PAGES["connections"] = st.Page("views/connections.py", title="Connections", icon="🔌", url_path="connections")
     PAGES["run"] = RUN_PAGE
     page = st.navigation(list(PAGES.values()))
     page.run()

@@ -53,7 +53,8 @@ def load_key(key_file: Path) -> Fernet:
 
 
 def mask(hint: str | None) -> str:
-    return f"••••••••{hint}" if hint else "—"
+    """A stored credential, masked: its last 4 characters when it is long enough to spare them."""
+    return f"••••••••{hint or ''}"
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,15 @@ def select_ids(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, limit: int = 100
     return [r[0] for r in cur.execute(sql, [*params, limit]).fetchall()]
 
 
+def auth_failures_by_app(cur: duckdb.DuckDBPyConnection, days: int = 7) -> dict[str, tuple[int, datetime]]:
+    """Failed runs of the last `days` days with kind `auth`, by the app of the step that failed: (count, latest)."""
+    rows = cur.execute(
+        "SELECT coalesce(steps[error_step + 1].app, destination_app) AS app, count(*), max(started_at) "
+        "FROM fg.runs WHERE status = 'failed' AND error_kind = 'auth' AND started_at >= now() - to_days(?) "
+        "GROUP BY ALL", [days]).fetchall()
+    return {app: (n, last) for app, n, last in rows if app}
+
+
 def find_exact(cur: duckdb.DuckDBPyConnection, run_id: str) -> bool:
     return cur.execute(f"SELECT count(*) FROM {SOURCE} WHERE id = ?", [run_id]).fetchall()[0][0] > 0
 

@@ -317,3 +317,10 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     assert any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
     parent = detail("run_01000000170")
     assert any("by Ana" in t.value for t in parent.text)
+
+
+def test_an_auth_failure_links_to_connections(data, write_log):
+    write_log(data / "logs" / "auth.jsonl", run_line("auth_fail", status="failed",
+              error={"message": "401 Unauthorized", "step": 0, "kind": "auth"}))
+    at = detail("auth_fail")
+    assert any(link.label == "Open Connections" for link in at.get("page_link"))

@@ -73,6 +73,8 @@ if run["status"] == "failed":
         st.code(run["error_message"] or "", language=None, wrap_lines=True)
         st.caption("What to do next")
         st.text(detail.next_step(found))
+        if run["error_kind"] == "auth":
+            st.page_link(PAGES["connections"], label="Open Connections", icon="🔌")
 elif run["status"] == "skipped" and run["skip_reason"]:
     with st.container(border=True):
         st.subheader("⏭️ Skipped")

@@ -1,0 +1,63 @@
+"""The Connections page: states, a masked credential, reconnecting and testing — no secret on the page."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT
+
+APP = str(ROOT / "app.py")
+SECRET = "brand-new-secret-token-9876"
+
+
+@pytest.fixture
+def page(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("views/connections.py").run()
+    assert not at.exception, at.exception
+    yield at
+    st.cache_resource.clear()
+
+
+def everything_shown(at: AppTest) -> str:
+    parts = [str(d.value.to_dict()) for d in at.dataframe]
+    parts += [e.value for e in at.text] + [e.value for e in at.success] + [e.value for e in at.error]
+    parts += [e.label for e in at.expander] + [t.value for t in at.text_input]
+    return " ".join(parts)
+
+
+def test_every_demo_app_is_listed_connected(page):
+    frame = page.dataframe[0].value
+    assert {"HubSpot", "QuickBooks", "Xero", "Slack"} <= set(frame["App"])
+    assert set(frame["Credential"]) == {"🟢 Connected"}
+
+
+def test_reconnecting_stores_the_credential_masked_and_never_shows_it(page):
+    form_inputs = [t for t in page.text_input if t.label == "New credential"]
+    form_inputs[0].set_value(SECRET)
+    next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
+    assert not page.exception
+    assert any("Saved" in s.value for s in page.success)
+    assert "••••••••9876" in set(page.dataframe[0].value["Token"])
+    assert SECRET not in everything_shown(page)
+
+
+def test_test_connection_reports_the_answer(page):
+    next(b for b in page.button if b.label == "Test connection").click().run()
+    assert any(s.value.startswith("Connected: 200") for s in page.success)
+    form_inputs = [t for t in page.text_input if t.label == "New credential"]
+    form_inputs[0].set_value("wrong-token-000000")
+    next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
+    next(b for b in page.button if b.label == "Test connection").click().run()
+    assert any(e.value.startswith("Refused: 401") for e in page.error)
+
+
+def test_an_empty_credential_is_refused_with_a_message(page):
+    next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
+    assert any(e.value == "The credential is empty." for e in page.error)

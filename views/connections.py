@@ -1,0 +1,81 @@
+"""Connections: each app the workflows call — where it is, whether its credential works, and how to fix it."""
+
+from __future__ import annotations
+
+import httpx
+import streamlit as st
+
+from fourgent import display
+from fourgent import queries as Q
+from fourgent.connections import CredentialError
+from fourgent.workspace import SANDBOX_URL, connections, definitions, demo_sandbox
+from fourgent.sandbox import transport
+from ui import PAGES, literal, workspace
+
+ws = workspace()
+ws.refresh()
+conns = connections(ws)
+defs = definitions(ws)
+tz = display.zone(st.context.timezone)
+
+def save(app: str) -> None:
+    """Store the new credential, then empty the field: it never stays in the page's state."""
+    token = st.session_state.get(f"token_{app}", "")
+    st.session_state[f"token_{app}"] = ""
+    try:
+        conns.set(app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
+        st.session_state["connections_saved"] = app
+    except CredentialError as exc:
+        st.session_state["connections_error"] = str(exc)
+
+
+st.title("Connections")
+st.caption("Credentials are stored encrypted and only ever shown masked.")
+if st.session_state.pop("connections_saved", None):
+    st.success("Saved. Re-trigger the runs that failed with auth to replay them.")
+if problem := st.session_state.pop("connections_error", None):
+    st.error(problem)
+
+failures = Q.auth_failures_by_app(ws.store.cursor())
+expired = {app for app, (_, last) in failures.items()
+           for s in conns.states() if s.app == app and s.updated_at and last > s.updated_at}
+states = conns.states(expired=expired)
+st.dataframe(
+    {
+        "App": [s.app for s in states],
+        "Base URL": [s.base_url for s in states],
+        "Credential": [{"Connected": "🟢 Connected", "Expired": "🔴 Expired", "Missing": "⚪ Missing"}[s.credential]
+                       for s in states],
+        "Token": [s.masked for s in states],
+        "Last successful call": [display.local_time(s.last_success_at, tz) for s in states],
+        "Auth failures (7 d)": [failures.get(s.app, (0, None))[0] for s in states],
+    },
+    hide_index=True, width="stretch",
+)
+
+for s in states:
+    count = failures.get(s.app, (0, None))[0]
+    icon = {"Connected": "🟢", "Expired": "🔴", "Missing": "⚪"}[s.credential]
+    with st.expander(f"{icon} {literal(s.app)}"):
+        st.text(f"{s.app} · {s.base_url} · credential {s.credential.lower()} {s.masked}")
+        if count:
+            uses = [wf.id for wf in defs.values() if s.app in wf.apps]
+            st.page_link(PAGES["runs"], label=f"{count} run(s) failed with auth in the last 7 days",
+                         icon="🔎", query_params={"status": "failed", "range": "7d", "workflow": uses})
+        with st.form(f"reconnect_{s.app}"):
+            st.text_input("Base URL", value=s.base_url, key=f"url_{s.app}")
+            st.text_input("New credential", type="password", key=f"token_{s.app}")
+            st.form_submit_button("Reconnect / update credential", on_click=save, args=(s.app,))
+        if st.button("Test connection", key=f"test_{s.app}"):
+            conn = conns.get(s.app)
+            client = httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())}, timeout=10)
+            try:
+                answer = client.get(conn.base_url.rstrip("/") + "/",
+                                    headers={"Authorization": f"Bearer {conn.token}"} if conn.token else {})
+                if answer.is_success:
+                    conns.succeeded([s.app])
+                    st.success(f"Connected: {answer.status_code} {answer.reason_phrase}")
+                else:
+                    st.error(f"Refused: {answer.status_code} {answer.reason_phrase}")
+            except httpx.HTTPError as exc:
+                st.error(f"Could not reach it: {type(exc).__name__}")
