@@ -112,9 +112,3 @@ class Retriggerer:
             self._release(sorted(claimed))
         result.seconds = time.perf_counter() - started
         return result
-
-    def one(self, run_id: str, who: str) -> dict | None:
-        """Re-trigger one run; None when it was refused (see the result's reason via bulk)."""
-        result = self.bulk([run_id], who, concurrency=1)
-        return {"new_run": result.new_runs.get(run_id), "refused": result.refused.get(run_id),
-                "status": next(iter(result.outcomes), None)}

@@ -61,3 +61,27 @@ def test_test_connection_reports_the_answer(page):
 def test_an_empty_credential_is_refused_with_a_message(page):
     next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
     assert any(e.value == "The credential is empty." for e in page.error)
+
+
+def test_auth_failures_after_the_credential_was_set_show_it_expired(tmp_path, monkeypatch, write_log):
+    from datetime import UTC, datetime, timedelta
+
+    from conftest import run_line
+
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    # Started after the demo credentials are set (on this first page load): they must be stale.
+    now = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    steps = [{"name": "Create invoice", "app": "QuickBooks", "status": "failed", "error": "401"}]
+    write_log(tmp_path / "data" / "logs" / "auth.jsonl",
+              run_line("q1", status="failed", started_at=now, finished_at=None, steps=steps,
+                       error={"message": "401", "step": 0, "kind": "auth"}))
+    st.cache_resource.clear()
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    at.switch_page("views/connections.py").run()
+    frame = at.dataframe[0].value.set_index("App")
+    assert frame.loc["QuickBooks", "Auth failures (7 d)"] == 1
+    assert frame.loc["QuickBooks", "Credential"] == "🔴 Expired"
+    assert frame.loc["HubSpot", "Credential"] == "🟢 Connected"
+    st.cache_resource.clear()

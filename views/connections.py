@@ -37,8 +37,9 @@ if problem := st.session_state.pop("connections_error", None):
     st.error(problem)
 
 failures = Q.auth_failures_by_app(ws.store.cursor())
-expired = {app for app, (_, last) in failures.items()
-           for s in conns.states() if s.app == app and s.updated_at and last > s.updated_at}
+stored = conns.states()
+# Expired: runs failed with auth after the credential was last set.
+expired = {s.app for s in stored if s.app in failures and s.updated_at and failures[s.app][1] > s.updated_at}
 states = conns.states(expired=expired)
 st.dataframe(
     {
@@ -68,10 +69,10 @@ for s in states:
             st.form_submit_button("Reconnect / update credential", on_click=save, args=(s.app,))
         if st.button("Test connection", key=f"test_{s.app}"):
             conn = conns.get(s.app)
-            client = httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())}, timeout=10)
             try:
-                answer = client.get(conn.base_url.rstrip("/") + "/",
-                                    headers={"Authorization": f"Bearer {conn.token}"} if conn.token else {})
+                with httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())}, timeout=10) as client:
+                    answer = client.get(conn.base_url.rstrip("/") + "/",
+                                        headers={"Authorization": f"Bearer {conn.token}"} if conn.token else {})
                 if answer.is_success:
                     conns.succeeded([s.app])
                     st.success(f"Connected: {answer.status_code} {answer.reason_phrase}")
