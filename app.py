@@ -16,7 +16,17 @@ from fourgent import comments, display, export
 from fourgent import queries as Q
 from fourgent.spec import STATUSES
 from fourgent.store import StoreBusy
-from ui import PAGES, author, workspace
+from fourgent.retrigger import BulkJob
+from fourgent.workspace import retrigger
+from ui import (
+    CAVEAT,
+    PAGES,
+    ask_retrigger,
+    author,
+    retrigger_dialog_if_asked,
+    retrigger_outcome,
+    workspace,
+)
 
 st.set_page_config(page_title="Fourgent Runs", page_icon="⚡", layout="wide")
 
@@ -179,6 +189,7 @@ def runs_page() -> None:
 
     st.title("Workflow Runs")
     render_filters(ws)
+    bulk_bar(ws.store.cursor(), run_filter(current_state(), page_zone(), datetime.now(UTC)))
     live = st.session_state.get("live", True)
     # A fragment on a timer while the view can still change: filters, page and selection stay put.
     st.fragment(run_every=LIVE_SECONDS if live else None)(runs_table)(live)
@@ -205,6 +216,10 @@ def render_filters(ws) -> None:
                       max_value=date(2999, 12, 31))
 
 
+def page_zone():
+    return display.zone(None if st.session_state.get("f_utc") else st.context.timezone)
+
+
 def runs_table(live: bool) -> None:
     if st.session_state.pop("_full_rerun", False):
         st.rerun()  # a control in here changed the filters drawn outside it
@@ -213,7 +228,7 @@ def runs_table(live: bool) -> None:
         ws.refresh()
     cur = ws.store.cursor()
     state = current_state()
-    tz = display.zone(None if state["f_utc"] else st.context.timezone)
+    tz = page_zone()
     now = datetime.now(UTC)
     f = run_filter(state, tz, now)
     view = Q.runs_view(cur, f, page=int(state["f_page"]), size=int(state["f_size"]),
@@ -246,6 +261,8 @@ def runs_table(live: bool) -> None:
         "ID": view.rows["id"],
         "Workflow": view.rows["workflow"],
         "Status": [display.status_label(s) for s in view.rows["status"].to_list()],
+        "Re-trigger": [display.replay_label(i, of, view.retriggers.get(i))
+                       for i, of in zip(view.rows["id"].to_list(), view.rows["retrigger_of"].to_list(), strict=True)],
         "Started": [display.local_time(t, tz) for t in view.rows["started_at"].to_list()],
         "When": [display.ago(t, now) for t in view.rows["started_at"].to_list()],
         "Notes": [f"💬 {view.comment_counts[i]}" if i in view.comment_counts else "" for i in view.rows["id"]],
@@ -261,6 +278,8 @@ def runs_table(live: bool) -> None:
             "ID": st.column_config.TextColumn(width=170),
             "Workflow": st.column_config.TextColumn(width=290),
             "Status": st.column_config.TextColumn(width=95),
+            "Re-trigger": st.column_config.TextColumn(
+                width=110, help="A failed run whose latest re-trigger finished is resolved; ↩ marks a replay"),
             "Started": st.column_config.TextColumn(f"Started ({tz.key})", width=160),
             "When": st.column_config.TextColumn(width=80),
             "Notes": st.column_config.TextColumn(width=55),
@@ -284,6 +303,95 @@ def runs_table(live: bool) -> None:
     if live:
         st.caption(f"Live: new log lines appear within {LIVE_SECONDS} s.")
     push_to_url()  # widgets inside this fragment (page size, order) rerun only the fragment
+
+
+# ---------------------------------------------------------------- bulk re-trigger
+
+BULK_CAP = 10_000  # runs per bulk re-trigger; the count says when there are more
+BULK_CONCURRENCY = 16
+
+
+def bulk_bar(cur, f: Q.RunFilter) -> None:
+    """"Re-trigger the N failed runs matching these filters" — or the bulk under way, or its summary."""
+    if st.session_state.get("bulk_job"):
+        st.fragment(run_every=0.5)(bulk_progress)()  # polls the background job; nothing else reruns
+        return
+    selection = Q.bulk_selection(f)
+    n = Q.count(cur, selection) if selection else 0
+    if n:
+        st.button(f"↻ Re-trigger the {n:,} unresolved failed run{'s' if n != 1 else ''} matching these filters",
+                  on_click=ask_bulk, args=(n,), key="bulk_retrigger",
+                  help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered); "
+                       "each is replayed once with its original payload.")
+    if st.session_state.get("confirm_bulk"):
+        bulk_dialog(f)
+
+
+def ask_bulk(n: int) -> None:
+    st.session_state["confirm_bulk"] = {"count": n, "opened": datetime.now(UTC)}
+
+
+def close_bulk() -> None:
+    st.session_state.pop("confirm_bulk", None)
+
+
+@st.dialog("Re-trigger these failed runs?", on_dismiss=close_bulk)
+def bulk_dialog(f: Q.RunFilter) -> None:
+    ask = st.session_state["confirm_bulk"]
+    n = ask["count"]
+    take = min(n, BULK_CAP)
+    st.text(f"{n:,} unresolved failed run{'s' if n != 1 else ''} match these filters."
+            + (f" This re-triggers the newest {BULK_CAP:,}; run it again for the rest." if n > BULK_CAP else ""))
+    st.text(CAVEAT)
+    st.text(f"{BULK_CONCURRENCY} run at a time; you can cancel while it runs (runs already started finish).")
+    name = st.text_input("Your name (recorded with each re-trigger)", value=author(), max_chars=100)
+    if st.button(f"Re-trigger {take:,} run{'s' if take != 1 else ''}", type="primary"):
+        if not name.strip():
+            st.error("Say who you are: the name is recorded with the re-triggers.")
+            return
+        if not st.session_state.get("bulk_job"):  # a double click starts one bulk, not two
+            # The runs are chosen now, not when the dialog opened: anything resolved meanwhile is left out.
+            selection = Q.bulk_selection(f)
+            ids = Q.select_ids(workspace().store.cursor(), selection, limit=BULK_CAP) if selection else []
+            ws = workspace()
+            st.session_state["bulk_job"] = BulkJob(
+                lambda *a, **k: retrigger(ws, *a, **k), ids, name.strip(),
+                concurrency=BULK_CONCURRENCY, since=ask["opened"])
+            st.session_state["author"] = name.strip()
+        close_bulk()
+        st.rerun()
+
+
+def bulk_progress() -> None:
+    job: BulkJob | None = st.session_state.get("bulk_job")
+    if job is None:
+        st.rerun()
+    with st.container(border=True):
+        if not job.finished:
+            label = "Cancelling: runs under way finish…" if job.cancelled else "Re-triggering…"
+            st.progress(job.done / max(job.total, 1), text=f"{label} {job.done:,} of {job.total:,}")
+            st.button("Cancel", on_click=job.cancel, disabled=job.cancelled, key="bulk_cancel")
+            return
+        if job.error:
+            st.error("The bulk re-trigger stopped with an error:")
+            st.code(job.error, language=None)
+        else:
+            r = job.result
+            outcomes = ", ".join(f"{count:,} {display.status_label(status)}"
+                                 for status, count in sorted(r.outcomes.items())) or "no runs"
+            st.text(f"Re-triggered {sum(r.outcomes.values()):,} of {r.requested:,} in {r.seconds:.1f} s: {outcomes}.")
+            if r.cancelled:
+                st.text(f"Cancelled: {r.cancelled:,} not started.")
+            if r.refused:
+                st.text(f"Not re-triggered: {len(r.refused):,}")
+                st.dataframe({"Run": list(r.refused), "Why": list(r.refused.values())}, hide_index=True,
+                             height=min(38 + 35 * len(r.refused), 250))
+            if r.apps_refused:
+                st.text("Still refused (reconnect in Connections): " + ", ".join(sorted(r.apps_refused)))
+        if st.session_state.get("bulk_seen") is not job:  # the table under this shows the new runs
+            st.session_state["bulk_seen"] = job
+            st.rerun(scope="app")
+        st.button("Dismiss", on_click=lambda: st.session_state.pop("bulk_job", None), key="bulk_dismiss")
 
 
 def status_bar(view: Q.RunsView) -> None:
@@ -328,9 +436,11 @@ def row_actions(run_id: str) -> None:
             comment_dialog(run_id)
         cols[2].page_link(RUN_PAGE, label="View details", icon="🔍", query_params={"id": run_id})
         with cols[3].popover("More options", width="stretch"):
-            st.button("Re-trigger", disabled=True, help="Re-triggering arrives with the executor.")
+            st.button("↻ Re-trigger", help=CAVEAT, on_click=ask_retrigger, args=(run_id,), key="row_retrigger")
             st.text("Run ID, to copy:")
             st.code(run_id, language=None)
+    retrigger_outcome(run_id)
+    retrigger_dialog_if_asked()
 
 
 def export_button(cur, f: Q.RunFilter, total: int) -> None:

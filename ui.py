@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
+
 import streamlit as st
 
-from fourgent.workspace import Workspace, open_workspace
+from fourgent import display
+from fourgent.workspace import Workspace, open_workspace, retrigger
 
 
 @st.cache_resource(show_spinner="Opening the store…")
@@ -36,3 +40,60 @@ PAGES: dict[str, st.Page] = {}
 def author() -> str:
     """The comment author's name, remembered for the session."""
     return st.session_state.get("author", "")
+
+
+# ---------------------------------------------------------------- re-trigger, wherever a run is shown
+
+CAVEAT = ("A re-trigger runs the workflow again as a new run with the original trigger payload: the payload from "
+          "when the run first fired, not the source record as it is now.")
+
+
+def ask_retrigger(run_id: str) -> None:
+    """Open the confirmation (a button's on_click); it stays open across its own reruns until answered."""
+    st.session_state["confirm_retrigger"] = {"run": run_id, "nonce": uuid.uuid4().hex,
+                                             "opened": datetime.now(UTC)}
+
+
+def _close_retrigger() -> None:
+    st.session_state.pop("confirm_retrigger", None)
+
+
+@st.dialog("Re-trigger this run?", on_dismiss=_close_retrigger)
+def _retrigger_dialog(ask: dict) -> None:
+    st.text(f"Run {ask['run']}")
+    st.text(CAVEAT)
+    name = st.text_input("Your name (recorded with the re-trigger)", value=author(), max_chars=100)
+    if st.button("Re-trigger", type="primary"):
+        if not name.strip():
+            st.error("Say who you are: the name is recorded with the re-trigger.")
+            return
+        # A double click reruns this with the same confirmation: it has been used, so nothing more happens.
+        if st.session_state.get("retrigger_used") != ask["nonce"]:
+            st.session_state["retrigger_used"] = ask["nonce"]
+            result = retrigger(workspace(), [ask["run"]], name.strip(), concurrency=1, since=ask["opened"])
+            st.session_state["author"] = name.strip()
+            st.session_state["retriggered"] = {
+                "of": ask["run"], "new": result.new_runs.get(ask["run"]),
+                "refused": result.refused.get(ask["run"]), "status": next(iter(result.outcomes), None)}
+        _close_retrigger()
+        st.rerun()
+
+
+def retrigger_dialog_if_asked() -> None:
+    ask = st.session_state.get("confirm_retrigger")
+    if ask:
+        _retrigger_dialog(ask)
+
+
+def retrigger_outcome(run_id: str) -> None:
+    """What the last re-trigger of `run_id` in this session gave: the new run and its status, or why not."""
+    done = st.session_state.get("retriggered")
+    if not done or done["of"] != run_id:
+        return
+    if done["refused"]:
+        st.warning("Not re-triggered:", icon="⚠️")
+        st.text(done["refused"])
+        return
+    with st.container(border=True):
+        st.text(f"Re-triggered {done['of']} as {done['new']}: {display.status_label(done['status'])}")
+        st.page_link("views/run_detail.py", label="Open the new run", icon="↪️", query_params={"id": done["new"]})

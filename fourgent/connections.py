@@ -9,6 +9,7 @@ FOURGENT_SECRET_KEY, else from a key file beside the store created with mode
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,8 @@ CREATE TABLE IF NOT EXISTS fg.connections (
     token_hint      VARCHAR,          -- the last 4 characters, for a masked display
     updated_at      TIMESTAMPTZ NOT NULL,
     last_success_at TIMESTAMPTZ
-)
+);
+ALTER TABLE fg.connections ADD COLUMN IF NOT EXISTS refused_at TIMESTAMPTZ;  -- the last call answered 401/403
 """
 
 
@@ -83,7 +85,8 @@ class Connections:
         hint = token[-4:] if token and len(token) >= 12 else None
         with self.store.transaction() as cur:
             cur.execute(
-                """INSERT INTO fg.connections VALUES (?, ?, ?, ?, now(), NULL)
+                """INSERT INTO fg.connections (app, base_url, token_encrypted, token_hint, updated_at)
+                   VALUES (?, ?, ?, ?, now())
                    ON CONFLICT (app) DO UPDATE SET base_url = excluded.base_url,
                    token_encrypted = excluded.token_encrypted, token_hint = excluded.token_hint,
                    updated_at = excluded.updated_at""",
@@ -109,19 +112,35 @@ class Connections:
         apps = [r[0] for r in self.store.cursor().execute("SELECT app FROM fg.connections").fetchall()]
         return {app: conn for app in apps if (conn := self.get(app)) is not None}
 
-    def succeeded(self, apps: list[str]) -> None:
-        if apps:
-            with self.store.transaction() as cur:
+    def succeeded(self, apps: Iterable[str]) -> None:
+        self.record(ok=apps)
+
+    def record(self, ok: Iterable[str] = (), refused: Iterable[str] = ()) -> None:
+        """Note which apps answered a call (ok) and which refused the credential (401/403)."""
+        ok, refused = sorted(set(ok)), sorted(set(refused))
+        if not ok and not refused:
+            return
+        with self.store.transaction() as cur:
+            if ok:
                 cur.execute("UPDATE fg.connections SET last_success_at = now() WHERE app IN (SELECT unnest(?))",
-                            [apps])
+                            [ok])
+            if refused:
+                cur.execute("UPDATE fg.connections SET refused_at = now() WHERE app IN (SELECT unnest(?))",
+                            [refused])
 
     def states(self, expired: set[str] = frozenset()) -> list[ConnectionState]:
-        """Every stored connection, credential masked; `expired` names apps whose last calls were refused."""
+        """Every stored connection, credential masked.
+
+        Expired: the app's latest answer to this credential was a refusal (recorded by `record`), or
+        `expired` names it (runs in the logs failed with auth after the credential was last set).
+        """
         rows = self.store.cursor().execute(
-            "SELECT app, base_url, token_encrypted IS NOT NULL, token_hint, updated_at, last_success_at "
+            "SELECT app, base_url, token_encrypted IS NOT NULL, token_hint, updated_at, last_success_at, "
+            "refused_at >= updated_at AND refused_at >= coalesce(last_success_at, refused_at) "
             "FROM fg.connections ORDER BY app").fetchall()
         return [
-            ConnectionState(app, url, "Missing" if not has else "Expired" if app in expired else "Connected",
+            ConnectionState(app, url,
+                            "Missing" if not has else "Expired" if refused or app in expired else "Connected",
                             mask(hint) if has else "—", updated, success)
-            for app, url, has, hint, updated, success in rows
+            for app, url, has, hint, updated, success, refused in rows
         ]

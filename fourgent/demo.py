@@ -54,6 +54,11 @@ CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")
 SKIP_REASONS = ("Deal pipeline is not 'Sales'", "Amount is 0", "Test record", "Duplicate event within 5 minutes")
 MISSING_FIELDS = ("contact_email", "amount", "billing_address.country", "tax_id")
 
+# The demo's story: QuickBooks' token expired this many hours before "now"; every run that
+# reached QuickBooks since failed with auth, until the token is reconnected and the runs re-triggered.
+EXPIRED_APP = "QuickBooks"
+EXPIRED_HOURS = 6
+
 STATUS_WEIGHTS = (("finished", 0.86), ("failed", 0.07), ("skipped", 0.05), ("running", 0.012), ("pending", 0.008))
 KIND_WEIGHTS = (("unavailable", 0.4), ("validation", 0.25), ("auth", 0.2), ("logic", 0.15))
 
@@ -97,7 +102,7 @@ class RunFactory:
 
     def run(self, n: int, started: datetime, now: datetime, *, status: str | None = None,
             workflow: Workflow | None = None, payload: dict | None = None, retrigger_of: str | None = None,
-            run_id: str | None = None) -> dict:
+            run_id: str | None = None, expired_app: str | None = None) -> dict:
         rng = self.rng
         wf = workflow or rng.choice(WORKFLOWS)
         if payload is None:
@@ -133,6 +138,10 @@ class RunFactory:
         kind = _pick(rng, KIND_WEIGHTS) if status == "failed" else None
         if kind == "validation":
             fail_at = 1 if len(wf.steps) > 1 else 0
+        expired_at = next((i for i, (_, app) in enumerate(wf.steps) if app == expired_app), None)
+        if expired_at is not None and status in ("finished", "failed"):
+            status, kind, fail_at = "failed", "auth", expired_at
+            run["status"] = status
         error = None
         for i, (name, app) in enumerate(wf.steps):
             if status == "pending" or (stop_at is not None and i > stop_at) or (fail_at is not None and i > fail_at):
@@ -182,7 +191,8 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
         started = start + timedelta(seconds=span * (n + rng.random()) / max(runs, 1))
         # The newest few are still in flight, so every demo has Running and Pending runs to watch.
         in_flight = ("running", "pending")[n % 2] if runs - n <= 6 and runs >= 20 else None
-        run = factory.run(n, started, now, status=in_flight)
+        expired = EXPIRED_APP if now - started < timedelta(hours=EXPIRED_HOURS) else None
+        run = factory.run(n, started, now, status=in_flight, expired_app=expired)
         if run["status"] in ("finished", "failed") and rng.random() < 0.03:
             # The engine wrote a snapshot while the run was in progress; the final one supersedes it.
             early = dict(run, status="running", updated_at=run["started_at"])
@@ -196,7 +206,7 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
             yield early
             run["updated_at"] = run["finished_at"]
         yield run
-        if run["status"] == "failed" and rng.random() < 0.25:
+        if run["status"] == "failed" and rng.random() < 0.25 and not expired:
             later = started + timedelta(minutes=rng.randint(5, 600))
             if later < now:
                 wf = next(w for w in WORKFLOWS if w.id == run["workflow"]["id"])

@@ -67,3 +67,14 @@ def duration(ms: int | None) -> str:
         return f"{minutes} min {sec} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+REPLAY_LABELS = {"finished": "✅ resolved", "failed": "❌ failed again", "running": "🔵 running",
+                 "pending": "🟡 pending", "skipped": "⚪ skipped"}
+
+
+def replay_label(run_id: str, retrigger_of: str | None, latest_retrigger: str | None) -> str:
+    """The table's Re-trigger cell: how the run's latest re-trigger went, or ↩ for a run that is one."""
+    if latest_retrigger:
+        return REPLAY_LABELS.get(latest_retrigger, latest_retrigger)
+    return "↩ replay" if retrigger_of else ""

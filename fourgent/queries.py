@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -15,7 +15,8 @@ from .spec import STATUSES
 PAGE_SIZES = (25, 50, 100)
 # The `runs` view plus the internal `search` column; same rows, same names.
 SOURCE = "fg.run_rows"
-TABLE_COLUMNS = "id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms, error_message"
+TABLE_COLUMNS = ("id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms, error_message, "
+                 "retrigger_of")
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,23 @@ WHERE r.status = 'failed' AND r.retrigger_of IS NULL AND coalesce(c.latest, '') 
 """
 
 
+def bulk_selection(f: RunFilter) -> RunFilter | None:
+    """What "re-trigger the failed runs matching these filters" takes: the unresolved failures among them."""
+    if f.statuses and "failed" not in f.statuses:
+        return None
+    return replace(f, statuses=("failed",), unresolved=True)
+
+
+def latest_retriggers(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[str, str]:
+    """The status of the latest re-trigger of each of these runs (those re-triggered): one query per page."""
+    if not ids:
+        return {}
+    rows = cur.execute(
+        "SELECT retrigger_of, arg_max(status, started_at) FROM fg.runs "
+        "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [ids]).fetchall()
+    return dict(rows)
+
+
 def select_ids(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, limit: int = 100_000) -> list[str]:
     """Run IDs under a filter (newest first), for bulk actions."""
     where, params = f.where()
@@ -147,6 +165,7 @@ class RunsView:
     by_status: dict[str, int]  # per status under the other filters
     exact_id: str | None  # the search text is exactly a run's ID
     comment_counts: dict[str, int]
+    retriggers: dict[str, str]  # run on the page -> status of its latest re-trigger
     rejected_lines: int
     store_runs: int  # runs in the store at all (for the empty state)
 
@@ -161,6 +180,7 @@ def runs_view(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, page: int = 1, si
     exact = q if q and find_exact(cur, q) else None
     ids = rows["id"].to_list()
     comments = comment_counts(cur, ids)
+    retriggers = latest_retriggers(cur, ids)
     rejected, store_runs = cur.execute(
         f"SELECT (SELECT count(*) FROM fg.rejects), (SELECT count(*) FROM {SOURCE})").fetchall()[0]
-    return RunsView(rows, total, by_status, exact, comments, rejected, store_runs)
+    return RunsView(rows, total, by_status, exact, comments, retriggers, rejected, store_runs)

@@ -30,6 +30,17 @@ class BulkResult:
     cancelled: int = 0
     seconds: float = 0.0
     new_runs: dict[str, str] = field(default_factory=dict)  # original run ID -> new run ID
+    apps_ok: set[str] = field(default_factory=set)  # apps that answered a step
+    apps_refused: set[str] = field(default_factory=set)  # apps that refused the credential (401/403)
+
+    def note(self, run: dict) -> None:
+        self.outcomes[run["status"]] += 1
+        for step in run.get("steps", ()):
+            if step.get("status") == "finished" and step.get("app"):
+                self.apps_ok.add(step["app"])
+        error = run.get("error") or {}
+        if error.get("kind") == "auth" and error.get("step") is not None:
+            self.apps_refused.add(run["steps"][error["step"]]["app"])
 
 
 class Retriggerer:
@@ -60,19 +71,34 @@ class Retriggerer:
             [list(run_ids)]).fetchall()
         return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
 
+    def _retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
+        rows = self.store.cursor().execute(
+            "SELECT retrigger_of, arg_max(id, started_at) FROM runs "
+            "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) AND started_at >= ? GROUP BY 1",
+            [list(run_ids), since]).fetchall()
+        return dict(rows)
+
     def bulk(self, run_ids: Sequence[str], who: str, *, concurrency: int = 16,
              cancel: threading.Event | None = None,
-             progress: Callable[[int, int], None] | None = None) -> BulkResult:
-        """Re-trigger each run once with its original payload; at most `concurrency` at a time, stoppable."""
+             progress: Callable[[int, int], None] | None = None,
+             since: datetime | None = None) -> BulkResult:
+        """Re-trigger each run once with its original payload; at most `concurrency` at a time, stoppable.
+
+        `since`: when the user saw the runs (a confirmation opened); a run re-triggered after that,
+        from another tab or by someone else, is refused rather than replayed twice.
+        """
         started = time.perf_counter()
         result = BulkResult(requested=len(run_ids))
         claimed = self._claim(run_ids)
         try:
             originals = self._originals(sorted(claimed))
+            meanwhile = self._retriggered_since(sorted(claimed), since) if since else {}
             jobs = []
             for run_id in dict.fromkeys(run_ids):
                 if run_id not in claimed:
                     result.refused[run_id] = "a re-trigger of this run is already under way"
+                elif run_id in meanwhile:
+                    result.refused[run_id] = f"re-triggered meanwhile as {meanwhile[run_id]}"
                 elif run_id not in originals:
                     result.refused[run_id] = "no such run"
                 elif originals[run_id][0] not in self.definitions:
@@ -102,7 +128,7 @@ class Retriggerer:
                     for fut in finished:
                         run_id = pending.pop(fut)
                         run = fut.result()
-                        result.outcomes[run["status"]] += 1
+                        result.note(run)
                         result.new_runs[run_id] = run["id"]
                         done += 1
                         if progress:
@@ -112,3 +138,48 @@ class Retriggerer:
             self._release(sorted(claimed))
         result.seconds = time.perf_counter() - started
         return result
+
+
+class BulkJob:
+    """A bulk re-trigger on a background thread: progress to poll, a cancel to press, a result at the end.
+
+    The dashboard starts one and polls it from a timed fragment, so the page stays responsive
+    and a Cancel button can reach the running bulk.
+    """
+
+    def __init__(self, start: Callable[..., BulkResult], run_ids: Sequence[str], who: str, *,
+                 concurrency: int = 16, since: datetime | None = None) -> None:
+        self.total = len(run_ids)
+        self.done = 0
+        self.result: BulkResult | None = None
+        self.error: str | None = None
+        self._cancel = threading.Event()
+
+        def work() -> None:
+            try:
+                self.result = start(run_ids, who, concurrency=concurrency, cancel=self._cancel,
+                                    progress=self._progress, since=since)
+            except Exception as exc:  # shown to the user; the thread must not die silently
+                self.error = f"{type(exc).__name__}: {exc}"
+
+        self.thread = threading.Thread(target=work, name="fourgent-bulk-retrigger", daemon=True)
+        self.thread.start()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.done, self.total = done, total
+
+    def cancel(self) -> None:
+        """Start no more runs; those under way finish."""
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    @property
+    def finished(self) -> bool:
+        return not self.thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.thread.join(timeout)
+        return self.finished

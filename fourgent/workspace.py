@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from .config import paths as resolve_paths
 from .connections import Connections
 from .executor import Executor, log_writer
 from .ingest import IngestReport, discover, ingest
-from .retrigger import Retriggerer
+from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
 from .store import Store, open_store
 
@@ -113,7 +114,7 @@ def demo_sandbox() -> Sandbox:
         _sandbox = Sandbox()
         for wf in workflows.load(workflows.BUILTIN_DIR).values():
             for app in wf.apps:
-                _sandbox.tokens[slug(app)] = f"demo-{slug(app)}"
+                _sandbox.tokens[slug(app)] = demo_token(app)
     return _sandbox
 
 
@@ -128,8 +129,27 @@ def connections(ws: Workspace) -> Connections:
     conns = Connections(ws.store, ws.paths.data_dir / "secret.key")
     if not conns.states():
         for app in sorted({a for wf in definitions(ws).values() for a in wf.apps}):
-            conns.set(app, f"{SANDBOX_URL}/{slug(app)}", f"demo-{slug(app)}")
+            # The demo's story: QuickBooks' token has expired, so its runs fail until it is reconnected.
+            stale = "-expired" if app == demo.EXPIRED_APP else ""
+            conns.set(app, f"{SANDBOX_URL}/{slug(app)}", f"{demo_token(app)}{stale}")
+        conns.record(refused=[demo.EXPIRED_APP])
     return conns
+
+
+def demo_token(app: str) -> str:
+    """The token a demo app accepts (they are public: the demo apps guard nothing)."""
+    return f"demo-{slug(app)}"
+
+
+def retrigger(ws: Workspace, run_ids: Sequence[str], who: str, *, concurrency: int = 16,
+              cancel: threading.Event | None = None, progress: Callable[[int, int], None] | None = None,
+              since: datetime | None = None, client: httpx.Client | None = None) -> BulkResult:
+    """Re-trigger runs, note which apps answered or refused their credential, then read the new runs."""
+    result = retriggerer(ws, client).bulk(run_ids, who, concurrency=concurrency, cancel=cancel, progress=progress,
+                                          since=since)
+    connections(ws).record(ok=result.apps_ok, refused=result.apps_refused)
+    ws.ingest_logs()
+    return result
 
 
 def retriggerer(ws: Workspace, client: httpx.Client | None = None) -> Retriggerer:

@@ -58,3 +58,21 @@ def test_missing_and_expired_states(conns):
 def test_an_empty_credential_is_refused(conns):
     with pytest.raises(CredentialError, match="empty"):
         conns.set("Slack", "http://s", "   ")
+
+
+def test_a_refused_call_marks_the_credential_expired_until_it_is_set_again(conns):
+    conns.set("QuickBooks", "http://q", SECRET)
+    conns.record(ok=["QuickBooks"])
+    assert conns.states()[0].credential == "Connected"
+    conns.record(refused=["QuickBooks"])
+    assert conns.states()[0].credential == "Expired"
+    conns.set("QuickBooks", "http://q", "a-new-token-5678")
+    assert conns.states()[0].credential == "Connected"
+
+
+def test_a_success_after_a_refusal_clears_expired(conns):
+    conns.set("Jira", "http://j", SECRET)
+    conns.record(refused=["Jira"])
+    conns.record(ok=["Jira"])
+    (state,) = conns.states()
+    assert state.credential == "Connected" and state.last_success_at is not None

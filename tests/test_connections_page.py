@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
-
 from conftest import ROOT
+from streamlit.testing.v1 import AppTest
 
 APP = str(ROOT / "app.py")
 SECRET = "brand-new-secret-token-9876"
@@ -32,10 +31,22 @@ def everything_shown(at: AppTest) -> str:
     return " ".join(parts)
 
 
-def test_every_demo_app_is_listed_connected(page):
-    frame = page.dataframe[0].value
-    assert {"HubSpot", "QuickBooks", "Xero", "Slack"} <= set(frame["App"])
-    assert set(frame["Credential"]) == {"🟢 Connected"}
+def test_every_demo_app_is_listed_and_only_quickbooks_starts_expired(page):
+    frame = page.dataframe[0].value.set_index("App")
+    assert {"HubSpot", "QuickBooks", "Xero", "Slack"} <= set(frame.index)
+    assert frame.loc["QuickBooks", "Credential"] == "🔴 Expired"
+    assert set(frame.drop(index="QuickBooks")["Credential"]) == {"🟢 Connected"}
+
+
+def test_reconnecting_the_expired_demo_app_with_its_demo_token_connects_it(page):
+    quickbooks = [e.label for e in page.expander].index("🔴 `QuickBooks`")
+    [t for t in page.text_input if t.label == "New credential"][quickbooks].set_value("demo-quickbooks")
+    [b for b in page.button if b.label == "Reconnect / update credential"][quickbooks].click().run()
+    assert page.dataframe[0].value.set_index("App").loc["QuickBooks", "Credential"] == "🟢 Connected"
+    link = next(p for p in page.get("page_link") if p.label.startswith("Unresolved failures"))
+    assert "QuickBooks" in link.label
+    [b for b in page.button if b.label == "Test connection"][quickbooks].click().run()
+    assert any(s.value.startswith("Connected: 200") for s in page.success)
 
 
 def test_reconnecting_stores_the_credential_masked_and_never_shows_it(page):
@@ -56,6 +67,7 @@ def test_test_connection_reports_the_answer(page):
     next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
     next(b for b in page.button if b.label == "Test connection").click().run()
     assert any(e.value.startswith("Refused: 401") for e in page.error)
+    assert page.dataframe[0].value["Credential"][0] == "🔴 Expired"  # the refusal is remembered
 
 
 def test_an_empty_credential_is_refused_with_a_message(page):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from conftest import run_line
@@ -11,7 +12,7 @@ from test_executor import connect
 from fourgent import workflows
 from fourgent.executor import Executor, log_writer
 from fourgent.ingest import ingest
-from fourgent.retrigger import Retriggerer
+from fourgent.retrigger import BulkJob, Retriggerer
 from fourgent.sandbox import Sandbox, serve
 
 WF_ID = "hubspot-closed-won-quickbooks-invoice"
@@ -109,3 +110,41 @@ def test_unknown_runs_and_workflows_are_refused_with_a_reason(store, tmp_path, w
     ingest(store, [write_log(tmp_path / "orig.jsonl", other)])
     result = retriggerer.bulk(["ghost", "no_def"], "ana")
     assert result.refused == {"ghost": "no such run", "no_def": "no definition for workflow custom-flow"}
+
+
+def test_a_run_re_triggered_after_the_confirmation_opened_is_not_replayed_again(store, tmp_path, write_log, setup):
+    _, retriggerer, log = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(3))])
+    opened = datetime.now(UTC) - timedelta(seconds=1)  # a second tab's confirmation, opened a moment ago
+    first = retriggerer.bulk(["orig_0003"], "ana")
+    ingest(store, [log])
+    second = retriggerer.bulk(["orig_0003"], "li", since=opened)
+    assert second.refused == {"orig_0003": f"re-triggered meanwhile as {first.new_runs['orig_0003']}"}
+    assert sum(second.outcomes.values()) == 0
+
+
+def test_the_result_names_the_apps_that_answered_and_refused(store, tmp_path, write_log, setup):
+    sandbox, retriggerer, _ = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(4))])
+    sandbox.expire("QuickBooks")
+    result = retriggerer.bulk(["orig_0004"], "ana")
+    assert result.outcomes == {"failed": 1}
+    assert result.apps_ok == {"HubSpot"} and result.apps_refused == {"QuickBooks"}
+
+
+def test_a_bulk_job_reports_progress_and_its_result_from_a_thread(store, tmp_path, write_log, setup):
+    sandbox, retriggerer, _ = setup
+    runs = [failed_run(i) for i in range(30)]
+    ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
+    job = BulkJob(retriggerer.bulk, [r["id"] for r in runs], "ana", concurrency=4)
+    assert job.wait(60)
+    assert job.error is None and job.done == job.total == 30
+    assert job.result.outcomes == {"finished": 30}
+
+
+def test_a_bulk_job_that_raises_keeps_the_error_to_show(setup):
+    def broken(*args, **kwargs):
+        raise RuntimeError("store gone")
+
+    job = BulkJob(broken, ["x"], "ana")
+    assert job.wait(10) and job.error == "RuntimeError: store gone" and job.result is None

@@ -46,7 +46,7 @@ def matching(at: AppTest) -> int:
 def test_default_view_shows_newest_first_with_the_page_columns(data):
     at = open_app()
     frame = table(at)
-    assert list(frame.columns) == ["Reference", "ID", "Workflow", "Status", "Started", "When", "Notes", "Details"]
+    assert list(frame.columns) == ["Reference", "ID", "Workflow", "Status", "Re-trigger", "Started", "When", "Notes", "Details"]
     assert len(frame) == 50 and matching(at) == 356
     assert frame["Started"].is_monotonic_decreasing
     assert "—" in set(frame["Reference"])  # empty references read as an em dash
@@ -311,8 +311,8 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     next(t for t in at.text_input if t.label.startswith("Your name (recorded")).set_value("Ana")
     next(b for b in at.button if b.label == "Re-trigger").click().run()
     assert not at.exception, at.exception
-    done = next(t.value for t in at.text if t.value.startswith("Re-triggered as run_"))
-    new_id = done.split()[2].rstrip(":")
+    done = next(t.value for t in at.text if t.value.startswith("Re-triggered run_01000000170 as run_"))
+    new_id = done.split()[3].rstrip(":")
     child = detail(new_id)
     assert any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
     parent = detail("run_01000000170")

@@ -8,8 +8,8 @@ import streamlit as st
 from fourgent import display
 from fourgent import queries as Q
 from fourgent.connections import CredentialError
-from fourgent.workspace import SANDBOX_URL, connections, definitions, demo_sandbox
 from fourgent.sandbox import transport
+from fourgent.workspace import SANDBOX_URL, connections, definitions, demo_sandbox, demo_token
 from ui import PAGES, literal, workspace
 
 ws = workspace()
@@ -31,8 +31,11 @@ def save(app: str) -> None:
 
 st.title("Connections")
 st.caption("Credentials are stored encrypted and only ever shown masked.")
-if st.session_state.pop("connections_saved", None):
-    st.success("Saved. Re-trigger the runs that failed with auth to replay them.")
+if saved := st.session_state.pop("connections_saved", None):
+    st.success("Saved. Replay the runs that failed meanwhile: the Runs page re-triggers them in bulk.")
+    uses = [wf.id for wf in defs.values() if saved in wf.apps]
+    st.page_link(PAGES["runs"], label=f"Unresolved failures of the workflows that use {literal(saved)}", icon="🔁",
+                 query_params={"unresolved": "1", "workflow": uses})
 if problem := st.session_state.pop("connections_error", None):
     st.error(problem)
 
@@ -59,6 +62,10 @@ for s in states:
     icon = {"Connected": "🟢", "Expired": "🔴", "Missing": "⚪"}[s.credential]
     with st.expander(f"{icon} {literal(s.app)}"):
         st.text(f"{s.app} · {s.base_url} · credential {s.credential.lower()} {s.masked}")
+        if s.base_url.startswith(SANDBOX_URL):
+            st.caption("A demo app, answered inside Fourgent. It accepts the token shown here "
+                       "(demo tokens guard nothing):")
+            st.code(demo_token(s.app), language=None)
         if count:
             uses = [wf.id for wf in defs.values() if s.app in wf.apps]
             st.page_link(PAGES["runs"], label=f"{count} run(s) failed with auth in the last 7 days",
@@ -74,9 +81,17 @@ for s in states:
                     answer = client.get(conn.base_url.rstrip("/") + "/",
                                         headers={"Authorization": f"Bearer {conn.token}"} if conn.token else {})
                 if answer.is_success:
-                    conns.succeeded([s.app])
-                    st.success(f"Connected: {answer.status_code} {answer.reason_phrase}")
+                    conns.record(ok=[s.app])
+                    said = f"Connected: {answer.status_code} {answer.reason_phrase}"
+                    st.session_state["connections_tested"] = (s.app, True, said)
                 else:
-                    st.error(f"Refused: {answer.status_code} {answer.reason_phrase}")
+                    if answer.status_code in (401, 403):
+                        conns.record(refused=[s.app])
+                    said = f"Refused: {answer.status_code} {answer.reason_phrase}"
+                    st.session_state["connections_tested"] = (s.app, False, said)
+                st.rerun()  # the table above shows the new state
             except httpx.HTTPError as exc:
                 st.error(f"Could not reach it: {type(exc).__name__}")
+        tested = st.session_state.get("connections_tested")
+        if tested and tested[0] == s.app:
+            (st.success if tested[1] else st.error)(tested[2])

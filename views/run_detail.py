@@ -10,8 +10,7 @@ import streamlit as st
 
 from fourgent import comments, detail, display
 from fourgent.spec import ERROR_KINDS
-from fourgent.workspace import retriggerer
-from ui import PAGES, author, literal, workspace
+from ui import CAVEAT, PAGES, ask_retrigger, author, literal, retrigger_dialog_if_asked, retrigger_outcome, workspace
 
 ws = workspace()
 run_id = st.query_params.get("id", "")
@@ -97,47 +96,10 @@ if found.retriggered_from or found.retriggered_as:
                     + who)
 
 # ---------------------------------------------------------------- re-trigger
-CAVEAT = ("A re-trigger runs this workflow again as a new run with the trigger payload below: the payload from "
-          "when this run first fired, not the source record as it is now.")
-
-
-def close_retrigger() -> None:
-    st.session_state.pop("confirm_retrigger", None)
-
-
-# Open while session state says so, so the confirmation survives the reruns its own widgets cause.
-@st.dialog("Re-trigger this run?", on_dismiss=close_retrigger)
-def retrigger_dialog(original: str) -> None:
-    st.text(CAVEAT)
-    name = st.text_input("Your name (recorded with the re-trigger)", value=author(), max_chars=100)
-    if st.button("Re-trigger", type="primary"):
-        if not name.strip():
-            st.error("Say who you are: the name is recorded with the re-trigger.")
-            return
-        result = retriggerer(ws).bulk([original], name.strip(), concurrency=1)
-        ws.ingest_logs()
-        st.session_state["author"] = name.strip()
-        close_retrigger()
-        st.session_state["retriggered"] = {"of": original, "new": result.new_runs.get(original),
-                                           "refused": result.refused.get(original),
-                                           "status": next(iter(result.outcomes), None)}
-        st.rerun()
-
-
-done = st.session_state.get("retriggered")
-if done and done["of"] == run["id"]:
-    if done["refused"]:
-        st.warning("Not re-triggered:", icon="⚠️")
-        st.text(done["refused"])
-    else:
-        with st.container(border=True):
-            st.text(f"Re-triggered as {done['new']}: {display.status_label(done['status'])}")
-            st.page_link("views/run_detail.py", label="Open the new run", icon="↪️", query_params={"id": done["new"]})
-if st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" else "secondary",
-             help=CAVEAT):
-    st.session_state["confirm_retrigger"] = run["id"]
-if st.session_state.get("confirm_retrigger") == run["id"]:
-    retrigger_dialog(run["id"])
+retrigger_outcome(run["id"])
+st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" else "secondary",
+          help=CAVEAT, on_click=ask_retrigger, args=(run["id"],))
+retrigger_dialog_if_asked()
 
 # ---------------------------------------------------------------- steps
 st.subheader(f"Steps ({len(found.steps)})")

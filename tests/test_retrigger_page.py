@@ -1,0 +1,142 @@
+"""Re-triggering from the Runs page: a row's More options, and the bulk re-trigger with progress and cancel.
+
+The demo's story runs through here: QuickBooks' token has expired, so its runs fail with auth;
+reconnecting it and bulk re-triggering the unresolved failures turns them finished.
+"""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
+
+from fourgent import queries as Q
+from fourgent.workspace import connections, demo_sandbox, demo_token
+from ui import workspace
+
+APP = str(ROOT / "app.py")
+QB_FLOW = "hubspot-closed-won-quickbooks-invoice"
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "4000")
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    st.cache_resource.clear()
+    sandbox = demo_sandbox()
+    yield sandbox
+    sandbox.delay_s.clear()
+    st.cache_resource.clear()
+
+
+def open_runs(**params: str | list[str]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def button(at: AppTest, starts: str):
+    return next(b for b in at.button if b.label.startswith(starts))
+
+
+def unresolved(workflow: str = QB_FLOW) -> int:
+    return Q.count(workspace().store.cursor(), Q.RunFilter(workflows=(workflow,), unresolved=True))
+
+
+def run_bulk(at: AppTest, name: str = "Ana") -> AppTest:
+    button(at, "↻ Re-trigger the").click().run()
+    next(t for t in at.text_input if t.label.startswith("Your name (recorded with each")).set_value(name)
+    button(at, "Re-trigger ").click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["bulk_job"]
+    assert job.wait(120)
+    return at.run()
+
+
+def test_the_expired_demo_app_fails_until_reconnected_then_a_bulk_re_trigger_resolves_its_runs(demo):
+    at = open_runs(workflow=QB_FLOW, unresolved="1")
+    before = unresolved()
+    recent_auth = workspace().store.cursor().execute(
+        "SELECT count(*) FROM runs WHERE workflow_id = ? AND error_kind = 'auth' AND retrigger_of IS NULL "
+        "AND started_at >= now() - INTERVAL 6 HOUR", [QB_FLOW]).fetchall()[0][0]
+    assert recent_auth > 0 and before >= recent_auth
+    assert button(at, "↻ Re-trigger the").label == (
+        f"↻ Re-trigger the {before:,} unresolved failed runs matching these filters")
+
+    # Before reconnecting: the replays reach QuickBooks and are refused again.
+    at = run_bulk(at)
+    summary = next(t.value for t in at.text if t.value.startswith("Re-triggered "))
+    assert f"of {before:,}" in summary
+    assert any(t.value == "Still refused (reconnect in Connections): QuickBooks" for t in at.text)
+    assert unresolved() >= recent_auth
+
+    connections(workspace()).set("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
+    at = open_runs(workflow=QB_FLOW, unresolved="1")
+    left = unresolved()
+    at = run_bulk(at)
+    assert unresolved() < left
+    # Every replay that failed at QuickBooks' credential is now finished: no auth failure is left unresolved.
+    still_auth = workspace().store.cursor().execute(
+        f"SELECT count(*) FROM runs WHERE id IN ({Q.UNRESOLVED_SQL}) AND workflow_id = ? AND error_kind = 'auth'",
+        [QB_FLOW]).fetchall()[0][0]
+    assert still_auth == 0
+    states = {s.app: s.credential for s in connections(workspace()).states()}
+    assert states["QuickBooks"] == "Connected"
+
+
+def test_the_bulk_count_follows_the_filters_and_is_absent_without_failures(demo):
+    at = open_runs(status="finished")
+    assert not [b for b in at.button if b.label.startswith("↻ Re-trigger the")]
+    at = open_runs(status="failed")
+    n = Q.count(workspace().store.cursor(), Q.bulk_selection(Q.RunFilter(statuses=("failed",))))
+    assert button(at, "↻ Re-trigger the").label.startswith(f"↻ Re-trigger the {n:,} unresolved")
+
+
+def test_cancel_stops_a_bulk_re_trigger_and_says_how_many_were_not_started(demo):
+    demo.delay_s["hubspot"] = 0.4  # each run waits on HubSpot: time to press Cancel
+    at = open_runs(status="failed")
+    button(at, "↻ Re-trigger the").click().run()
+    next(t for t in at.text_input if t.label.startswith("Your name (recorded with each")).set_value("Ana")
+    button(at, "Re-trigger ").click().run()
+    assert any(p for p in at.get("progress"))
+    button(at, "Cancel").click().run()
+    job = at.session_state["bulk_job"]
+    assert job.cancelled and job.wait(120)
+    at.run()
+    assert job.result.cancelled > 0
+    assert f"Cancelled: {job.result.cancelled:,} not started." in [t.value for t in at.text]
+    button(at, "Dismiss").click().run()
+    assert "bulk_job" not in at.session_state
+
+
+def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(demo):
+    connections(workspace()).set("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
+    at = open_runs(workflow=QB_FLOW, unresolved="1")
+    run_id = at.dataframe[0].value["ID"][0]
+    at.session_state["selected_id"] = run_id
+    at.run()
+    at.button(key="row_retrigger").click().run()
+    next(t for t in at.text_input if t.label.startswith("Your name (recorded with the")).set_value("Li")
+    ask = at.session_state["confirm_retrigger"]
+    button(at, "Re-trigger").click().run()
+    assert not at.exception, at.exception
+    outcome = next(t.value for t in at.text if t.value.startswith(f"Re-triggered {run_id} as "))
+    assert outcome.endswith("Finished")
+    # A double click: the same confirmation arrives again and makes nothing more.
+    at.session_state["confirm_retrigger"] = ask
+    at.run()
+    button(at, "Re-trigger").click().run()
+    children = workspace().store.cursor().execute(
+        "SELECT count(*) FROM runs WHERE retrigger_of = ?", [run_id]).fetchall()[0][0]
+    assert children == 1
+    at = open_runs(q=run_id)
+    frame = at.dataframe[0].value
+    assert frame.set_index("ID").loc[run_id, "Re-trigger"] == "✅ resolved"
+    new_id = outcome.split()[3].rstrip(":")
+    replay = open_runs(q=new_id).dataframe[0].value.set_index("ID")
+    assert replay.loc[new_id, "Re-trigger"] == "↩ replay"
