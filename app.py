@@ -343,7 +343,7 @@ def bulk_dialog(f: Q.RunFilter) -> None:
     st.text(f"{n:,} unresolved failed run{'s' if n != 1 else ''} match these filters."
             + (f" This re-triggers the newest {BULK_CAP:,}; run it again for the rest." if n > BULK_CAP else ""))
     st.text(CAVEAT)
-    st.text(f"{BULK_CONCURRENCY} run at a time; you can cancel while it runs (runs already started finish).")
+    st.text(f"{BULK_CONCURRENCY} runs at a time; you can cancel while it runs (runs already started finish).")
     name = st.text_input("Your name (recorded with each re-trigger)", value=author(), max_chars=100)
     if st.button(f"Re-trigger {take:,} run{'s' if take != 1 else ''}", type="primary"):
         if not name.strip():

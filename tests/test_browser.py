@@ -152,3 +152,25 @@ def test_a_line_appended_to_the_logs_shows_within_seconds(server, page):
     page.wait_for_function(
         f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '{before + 1}')",
         timeout=12_000)
+
+
+def test_bulk_re_trigger_shows_progress_and_a_summary_then_the_runs_are_resolved_or_not(server, page):
+    # Last in this file: it adds runs to the shared server's store.
+    page.goto(server["url"] + "/?unresolved=1&workflow=stripe-payment-xero-invoice")
+    wait_ready(page, "Matching runs")
+    bulk = page.get_by_role("button", name="unresolved failed run", exact=False)
+    bulk.wait_for(timeout=15_000)
+    count = int(bulk.inner_text().split()[3].replace(",", ""))
+    assert count > 0
+    bulk.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Your name (recorded with each re-trigger)").fill("Ana")
+    shot(page, "bulk-confirm")
+    dialog.get_by_role("button", name=f"Re-trigger {count:,} run", exact=False).click()
+    page.get_by_text(f"Re-triggered {count:,} of {count:,}", exact=False).wait_for(timeout=60_000)
+    shot(page, "bulk-done")
+    page.get_by_role("button", name="Dismiss").click()
+    # Every one was replayed: the ones that finished are resolved and drop out of "unresolved".
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => +e.innerText < {count})",
+        timeout=15_000)
