@@ -102,6 +102,7 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "filtered count": lambda c: Q.count(c, Q.RunFilter(statuses=("failed",), workflows=(wf,))),
         "per-status counts": lambda c: Q.status_counts(c, everything),
         "daily counts by status, all": lambda c: Q.daily_counts(c, everything),
+        "unresolved failures count (bulk button)": lambda c: Q.count(c, Q.bulk_selection(everything)),
     }
 
 
@@ -120,8 +121,11 @@ def _bare_table(floor_db: Path, store_db: Path) -> None:
     con.close()
 
 
-def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7) -> dict[str, object]:
+def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7,
+         queries_only: bool = False) -> dict[str, object]:
     repeat = max(repeat, 5)
+    if queries_only:
+        return rerun_queries(runs, workdir, repeat)
     tmp = None
     if workdir is None:
         tmp = Path(tempfile.mkdtemp(prefix="fourgent-bench-"))
@@ -160,13 +164,7 @@ def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7) ->
         _bare_table(floor_db, store_db)
         store = Store(store_db)
         floor = duckdb.connect(str(floor_db), read_only=True)
-        ours_cur, floor_cur = store.cursor(), floor.cursor()
-        suite = query_suite(ours_cur)
-        results = []
-        for name, fn in suite.items():
-            ours_ms = _median(lambda fn=fn: fn(ours_cur), repeat)
-            floor_ms = _median(lambda fn=fn: fn(floor_cur), repeat)
-            results.append({"query": name, "ms": round(ours_ms, 1), "floor_ms": round(floor_ms, 1)})
+        results = _time_suite(store.cursor(), floor.cursor(), repeat)
         n_runs = store.run_count()
         store.close()
         floor.close()
@@ -193,6 +191,37 @@ def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7) ->
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def rerun_queries(runs: int, workdir: Path | None, repeat: int) -> dict[str, object]:
+    """Time the queries again on the stores an earlier run left in `workdir` (no new ingest)."""
+    if workdir is None or not (workdir / f"bench-{runs}.json").exists():
+        raise SystemExit("--queries-only needs the --workdir of an earlier full run with the same --runs")
+    summary = json.loads((workdir / f"bench-{runs}.json").read_text())
+    store_db, floor_db = workdir / "store.duckdb", workdir / "floor.duckdb"
+    _bare_table(floor_db, store_db)  # the floor follows the store's current columns
+    store = Store(store_db)
+    floor = duckdb.connect(str(floor_db), read_only=True)
+    try:
+        summary["queries"] = _time_suite(store.cursor(), floor.cursor(), repeat)
+    finally:
+        store.close()
+        floor.close()
+    summary["repeat"] = repeat
+    summary["queries_date"] = datetime.now(UTC).strftime("%Y-%m-%d")
+    _print(summary)
+    (workdir / f"bench-{runs}.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _time_suite(ours_cur: duckdb.DuckDBPyConnection, floor_cur: duckdb.DuckDBPyConnection,
+                repeat: int) -> list[dict[str, object]]:
+    results = []
+    for name, fn in query_suite(ours_cur).items():
+        ours_ms = _median(lambda fn=fn: fn(ours_cur), repeat)
+        floor_ms = _median(lambda fn=fn: fn(floor_cur), repeat)
+        results.append({"query": name, "ms": round(ours_ms, 1), "floor_ms": round(floor_ms, 1)})
+    return results
+
+
 def _print(s: dict) -> None:
     print()
     print(f"fourgent bench — {s['runs']:,} runs ({s['lines']:,} lines, {s['jsonl_mb']:,} MB JSONL) — "
@@ -206,9 +235,9 @@ def _print(s: dict) -> None:
     print(f"  store {s['store_mb']:,} MB = {s['store_vs_jsonl']:.0%} of the JSONL (target ≤ 60%); "
           f"{s['store_used_mb']:,} MB of it in use, the rest free blocks DuckDB reuses")
     print()
-    print(f"{'query (median of ' + str(s['repeat']) + ')':<32}{'fourgent ms':>14}{'bare table ms':>16}")
+    print(f"{'query (median of ' + str(s['repeat']) + ')':<42}{'fourgent ms':>14}{'bare table ms':>16}")
     for r in s["queries"]:
-        print(f"  {r['query']:<30}{r['ms']:>14,}{r['floor_ms']:>16,}")
+        print(f"  {r['query']:<40}{r['ms']:>14,}{r['floor_ms']:>16,}")
 
 
 def retrigger_bench(runs: int = 1000, concurrency: int = 8) -> dict[str, object]:

@@ -113,7 +113,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 def cmd_retrigger(args: argparse.Namespace) -> int:
     from . import queries as Q
-    from .workspace import retriggerer
+    from .workspace import retrigger
 
     ws = open_workspace(args.data_dir)
     ws.ingest_logs()  # the latest snapshots decide what is failed and unresolved
@@ -128,8 +128,7 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
         return EXIT_OK
     print(f"Re-triggering {len(ids):,} run{'s' if len(ids) != 1 else ''} with their original payloads "
           "(the payload from when each run first fired, not the source record's current state) …", flush=True)
-    result = retriggerer(ws).bulk(ids, args.who, concurrency=args.concurrency)
-    ws.ingest_logs()
+    result = retrigger(ws, ids, args.who, concurrency=args.concurrency)
     summary = {"requested": result.requested, "outcomes": dict(result.outcomes), "refused": result.refused,
                "new_runs": result.new_runs, "seconds": round(result.seconds, 2)}
     if args.json:
@@ -150,7 +149,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.retrigger:
         bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
         return EXIT_OK
-    bench.main(runs=args.runs, workdir=Path(args.workdir) if args.workdir else None, repeat=args.repeat)
+    bench.main(runs=args.runs, workdir=Path(args.workdir) if args.workdir else None, repeat=args.repeat,
+               queries_only=args.queries_only)
     return EXIT_OK
 
 
@@ -207,6 +207,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=1_000_000, help="how many runs (default 1000000)")
     p.add_argument("--repeat", type=int, default=7, help="timed repetitions per query (median reported)")
     p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
+    p.add_argument("--queries-only", action="store_true",
+                   help="time the queries again on the stores an earlier run left in --workdir")
     p.add_argument("--retrigger", action="store_true",
                    help="instead: bulk re-trigger of failed runs against the demo apps (--runs defaults to 1000)")
     p.set_defaults(func=cmd_bench)

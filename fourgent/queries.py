@@ -102,9 +102,9 @@ def daily_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> pl.DataFrame:
 
 # An unresolved failure: a failed run that was not itself a re-trigger and whose latest
 # re-trigger (if any) did not finish. A failed re-trigger counts against its original, once.
-UNRESOLVED_SQL = """
-SELECT r.id FROM runs r
-LEFT JOIN (SELECT retrigger_of, arg_max(status, started_at) AS latest FROM runs
+UNRESOLVED_SQL = f"""
+SELECT r.id FROM {SOURCE} r
+LEFT JOIN (SELECT retrigger_of, arg_max(status, started_at) AS latest FROM {SOURCE}
            WHERE retrigger_of IS NOT NULL GROUP BY retrigger_of) c ON c.retrigger_of = r.id
 WHERE r.status = 'failed' AND r.retrigger_of IS NULL AND coalesce(c.latest, '') <> 'finished'
 """
@@ -122,7 +122,7 @@ def latest_retriggers(cur: duckdb.DuckDBPyConnection, ids: list[str]) -> dict[st
     if not ids:
         return {}
     rows = cur.execute(
-        "SELECT retrigger_of, arg_max(status, started_at) FROM fg.runs "
+        f"SELECT retrigger_of, arg_max(status, started_at) FROM {SOURCE} "
         "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1", [ids]).fetchall()
     return dict(rows)
 
