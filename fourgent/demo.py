@@ -138,7 +138,7 @@ class RunFactory:
         kind = _pick(rng, KIND_WEIGHTS) if status == "failed" else None
         if kind == "validation":
             fail_at = 1 if len(wf.steps) > 1 else 0
-        expired_at = next((i for i, (_, app) in enumerate(wf.steps) if app == expired_app), None)
+        expired_at = next((i for i, (_, app) in enumerate(wf.steps) if expired_app and app == expired_app), None)
         if expired_at is not None and status in ("finished", "failed"):
             status, kind, fail_at = "failed", "auth", expired_at
             run["status"] = status
