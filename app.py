@@ -14,9 +14,9 @@ import streamlit as st
 
 from fourgent import comments, display, export
 from fourgent import queries as Q
+from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, BulkJob
 from fourgent.spec import STATUSES
 from fourgent.store import StoreBusy
-from fourgent.retrigger import BulkJob
 from fourgent.workspace import retrigger
 from ui import (
     CAVEAT,
@@ -35,7 +35,7 @@ PRESETS = {"any": "Any time", "1h": "Last hour", "24h": "Last 24 hours", "7d": "
 PRESET_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7),
                "30d": timedelta(days=30)}
 LIVE_SECONDS = 5
-DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_dates": (),
+DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_dates": (), "f_window": None,
             "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False, "f_unresolved": False}
 
 
@@ -58,6 +58,17 @@ def _date(value: str) -> date | None:
         return None
 
 
+def _instant(value: str) -> datetime | None:
+    """An ISO timestamp with its offset (from=/to= of an exact window, e.g. a bar of the Overview's chart)."""
+    if "T" not in value:
+        return None
+    try:
+        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return t if t.tzinfo is not None and 1970 <= t.year <= 2999 else None
+
+
 def state_from_url(params: Params) -> dict[str, object]:
     """Widget values for a URL; anything malformed falls back to its default rather than failing."""
     state = dict(DEFAULTS)
@@ -67,7 +78,12 @@ def state_from_url(params: Params) -> dict[str, object]:
     state["f_workflow"] = [w for w in params.get("workflow", []) if w]  # repeated: IDs may hold commas
     rng = _one(params, "range", "any")
     start, end = _date(_one(params, "from")), _date(_one(params, "to"))
-    if start or end:
+    window = _instant(_one(params, "from")), _instant(_one(params, "to"))
+    if window[0] and window[1] and window[0] < window[1]:
+        rng = "custom"
+        state["f_window"] = window
+        state["f_dates"] = (window[0].date(), (window[1] - timedelta(microseconds=1)).date())
+    elif start or end:
         rng = "custom"
         dates = sorted(d for d in (start, end or start) if d)
         state["f_dates"] = tuple(dates)
@@ -92,7 +108,9 @@ def url_from_state(s: dict[str, object]) -> Params:
         params["status"] = [",".join(s["f_status"])]
     if s["f_workflow"]:
         params["workflow"] = list(s["f_workflow"])
-    if s["f_range"] == "custom" and s["f_dates"]:
+    if s["f_range"] == "custom" and s["f_window"]:
+        params["from"], params["to"] = ([_iso(t)] for t in s["f_window"])
+    elif s["f_range"] == "custom" and s["f_dates"]:
         dates = list(s["f_dates"])
         params["from"] = [dates[0].isoformat()]
         params["to"] = [dates[-1].isoformat()]
@@ -111,6 +129,10 @@ def url_from_state(s: dict[str, object]) -> Params:
     return params
 
 
+def _iso(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def current_url() -> Params:
     return {k: st.query_params.get_all(k) for k in st.query_params}
 
@@ -119,6 +141,8 @@ def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
     start = end = None
     if s["f_range"] in PRESET_SPAN:
         start = now - PRESET_SPAN[s["f_range"]]
+    elif s["f_range"] == "custom" and s["f_window"]:
+        start, end = s["f_window"]
     elif s["f_range"] == "custom" and s["f_dates"]:
         dates = list(s["f_dates"])
         start = datetime.combine(dates[0], time.min, tzinfo=tz)
@@ -156,6 +180,11 @@ def clear_filters() -> None:
 def filter_changed() -> None:
     st.session_state["f_page"] = 1
     st.session_state.pop("selected_id", None)
+
+
+def dates_changed() -> None:
+    st.session_state["f_window"] = None  # whole days from the date picker replace an exact window
+    filter_changed()
 
 
 def only_status(status: str) -> None:
@@ -202,7 +231,7 @@ def render_filters(ws) -> None:
     top = st.columns([3, 2, 2, 3, 1], vertical_alignment="bottom")
     top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
                       on_change=filter_changed)
-    top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.get, key="f_range", on_change=filter_changed)
+    top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.get, key="f_range", on_change=dates_changed)
     top[2].multiselect("Status", STATUSES, format_func=display.status_label, key="f_status",
                        on_change=filter_changed, placeholder="Any status")
     known = [w for w in st.session_state.get("f_workflow", []) if w not in workflows]
@@ -212,8 +241,12 @@ def render_filters(ws) -> None:
     st.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
               help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
     if st.session_state.get("f_range") == "custom":
-        st.date_input("From – to", key="f_dates", on_change=filter_changed, min_value=date(1970, 1, 1),
+        st.date_input("From – to", key="f_dates", on_change=dates_changed, min_value=date(1970, 1, 1),
                       max_value=date(2999, 12, 31))
+        if window := st.session_state.get("f_window"):
+            tz = page_zone()
+            st.caption(f"Exactly {window[0].astimezone(tz):%Y-%m-%d %H:%M} – {window[1].astimezone(tz):%Y-%m-%d %H:%M}"
+                       f" ({tz.key}), as linked; pick dates to widen it to whole days.")
 
 
 def page_zone():
@@ -307,8 +340,6 @@ def runs_table(live: bool) -> None:
 
 # ---------------------------------------------------------------- bulk re-trigger
 
-BULK_CAP = 10_000  # runs per bulk re-trigger; the count says when there are more
-BULK_CONCURRENCY = 16
 
 
 def bulk_bar(cur, f: Q.RunFilter) -> None:
@@ -479,7 +510,10 @@ def main() -> None:
         st.error(str(exc) + " Stop the other process (or point FOURGENT_DATA_DIR elsewhere) and reload.")
         st.stop()
     PAGES["runs"] = st.Page(runs_page, title="Workflow Runs", icon="📋", url_path="runs", default=True)
+    PAGES["overview"] = st.Page("views/overview.py", title="Overview", icon="📊", url_path="overview")
+    PAGES["workflows"] = st.Page("views/workflows.py", title="Workflows", icon="🔀", url_path="workflows")
     PAGES["connections"] = st.Page("views/connections.py", title="Connections", icon="🔌", url_path="connections")
+    PAGES["how"] = st.Page("views/how_it_works.py", title="How it works", icon="📖", url_path="how-it-works")
     PAGES["run"] = RUN_PAGE
     page = st.navigation(list(PAGES.values()))
     page.run()

@@ -37,6 +37,21 @@ def literal(text: str) -> str:
 PAGES: dict[str, st.Page] = {}
 
 
+def runs_link(start: datetime | None = None, end: datetime | None = None, *, statuses: tuple[str, ...] = (),
+              workflows: tuple[str, ...] = (), unresolved: bool = False) -> dict[str, str | list[str]]:
+    """The Runs page's URL query for these filters (its documented contract), e.g. for a clicked bar."""
+    params: dict[str, str | list[str]] = {}
+    if start is not None and end is not None:
+        params["from"], params["to"] = (t.astimezone(UTC).isoformat().replace("+00:00", "Z") for t in (start, end))
+    if statuses:
+        params["status"] = ",".join(statuses)
+    if workflows:
+        params["workflow"] = list(workflows)
+    if unresolved:
+        params["unresolved"] = "1"
+    return params
+
+
 def author() -> str:
     """The comment author's name, remembered for the session."""
     return st.session_state.get("author", "")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 STATUS_LABELS = {
@@ -54,11 +54,11 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
     return "just now"
 
 
-def duration(ms: int | None) -> str:
+def duration(ms: float | None) -> str:
     if ms is None:
         return EMPTY
     if ms < 1000:
-        return f"{ms} ms"
+        return f"{ms:.0f} ms"
     seconds = ms / 1000
     if seconds < 60:
         return f"{seconds:.1f} s"
@@ -78,3 +78,29 @@ def replay_label(run_id: str, retrigger_of: str | None, latest_retrigger: str | 
     if latest_retrigger:
         return REPLAY_LABELS.get(latest_retrigger, latest_retrigger)
     return "↩ replay" if retrigger_of else ""
+
+
+def percent(rate: float | None) -> str:
+    return EMPTY if rate is None else f"{rate:.1%}"
+
+
+def change(now: float | None, before: float | None) -> str | None:
+    """A metric's change against the previous period, as a signed percentage (None when it cannot be said)."""
+    if now is None or not before:
+        return None
+    return f"{(now - before) / before:+.1%}"
+
+
+def points(now: float | None, before: float | None) -> str | None:
+    """A rate's change in percentage points."""
+    if now is None or before is None:
+        return None
+    return f"{(now - before) * 100:+.1f} pts"
+
+
+def span(length: timedelta) -> str:
+    """"24 hours", "7 days": a period's length in words."""
+    hours = length.total_seconds() / 3600
+    if hours < 48:
+        return f"{hours:.0f} hours"
+    return f"{hours / 24:.0f} days"

@@ -26,6 +26,14 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_aft
 
 from .workflows import RetryPolicy, Step, Workflow
 
+# How an HTTP answer is read (the How it works page shows these, so it cannot drift from them).
+AUTH_STATUSES = frozenset({401, 403})  # -> kind "auth", not retried: a retry cannot fix a credential
+
+
+def retryable(status: int) -> bool:
+    """429 and 5xx are "unavailable" and retried; timeouts and refused connections are too."""
+    return status == 429 or status >= 500
+
 
 @dataclass(frozen=True)
 class Connection:
@@ -177,10 +185,10 @@ class Executor:
                 answer = response.json()
             except ValueError:
                 answer = response.text[:2000]
-            if response.status_code in (401, 403):
+            if response.status_code in AUTH_STATUSES:
                 raise _Failed("auth", f"Credential for {step.app} expired or revoked ({response.status_code}) — "
                                       "reconnect it in Connections", answer)
-            if response.status_code == 429 or response.status_code >= 500:
+            if retryable(response.status_code):
                 raise _Unavailable(
                     f"{step.app} answered {response.status_code} {response.reason_phrase}",
                     retry_after_seconds(response.headers.get("retry-after"), policy.retry_after_cap_s))

@@ -12,9 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .executor import Executor
+from .pauses import paused
 from .store import Store
 from .workflows import Workflow
 
+BULK_CAP = 10_000  # runs one bulk re-trigger from the dashboard takes; the count says when there are more
+BULK_CONCURRENCY = 16  # runs replayed at a time
 CLAIM_MINUTES = 10  # a claim older than this (a crashed process's) no longer blocks a re-trigger
 
 _CLAIMS = """
@@ -93,6 +96,7 @@ class Retriggerer:
         try:
             originals = self._originals(sorted(claimed))
             meanwhile = self._retriggered_since(sorted(claimed), since) if since else {}
+            stopped = paused(self.store)
             jobs = []
             for run_id in dict.fromkeys(run_ids):
                 if run_id not in claimed:
@@ -101,6 +105,8 @@ class Retriggerer:
                     result.refused[run_id] = f"re-triggered meanwhile as {meanwhile[run_id]}"
                 elif run_id not in originals:
                     result.refused[run_id] = "no such run"
+                elif originals[run_id][0] in stopped:
+                    result.refused[run_id] = f"workflow {originals[run_id][0]} is paused"
                 elif originals[run_id][0] not in self.definitions:
                     result.refused[run_id] = f"no definition for workflow {originals[run_id][0]}"
                 else:

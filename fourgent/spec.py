@@ -5,6 +5,21 @@ from typing import Final
 STATUSES: Final = ("finished", "failed", "running", "pending", "skipped")
 ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic")
 
+STATUS_MEANINGS: Final = {
+    "pending": "Triggered, waiting to start: no step has run yet.",
+    "running": "Steps are being executed; the run's log will get a newer snapshot when it ends.",
+    "finished": "Every step succeeded; the run's result holds what the destination returned.",
+    "failed": "A step (or a check before any step) failed; the error names the step, the kind and the message.",
+    "skipped": "The trigger fired but the workflow's skip condition held, so nothing was called; skip_reason says why.",
+}
+ERROR_KIND_MEANINGS: Final = {
+    "auth": "The app refused the credential (HTTP 401 or 403): it expired or was revoked. Not retried.",
+    "validation": "The payload lacks a field the workflow requires; found before any call is made.",
+    "unavailable": "The app was down, overloaded or slow (HTTP 429, 5xx, timeout, refused connection); "
+                   "retried with backoff before the run fails.",
+    "logic": "Any other unexpected answer (e.g. HTTP 400, 404, 422): an edge case the workflow does not handle.",
+}
+
 # Top-level fields the spec names; anything else on a line is kept as `extra`.
 KNOWN_FIELDS: Final = (
     "id", "reference", "workflow", "status", "started_at", "finished_at", "updated_at",

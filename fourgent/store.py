@@ -79,6 +79,11 @@ CREATE TABLE IF NOT EXISTS fg.ingests (
     superseded  BIGINT NOT NULL,
     rejected    BIGINT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fg.paused (
+    workflow_id VARCHAR PRIMARY KEY,  -- a paused workflow is not re-triggered
+    paused_at   TIMESTAMPTZ NOT NULL,
+    paused_by   VARCHAR
+);
 CREATE TABLE IF NOT EXISTS fg.comments (
     run_id     VARCHAR NOT NULL,
     author     VARCHAR NOT NULL,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Workflow:
     required: tuple[str, ...] = ()  # payload fields that must be present and not empty
     skip_if: dict[str, Any] | None = None  # {"field": ..., "equals": ..., "reason": ...}
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    path: Path | None = None  # the file it was read from
 
     @property
     def apps(self) -> list[str]:
@@ -93,6 +94,6 @@ def load(folder: Path) -> dict[str, Workflow]:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
             raise DefinitionError(f"{path.name}: {exc}") from None
-        wf = parse(data, path.name)
+        wf = replace(parse(data, path.name), path=path)
         found[wf.id] = wf
     return found

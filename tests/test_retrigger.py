@@ -12,6 +12,7 @@ from test_executor import connect
 from fourgent import workflows
 from fourgent.executor import Executor, log_writer
 from fourgent.ingest import ingest
+from fourgent.pauses import paused, set_paused
 from fourgent.retrigger import BulkJob, Retriggerer
 from fourgent.sandbox import Sandbox, serve
 
@@ -148,3 +149,14 @@ def test_a_bulk_job_that_raises_keeps_the_error_to_show(setup):
 
     job = BulkJob(broken, ["x"], "ana")
     assert job.wait(10) and job.error == "RuntimeError: store gone" and job.result is None
+
+
+def test_runs_of_a_paused_workflow_are_not_re_triggered_until_it_is_resumed(store, tmp_path, write_log, setup):
+    _, retriggerer, _ = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(5))])
+    set_paused(store, WF_ID, True, "ana")
+    assert paused(store)[WF_ID][1] == "ana"
+    result = retriggerer.bulk(["orig_0005"], "li")
+    assert result.refused == {"orig_0005": f"workflow {WF_ID} is paused"} and not result.outcomes
+    set_paused(store, WF_ID, False)
+    assert retriggerer.bulk(["orig_0005"], "li").outcomes == {"finished": 1}

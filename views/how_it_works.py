@@ -1,0 +1,113 @@
+"""How it works: runs, statuses, retries, re-trigger and the SQL surface, for whoever is investigating a failure.
+
+The figures on this page are read from the code and the workflow definitions it describes
+(the executor's retry policy, the re-trigger's limits, the views' columns), so it cannot drift from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import streamlit as st
+
+from fourgent import display, executor, retrigger
+from fourgent.spec import ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
+from fourgent.store import SURFACE
+from fourgent.workflows import RetryPolicy
+from fourgent.workspace import definitions
+from ui import CAVEAT, PAGES, workspace
+
+ws = workspace()
+defs = definitions(ws)
+default = RetryPolicy()
+RETRY_WORDS = {
+    "attempts": "attempts per step, the first try included",
+    "backoff_initial_s": "first backoff ceiling, seconds",
+    "backoff_max_s": "largest backoff ceiling, seconds",
+    "retry_after_cap_s": "longest Retry-After honoured, seconds",
+    "timeout_s": "one HTTP call, seconds",
+    "deadline_s": "the whole run, seconds",
+}
+
+st.title("How it works")
+st.caption("For whoever is looking at a failed run and wondering what happened and what to do.")
+
+st.header("A run")
+st.markdown(
+    "Every time an integration fires, the engine writes a **run**: one JSON line per state change "
+    "(pending → running → how it ended) into a run log. Fourgent reads those lines and keeps each run's "
+    "latest snapshot: the one with the latest `updated_at`, or the later line when there is none. A run names "
+    "its workflow (source → destination), the **trigger payload** it fired with, its steps (each an API call "
+    "to an app, with input, output, attempts and timings), and how it ended."
+)
+
+st.subheader("Statuses")
+st.dataframe({"Status": [display.status_label(s) for s in STATUS_MEANINGS],
+              "What it means": list(STATUS_MEANINGS.values())}, hide_index=True, width="stretch")
+
+st.subheader("Why a run fails: the error kinds")
+st.dataframe({"Kind": list(ERROR_KIND_MEANINGS), "What happened": list(ERROR_KIND_MEANINGS.values())},
+             hide_index=True, width="stretch")
+st.markdown("The run's detail page names the step that failed, its error, and the next thing to do for its kind.")
+
+st.header("How the engine retries")
+auth = " and ".join(str(s) for s in sorted(executor.AUTH_STATUSES))
+st.markdown(
+    f"A step that gets HTTP {auth} fails at once with kind `auth`. A step that gets 429, a 5xx, a timeout or a "
+    "refused connection is retried: after each try it waits a random time between zero and an exponential "
+    "ceiling (*full jitter*: the ceiling doubles each time up to its largest value), or as long as the app's "
+    "`Retry-After` asks (seconds or an HTTP date), cut to a cap. It stops after the step's attempts, or when "
+    "the run's deadline passes; every attempt is counted on the step. A retried POST, PUT or PATCH carries the "
+    "same `Idempotency-Key`, so the app can tell a retry from a second request."
+)
+st.caption("The defaults, used where a workflow's definition does not set its own:")
+st.dataframe({"Setting": [f.name for f in fields(RetryPolicy)],
+              "Default": [f"{getattr(default, f.name):g}" for f in fields(RetryPolicy)],
+              "Meaning": [RETRY_WORDS.get(f.name, "") for f in fields(RetryPolicy)]},
+             hide_index=True, width="stretch")
+if defs:
+    st.caption("Each workflow's policy, from its definition:")
+    st.dataframe(
+        {"Workflow": [f"{wf.source} → {wf.destination}" for wf in defs.values()],
+         **{f.name: [getattr(wf.retry, f.name) for wf in defs.values()] for f in fields(RetryPolicy)}},
+        hide_index=True, width="stretch")
+
+st.header("Re-trigger")
+st.text(CAVEAT)
+st.markdown(
+    "A re-trigger is a **new run** with a new ID and `retrigger_of` set to the original; the original shows "
+    "*re-triggered as …*, the new one *re-triggered from …*, with who re-triggered it and when. A failed run "
+    "whose latest re-trigger finished counts as **resolved**; the Runs page's *Unresolved failures only* shows "
+    "the rest. One click makes one re-trigger: a run already being re-triggered (a double click, a second tab) "
+    "is refused, and so is a run re-triggered since you opened the confirmation. A paused workflow is not "
+    "re-triggered."
+)
+st.markdown(
+    f"In bulk, the Runs page replays up to {retrigger.BULK_CAP:,} unresolved failures matching its filters, "
+    f"{retrigger.BULK_CONCURRENCY} at a time, with a progress bar and Cancel (runs already started finish). "
+    "From a terminal: `python -m fourgent retrigger RUN_ID…`, or `--status failed --unresolved` for a filtered set."
+)
+st.page_link(PAGES["connections"], label="Fix a credential in Connections", icon="🔌")
+
+st.header("Where the logs are, and how they are read")
+st.markdown(
+    "Run logs are `.jsonl` files (or `.jsonl.gz`), one run snapshot per line, in this folder; the dashboard reads "
+    "what is new every few seconds, from where it left off in each file. Re-triggered runs are written there too "
+    f"(`retriggers-YYYY-MM-DD.jsonl`). A line that cannot be read (not JSON, a field missing, over "
+    f"{MAX_LINE_BYTES // (1 << 20)} MiB, …) is kept aside with its reason, file and line number: the Runs page "
+    "lists them and the SQL view `rejected_lines` holds them."
+)
+st.code(str(ws.paths.logs_dir), language=None)
+st.caption("FOURGENT_DATA_DIR moves the whole data folder (logs, the DuckDB store, workflow definitions, the key).")
+
+st.header("The SQL surface")
+st.markdown(
+    "Everything on these pages can be asked again in SQL, over these read-only views (types and meanings in "
+    "`docs/schema.md`). From a terminal: `python -m fourgent sql \"SELECT status, count(*) FROM runs GROUP BY ALL\"`."
+)
+cur = ws.store.cursor()
+for view in SURFACE:
+    columns = cur.execute(f"DESCRIBE {view}").fetchall()  # a fixed name from SURFACE, not user input
+    with st.expander(f"{view} ({len(columns)} columns)"):
+        st.dataframe({"Column": [c[0] for c in columns], "Type": [c[1] for c in columns]}, hide_index=True,
+                     width="stretch")
