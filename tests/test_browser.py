@@ -154,6 +154,33 @@ def test_a_line_appended_to_the_logs_shows_within_seconds(server, page):
         timeout=12_000)
 
 
+def test_a_bar_of_the_overview_chart_opens_the_runs_page_with_the_same_count(server, page):
+    page.goto(server["url"] + "/overview?from=2026-08-01&to=2026-10-31")
+    wait_ready(page, "Runs over time")
+    assert int(metric_value(page, "Runs").replace(",", "")) >= 356  # the live test may have added one
+    chart = page.locator(".js-plotly-plot").first
+    chart.locator(".barlayer .point").first.wait_for(timeout=15_000)
+    shot(page, "overview")
+    # The chart's own data says what the clicked bar counts: the Failed trace's busiest week.
+    trace, point, expected = page.evaluate("""() => {
+        const data = document.querySelector('.js-plotly-plot').data;
+        const t = data.findIndex(d => d.name === 'Failed');
+        const ys = data[t].y;
+        const p = ys.indexOf(Math.max(...ys));
+        return [t, p, ys[p]];
+    }""")
+    assert expected > 0
+    chart.locator(".barlayer .trace").nth(trace).locator(".point").nth(point).click(force=True)
+    page.wait_for_function(  # the Runs page is the default page, at "/"
+        "() => !location.pathname.includes('overview') && location.search.includes('status=failed')",
+        timeout=15_000)
+    wait_ready(page, "Matching runs")
+    page.wait_for_function(
+        f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '{expected}')",
+        timeout=15_000)
+    shot(page, "overview-click-runs")
+
+
 def test_bulk_re_trigger_shows_progress_and_a_summary_then_the_runs_are_resolved_or_not(server, page):
     # Last in this file: it adds runs to the shared server's store.
     page.goto(server["url"] + "/?unresolved=1&workflow=stripe-payment-xero-invoice")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 
 import pytest
 import streamlit as st
@@ -324,3 +325,26 @@ def test_an_auth_failure_links_to_connections(data, write_log):
               error={"message": "401 Unauthorized", "step": 0, "kind": "auth"}))
     at = detail("auth_fail")
     assert any(link.label == "Open Connections" for link in at.get("page_link"))
+
+
+def test_an_exact_window_in_the_url_filters_to_the_instant_and_round_trips(data):
+    from datetime import UTC, datetime
+
+    from ui import workspace
+
+    at = open_app(**{"from": "2026-10-20T06:30:00Z", "to": "2026-10-27T18:00:00Z"})
+    count = workspace().store.cursor().execute(
+        "SELECT count(*) FROM runs WHERE started_at >= ? AND started_at < ?",
+        [datetime(2026, 10, 20, 6, 30, tzinfo=UTC), datetime(2026, 10, 27, 18, tzinfo=UTC)]).fetchall()[0][0]
+    assert matching(at) == count > 0
+    assert at.query_params["from"] == "2026-10-20T06:30:00Z" and at.query_params["to"] == "2026-10-27T18:00:00Z"
+    assert any(c.value.startswith("Exactly 2026-10-20 06:30") for c in at.caption)
+    # Picking whole days replaces the exact window.
+    at.date_input(key="f_dates").set_value((date(2026, 10, 19), date(2026, 10, 27))).run()
+    assert at.query_params["from"] == "2026-10-19" and at.query_params["to"] == "2026-10-27"
+
+
+@pytest.mark.parametrize("bad", ["2026-10-20T06:30:00", "2026-13-01T00:00:00Z", "T", "2026-10-27T18:00:00Z"])
+def test_a_malformed_or_naive_window_falls_back_without_failing(data, bad):
+    at = open_app(**{"from": bad, "to": "2026-10-27T18:00:00Z"})
+    assert matching(at) > 0

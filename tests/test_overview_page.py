@@ -1,0 +1,169 @@
+"""The Overview, Workflows and How it works pages in AppTest; what they link to opens the same runs on the Runs page."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import fields
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import streamlit as st
+from conftest import ROOT, run_line
+from streamlit.testing.v1 import AppTest
+
+from fourgent import overview as O
+from fourgent.pauses import paused
+from fourgent.workflows import RetryPolicy
+from ui import runs_link, workspace
+
+APP = str(ROOT / "app.py")
+
+
+def env(monkeypatch, data, demo_runs: int) -> None:
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", str(demo_runs))
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def demo(tmp_path, monkeypatch):
+    env(monkeypatch, tmp_path / "data", 3000)
+    yield tmp_path / "data"
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def sampled(tmp_path, monkeypatch, samples):
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    for f in samples.glob("*.jsonl"):
+        shutil.copy(f, data / "logs" / f.name)
+    env(monkeypatch, data, 0)
+    yield data
+    st.cache_resource.clear()
+
+
+def open_page(page: str, **params: str | list[str]) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60).run()
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def matching_runs(**params) -> int:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, at.exception
+    return int(next(m.value for m in at.metric if m.label == "Matching runs").replace(",", ""))
+
+
+@pytest.mark.parametrize("preset, span", [("24h", timedelta(days=1)), ("7d", timedelta(days=7)),
+                                          ("30d", timedelta(days=30)), ("90d", timedelta(days=90))])
+def test_each_range_preset_shows_the_figures_for_its_span(demo, preset, span):
+    at = open_page("views/overview.py", range=preset)
+    assert at.selectbox(key="ov_range").value == preset
+    cur = workspace().store.cursor()
+    runs = cur.execute("SELECT count(*) FROM runs WHERE started_at >= now() - to_seconds(?)",
+                       [span.total_seconds()]).fetchall()[0][0]
+    assert int(metric(at, "Runs").replace(",", "")) == runs > 0
+    assert {s.value for s in at.subheader} >= {"Runs over time", "Failure rate", "Workflows", "Top errors",
+                                               "Failures by kind", "Failures by app"}
+    assert at.query_params.get("range") == (None if preset == "7d" else preset)  # 7 d is the default
+
+
+def test_custom_dates_from_the_url_and_an_empty_range(sampled):
+    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    assert at.selectbox(key="ov_range").value == "custom"
+    assert metric(at, "Runs") == "356"
+    at = open_page("views/overview.py", **{"from": "2001-01-01", "to": "2001-01-02"})
+    assert any("No runs started in this range" in i.value for i in at.info)
+
+
+def test_each_workflow_row_opens_the_runs_page_with_the_same_count(sampled):
+    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    assert not at.exception
+    start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    per = O.per_workflow(workspace().store.cursor(), O.Window(start, end))
+    assert len(per) == 6
+    for wf, runs in per.select("workflow_id", "runs").iter_rows():
+        assert matching_runs(**runs_link(start, end, workflows=(wf,))) == runs
+
+
+def test_a_bar_opens_exactly_the_runs_it_counted(sampled):
+    open_page("views/overview.py")  # opens the process's store and reads the samples
+    w = O.Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))
+    buckets = O.bucket_counts(workspace().store.cursor(), w)
+    for status in ("finished", "failed"):
+        for row in buckets.filter(buckets["status"] == status).head(2).to_dicts():
+            link = runs_link(row["bucket"], row["bucket_end"], statuses=(status,))
+            assert matching_runs(**link) == row["runs"]
+
+
+def test_unresolved_headline_opens_the_same_count_on_the_runs_page(sampled):
+    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    unresolved = int(metric(at, "Unresolved failures").replace(",", ""))
+    assert any(p.proto.label == "Open them" for p in at.get("page_link"))
+    start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    assert matching_runs(**runs_link(start, end, unresolved=True)) == unresolved > 0
+
+
+def test_log_text_in_charts_is_escaped_and_never_markdown(sampled, write_log):
+    evil = run_line("evil", status="failed", started_at="2026-10-10T10:00:00Z", finished_at="2026-10-10T10:00:01Z",
+                    workflow={"id": "x", "source": "<b>Src</b>", "destination": "**Dst**", "source_app": "A",
+                    "destination_app": "<i>App</i>"},
+                    error={"message": "[click](javascript:alert(1)) 'secret'", "step": None, "kind": "<img>"})
+    write_log(sampled / "logs" / "evil.jsonl", evil)
+    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    shown = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
+    assert "<b>Src</b>" not in shown and "javascript" not in shown and "**Dst**" not in shown
+    charts = " ".join(json.dumps(json.loads(c.proto.spec)) for c in at.get("plotly_chart"))
+    assert "<i>App</i>" not in charts and "&lt;i&gt;App&lt;/i&gt;" in charts
+    assert "&lt;img&gt;" in charts
+
+
+def test_workflows_page_lists_each_integration_and_a_pause_is_stored(demo):
+    at = open_page("views/workflows.py")
+    frame = at.dataframe[0].value
+    assert len(frame) == 6 and set(frame["State"]) == {"▶️ Active"}
+    health = {f"{r['source']} → {r['destination']}": r for r in O.workflow_health(workspace().store.cursor()).to_dicts()}
+    for name, r24, r7 in frame[["Workflow", "Runs 24 h", "Runs 7 d"]].itertuples(index=False):
+        assert (r24, r7) == (health[name]["runs_24h"], health[name]["runs_7d"])
+    at.toggle(key="active_zendesk-ticket-jira-issue").set_value(False).run()
+    assert "zendesk-ticket-jira-issue" in paused(workspace().store)
+    st.cache_resource.clear()  # a restart: the pause is in the store, not the session
+    at = open_page("views/workflows.py")
+    assert at.toggle(key="active_zendesk-ticket-jira-issue").value is False
+    assert "⏸️ Paused" in set(at.dataframe[0].value["State"])
+
+
+def test_a_paused_workflows_run_is_not_re_triggered_from_its_detail_page(demo):
+    at = open_page("views/workflows.py")
+    at.toggle(key="active_zendesk-ticket-jira-issue").set_value(False).run()
+    run_id = workspace().store.cursor().execute(
+        "SELECT id FROM runs WHERE workflow_id = 'zendesk-ticket-jira-issue' AND status = 'failed' LIMIT 1"
+    ).fetchall()[0][0]
+    at = open_page("views/run_detail.py", id=run_id)
+    next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
+    next(t for t in at.text_input if t.label.startswith("Your name (recorded")).set_value("Ana")
+    next(b for b in at.button if b.label == "Re-trigger").click().run()
+    assert "workflow zendesk-ticket-jira-issue is paused" in [t.value for t in at.text]
+
+
+def test_how_it_works_shows_the_policy_the_executor_uses(demo):
+    at = open_page("views/how_it_works.py")
+    defaults = next(d.value for d in at.dataframe if "Setting" in d.value.columns)
+    policy = RetryPolicy()
+    assert dict(zip(defaults["Setting"], defaults["Default"], strict=True)) == {
+        f.name: f"{getattr(policy, f.name):g}" for f in fields(RetryPolicy)}
+    assert any("HTTP 401 and 403" in m.value for m in at.markdown)
+    assert {h.value for h in at.header} >= {"A run", "How the engine retries", "Re-trigger", "The SQL surface"}
