@@ -17,11 +17,13 @@ from pathlib import Path
 import duckdb
 
 from . import demo
+from . import overview as O
 from . import queries as Q
 from .ingest import _LINE_TYPE, ingest
 from .store import Store
 
 RUNS_PER_FILE = 500_000
+OVERVIEW_COLUMNS = "source, destination, error_kind, failed_app"  # what the Overview reads besides the table's
 
 
 def _write_part(args: tuple[Path, int, int, int, float, str]) -> Path:
@@ -103,6 +105,11 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "per-status counts": lambda c: Q.status_counts(c, everything),
         "daily counts by status, all": lambda c: Q.daily_counts(c, everything),
         "unresolved failures count (bulk button)": lambda c: Q.count(c, Q.bulk_selection(everything)),
+        "Overview, full render, 7 days": lambda c: O.overview_view(c, O.last(timedelta(days=7), last)),
+        "Overview, full render, 30 days": lambda c: O.overview_view(c, O.last(timedelta(days=30), last)),
+        "Overview, full render, 90 days": lambda c: O.overview_view(c, O.last(timedelta(days=90), last)),
+        "Overview, 30 days, one workflow": lambda c: O.overview_view(c, O.last(timedelta(days=30), last, (wf,))),
+        "Workflows page": lambda c: O.workflow_health(c, last),
     }
 
 
@@ -111,7 +118,8 @@ def _bare_table(floor_db: Path, store_db: Path) -> None:
     con = duckdb.connect(str(floor_db))
     con.execute("ATTACH ? AS s (READ_ONLY)", [str(store_db)])
     con.execute("CREATE SCHEMA IF NOT EXISTS fg")
-    con.execute(f"CREATE OR REPLACE TABLE {Q.SOURCE} AS SELECT {Q.TABLE_COLUMNS}, search FROM s.{Q.SOURCE}")
+    con.execute(f"CREATE OR REPLACE TABLE {Q.SOURCE} AS SELECT {Q.TABLE_COLUMNS}, search, {OVERVIEW_COLUMNS} "
+                f"FROM s.{Q.SOURCE}")
     # What else one Runs page render reads, empty here as in a fresh store.
     con.execute("CREATE OR REPLACE TABLE fg.rejects AS SELECT * FROM s.fg.rejects LIMIT 0")
     con.execute("CREATE OR REPLACE TABLE comments AS SELECT * FROM s.main.comments LIMIT 0")

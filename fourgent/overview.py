@@ -30,7 +30,6 @@ ERROR_PATTERN_SQL = (
     "regexp_replace(regexp_replace(error_message, '''[^'']*''|\"[^\"]*\"', '…', 'g'), "
     "'[A-Za-z0-9_.-]*[0-9][A-Za-z0-9_.-]*', '#', 'g')"
 )
-FAILED_APP_SQL = "coalesce(steps[error_step + 1].app, destination_app)"
 
 
 @dataclass(frozen=True)
@@ -125,7 +124,7 @@ def headlines(cur: duckdb.DuckDBPyConnection, w: Window) -> tuple[Headline, Head
         cols.append(
             f"count(*) FILTER ({now}), count(*) FILTER ({now} AND status = 'failed'), "
             f"count(*) FILTER ({now} AND status IN {ENDED}), "
-            f"median(epoch_ms(finished_at) - epoch_ms(started_at)) FILTER ({now} AND status IN {ENDED})"
+            f"median(duration_ms) FILTER ({now} AND status IN {ENDED})"
         )
         figures += [p.start, p.end]
     row = cur.execute(f"SELECT {', '.join(cols)} FROM {SOURCE} WHERE {where}", [*figures, *params]).fetchall()[0]
@@ -147,7 +146,7 @@ def per_workflow(cur: duckdb.DuckDBPyConnection, w: Window) -> pl.DataFrame:
         "SELECT workflow_id, any_value(source) || ' → ' || any_value(destination) AS workflow, "
         "count(*) AS runs, count(*) FILTER (status = 'failed') AS failed, "
         f"count(*) FILTER (status = 'failed') / nullif(count(*) FILTER (status IN {ENDED}), 0) AS failure_rate, "
-        f"quantile_cont(epoch_ms(finished_at) - epoch_ms(started_at), [0.5, 0.95]) FILTER (status IN {ENDED}) "
+        f"quantile_cont(duration_ms, [0.5, 0.95]) FILTER (status IN {ENDED}) "
         "AS pct, max(started_at) FILTER (status = 'failed') AS last_failure "
         f"FROM {SOURCE} WHERE {where} GROUP BY workflow_id ORDER BY failed DESC, runs DESC, workflow_id",
         params,
@@ -178,13 +177,35 @@ def failures_by_kind_and_app(cur: duckdb.DuckDBPyConnection, w: Window) -> tuple
     where, params = w.where()
     both = frame(
         cur,
-        f"SELECT coalesce(error_kind, '(none)') AS kind, coalesce({FAILED_APP_SQL}, '(unknown)') AS app, "
-        f"count(*) AS failures FROM fg.runs WHERE {where} AND status = 'failed' GROUP BY ALL",
+        "SELECT coalesce(error_kind, '(none)') AS kind, coalesce(failed_app, '(unknown)') AS app, "
+        f"count(*) AS failures FROM {SOURCE} WHERE {where} AND status = 'failed' GROUP BY ALL",
         params,
     )
     by_kind = both.group_by("kind").agg(pl.col("failures").sum()).sort("failures", "kind", descending=[True, False])
     by_app = both.group_by("app").agg(pl.col("failures").sum()).sort("failures", "app", descending=[True, False])
     return by_kind, by_app
+
+
+@dataclass
+class OverviewView:
+    """Everything one render of the Overview shows, from one call (the benchmark times this)."""
+
+    now: Headline
+    previous: Headline
+    buckets: pl.DataFrame
+    rates: pl.DataFrame
+    per_workflow: pl.DataFrame
+    top_errors: pl.DataFrame
+    by_kind: pl.DataFrame
+    by_app: pl.DataFrame
+
+
+def overview_view(cur: duckdb.DuckDBPyConnection, w: Window) -> OverviewView:
+    now, previous = headlines(cur, w)
+    buckets = bucket_counts(cur, w)
+    by_kind, by_app = failures_by_kind_and_app(cur, w)
+    return OverviewView(now, previous, buckets, failure_rates(buckets), per_workflow(cur, w), top_errors(cur, w),
+                        by_kind, by_app)
 
 
 # ---------------------------------------------------------------- Workflows page
@@ -203,7 +224,7 @@ def workflow_health(cur: duckdb.DuckDBPyConnection, now: datetime | None = None)
         "SELECT workflow_id, epoch_ms(started_at) // ? AS d, count(*), count(*) FILTER (started_at >= ?), "
         "count(*) FILTER (started_at >= ?), count(*) FILTER (started_at >= ? AND status = 'failed'), "
         f"count(*) FILTER (started_at >= ? AND status IN {ENDED}) "
-        "FROM fg.runs WHERE started_at >= make_timestamptz(? * 1000) AND started_at < ? GROUP BY ALL",
+        f"FROM {SOURCE} WHERE started_at >= make_timestamptz(? * 1000) AND started_at < ? GROUP BY ALL",
         [DAY_MS, now - timedelta(days=1), week_ago, week_ago, week_ago, first_day * DAY_MS, now],
     ).fetchall()
     acc: dict[str, list[Any]] = {}
@@ -215,7 +236,7 @@ def workflow_health(cur: duckdb.DuckDBPyConnection, now: datetime | None = None)
         a[3] += f7
         a[4] += e7
     everyone = cur.execute(
-        "SELECT workflow_id, any_value(source), any_value(destination), max(started_at) FROM fg.runs "
+        f"SELECT workflow_id, any_value(source), any_value(destination), max(started_at) FROM {SOURCE} "
         "GROUP BY workflow_id ORDER BY 2, 3, 1").fetchall()
     rows = []
     for wf, source, destination, last_run in everyone:

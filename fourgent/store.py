@@ -101,7 +101,9 @@ SELECT id, reference, workflow_id,
        started_at, finished_at,
        date_diff('millisecond', started_at, finished_at) AS duration_ms,
        error_message, error_kind, error_step, skip_reason, retrigger_of, attempt,
-       len(steps) AS step_count, trigger_payload, result, updated_at, extra, search
+       len(steps) AS step_count, trigger_payload, result, updated_at, extra,
+       CASE WHEN status = 'failed' THEN coalesce(steps[error_step + 1].app, destination_app) END AS failed_app,
+       search
 FROM fg.runs;
 
 CREATE OR REPLACE VIEW main.runs AS SELECT * EXCLUDE (search) FROM fg.run_rows;

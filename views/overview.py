@@ -85,7 +85,8 @@ def open_runs(start: datetime, end: datetime, *, statuses: tuple[str, ...] = (),
 
 
 # ---------------------------------------------------------------- headline figures
-now_h, prev_h = O.headlines(cur, window)
+view = O.overview_view(cur, window)
+now_h, prev_h = view.now, view.previous
 m = st.columns(4)
 m[0].metric("Runs", f"{now_h.runs:,}", delta=display.change(now_h.runs, prev_h.runs), delta_color="off",
             help="Runs started in the range; the change is against the previous equal period.")
@@ -107,7 +108,7 @@ if now_h.runs == 0:
     st.stop()
 
 # ---------------------------------------------------------------- over time
-buckets = O.bucket_counts(cur, window)
+buckets = view.buckets
 st.subheader("Runs over time")
 st.caption("Click a bar to open those runs.")
 fig = go.Figure()
@@ -125,7 +126,7 @@ for point in (event.selection.points if event and event.selection else [])[:1]:
     row = buckets.filter(pl.col("status") == status).row(point["point_index"], named=True)
     open_runs(row["bucket"], row["bucket_end"], statuses=(status,))
 
-rates = O.failure_rates(buckets).filter(pl.col("ended") > 0)
+rates = view.rates.filter(pl.col("ended") > 0)
 st.subheader("Failure rate")
 st.caption("Failed ÷ ended runs per bucket. Click a point to open the failed runs.")
 line = go.Figure(go.Scatter(
@@ -143,7 +144,7 @@ for point in (event.selection.points if event and event.selection else [])[:1]:
 # ---------------------------------------------------------------- per workflow
 st.subheader("Workflows")
 st.caption("Select a row to open its runs in this range.")
-per = O.per_workflow(cur, window)
+per = view.per_workflow
 picked = st.dataframe(
     {"Workflow": per["workflow"], "Runs": per["runs"], "Failed": per["failed"],
      "Failure rate": [display.percent(r) for r in per["failure_rate"].to_list()],
@@ -158,7 +159,7 @@ if picked and picked.selection.rows:
 st.subheader("Top errors")
 st.caption("Failures grouped by message, with IDs, numbers and quoted values taken out (# and …). "
            "Select a row to open the failed runs of the workflows it hit.")
-errors = O.top_errors(cur, window)
+errors = view.top_errors
 picked = st.dataframe(
     {"Error": errors["pattern"], "Failures": errors["failures"],
      "First seen": [display.local_time(t, tz) for t in errors["first_seen"].to_list()],
@@ -171,7 +172,7 @@ if picked and picked.selection.rows:
     open_runs(window.start, window.end, statuses=("failed",),
               workflows=tuple(errors["workflow_ids"][picked.selection.rows[0]]))
 
-by_kind, by_app = O.failures_by_kind_and_app(cur, window)
+by_kind, by_app = view.by_kind, view.by_app
 cols = st.columns(2)
 for col, data, key, title in ((cols[0], by_kind, "kind", "Failures by kind"), (cols[1], by_app, "app", "Failures by app")):
     with col:
