@@ -429,7 +429,9 @@ SELECT
         'k': k, 'v': json_extract(raw, '/' || replace(replace(k, '~', '~0'), '/', '~1'))}})))
     END,
     file_id, line, $base + pos,
-    lower(coalesce(j.reference, '') || chr(31) || j.id)
+    lower(coalesce(j.reference, '') || chr(31) || j.id),
+    CASE WHEN lower(j.status) = 'failed'
+         THEN coalesce(list_extract(j.steps, j.error.step::INTEGER + 1).app, j.workflow.destination_app) END
 FROM (
     SELECT *, list_distinct(list_filter(json_keys(raw), lambda k: NOT list_contains({_KNOWN_LIST}, k))) AS unknown
     FROM ({_PARSED})

@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from .queries import SOURCE, UNRESOLVED_SQL, frame
+from .queries import SOURCE, UNRESOLVED_WHERE, frame
 from .spec import STATUSES
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
@@ -130,7 +130,7 @@ def headlines(cur: duckdb.DuckDBPyConnection, w: Window) -> tuple[Headline, Head
     row = cur.execute(f"SELECT {', '.join(cols)} FROM {SOURCE} WHERE {where}", [*figures, *params]).fetchall()[0]
     unresolved = cur.execute(
         "SELECT count(*) FILTER (started_at >= ?), count(*) FILTER (started_at < ?) "
-        f"FROM {SOURCE} WHERE {where} AND id IN ({UNRESOLVED_SQL})", [w.start, w.start, *params]).fetchall()[0]
+        f"FROM {SOURCE} WHERE {where} AND {UNRESOLVED_WHERE}", [w.start, w.start, *params]).fetchall()[0]
     now_h = Headline(row[0], row[1], row[2], row[3], unresolved[0])
     prev_h = Headline(row[4], row[5], row[6], row[7], unresolved[1])
     return now_h, prev_h
@@ -160,13 +160,17 @@ def top_errors(cur: duckdb.DuckDBPyConnection, w: Window, limit: int = 15) -> pl
     """Failures grouped by message pattern: pattern, failures, first_seen, last_seen, workflows, workflow_ids,
     example."""
     where, params = w.where()
+    # Messages repeat: group by the message (and workflow) first, so the patterns are worked out once per
+    # distinct message rather than once per failed run.
     return frame(
         cur,
-        f"SELECT {ERROR_PATTERN_SQL} AS pattern, count(*) AS failures, min(started_at) AS first_seen, "
-        "max(started_at) AS last_seen, list(DISTINCT source || ' → ' || destination ORDER BY "
-        "source || ' → ' || destination) AS workflows, list(DISTINCT workflow_id ORDER BY workflow_id) "
-        "AS workflow_ids, any_value(error_message) AS example "
+        f"SELECT {ERROR_PATTERN_SQL} AS pattern, sum(n)::BIGINT AS failures, min(first_seen) AS first_seen, "
+        "max(last_seen) AS last_seen, list(DISTINCT workflow ORDER BY workflow) AS workflows, "
+        "list(DISTINCT workflow_id ORDER BY workflow_id) AS workflow_ids, arg_max(error_message, n) AS example "
+        "FROM (SELECT error_message, workflow_id, any_value(source) || ' → ' || any_value(destination) AS workflow, "
+        "count(*) AS n, min(started_at) AS first_seen, max(started_at) AS last_seen "
         f"FROM {SOURCE} WHERE {where} AND status = 'failed' AND error_message IS NOT NULL "
+        "GROUP BY error_message, workflow_id) "
         "GROUP BY pattern ORDER BY failures DESC, pattern LIMIT ?",
         [*params, limit],
     )

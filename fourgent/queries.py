@@ -54,7 +54,7 @@ class RunFilter:
             parts.append("started_at < ?")
             params.append(self.end)
         if self.unresolved:
-            parts.append(f"id IN ({UNRESOLVED_SQL})")
+            parts.append(f"({UNRESOLVED_WHERE})")
         return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
@@ -101,13 +101,12 @@ def daily_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> pl.DataFrame:
 
 
 # An unresolved failure: a failed run that was not itself a re-trigger and whose latest
-# re-trigger (if any) did not finish. A failed re-trigger counts against its original, once.
-UNRESOLVED_SQL = f"""
-SELECT r.id FROM {SOURCE} r
-LEFT JOIN (SELECT retrigger_of, arg_max(status, started_at) AS latest FROM {SOURCE}
-           WHERE retrigger_of IS NOT NULL GROUP BY retrigger_of) c ON c.retrigger_of = r.id
-WHERE r.status = 'failed' AND r.retrigger_of IS NULL AND coalesce(c.latest, '') <> 'finished'
-"""
+# re-trigger (if any) did not finish. Written as a predicate on the row against the small set of
+# resolved originals: a semi-join of every run against the failed ones took 400 ms at 10M runs.
+RESOLVED_SQL = (f"SELECT retrigger_of FROM {SOURCE} WHERE retrigger_of IS NOT NULL "
+                "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+UNRESOLVED_WHERE = f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})"
+UNRESOLVED_SQL = f"SELECT id FROM {SOURCE} WHERE {UNRESOLVED_WHERE}"
 
 
 def bulk_selection(f: RunFilter) -> RunFilter | None:

@@ -37,3 +37,26 @@ def test_every_view_is_documented_column_by_column_with_its_type(store):
 
 def _short(kind: str) -> str:
     return {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}.get(kind, kind.split("(")[0].split("[")[0])
+
+
+def test_a_store_from_before_failed_app_gets_it_filled_on_open(data_paths, write_log, tmp_path):
+    from conftest import run_line
+
+    from fourgent.ingest import ingest
+    from fourgent.store import Store
+
+    steps = [{"name": "Fetch", "app": "HubSpot", "status": "finished"},
+             {"name": "Create", "app": "QuickBooks", "status": "failed", "error": "401"}]
+    s = Store(data_paths.db_path)
+    ingest(s, [write_log(tmp_path / "a.jsonl", run_line("f1", status="failed", steps=steps,
+                                                         error={"message": "401", "step": 1, "kind": "auth"}),
+                         run_line("f2", status="failed", error={"message": "x", "kind": "logic"}),
+                         run_line("ok"))])
+    # Make it look like a version 1 store: no failed_app column.
+    s.con.execute("DROP VIEW main.runs; DROP VIEW fg.run_rows; ALTER TABLE fg.runs DROP COLUMN failed_app")
+    s.con.execute("UPDATE fg.meta SET value = '1' WHERE key = 'schema_version'")
+    s.con.close()
+    s = Store(data_paths.db_path)
+    got = dict(s.cursor().execute("SELECT id, failed_app FROM runs").fetchall())
+    assert got == {"f1": "QuickBooks", "f2": "QuickBooks", "ok": None}  # f2: no step named, the destination app
+    s.con.close()
