@@ -13,6 +13,7 @@ import polars as pl
 import streamlit as st
 
 from fourgent import comments, display, export
+from fourgent import overview as O
 from fourgent import queries as Q
 from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, BulkJob
 from fourgent.spec import STATUSES
@@ -347,8 +348,7 @@ def bulk_bar(cur, f: Q.RunFilter) -> None:
     if st.session_state.get("bulk_job"):
         st.fragment(run_every=0.5)(bulk_progress)()  # polls the background job; nothing else reruns
         return
-    selection = Q.bulk_selection(f)
-    n = Q.count(cur, selection) if selection else 0
+    n = O.unresolved_count(cur, f)
     if n:
         st.button(f"↻ Re-trigger the {n:,} unresolved failed run{'s' if n != 1 else ''} matching these filters",
                   on_click=ask_bulk, args=(n,), key="bulk_retrigger",

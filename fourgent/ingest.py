@@ -22,6 +22,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from . import rollup
 from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES
 from .store import Store, in_transaction
 
@@ -555,6 +556,7 @@ class Ingester:
                     self._flush(cur, batch, report)
             finally:
                 cur.execute("RESET checkpoint_threshold")
+            rollup.refresh(cur)  # also repairs what a crashed ingest left marked
             if report.lines:
                 _checkpoint(cur)
             report.seconds = time.perf_counter() - started
@@ -724,6 +726,7 @@ class Ingester:
             cur.unregister("fg_batch")
         part.snapshots = stored
         if stored:
+            rollup.mark_batch(cur, base)
             # Until _settle runs, this batch's runs may have an older snapshot beside the new one.
             cur.execute("INSERT OR REPLACE INTO fg.meta VALUES ('unsettled_from', ?)", [str(base)])
 
@@ -760,6 +763,7 @@ class Ingester:
             {"base": base, "ingest_base": getattr(self, "ingest_base", base)},
         ).fetchall()[0]
         if losers:
+            rollup.mark_rows(cur, "SELECT seq FROM fg_touched WHERE NOT wins")
             cur.execute("DELETE FROM fg.runs WHERE seq IN (SELECT seq FROM fg_touched WHERE NOT wins)")
         cur.execute("DELETE FROM fg.meta WHERE key = 'unsettled_from'")
         return multi_rows, multi_added, updated

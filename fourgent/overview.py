@@ -1,9 +1,15 @@
 """The Overview and Workflows pages' figures: run counts over time, headline figures, health per workflow, top errors.
 
-Every figure is one aggregate in DuckDB over a window of `started_at` (and, optionally, some
-workflows); only the aggregates leave the database. Buckets are whole UTC hours, days or
-weeks (weeks start on Monday), computed with integer arithmetic on epoch milliseconds:
-date_trunc on TIMESTAMPTZ was three times slower at 10M runs.
+Every figure is an aggregate in DuckDB over a window of `started_at` (and, optionally, some
+workflows); only aggregates leave the database. Buckets are whole UTC hours, days or weeks
+(weeks start on Monday), computed with integer arithmetic on epoch milliseconds: date_trunc on
+TIMESTAMPTZ was three times slower at 10M runs.
+
+Two ways to the same figures: up to EXACT_MAX runs in a window (or a window of hours), every
+figure is read from the runs themselves and is exact. Beyond that, the window's whole days come
+from the per-day rollups (fourgent/rollup.py) and only its two partial days from the runs: the
+counts stay exact, and durations' medians and percentiles are estimated from a histogram to
+within 0.5%. Reading 10M runs for a 90-day Overview took 1.3 s; the rollups answer in tens of ms.
 """
 
 from __future__ import annotations
@@ -15,6 +21,8 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from . import queries as Q
+from . import rollup
 from .queries import SOURCE, UNRESOLVED_WHERE, frame
 from .spec import STATUSES
 
@@ -202,14 +210,147 @@ class OverviewView:
     top_errors: pl.DataFrame
     by_kind: pl.DataFrame
     by_app: pl.DataFrame
+    estimated: bool = False  # durations' median and percentiles estimated from the rollups' histogram
 
 
-def overview_view(cur: duckdb.DuckDBPyConnection, w: Window) -> OverviewView:
-    now, previous = headlines(cur, w)
-    buckets = bucket_counts(cur, w)
-    by_kind, by_app = failures_by_kind_and_app(cur, w)
-    return OverviewView(now, previous, buckets, failure_rates(buckets), per_workflow(cur, w), top_errors(cur, w),
-                        by_kind, by_app)
+EXACT_MAX = 300_000  # up to this many runs in a window, the Overview reads the runs themselves
+
+
+def overview_view(cur: duckdb.DuckDBPyConnection, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
+    if w.bucket == "hour" or not rollup.is_current(cur) or _count(cur, w) <= exact_max:
+        now, previous = headlines(cur, w)
+        buckets = bucket_counts(cur, w)
+        by_kind, by_app = failures_by_kind_and_app(cur, w)
+        return OverviewView(now, previous, buckets, failure_rates(buckets), per_workflow(cur, w),
+                            top_errors(cur, w), by_kind, by_app)
+    facts, hist = _facts(cur, w), _hist(cur, w)
+    prev = w.previous()
+    buckets = _rolled_buckets(facts, w.bucket)
+    by_kind, by_app = _rolled_failures(facts)
+    return OverviewView(_rolled_headline(facts, hist), _rolled_headline(_facts(cur, prev), _hist(cur, prev)),
+                        buckets, failure_rates(buckets), _rolled_per_workflow(facts, hist), top_errors(cur, w),
+                        by_kind, by_app, estimated=True)
+
+
+EPOCH, FAR = datetime(1970, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
+
+
+def unresolved_count(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter) -> int:
+    """The Runs page's count of unresolved failed runs matching its filters: from the rollups when it can
+    (no text search), which at 10M runs is 185 ms less than counting the runs."""
+    selection = Q.bulk_selection(f)
+    if selection is None:
+        return 0
+    if f.q.strip() or not rollup.is_current(cur):
+        return Q.count(cur, selection)
+    facts = _facts(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows))
+    return int(facts["unresolved"].sum()) if len(facts) else 0
+
+
+def _count(cur: duckdb.DuckDBPyConnection, w: Window) -> int:
+    where, params = w.where()
+    return cur.execute(f"SELECT count(*) FROM {SOURCE} WHERE {where}", params).fetchall()[0][0]
+
+
+def _parts(w: Window) -> tuple[dict[str, Any], str]:
+    """The window as whole days [first, last) plus the partial days' ranges at each edge, as named parameters."""
+    start_ms, end_ms = int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000)
+    first, last = -(-start_ms // DAY_MS), end_ms // DAY_MS
+    if first >= last:  # no whole day inside: all of it is "edge"
+        first = last = start_ms // DAY_MS
+        edges = (w.start, w.end, w.end, w.end)
+    else:
+        day = lambda d: datetime.fromtimestamp(d * DAY_MS / 1000, UTC)  # noqa: E731
+        edges = (w.start, day(first), day(last), w.end)
+    params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
+                              "e2": edges[3], "since": w.start}
+    only = ""
+    if w.workflows:
+        params["wfs"] = list(w.workflows)
+        only = " AND workflow_id IN (SELECT unnest($wfs::VARCHAR[]))"
+    return params, only
+
+
+def _facts(cur: duckdb.DuckDBPyConnection, w: Window) -> pl.DataFrame:
+    params, only = _parts(w)
+    return frame(cur, f"""
+        SELECT day, workflow_id, source, destination, status, error_kind, failed_app, runs, unresolved,
+               first_started, last_started
+        FROM fg.day_runs WHERE day >= $first AND day < $last{only}
+        UNION ALL {rollup.facts_sql("started_at >= $s1 AND started_at < $e1" + only)}
+        UNION ALL {rollup.facts_sql("started_at >= $s2 AND started_at < $e2" + only)}""", params)
+
+
+def _hist(cur: duckdb.DuckDBPyConnection, w: Window) -> dict[str | None, list[tuple[int, int]]]:
+    """(bucket, runs) per workflow, and under None for all of them."""
+    params, only = _parts(w)
+    params.pop("since")
+    rows = cur.execute(f"""
+        SELECT workflow_id, bucket, sum(runs)::BIGINT FROM (
+            SELECT workflow_id, bucket, runs FROM fg.day_durations WHERE day >= $first AND day < $last{only}
+            UNION ALL SELECT workflow_id, bucket, runs FROM ({rollup.hist_sql(
+                "started_at >= $s1 AND started_at < $e1" + only)})
+            UNION ALL SELECT workflow_id, bucket, runs FROM ({rollup.hist_sql(
+                "started_at >= $s2 AND started_at < $e2" + only)})
+        ) GROUP BY ALL""", params).fetchall()
+    hist: dict[str | None, list[tuple[int, int]]] = {None: []}
+    totals: dict[int, int] = {}
+    for wf, bucket, n in rows:
+        hist.setdefault(wf, []).append((bucket, n))
+        totals[bucket] = totals.get(bucket, 0) + n
+    hist[None] = list(totals.items())
+    return hist
+
+
+def _rolled_headline(facts: pl.DataFrame, hist: dict[str | None, list[tuple[int, int]]]) -> Headline:
+    if facts.is_empty():
+        return Headline(0, 0, 0, None, 0)
+    runs = int(facts["runs"].sum())
+    failed = int(facts.filter(pl.col("status") == "failed")["runs"].sum())
+    ended = int(facts.filter(pl.col("status").is_in(ENDED))["runs"].sum())
+    return Headline(runs, failed, ended, rollup.quantile(hist[None], 0.5), int(facts["unresolved"].sum()))
+
+
+def _rolled_buckets(facts: pl.DataFrame, bucket: str) -> pl.DataFrame:
+    size, offset = BUCKET_MS[bucket], BUCKET_OFFSET_MS[bucket]
+    start = (pl.col("day").cast(pl.Int64) * DAY_MS + offset) // size * size - offset
+    return (
+        facts.group_by(start.alias("b"), "status").agg(pl.col("runs").sum())
+        .select(pl.from_epoch("b", "ms").dt.cast_time_unit("us").dt.replace_time_zone("UTC").alias("bucket"),
+                pl.from_epoch(pl.col("b") + size, "ms").dt.cast_time_unit("us").dt.replace_time_zone("UTC")
+                .alias("bucket_end"),
+                "status", pl.col("runs").cast(pl.Int64))
+        .sort("bucket", "status")
+    )
+
+
+def _rolled_per_workflow(facts: pl.DataFrame, hist: dict[str | None, list[tuple[int, int]]]) -> pl.DataFrame:
+    per = (
+        facts.group_by("workflow_id")
+        .agg(workflow=pl.col("source").first() + " → " + pl.col("destination").first(),
+             runs=pl.col("runs").sum(),
+             failed=pl.col("runs").filter(pl.col("status") == "failed").sum(),
+             ended=pl.col("runs").filter(pl.col("status").is_in(ENDED)).sum(),
+             last_failure=pl.col("last_started").filter(pl.col("status") == "failed").max())
+        .with_columns(failure_rate=pl.when(pl.col("ended") > 0).then(pl.col("failed") / pl.col("ended")))
+    )
+    quantiles = pl.DataFrame(
+        [{"workflow_id": wf, "p50_ms": rollup.quantile(h, 0.5), "p95_ms": rollup.quantile(h, 0.95)}
+         for wf, h in hist.items() if wf is not None],
+        schema={"workflow_id": pl.String, "p50_ms": pl.Float64, "p95_ms": pl.Float64})
+    return (per.join(quantiles, on="workflow_id", how="left")
+            .select("workflow_id", "workflow", pl.col("runs").cast(pl.Int64), pl.col("failed").cast(pl.Int64),
+                    "failure_rate", "last_failure", "p50_ms", "p95_ms")
+            .sort(["failed", "runs", "workflow_id"], descending=[True, True, False]))
+
+
+def _rolled_failures(facts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    failed = facts.filter(pl.col("status") == "failed").with_columns(
+        kind=pl.col("error_kind").fill_null("(none)"), app=pl.col("failed_app").fill_null("(unknown)"),
+        failures=pl.col("runs").cast(pl.Int64))
+    by_kind = failed.group_by("kind").agg(pl.col("failures").sum()).sort("failures", "kind", descending=[True, False])
+    by_app = failed.group_by("app").agg(pl.col("failures").sum()).sort("failures", "app", descending=[True, False])
+    return by_kind, by_app
 
 
 # ---------------------------------------------------------------- Workflows page

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-SCHEMA_VERSION = 2  # 2: fg.runs.failed_app
+SCHEMA_VERSION = 3  # 2: fg.runs.failed_app; 3: the per-day rollups
 # The app a failed run failed at: its failed step's app, else the workflow's destination app.
 FAILED_APP_SQL = ("CASE WHEN status = 'failed' THEN coalesce(list_extract(steps, error_step + 1).app, "
                   "destination_app) END")
@@ -84,6 +84,16 @@ CREATE TABLE IF NOT EXISTS fg.ingests (
     superseded  BIGINT NOT NULL,
     rejected    BIGINT NOT NULL
 );
+-- Per-day rollups for the Overview (fourgent/rollup.py keeps them; dirty_days marks what to redo).
+CREATE TABLE IF NOT EXISTS fg.day_runs (
+    day INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, source VARCHAR, destination VARCHAR,
+    status VARCHAR NOT NULL, error_kind VARCHAR, failed_app VARCHAR,
+    runs BIGINT NOT NULL, unresolved BIGINT NOT NULL, first_started TIMESTAMPTZ, last_started TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS fg.day_durations (
+    day INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, bucket SMALLINT NOT NULL, runs BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fg.dirty_days (day INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS fg.paused (
     workflow_id VARCHAR PRIMARY KEY,  -- a paused workflow is not re-triggered
     paused_at   TIMESTAMPTZ NOT NULL,
@@ -169,6 +179,9 @@ class Store:
             if version and int(version[0][0]) < 2:  # a store from before failed_app: add and fill it once
                 self.con.execute("ALTER TABLE fg.runs ADD COLUMN IF NOT EXISTS failed_app VARCHAR")
                 self.con.execute(f"UPDATE fg.runs SET failed_app = {FAILED_APP_SQL} WHERE status = 'failed'")
+            if version and int(version[0][0]) < 3:  # rollups start empty: every day is to be computed
+                self.con.execute("INSERT OR IGNORE INTO fg.dirty_days "
+                                 "SELECT DISTINCT epoch_ms(started_at) // 86400000 FROM fg.runs")
             self.con.execute(
                 "INSERT OR REPLACE INTO fg.meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
             )

@@ -1,0 +1,122 @@
+"""Per-day rollups of the runs, kept up to date by ingestion, so the Overview reads thousands of rows, not millions.
+
+`fg.day_runs` counts runs per UTC day, workflow, status and (for failures) kind and app, with how many
+failures are unresolved; `fg.day_durations` is a histogram of ended runs' durations per day and workflow
+in buckets 1% wide. Ingestion marks the days it changes in `fg.dirty_days` inside the same transaction
+as the change; `refresh` recomputes those days. A crash in between leaves the marks, so the next ingest
+repairs the rollups, and a reader can tell whether they are current.
+
+Any window of whole days is a sum of rollup rows; the partial days at a window's edges are read from
+the runs themselves with the same SQL (`facts_sql` / `hist_sql`), so counts stay exact. Quantiles from
+the histogram are within 0.5% of the exact value.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import duckdb
+
+from .store import in_transaction
+
+DAY_MS = 86_400_000
+BUCKETS_PER_E = 100  # histogram buckets per factor of e: each about 1% wide
+ENDED = "('finished', 'failed', 'skipped')"
+DAY_SQL = f"epoch_ms(started_at) // {DAY_MS}"
+_DURATION = "epoch_ms(finished_at) - epoch_ms(started_at)"
+BUCKET_SQL = f"CASE WHEN {_DURATION} <= 0 THEN 0 ELSE 1 + floor(ln({_DURATION}) * {BUCKETS_PER_E})::INTEGER END"
+# Originals whose latest re-trigger finished. A child starts after its original, so for originals
+# started on or after `$since` only children started since then need reading.
+RESOLVED_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL AND started_at >= $since "
+                "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+
+
+def facts_sql(where: str) -> str:
+    """Runs of the rows matching `where`, per day and the dimensions the Overview groups by."""
+    return f"""
+    SELECT {DAY_SQL} AS day, workflow_id, any_value(source) AS source, any_value(destination) AS destination,
+           status, CASE WHEN status = 'failed' THEN error_kind END AS error_kind, failed_app,
+           count(*) AS runs,
+           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})) AS unresolved,
+           min(started_at) AS first_started, max(started_at) AS last_started
+    FROM fg.runs WHERE {where}
+    GROUP BY day, workflow_id, status, CASE WHEN status = 'failed' THEN error_kind END, failed_app"""
+
+
+def hist_sql(where: str) -> str:
+    """Ended runs of the rows matching `where`, per day, workflow and duration bucket."""
+    return f"""
+    SELECT {DAY_SQL} AS day, workflow_id, {BUCKET_SQL}::SMALLINT AS bucket, count(*) AS runs
+    FROM fg.runs WHERE {where} AND status IN {ENDED} AND finished_at IS NOT NULL
+    GROUP BY ALL"""
+
+
+def bucket_value(bucket: int) -> float:
+    """A duration (ms) standing for a histogram bucket: the geometric middle of its range."""
+    return 0.0 if bucket <= 0 else math.exp((bucket - 0.5) / BUCKETS_PER_E)
+
+
+def quantile(hist: list[tuple[int, int]], q: float) -> float | None:
+    """quantile_cont's answer, estimated from (bucket, runs) pairs."""
+    hist = sorted(hist)
+    total = sum(n for _, n in hist)
+    if not total:
+        return None
+    pos = (total - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    values = []
+    seen = 0
+    for bucket, n in hist:
+        while len(values) < 2 and (lo if not values else hi) < seen + n:
+            values.append(bucket_value(bucket))
+        seen += n
+        if len(values) == 2:
+            break
+    return values[0] + (values[1] - values[0]) * (pos - lo)
+
+
+# ---------------------------------------------------------------- keeping them current
+
+MARK_BATCH_SQL = f"""
+INSERT OR IGNORE INTO fg.dirty_days
+SELECT DISTINCT {DAY_SQL} FROM fg.runs WHERE seq >= $base
+UNION
+-- a re-trigger can resolve its original: the original's day changes too
+SELECT DISTINCT {DAY_SQL} FROM fg.runs
+WHERE id IN (SELECT retrigger_of FROM fg.runs WHERE seq >= $base AND retrigger_of IS NOT NULL)
+"""
+
+
+def mark_batch(cur: duckdb.DuckDBPyConnection, base: int) -> None:
+    """Inside a batch's transaction: the days its new rows (and the originals they re-trigger) fall on."""
+    cur.execute(MARK_BATCH_SQL, {"base": base})
+
+
+def mark_rows(cur: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
+    """Inside the transaction that deletes them: the days of the rows `rows_sql` selects (their seq)."""
+    cur.execute(f"INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs "
+                f"WHERE seq IN ({rows_sql})")
+
+
+def is_current(cur: duckdb.DuckDBPyConnection) -> bool:
+    return cur.execute("SELECT count(*) FROM fg.dirty_days").fetchall()[0][0] == 0
+
+
+def refresh(cur: duckdb.DuckDBPyConnection) -> int:
+    """Recompute the rollups of the marked days, in one transaction; returns how many days."""
+    first, last, days = cur.execute("SELECT min(day), max(day), count(*) FROM fg.dirty_days").fetchall()[0]
+    if not days:
+        return 0
+    where = (f"started_at >= make_timestamptz($first::BIGINT * {DAY_MS} * 1000) "
+             f"AND started_at < make_timestamptz(($last::BIGINT + 1) * {DAY_MS} * 1000) "
+             f"AND {DAY_SQL} IN (SELECT day FROM fg.dirty_days)")
+    params = {"first": first, "last": last}
+    with in_transaction(cur):
+        cur.execute("DELETE FROM fg.day_runs WHERE day IN (SELECT day FROM fg.dirty_days)")
+        cur.execute("DELETE FROM fg.day_durations WHERE day IN (SELECT day FROM fg.dirty_days)")
+        since = datetime.fromtimestamp(first * DAY_MS / 1000, UTC)
+        cur.execute(f"INSERT INTO fg.day_runs {facts_sql(where)}", {**params, "since": since})
+        cur.execute(f"INSERT INTO fg.day_durations {hist_sql(where)}", params)
+        cur.execute("DELETE FROM fg.dirty_days")
+    return days
