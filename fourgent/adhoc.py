@@ -1,30 +1,74 @@
-"""Ad-hoc SQL over the documented surface: one read-only statement at a time."""
+"""Ad-hoc SQL over the documented surface, with a guard no query can escape.
+
+The dashboard's one DuckDB instance also ingests logs, so it cannot be locked down with
+`enable_external_access=false` (that would stop no COPY into the logs folder anyway, see
+../shared/NOTES.md). The guard therefore reads each query before it runs, with DuckDB's own
+parser (`json_serialize_sql`), and lets through only what it can prove reads the documented
+views: one SELECT (or WITH, EXPLAIN, DESCRIBE, SHOW, SUMMARIZE of them), whose every table is
+`runs`, `steps`, `rejected_lines`, `comments` or one of its own CTEs, whose only table functions
+make numbers (`range`, `generate_series`, `unnest`), and which calls no function in another
+schema or that reads settings. Anything the parser cannot serialise is refused, not guessed at.
+A timer interrupts the query at its time limit; only the first rows are kept.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from dataclasses import dataclass
+import re
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import polars as pl
+import pyarrow as pa
+
+from .store import SURFACE
+
+TIME_LIMIT_S = 10.0
+MAX_ROWS = 10_000
+ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+# Scalar functions that would show what is outside the surface (settings hold paths and the like).
+REFUSED_FUNCTIONS = frozenset({"current_setting", "getenv", "getvariable", "json_serialize_sql",
+                               "json_deserialize_sql", "json_serialize_plan", "duckdb_api"})
+_EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
 
 
 class QueryRefused(ValueError):
-    """A statement the read-only surface does not run; the message says why, in plain words."""
+    """A statement the guard does not run; the message says why, in plain words."""
+
+
+class QueryStopped(RuntimeError):
+    """The query ran past its time limit and was interrupted."""
 
 
 @dataclass
 class Result:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
+    frame: pl.DataFrame  # the first rows, at most the cap
+    total: int = 0  # rows the query returned; more than shown when capped
+    seconds: float = 0.0
+
+    @property
+    def columns(self) -> list[str]:
+        return self.frame.columns
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.frame.rows()
+
+    @property
+    def capped(self) -> bool:
+        return self.total > self.frame.height
 
 
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse anything but one SELECT-like statement (DuckDB's own parser decides what it is)."""
+def check(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse, with a plain reason, anything but one statement that reads the documented surface."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as exc:
@@ -34,16 +78,84 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     if len(statements) > 1:
         raise QueryRefused("One statement at a time: remove everything after the first ';'.")
     kind = statements[0].type
-    if kind != duckdb.StatementType.SELECT:
+    inner = sql
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _EXPLAIN.sub("", sql, count=1)
+        if inner == sql or con.extract_statements(inner)[0].type != duckdb.StatementType.SELECT:
+            raise QueryRefused("Only EXPLAIN of a query that reads is allowed here.")
+    elif kind != duckdb.StatementType.SELECT:
         raise QueryRefused(f"Only queries that read are allowed here; this is a {kind.name} statement.")
+    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [inner]).fetchall()[0][0])
+    if tree.get("error"):
+        raise QueryRefused("This query cannot be checked, so it is not run: "
+                           + str(tree.get("error_message", "unsupported")))
+    ctes = {name for node in _walk(tree) if isinstance(node, dict) and "cte_map" in node
+            for name in (entry["key"] for entry in node["cte_map"].get("map", []))}
+    for node in _walk(tree):
+        if isinstance(node, dict):
+            _check_node(node, ctes)
 
 
-def run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int | None = None) -> Result:
-    check_read_only(con, sql)
-    cur = con.execute(sql)
-    columns = [d[0] for d in cur.description]
-    rows = cur.fetchmany(max_rows) if max_rows else cur.fetchall()
-    return Result(columns, rows)
+def _walk(value: Any) -> Iterator[Any]:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        yield item
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _check_node(node: dict[str, Any], ctes: set[str]) -> None:
+    kind = node.get("type")
+    if kind == "BASE_TABLE":
+        name, schema, catalog = node.get("table_name", ""), node.get("schema_name", ""), node.get("catalog_name", "")
+        surface = name.lower() in SURFACE and schema.lower() in ("", "main") and not catalog
+        own = name in ctes and not schema and not catalog
+        if not (surface or own):
+            where = ".".join(p for p in (catalog, schema, name) if p)
+            raise QueryRefused(f"Only the views {', '.join(SURFACE)} can be read here, not {where}.")
+    elif kind == "TABLE_FUNCTION":
+        function = node.get("function") or {}
+        name = str(function.get("function_name", "")).lower()
+        if name not in ALLOWED_TABLE_FUNCTIONS or function.get("schema"):
+            raise QueryRefused(f"The table function {name}() is not allowed here: queries read the views "
+                               "only (no files, URLs or system tables).")
+    elif kind == "SHOW_REF" and node.get("show_type") == "SHOW_SPECIAL":
+        raise QueryRefused("SHOW TABLES is not available here: the views are runs, steps, rejected_lines "
+                           "and comments (DESCRIBE one of them).")
+    elif node.get("class") == "FUNCTION":
+        name = str(node.get("function_name", "")).lower()
+        if node.get("schema") or node.get("catalog"):
+            raise QueryRefused(f"Functions from another schema are not allowed here ({node.get('schema')}.{name}).")
+        if name in REFUSED_FUNCTIONS:
+            raise QueryRefused(f"The function {name}() is not allowed here.")
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int = MAX_ROWS,
+        time_limit: float = TIME_LIMIT_S) -> Result:
+    """Check, then run, `sql`: stopped after `time_limit` s, the first `max_rows` rows kept and the rest counted."""
+    check(con, sql)
+    started = time.perf_counter()
+    timer = threading.Timer(time_limit, con.interrupt)
+    timer.daemon = True
+    timer.start()
+    try:
+        reader = con.execute(sql).fetch_record_batch(rows_per_batch=min(max_rows, 65_536) or 1)
+        kept: list[pa.RecordBatch] = []
+        total = 0
+        for batch in reader:  # the first rows kept, the rest only counted
+            if total < max_rows:
+                kept.append(batch.slice(0, max_rows - total))
+            total += batch.num_rows
+        table = pa.Table.from_batches(kept, schema=reader.schema)
+    except duckdb.InterruptException:
+        raise QueryStopped(f"The query was stopped after its time limit of {time_limit:g} s. "
+                           "Narrow it (a WHERE on started_at, a LIMIT) and run it again.") from None
+    finally:
+        timer.cancel()
+    return Result(pl.from_arrow(table), total, time.perf_counter() - started)
 
 
 def _plain(value: Any) -> Any:

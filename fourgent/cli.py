@@ -99,15 +99,18 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"error: {exc} Use the dashboard's Explore page while it runs, or stop it.", file=sys.stderr)
         return EXIT_FAILED
     try:
-        result = adhoc.run(store.cursor(), args.query)
+        result = adhoc.run(store.cursor(), args.query, max_rows=args.max_rows, time_limit=args.timeout)
     except adhoc.QueryRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except duckdb.Error as exc:
+    except (adhoc.QueryStopped, duckdb.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     render = {"table": adhoc.as_table, "csv": adhoc.as_csv, "json": adhoc.as_json}[args.format]
     sys.stdout.write(render(result).rstrip("\n") + "\n")
+    if result.capped:
+        print(f"(showing the first {result.frame.height:,} of {result.total:,} rows; --max-rows shows more)",
+              file=sys.stderr)
     return EXIT_OK
 
 
@@ -181,6 +184,10 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one read-only SQL query against the views runs, steps, rejected_lines "
                        "and comments (see docs/schema.md).")
     p.add_argument("query", help='e.g. "SELECT status, count(*) FROM runs GROUP BY ALL"')
+    p.add_argument("--timeout", type=float, default=adhoc.TIME_LIMIT_S,
+                   help=f"stop the query after this many seconds (default {adhoc.TIME_LIMIT_S:g})")
+    p.add_argument("--max-rows", type=int, default=adhoc.MAX_ROWS,
+                   help=f"print at most this many rows; the rest are counted (default {adhoc.MAX_ROWS:,})")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default), csv, or json (a list of row objects)")
     p.set_defaults(func=cmd_sql)

@@ -169,6 +169,10 @@ class Store:
             raise _busy_or_raise(self.path, exc) from exc
         # Every timestamp leaves the store in UTC; pages convert for display.
         self.con.execute("SET GLOBAL TimeZone = 'UTC'")
+        # Nothing is fetched or loaded behind the user's back: a function name in an ad-hoc query
+        # must not make DuckDB download an extension.
+        self.con.execute("SET autoinstall_known_extensions = false")
+        self.con.execute("SET autoload_known_extensions = false")
         if not read_only:
             self._migrate()
 
