@@ -513,6 +513,7 @@ def main() -> None:
     PAGES["overview"] = st.Page("views/overview.py", title="Overview", icon="📊", url_path="overview")
     PAGES["workflows"] = st.Page("views/workflows.py", title="Workflows", icon="🔀", url_path="workflows")
     PAGES["connections"] = st.Page("views/connections.py", title="Connections", icon="🔌", url_path="connections")
+    PAGES["explore"] = st.Page("views/explore.py", title="Explore (SQL)", icon="🔎", url_path="explore")
     PAGES["how"] = st.Page("views/how_it_works.py", title="How it works", icon="📖", url_path="how-it-works")
     PAGES["run"] = RUN_PAGE
     page = st.navigation(list(PAGES.values()))

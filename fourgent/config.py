@@ -30,3 +30,11 @@ def paths(data_dir: str | os.PathLike[str] | None = None) -> Paths:
     """The data folder: the argument, else $FOURGENT_DATA_DIR, else ./data beside the package."""
     chosen = data_dir or os.environ.get("FOURGENT_DATA_DIR") or DEFAULT_DATA_DIR
     return Paths(Path(chosen).expanduser().resolve())
+
+
+def sql_time_limit() -> float:
+    """Seconds an ad-hoc query may run: $FOURGENT_SQL_TIMEOUT, else 10."""
+    try:
+        return max(0.1, float(os.environ.get("FOURGENT_SQL_TIMEOUT", "10")))
+    except ValueError:
+        return 10.0

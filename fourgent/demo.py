@@ -191,6 +191,8 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
         started = start + timedelta(seconds=span * (n + rng.random()) / max(runs, 1))
         # The newest few are still in flight, so every demo has Running and Pending runs to watch.
         in_flight = ("running", "pending")[n % 2] if runs - n <= 6 and runs >= 20 else None
+        if runs >= 100 and runs - n == 40:
+            in_flight = "running"  # one run stuck: it started long ago and never finished
         expired = EXPIRED_APP if now - started < timedelta(hours=EXPIRED_HOURS) else None
         run = factory.run(n, started, now, status=in_flight, expired_app=expired)
         if run["status"] in ("finished", "failed") and rng.random() < 0.03:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 
 import duckdb
+import polars as pl
 
 from . import queries as Q
 
@@ -46,3 +48,21 @@ def csv_chunks(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter, cap: int = EXPORT
 
 def csv_bytes(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter, cap: int = EXPORT_CAP) -> bytes:
     return "".join(csv_chunks(cur, f, cap)).encode("utf-8")
+
+
+def frame_csv(frame: pl.DataFrame) -> bytes:
+    """Any result as CSV, formula cells neutralised and nested values as JSON (the Explore page's download)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([neutralise(c) for c in frame.columns])
+    for row in frame.iter_rows():
+        writer.writerow([neutralise(_cell(v)) for v in row])
+    return out.getvalue().encode("utf-8")
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return value.isoformat() if hasattr(value, "isoformat") else value

@@ -69,6 +69,8 @@ def test_demo_writes_and_ingests_every_status_and_error_kind(data_dir, capsys):
     "SELECT 1; DELETE FROM runs",
     "PRAGMA version",
     "ATTACH 'other.duckdb'",
+    "SELECT * FROM read_text('/etc/passwd')",
+    "SELECT * FROM fg.connections",
 ])
 def test_sql_refuses_anything_that_is_not_one_read(data_dir, samples, query, capsys):
     main(["ingest", str(samples)])
@@ -125,3 +127,14 @@ def test_retrigger_replays_failed_runs_and_resolves_them(data_dir, write_log, ca
     assert json.loads(capsys.readouterr().out) == [{"n": 3}]
     secret_key = (data_dir / "secret.key").read_bytes()
     assert b"demo-xero" not in (data_dir / "fourgent.duckdb").read_bytes() and secret_key
+
+
+def test_sql_caps_rows_and_stops_at_its_time_limit(data_dir, samples, capsys):
+    main(["ingest", str(samples)])
+    capsys.readouterr()
+    assert main(["sql", "SELECT * FROM range(50) t(i)", "--max-rows", "10", "--format", "csv"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == ["i", *map(str, range(10))]
+    assert "showing the first 10 of 50 rows" in err
+    assert main(["sql", "SELECT count(*) FROM range(1000000000000)", "--timeout", "0.5"]) == 1
+    assert "time limit of 0.5 s" in capsys.readouterr().err

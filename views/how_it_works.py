@@ -105,6 +105,7 @@ st.markdown(
     "Everything on these pages can be asked again in SQL, over these read-only views (types and meanings in "
     "`docs/schema.md`). From a terminal: `python -m fourgent sql \"SELECT status, count(*) FROM runs GROUP BY ALL\"`."
 )
+st.page_link(PAGES["explore"], label="Ask your own question on the Explore page", icon="🔎")
 cur = ws.store.cursor()
 for view in SURFACE:
     columns = cur.execute(f"DESCRIBE {view}").fetchall()  # a fixed name from SURFACE, not user input

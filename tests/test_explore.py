@@ -1,0 +1,234 @@
+"""The Explore guard, tested as an attacker would: nothing but reads of the documented views ever runs.
+
+Each refused query leaves the store and the data folder exactly as they were, never reaches DuckDB
+as a query (only DuckDB's parser sees it), and says why in plain words.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import duckdb
+import pytest
+
+from fourgent import adhoc, export
+from fourgent.connections import Connections
+from fourgent.ingest import ingest
+
+SECRET = "tok-live-very-secret-4242"
+CANARY = "canary-file-content-7731"
+
+
+@pytest.fixture
+def world(store, samples, data_paths, tmp_path, monkeypatch):
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    ingest(store, [samples])
+    Connections(store, data_paths.data_dir / "secret.key").set("QuickBooks", "http://q", SECRET)
+    canary = tmp_path / "canary.txt"
+    canary.write_text(CANARY)
+    return store, data_paths, tmp_path, canary
+
+
+class Spy:
+    """A connection that records what would have run: the guard may only ask DuckDB's parser."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con, self.ran = con, []
+
+    def extract_statements(self, sql):
+        return self.con.extract_statements(sql)
+
+    def execute(self, sql, params=None):
+        if sql != "SELECT json_serialize_sql(?)":
+            self.ran.append(sql)
+        return self.con.execute(sql, params)
+
+    def sql(self, sql, *args, **kwargs):
+        self.ran.append(sql)
+        return self.con.sql(sql, *args, **kwargs)
+
+    def interrupt(self):
+        self.con.interrupt()
+
+
+def fingerprint(store, data_dir) -> tuple:
+    cur = store.cursor()
+    state = cur.execute("""SELECT (SELECT count(*) FROM fg.runs), (SELECT sum(hash(id || status)) FROM fg.runs),
+                                  (SELECT count(*) FROM fg.comments), (SELECT count(*) FROM fg.connections),
+                                  (SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM fg.meta),
+                                  (SELECT string_agg(table_name, ',' ORDER BY table_name) FROM duckdb_tables()),
+                                  (SELECT string_agg(database_name, ',') FROM duckdb_databases())""").fetchall()[0]
+    settings = cur.execute("SELECT value FROM duckdb_settings() WHERE name IN ('threads', 'memory_limit', "
+                           "'enable_external_access', 'search_path') ORDER BY name").fetchall()
+    files = sorted((str(p.relative_to(data_dir)), p.stat().st_size) for p in data_dir.rglob("*")
+                   if p.is_file() and not p.name.endswith(".wal"))
+    return state, tuple(settings), tuple(files)
+
+
+REFUSED = [
+    "INSERT INTO fg.comments VALUES ('run_01000000000', 'x', 'y', now())",
+    "UPDATE fg.runs SET status = 'finished'",
+    "DELETE FROM fg.runs",
+    "CREATE TABLE t AS SELECT 1",
+    "CREATE VIEW v AS SELECT 1",
+    "DROP VIEW runs",
+    "ALTER TABLE fg.runs ADD COLUMN x INTEGER",
+    "COPY (SELECT * FROM runs) TO '{logs}/evil.jsonl'",
+    "COPY fg.runs FROM '{canary}'",
+    "ATTACH '{tmp}/other.duckdb' AS other",
+    "DETACH fourgent",
+    "INSTALL httpfs",
+    "LOAD httpfs",
+    "SET threads = 1",
+    "RESET threads",
+    "SET search_path = 'fg'",
+    "USE fg",
+    "PRAGMA database_size",
+    "EXPORT DATABASE '{tmp}/export'",
+    "IMPORT DATABASE '{tmp}/export'",
+    "CALL pragma_version()",
+    "CHECKPOINT",
+    "VACUUM",
+    "PREPARE q AS SELECT 1",
+    "SELECT 1; DELETE FROM fg.runs",
+    "SELECT 1 -- ;\n; DROP TABLE fg.runs",
+    "/* a comment */ delete from fg.runs",
+    "SELECT * FROM read_text('{canary}')",
+    "SELECT * FROM read_blob('{canary}')",
+    "SELECT * FROM read_csv('{canary}')",
+    "SELECT * FROM read_json('{canary}')",
+    "SELECT * FROM read_parquet('{canary}')",
+    "SELECT * FROM sniff_csv('{canary}')",
+    "SELECT * FROM glob('{tmp}/*')",
+    "SELECT * FROM '{canary}'",
+    "SELECT * FROM 'https://example.com/runs.csv'",
+    "SELECT * FROM fg.connections",
+    "SELECT * FROM fg.runs",
+    "SELECT * FROM fourgent.main.runs",
+    "SELECT * FROM duckdb_tables()",
+    "SELECT * FROM duckdb_settings()",
+    "SELECT * FROM pragma_table_info('fg.connections')",
+    "SELECT * FROM query('SELECT * FROM fg.connections')",
+    "SHOW TABLES",
+    "SHOW ALL TABLES",
+    "DESCRIBE fg.connections",
+    "SUMMARIZE fg.connections",
+    "WITH x AS (SELECT * FROM fg.connections) SELECT * FROM x",
+    "SELECT * FROM runs WHERE id IN (SELECT token_encrypted FROM fg.connections)",
+    "SELECT (SELECT max(token_hint) FROM fg.connections) AS t",
+    "SELECT current_setting('temp_directory')",
+    "SELECT fg.ts(1)",
+    "EXPLAIN SELECT * FROM read_text('{canary}')",
+    "EXPLAIN ANALYZE SELECT * FROM fg.connections",
+    "EXPLAIN COPY (SELECT 1) TO '{logs}/evil.jsonl'",
+    "SELECT * FROM (PIVOT runs ON status USING count(*))",  # cannot be checked, so not run
+    "",
+    "   ;  ",
+]
+
+
+@pytest.mark.parametrize("template", REFUSED)
+def test_refused_and_nothing_changed_read_or_written(world, template):
+    store, paths, tmp, canary = world
+    sql = template.format(logs=paths.logs_dir, canary=canary, tmp=tmp)
+    before = fingerprint(store, paths.data_dir)
+    spy = Spy(store.cursor())
+    with pytest.raises(adhoc.QueryRefused) as refused:
+        adhoc.run(spy, sql)
+    assert spy.ran == []  # only DuckDB's parser saw it
+    message = str(refused.value)
+    assert message and CANARY not in message and SECRET not in message and "Traceback" not in message
+    assert fingerprint(store, paths.data_dir) == before
+    assert not (paths.logs_dir / "evil.jsonl").exists() and not (tmp / "other.duckdb").exists()
+
+
+@pytest.mark.parametrize("sql, rows", [
+    ("SELECT count(*) AS n FROM runs", 1),
+    ("FROM comments", 0),
+    ("WITH f AS (SELECT * FROM runs WHERE status = 'failed') SELECT workflow, count(*) FROM f GROUP BY ALL", 6),
+    ("SELECT r.id, s.name FROM runs r JOIN steps s ON s.run_id = r.id LIMIT 5", 5),
+    ("DESCRIBE runs", None),
+    ("SUMMARIZE steps", None),
+    ("EXPLAIN SELECT * FROM runs", None),
+    ("SELECT * FROM range(3)", 3),
+    ("SELECT * FROM rejected_lines", 8),
+    ("VALUES (1, 'a'), (2, 'b')", 2),
+])
+def test_reads_of_the_documented_views_run(world, sql, rows):
+    store = world[0]
+    result = adhoc.run(store.cursor(), sql)
+    assert rows is None and result.total > 0 or result.total == rows
+
+
+def test_a_query_past_its_time_limit_is_stopped_with_a_plain_message(world):
+    store = world[0]
+    cur = store.cursor()
+    started = time.perf_counter()
+    with pytest.raises(adhoc.QueryStopped, match="time limit of 0.5 s"):
+        adhoc.run(cur, "SELECT count(*) FROM range(1000000000000)", time_limit=0.5)
+    assert time.perf_counter() - started < 5
+    assert adhoc.run(cur, "SELECT count(*) FROM runs").rows == [(356,)]  # the cursor still works
+
+
+def test_rows_beyond_the_cap_are_counted_not_kept(world):
+    result = adhoc.run(world[0].cursor(), "SELECT * FROM range(25000)", max_rows=1000)
+    assert result.frame.height == 1000 and result.total == 25000 and result.capped
+
+
+def test_a_bad_query_gives_duckdbs_own_error(world):
+    with pytest.raises(duckdb.BinderException, match='Referenced column "nope" not found'):
+        adhoc.run(world[0].cursor(), "SELECT nope FROM runs")
+
+
+def test_intervals_come_back_as_text(world):
+    result = adhoc.run(world[0].cursor(), "SELECT INTERVAL 90 MINUTE AS a, INTERVAL 2 DAY AS b")
+    assert result.rows == [("01:30:00", "2 days 00:00:00")]
+
+
+def test_every_example_runs_and_returns_rows_on_the_demo_data(store, tmp_path):
+    from fourgent import demo
+
+    ingest(store, demo.write_demo(tmp_path / "logs", 3000))
+    for title, sql in adhoc.EXAMPLES.items():
+        assert adhoc.run(store.cursor(), sql).total > 0, title
+
+
+def test_the_csv_download_neutralises_formulas_and_keeps_nested_values_as_json():
+    import polars as pl
+
+    frame = pl.DataFrame({"=cmd": ["=HYPERLINK(\"x\")", "+1", "ok"], "n": [1, 2, 3],
+                          "j": [[1, 2], [3], []]})
+    text = export.frame_csv(frame).decode()
+    assert text.splitlines()[0] == "'=cmd,n,j"
+    assert "'=HYPERLINK" in text and "'+1" in text and '"[1, 2]"' in text
+
+
+def test_the_schema_browser_reads_every_view_from_the_docs():
+    from conftest import ROOT
+
+    docs = adhoc.schema_docs(ROOT / "docs" / "schema.md")
+    assert set(docs) == {"runs", "steps", "rejected_lines", "comments"}
+    assert ("status", "VARCHAR") == docs["runs"][8][:2] and all(meaning for _, _, meaning in docs["runs"])
+
+
+def test_a_long_query_does_not_hold_up_other_queries(world):
+    store = world[0]
+    stopped = []
+
+    def long() -> None:
+        try:
+            adhoc.run(store.cursor(), "SELECT count(*) FROM range(1000000000000)", time_limit=4)
+        except adhoc.QueryStopped:
+            stopped.append(True)
+
+    worker = threading.Thread(target=long)
+    worker.start()
+    time.sleep(0.3)
+    from fourgent import queries as Q
+
+    started = time.perf_counter()
+    view = Q.runs_view(store.cursor(), Q.RunFilter(statuses=("failed",)))
+    assert view.total == 28 and time.perf_counter() - started < 2
+    worker.join()
+    assert stopped == [True]

@@ -1,0 +1,149 @@
+"""Explore: ad-hoc SQL over the documented views, guarded (fourgent/adhoc.py), with the query in the URL."""
+
+from __future__ import annotations
+
+import html
+import io
+import time
+from pathlib import Path
+
+import duckdb
+import plotly.express as px
+import polars as pl
+import streamlit as st
+
+from fourgent import adhoc, export
+from fourgent.config import sql_time_limit
+from ui import workspace
+
+PAGE_ROWS = 100
+HISTORY = 20
+SCHEMA_DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
+
+ws = workspace()
+
+
+def run_query(sql: str) -> None:
+    """Run through the guard on a cursor of its own (the time limit interrupts only this query)."""
+    st.session_state["x_page"] = 1
+    started = time.perf_counter()
+    outcome: dict[str, object] = {"sql": sql}
+    try:
+        outcome["result"] = adhoc.run(ws.store.cursor(), sql, time_limit=sql_time_limit())
+    except adhoc.QueryRefused as exc:
+        outcome["refused"] = str(exc)
+    except adhoc.QueryStopped as exc:
+        outcome["stopped"] = str(exc)
+    except duckdb.Error as exc:  # DuckDB's own words for a bad query; never a traceback
+        outcome["error"] = str(exc)
+    outcome["seconds"] = time.perf_counter() - started
+    st.session_state["x_outcome"] = outcome
+    history = [h for h in st.session_state.get("x_history", []) if h["sql"] != sql]
+    result = outcome.get("result")
+    history.insert(0, {"sql": sql, "rows": result.total if result else None, "ok": result is not None})
+    st.session_state["x_history"] = history[:HISTORY]
+    st.query_params["sql"] = sql
+    st.session_state["x_linked"] = sql  # the URL now names this query: not a link to load
+
+
+def use(sql: str) -> None:
+    st.session_state["x_sql"] = sql
+
+
+# A link with ?sql= reproduces the query: it is loaded and run once.
+linked = st.query_params.get("sql")
+if linked and st.session_state.get("x_linked") != linked:
+    st.session_state["x_linked"] = linked
+    st.session_state["x_sql"] = linked
+    if (st.session_state.get("x_outcome") or {}).get("sql") != linked:
+        run_query(linked)
+st.session_state.setdefault("x_sql", next(iter(adhoc.EXAMPLES.values())))
+
+st.title("Explore")
+st.caption(f"Read-only SQL (DuckDB) over the views runs, steps, rejected_lines and comments. One statement; "
+           f"stopped after {sql_time_limit():g} s; the first {adhoc.MAX_ROWS:,} rows are kept.")
+
+with st.form("x_form", border=False):
+    st.text_area("SQL", key="x_sql", height=200, label_visibility="collapsed",
+                 placeholder="SELECT status, count(*) FROM runs GROUP BY ALL")
+    submitted = st.form_submit_button("▶ Run", type="primary", help="Ctrl+Enter (⌘+Enter) runs it too")
+if submitted:
+    run_query(st.session_state["x_sql"])
+
+cols = st.columns(3)
+with cols[0].popover("Example queries", width="stretch"):
+    for title, sql in adhoc.EXAMPLES.items():
+        st.button(title, key=f"x_ex_{title}", on_click=use, args=(sql,), width="stretch")
+with cols[1].popover("Views and columns", width="stretch"):
+    docs = adhoc.schema_docs(SCHEMA_DOC)
+    for view, tab in zip(docs, st.tabs(list(docs)), strict=True):
+        with tab:
+            st.dataframe({"Column": [c[0] for c in docs[view]], "Type": [c[1] for c in docs[view]],
+                          "Meaning": [c[2].replace("`", "") for c in docs[view]]},
+                         hide_index=True, width="stretch")
+with cols[2].popover("This session's queries", width="stretch"):
+    history = st.session_state.get("x_history", [])
+    if not history:
+        st.text("None yet.")
+    for i, h in enumerate(history):
+        label = h["sql"].strip().splitlines()[0][:80]
+        outcome = f"{h['rows']:,} rows" if h["ok"] else "did not run"
+        st.button(f"{label} · {outcome}", key=f"x_hist_{i}", on_click=use, args=(h["sql"],), width="stretch")
+
+# ---------------------------------------------------------------- the outcome
+outcome = st.session_state.get("x_outcome")
+if not outcome:
+    st.stop()
+if "refused" in outcome:
+    st.warning("Not run: this page only reads the documented views.", icon="🛡️")
+    st.code(outcome["refused"], language=None, wrap_lines=True)
+    st.stop()
+if "stopped" in outcome:
+    st.error(outcome["stopped"], icon="⏱️")
+    st.stop()
+if "error" in outcome:
+    st.error("DuckDB could not run the query:", icon="⚠️")
+    st.code(outcome["error"], language=None, wrap_lines=True)
+    st.stop()
+
+result: adhoc.Result = outcome["result"]
+frame = result.frame
+shown = f"the first {frame.height:,} of " if result.capped else ""
+st.caption(f"{shown}{result.total:,} row{'s' if result.total != 1 else ''} · {result.seconds * 1000:,.0f} ms")
+if result.capped:
+    st.info(f"{result.total - frame.height:,} more rows were counted but not kept: add a LIMIT or narrow the WHERE.",
+            icon="✂️")
+pages = max(1, -(-frame.height // PAGE_ROWS))
+st.session_state["x_page"] = page = min(max(int(st.session_state.get("x_page", 1)), 1), pages)
+if pages > 1:
+    page = st.columns([1, 3])[0].number_input(f"Page (of {pages:,}, {PAGE_ROWS} rows each)", min_value=1,
+                                               max_value=pages, key="x_page")
+st.dataframe(frame.slice((page - 1) * PAGE_ROWS, PAGE_ROWS), hide_index=True, width="stretch")
+
+downloads = st.columns(2)
+downloads[0].download_button(
+    f"Download {frame.height:,} rows as CSV", icon="⬇️", file_name="fourgent-query.csv", mime="text/csv",
+    data=export.frame_csv(frame), on_click="ignore")
+parquet = io.BytesIO()
+frame.write_parquet(parquet)
+downloads[1].download_button(f"Download {frame.height:,} rows as Parquet", icon="⬇️",
+                             file_name="fourgent-query.parquet", data=parquet.getvalue(),
+                             mime="application/vnd.apache.parquet", on_click="ignore")
+
+# A time column and a number: offer a chart of it.
+times = [c for c, t in frame.schema.items() if t.is_temporal()]
+numbers = [c for c, t in frame.schema.items() if t.is_numeric() and not c.endswith("_epoch")]
+texts = [c for c, t in frame.schema.items() if t == pl.String]
+if times and numbers and frame.height:
+    with st.expander("Chart", expanded=True):
+        c = st.columns(3)
+        x = c[0].selectbox("Time", times, key="x_chart_x")
+        y = c[1].selectbox("Value", numbers, key="x_chart_y")
+        color = c[2].selectbox("Split by", [None, *texts], key="x_chart_color",
+                               format_func=lambda v: "—" if v is None else v)
+        data = frame.sort(x)
+        if color:  # plotly draws some HTML in legends: text from the store is escaped
+            data = data.with_columns(pl.col(color).map_elements(html.escape, return_dtype=pl.String))
+        fig = px.line(data.to_pandas(), x=x, y=y, color=color, markers=True)
+        fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10})
+        st.plotly_chart(fig, config={"displayModeBar": False})
