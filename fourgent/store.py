@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -156,7 +157,7 @@ class StoreBusy(RuntimeError):
 class Store:
     """One DuckDB database instance; share it within the process and take a cursor per thread."""
 
-    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False, memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.read_only = read_only
         # Serialises writers inside this process: one ingest or comment transaction at a time.
@@ -173,6 +174,8 @@ class Store:
         # must not make DuckDB download an extension.
         self.con.execute("SET autoinstall_known_extensions = false")
         self.con.execute("SET autoload_known_extensions = false")
+        if memory_limit:  # the instance's, so every query's (ingest and ad-hoc SQL alike): DuckDB has no per-query one
+            self.con.execute("SET memory_limit = ?", [memory_limit])
         if not read_only:
             self._migrate()
 
@@ -238,7 +241,7 @@ def open_store(path: Path | str, *, read_only: bool = False) -> Store:
     with _instances_lock:
         store = _instances.get(key)
         if store is None:
-            store = Store(key, read_only=read_only)
+            store = Store(key, read_only=read_only, memory_limit=os.environ.get("FOURGENT_MEMORY_LIMIT") or None)
             _instances[key] = store
         elif store.read_only and not read_only:
             raise RuntimeError(f"{key} is already open read-only in this process")

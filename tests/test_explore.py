@@ -232,3 +232,14 @@ def test_a_long_query_does_not_hold_up_other_queries(world):
     assert view.total == 28 and time.perf_counter() - started < 2
     worker.join()
     assert stopped == [True]
+
+
+def test_a_query_over_the_memory_limit_fails_with_duckdbs_message_and_the_store_serves_on(tmp_path, samples):
+    from fourgent.store import Store
+
+    store = Store(tmp_path / "small.duckdb", memory_limit="64MB")
+    ingest(store, [samples])
+    with pytest.raises(duckdb.OutOfMemoryException, match="(?i)memory"):
+        adhoc.run(store.cursor(), "SELECT list(i) FROM range(200000000) t(i)")
+    assert adhoc.run(store.cursor(), "SELECT count(*) FROM runs").rows == [(356,)]
+    store.close()
