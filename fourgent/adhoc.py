@@ -34,11 +34,34 @@ from .store import SURFACE
 
 TIME_LIMIT_S = 10.0
 MAX_ROWS = 10_000
+MAX_BYTES = 64 << 20  # rows kept for display stop here too, whatever the row count
+_BATCH_ROWS = 2_048  # small batches: one batch of wide rows never holds much memory
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
-# Scalar functions that would show what is outside the surface (settings hold paths and the like).
-REFUSED_FUNCTIONS = frozenset({"current_setting", "getenv", "getvariable", "json_serialize_sql",
-                               "json_deserialize_sql", "json_serialize_plan", "duckdb_api"})
+# Scalar functions that show state outside the surface (settings, the catalog, the session), change
+# state (sequences, the random seed, the log), or hand SQL to DuckDB: refused wherever they appear.
+# pg_catalog macros and any built-in macro that reads the catalog are added at first use.
+REFUSED_FUNCTIONS = frozenset({
+    "current_setting", "getvariable", "getenv", "current_schemas", "current_schema", "current_database",
+    "current_catalog", "current_query", "current_query_id", "current_connection_id", "current_transaction_id",
+    "in_search_path", "get_block_size", "stats", "write_log", "setseed", "nextval", "currval", "setval",
+    "json_serialize_sql", "json_deserialize_sql", "json_serialize_plan", "json_execute_serialized_sql",
+    "duckdb_api", "parse_duckdb_log_message", "txid_current", "version",
+    # A scalar range builds its whole list before DuckDB looks at the time limit (26 s past a 1 s limit).
+    "range", "generate_series",
+})
+# Functions whose output grows with a count argument: the count must be a constant of at most SIZE_MAX,
+# and they may not be nested (repeat(repeat(...)) multiplies).
+SIZED_FUNCTIONS = frozenset({"repeat", "lpad", "rpad", "list_resize", "array_resize"})
+SIZE_MAX = 10_000
+# What a plan may scan: the tables behind the four views, and generated rows.
+ALLOWED_SCANS = frozenset({"fg.runs", "fg.rejects", "fg.files", "fg.comments"})
+ALLOWED_LEAVES = frozenset({"SEQ_SCAN", "RANGE", "UNNEST", "DUMMY_SCAN", "COLUMN_DATA_SCAN", "EMPTY_RESULT",
+                            "CTE_SCAN", "DELIM_SCAN", "CHUNK_SCAN"})
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CATALOG_WORDS = re.compile(r"duckdb_|pragma_|pg_|information_schema|current_|getvariable|read_|glob|query",
+                            re.IGNORECASE)
+_refused_functions: frozenset[str] | None = None
 
 
 class QueryRefused(ValueError):
@@ -69,7 +92,11 @@ class Result:
 
 
 def check(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse, with a plain reason, anything but one statement that reads the documented surface."""
+    """Refuse, with a plain reason, anything but one statement that reads the documented surface.
+
+    Three layers: the statement's type (DuckDB's parser), its syntax tree (every table, table function
+    and function it names, with CTE names resolved by scope), and its plan (every scan in it).
+    """
     statements = con.extract_statements(sql)  # a syntax error is DuckDB's to explain: it propagates
     if not statements:
         raise QueryRefused("The query is empty.")
@@ -87,48 +114,112 @@ def check(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     if tree.get("error"):
         raise QueryRefused("This query cannot be checked, so it is not run: "
                            + str(tree.get("error_message", "unsupported")))
-    ctes = {name for node in _walk(tree) if isinstance(node, dict) and "cte_map" in node
-            for name in (entry["key"] for entry in node["cte_map"].get("map", []))}
-    for node in _walk(tree):
-        if isinstance(node, dict):
-            _check_node(node, ctes)
+    _Walk(_refused(con)).visit(tree, frozenset())
+    _check_plan(con, inner)
 
 
-def _walk(value: Any) -> Iterator[Any]:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        yield item
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
+def _refused(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """REFUSED_FUNCTIONS, plus pg_catalog's functions and the built-in macros that read the catalog."""
+    global _refused_functions
+    if _refused_functions is None:
+        rows = con.execute("SELECT DISTINCT function_name, schema_name, coalesce(macro_definition, '') "
+                           "FROM duckdb_functions() WHERE NOT internal OR function_type LIKE '%macro%' "
+                           "OR schema_name = 'pg_catalog'").fetchall()
+        extra = {name.lower() for name, schema, body in rows
+                 if schema == "pg_catalog" or (body and _CATALOG_WORDS.search(body))}
+        _refused_functions = REFUSED_FUNCTIONS | extra
+    return _refused_functions
 
 
-def _check_node(node: dict[str, Any], ctes: set[str]) -> None:
-    kind = node.get("type")
-    if kind == "BASE_TABLE":
-        name, schema, catalog = node.get("table_name", ""), node.get("schema_name", ""), node.get("catalog_name", "")
+class _Walk:
+    """Walks DuckDB's syntax tree, knowing which CTE names are visible where."""
+
+    def __init__(self, refused: frozenset[str]) -> None:
+        self.refused = refused
+
+    def visit(self, node: Any, scope: frozenset[str], sized: bool = False) -> None:
+        if isinstance(node, list):
+            for item in node:
+                self.visit(item, scope, sized)
+            return
+        if not isinstance(node, dict):
+            return
+        ctes = (node.get("cte_map") or {}).get("map", [])
+        if ctes:
+            # A CTE's body sees the CTEs before it (not itself: no recursive CTEs); the query sees them all.
+            for entry in ctes:
+                self.visit(entry.get("value"), scope, sized)
+                scope = scope | {str(entry.get("key", ""))}
+        kind = node.get("type")
+        if kind == "BASE_TABLE":
+            self._table(node, scope)
+        elif kind == "SHOW_REF":
+            if node.get("query") is None:  # SHOW TABLES, SHOW <name>: names outside the query's reach
+                raise QueryRefused("Only DESCRIBE or SUMMARIZE of a query or of the views runs, steps, "
+                                   "rejected_lines and comments is allowed here.")
+        elif kind == "TABLE_FUNCTION":
+            function = node.get("function") or {}
+            name = str(function.get("function_name", "")).lower()
+            if name not in ALLOWED_TABLE_FUNCTIONS or function.get("schema") or function.get("catalog"):
+                raise QueryRefused(f"The table function {name}() is not allowed here: queries read the views "
+                                   "only (no files, URLs or system tables).")
+            for key, value in node.items():
+                if key != "function":
+                    self.visit(value, scope, sized)
+            self.visit(function.get("children") or function.get("arguments"), scope, sized)
+            return
+        elif node.get("class") == "FUNCTION":
+            sized = self._function(node, sized)
+        for key, value in node.items():
+            if key != "cte_map":
+                self.visit(value, scope, sized)
+
+    def _table(self, node: dict[str, Any], scope: frozenset[str]) -> None:
+        name, schema, catalog = (str(node.get(k) or "") for k in ("table_name", "schema_name", "catalog_name"))
         surface = name.lower() in SURFACE and schema.lower() in ("", "main") and not catalog
-        own = name in ctes and not schema and not catalog
-        if not (surface or own):
+        own = name in scope and not schema and not catalog
+        if not _IDENTIFIER.match(name) or not (surface or own):
             where = ".".join(p for p in (catalog, schema, name) if p)
-            raise QueryRefused(f"Only the views {', '.join(SURFACE)} can be read here, not {where}.")
-    elif kind == "TABLE_FUNCTION":
-        function = node.get("function") or {}
-        name = str(function.get("function_name", "")).lower()
-        if name not in ALLOWED_TABLE_FUNCTIONS or function.get("schema"):
-            raise QueryRefused(f"The table function {name}() is not allowed here: queries read the views "
-                               "only (no files, URLs or system tables).")
-    elif kind == "SHOW_REF" and node.get("show_type") == "SHOW_SPECIAL":
-        raise QueryRefused("SHOW TABLES is not available here: the views are runs, steps, rejected_lines "
-                           "and comments (DESCRIBE one of them).")
-    elif node.get("class") == "FUNCTION":
+            raise QueryRefused(f"Only the views {', '.join(SURFACE)} (and the query's own CTEs) can be read "
+                               f"here, not {where}.")
+
+    def _function(self, node: dict[str, Any], sized: bool) -> bool:
         name = str(node.get("function_name", "")).lower()
         if node.get("schema") or node.get("catalog"):
             raise QueryRefused(f"Functions from another schema are not allowed here ({node.get('schema')}.{name}).")
-        if name in REFUSED_FUNCTIONS:
+        if name in self.refused:
             raise QueryRefused(f"The function {name}() is not allowed here.")
+        if name in SIZED_FUNCTIONS:
+            args = [a.get("expression", a) for a in node.get("arguments") or node.get("children") or []]
+            count = args[1] if len(args) > 1 else None
+            literal = (count or {}).get("literal") or {}
+            try:
+                constant = count is not None and count.get("class") == "CONSTANT" and int(literal.get("text")) <= SIZE_MAX
+            except (TypeError, ValueError):
+                constant = False
+            if sized or not constant:
+                raise QueryRefused(f"{name}() needs a constant length of at most {SIZE_MAX:,}, not nested in another "
+                                   "such call.")
+            return True
+        return sized
+
+
+def _check_plan(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """What the plan scans: only the tables behind the views and generated rows (catches what binding adds)."""
+    plan = json.loads(con.execute("EXPLAIN (FORMAT json) " + sql).fetchall()[0][1])
+    stack = list(plan)
+    while stack:
+        node = stack.pop()
+        children = node.get("children") or []
+        stack.extend(children)
+        name = str(node.get("name", ""))
+        extra = node.get("extra_info") if isinstance(node.get("extra_info"), dict) else {}
+        if name == "SEQ_SCAN":
+            table = ".".join(p.strip('"') for p in str(extra.get("Table", "")).split(".")[-2:])
+            if table not in ALLOWED_SCANS:
+                raise QueryRefused(f"The query would read {table}, which is not part of the views.")
+        elif not children and name not in ALLOWED_LEAVES:
+            raise QueryRefused(f"The query would read {name.lower()}, which is not part of the views.")
 
 
 def run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int = MAX_ROWS,
@@ -140,12 +231,15 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int = MAX_ROWS,
     timer.daemon = True
     timer.start()
     try:
-        reader = con.sql(sql).to_arrow_reader(min(max_rows, 65_536) or 1)
+        reader = con.sql(sql).to_arrow_reader(_BATCH_ROWS)
         kept: list[pa.RecordBatch] = []
-        total = 0
+        total = kept_rows = kept_bytes = 0
         for batch in reader:  # the first rows kept, the rest only counted
-            if total < max_rows:
-                kept.append(batch.slice(0, max_rows - total))
+            if kept_rows == total and kept_rows < max_rows and kept_bytes < MAX_BYTES:
+                part = batch.slice(0, max_rows - kept_rows)
+                kept.append(part)
+                kept_rows += part.num_rows
+                kept_bytes += part.nbytes
             total += batch.num_rows
         table = pa.Table.from_batches(kept, schema=reader.schema)
     except duckdb.InterruptException:
