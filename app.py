@@ -37,7 +37,8 @@ PRESET_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedel
                "30d": timedelta(days=30)}
 LIVE_SECONDS = 5
 DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_dates": (), "f_window": None,
-            "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False, "f_unresolved": False}
+            "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False, "f_unresolved": False,
+            "f_kind": [], "f_app": []}
 
 
 # ---------------------------------------------------------------- URL <-> widget state
@@ -98,6 +99,8 @@ def state_from_url(params: Params) -> dict[str, object]:
     state["f_oldest"] = _one(params, "order") == "oldest"
     state["f_utc"] = _one(params, "tz") == "utc"
     state["f_unresolved"] = _one(params, "unresolved") == "1"
+    state["f_kind"] = [v[:100] for v in params.get("kind", []) if v][:10]  # repeated, like workflow
+    state["f_app"] = [v[:200] for v in params.get("app", []) if v][:10]
     return state
 
 
@@ -127,6 +130,10 @@ def url_from_state(s: dict[str, object]) -> Params:
         params["tz"] = ["utc"]
     if s["f_unresolved"]:
         params["unresolved"] = ["1"]
+    if s["f_kind"]:
+        params["kind"] = list(s["f_kind"])
+    if s["f_app"]:
+        params["app"] = list(s["f_app"])
     return params
 
 
@@ -149,7 +156,8 @@ def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
         start = datetime.combine(dates[0], time.min, tzinfo=tz)
         end = datetime.combine(dates[-1] + timedelta(days=1), time.min, tzinfo=tz)
     return Q.RunFilter(q=str(s["f_q"]), statuses=tuple(s["f_status"]), workflows=tuple(s["f_workflow"]),
-                       start=start, end=end, unresolved=bool(s["f_unresolved"]))
+                       start=start, end=end, unresolved=bool(s["f_unresolved"]), kinds=tuple(s["f_kind"]),
+                       apps=tuple(s["f_app"]))
 
 
 def sync_from_url() -> None:
@@ -181,6 +189,11 @@ def clear_filters() -> None:
 def filter_changed() -> None:
     st.session_state["f_page"] = 1
     st.session_state.pop("selected_id", None)
+
+
+def drop_kind_app() -> None:
+    st.session_state["f_kind"], st.session_state["f_app"] = [], []
+    filter_changed()
 
 
 def dates_changed() -> None:
@@ -241,6 +254,13 @@ def render_filters(ws) -> None:
     top[4].button("Clear filters", on_click=clear_filters, width="stretch")
     st.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
               help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
+    narrowed = [("kind", k) for k in st.session_state.get("f_kind", [])] + \
+               [("app", a) for a in st.session_state.get("f_app", [])]
+    if narrowed:  # set by a link (the Overview's failures by kind or app); no widget of their own
+        cols = st.columns([6, 1], vertical_alignment="center")
+        cols[0].text("Failed runs where " + " and ".join(
+            f"{what} = {' or '.join(v for w, v in narrowed if w == what)}" for what in dict(narrowed)))
+        cols[1].button("Remove", key="drop_kind_app", on_click=drop_kind_app)
     if st.session_state.get("f_range") == "custom":
         st.date_input("From – to", key="f_dates", on_change=dates_changed, min_value=date(1970, 1, 1),
                       max_value=date(2999, 12, 31))

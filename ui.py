@@ -38,7 +38,8 @@ PAGES: dict[str, st.Page] = {}
 
 
 def runs_link(start: datetime | None = None, end: datetime | None = None, *, statuses: tuple[str, ...] = (),
-              workflows: tuple[str, ...] = (), unresolved: bool = False) -> dict[str, str | list[str]]:
+              workflows: tuple[str, ...] = (), unresolved: bool = False, kinds: tuple[str, ...] = (),
+              apps: tuple[str, ...] = ()) -> dict[str, str | list[str]]:
     """The Runs page's URL query for these filters (its documented contract), e.g. for a clicked bar."""
     params: dict[str, str | list[str]] = {}
     if start is not None and end is not None:
@@ -49,6 +50,10 @@ def runs_link(start: datetime | None = None, end: datetime | None = None, *, sta
         params["workflow"] = list(workflows)
     if unresolved:
         params["unresolved"] = "1"
+    if kinds:
+        params["kind"] = list(kinds)
+    if apps:
+        params["app"] = list(apps)
     return params
 
 

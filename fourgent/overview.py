@@ -244,6 +244,10 @@ def unresolved_count(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter) -> int:
     if f.q.strip() or not rollup.is_current(cur):
         return Q.count(cur, selection)
     facts = _facts(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows))
+    if f.kinds:
+        facts = facts.filter(pl.col("error_kind").is_in(list(f.kinds)))
+    if f.apps:
+        facts = facts.filter(pl.col("failed_app").is_in(list(f.apps)))
     return int(facts["unresolved"].sum()) if len(facts) else 0
 
 

@@ -29,6 +29,8 @@ class RunFilter:
     start: datetime | None = None  # started_at >= start
     end: datetime | None = None  # started_at < end
     unresolved: bool = False  # only failed originals whose latest re-trigger did not finish
+    kinds: tuple[str, ...] = ()  # error kinds (auth, validation, …): failed runs of these kinds
+    apps: tuple[str, ...] = ()  # failed runs whose failed step called one of these apps (runs.failed_app)
 
     def where(self) -> tuple[str, list[Any]]:
         """A WHERE clause (or "") and its parameters; user text only ever travels as a parameter."""
@@ -55,6 +57,10 @@ class RunFilter:
             params.append(self.end)
         if self.unresolved:
             parts.append(f"({UNRESOLVED_WHERE})")
+        for column, values in (("error_kind", self.kinds), ("failed_app", self.apps)):
+            if values:
+                parts.append(f"{column} IN (SELECT unnest(?::VARCHAR[]))")
+                params.append(list(values))
         return (" WHERE " + " AND ".join(parts) if parts else ""), params
 
 
@@ -82,7 +88,7 @@ def count(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> int:
 
 def status_counts(cur: duckdb.DuckDBPyConnection, f: RunFilter) -> dict[str, int]:
     """Runs per status under the filter's other conditions (so each status count stays clickable)."""
-    where, params = RunFilter(f.q, (), f.workflows, f.start, f.end, f.unresolved).where()
+    where, params = replace(f, statuses=()).where()
     rows = cur.execute(f"SELECT status, count(*) FROM {SOURCE}{where} GROUP BY status", params).fetchall()
     found = dict(rows)
     return {s: found.get(s, 0) for s in STATUSES}

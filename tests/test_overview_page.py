@@ -167,3 +167,14 @@ def test_how_it_works_shows_the_policy_the_executor_uses(demo):
         f.name: f"{getattr(policy, f.name):g}" for f in fields(RetryPolicy)}
     assert any("HTTP 401 and 403" in m.value for m in at.markdown)
     assert {h.value for h in at.header} >= {"A run", "How the engine retries", "Re-trigger", "The SQL surface"}
+
+
+def test_each_failures_by_kind_and_app_bar_opens_the_same_count(sampled):
+    open_page("views/overview.py")
+    start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    by_kind, by_app = O.failures_by_kind_and_app(workspace().store.cursor(), O.Window(start, end))
+    assert len(by_kind) >= 3 and len(by_app) >= 3
+    for kind, n in by_kind.iter_rows():
+        assert matching_runs(**runs_link(start, end, statuses=("failed",), kinds=(kind,))) == n
+    for app, n in by_app.head(4).iter_rows():
+        assert matching_runs(**runs_link(start, end, statuses=("failed",), apps=(app,))) == n

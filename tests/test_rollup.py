@@ -124,6 +124,7 @@ def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_
     Q.RunFilter(workflows=("stripe-payment-xero-invoice", "pipedrive-deal-sheets-row")),
     Q.RunFilter(start=NOW - timedelta(days=7, hours=3)), Q.RunFilter(start=NOW - timedelta(days=40), end=NOW),
     Q.RunFilter(q="deal"),
+    Q.RunFilter(kinds=("auth",)), Q.RunFilter(apps=("QuickBooks", "Xero"), start=NOW - timedelta(days=20)),
 ])
 def test_the_bulk_count_from_rollups_equals_counting_the_runs(demo_store, f):
     cur = demo_store.cursor()

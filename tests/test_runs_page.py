@@ -348,3 +348,18 @@ def test_an_exact_window_in_the_url_filters_to_the_instant_and_round_trips(data)
 def test_a_malformed_or_naive_window_falls_back_without_failing(data, bad):
     at = open_app(**{"from": bad, "to": "2026-10-27T18:00:00Z"})
     assert matching(at) > 0
+
+
+def test_kind_and_app_in_the_url_narrow_to_those_failures_and_can_be_removed(data):
+    from ui import workspace
+
+    open_app()
+    app, expected = workspace().store.cursor().execute(
+        "SELECT failed_app, count(*) FROM runs WHERE error_kind = 'auth' GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
+    ).fetchall()[0]
+    at = open_app(kind="auth", app=app)
+    assert matching(at) == expected > 0
+    assert f"Failed runs where kind = auth and app = {app}" in [t.value for t in at.text]
+    assert at.query_params["kind"] == "auth" and at.query_params["app"] == app
+    at.button(key="drop_kind_app").click().run()
+    assert matching(at) == 356 and "kind" not in at.query_params

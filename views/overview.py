@@ -76,12 +76,12 @@ st.caption(f"Runs started {window.start.astimezone(tz):%Y-%m-%d %H:%M} – {wind
 
 
 def open_runs(start: datetime, end: datetime, *, statuses: tuple[str, ...] = (), workflows: tuple[str, ...] = (),
-              unresolved: bool = False) -> None:
+              unresolved: bool = False, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = ()) -> None:
     # The first and last buckets may reach outside the range: the runs shown are those the bar counted.
     start, end = max(start, window.start), min(end, window.end)
     st.switch_page(PAGES["runs"], query_params=runs_link(start, end, statuses=statuses,
                                                          workflows=workflows or window.workflows,
-                                                         unresolved=unresolved))
+                                                         unresolved=unresolved, kinds=kinds, apps=apps))
 
 
 # ---------------------------------------------------------------- headline figures
@@ -182,5 +182,12 @@ for col, data, key, title in ((cols[0], by_kind, "kind", "Failures by kind"), (c
                                  orientation="h",
                                  marker_color="#dc2626", hovertemplate="%{y}: %{x:,}<extra></extra>"))
         chart.update_layout(height=60 + 28 * max(len(data), 1), margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                            yaxis={"autorange": "reversed"})
-        st.plotly_chart(chart, key=f"ov_by_{key}", config={"displayModeBar": False})
+                            yaxis={"autorange": "reversed"}, clickmode="event+select")
+        st.caption("Click a bar to open those failed runs.")
+        event = st.plotly_chart(chart, key=f"ov_by_{key}", on_select="rerun", selection_mode="points",
+                                config={"displayModeBar": False})
+        for point in (event.selection.points if event and event.selection else [])[:1]:
+            value = data[key][point["point_index"]]
+            if value not in ("(none)", "(unknown)"):  # no value to filter on
+                open_runs(window.start, window.end, statuses=("failed",),
+                          **({"kinds": (value,)} if key == "kind" else {"apps": (value,)}))
