@@ -65,7 +65,7 @@ def _instant(value: str) -> datetime | None:
     if "T" not in value:
         return None
     try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        t = datetime.fromisoformat(value)
     except ValueError:
         return None
     return t if t.tzinfo is not None and 1970 <= t.year <= 2999 else None

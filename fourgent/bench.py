@@ -267,14 +267,13 @@ def retrigger_bench(runs: int = 1000, concurrency: int = 8) -> dict[str, object]
         wf = definitions["hubspot-closed-won-quickbooks-invoice"]
         log = tmp / "failed.jsonl"
         with open(log, "w", encoding="utf-8") as f:
-            for i in range(runs):
-                f.write(json.dumps({
+            f.writelines(json.dumps({
                     "id": f"failed_{i:06d}", "workflow": {"id": wf.id, "source": wf.source,
                                                           "destination": wf.destination},
                     "status": "failed", "started_at": "2026-11-20T10:00:00Z",
                     "error": {"message": "401 Unauthorized", "step": 1, "kind": "auth"},
                     "trigger_payload": {"record_id": str(i), "name": f"Deal {i}", "amount": 10.0,
-                                        "contact_email": "a@example.com"}}) + "\n")
+                                        "contact_email": "a@example.com"}}) + "\n" for i in range(runs))
         store = Store(tmp / "store.duckdb")
         ingest(store, [log])
         ids = [f"failed_{i:06d}" for i in range(runs)]

@@ -116,7 +116,7 @@ class _GzipStream:
     """
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "rb")
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by close(), it outlives this call
         self._inflate = zlib.decompressobj(wbits=47)
         self._pending = b""  # decompressed, not yet returned
         self._last = b""  # the last chunk returned, for a short seek back
@@ -601,7 +601,7 @@ class Ingester:
                      head_len, _head(path, head_len)),
             restart, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
         )
-        stream = _GzipStream(path) if gz else open(path, "rb")
+        stream = _GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed in the finally below
         counted = False
         try:
             segments = _segments(stream, pending.row.offset, self.batch_bytes)
@@ -797,7 +797,7 @@ def _prefetch(items: Iterator[_Batch]) -> Iterator[_Batch]:
                 if not hand(item):
                     return
             hand(done)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             hand(exc)
 
     worker = threading.Thread(target=produce, name="fourgent-ingest-reader", daemon=True)

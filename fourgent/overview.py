@@ -264,7 +264,7 @@ def _parts(w: Window) -> tuple[dict[str, Any], str]:
         first = last = start_ms // DAY_MS
         edges = (w.start, w.end, w.end, w.end)
     else:
-        day = lambda d: datetime.fromtimestamp(d * DAY_MS / 1000, UTC)  # noqa: E731
+        day = lambda d: datetime.fromtimestamp(d * DAY_MS / 1000, UTC)
         edges = (w.start, day(first), day(last), w.end)
     params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
                               "e2": edges[3], "since": w.start}

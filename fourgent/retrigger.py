@@ -165,7 +165,7 @@ class BulkJob:
             try:
                 self.result = start(run_ids, who, concurrency=concurrency, cancel=self._cancel,
                                     progress=self._progress, since=since)
-            except Exception as exc:  # shown to the user; the thread must not die silently
+            except Exception as exc:  # noqa: BLE001 - shown to the user; the thread must not die silently
                 self.error = f"{type(exc).__name__}: {exc}"
 
         self.thread = threading.Thread(target=work, name="fourgent-bulk-retrigger", daemon=True)

@@ -180,7 +180,7 @@ def test_a_workflow_filter_narrows_every_figure(cur, rows):
 
 def test_an_empty_window_gives_zeros_not_errors(cur):
     w = O.Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 1, 2, tzinfo=UTC))
-    now, prev = O.headlines(cur, w)
+    now, _prev = O.headlines(cur, w)
     assert (now.runs, now.failure_rate, now.median_ms, now.unresolved) == (0, None, None, 0)
     assert O.bucket_counts(cur, w).is_empty() and O.failure_rates(O.bucket_counts(cur, w)).is_empty()
     assert O.per_workflow(cur, w).is_empty() and O.top_errors(cur, w).is_empty()

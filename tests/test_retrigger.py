@@ -40,7 +40,7 @@ def setup(store, tmp_path, write_log):
 
 
 def test_bulk_of_500_gives_exact_outcome_counts_and_lineage(store, tmp_path, write_log, setup):
-    sandbox, retriggerer, log = setup
+    _sandbox, retriggerer, log = setup
     runs = [failed_run(i, email=None if i % 5 == 0 else "a@example.com") for i in range(500)]
     ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
     ids = [r["id"] for r in runs]
@@ -134,7 +134,7 @@ def test_the_result_names_the_apps_that_answered_and_refused(store, tmp_path, wr
 
 
 def test_a_bulk_job_reports_progress_and_its_result_from_a_thread(store, tmp_path, write_log, setup):
-    sandbox, retriggerer, _ = setup
+    _sandbox, retriggerer, _ = setup
     runs = [failed_run(i) for i in range(30)]
     ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
     job = BulkJob(retriggerer.bulk, [r["id"] for r in runs], "ana", concurrency=4)

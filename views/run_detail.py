@@ -118,8 +118,8 @@ if found.steps:
             text=[display.duration(s["duration_ms"]) for s in timed], textposition="auto",
             hovertemplate="%{y}<br>%{text}<extra></extra>",
         ))
-        fig.update_layout(height=60 + 38 * len(timed), margin=dict(l=10, r=10, t=10, b=30),
-                          xaxis_title="ms from the run's start", yaxis=dict(autorange="reversed"),
+        fig.update_layout(height=60 + 38 * len(timed), margin={"l": 10, "r": 10, "t": 10, "b": 30},
+                          xaxis_title="ms from the run's start", yaxis={"autorange": "reversed"},
                           showlegend=False)
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
     for s in found.steps:
