@@ -161,9 +161,11 @@ def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
 
 
 def sync_from_url() -> None:
-    """Load the URL into the widgets when the URL changed from outside (a pasted link, a clicked chart)."""
+    """Load the URL into the widgets when the URL changed from outside (a pasted link, a clicked chart)
+    or the widgets' state is gone: Streamlit drops a widget's state when a run of another page does not
+    draw it, so after the browser's Back button the URL is the only record of this page's filters."""
     params = current_url()
-    if st.session_state.get("_url") != params:
+    if st.session_state.get("_url") != params or any(k not in st.session_state for k in DEFAULTS):
         st.session_state.update(state_from_url(params))
         st.session_state["_url"] = params
 

@@ -142,6 +142,23 @@ def test_a_copied_link_reproduces_the_view(server, page):
     assert 0 < value < 30
 
 
+def test_the_back_button_returns_to_the_runs_page_with_its_filters(server, page):
+    page.goto(server["url"] + "/?status=skipped&workflow=pipedrive-deal-sheets-row")
+    wait_ready(page, "Matching runs")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText !== '356')",
+        timeout=15_000)
+    filtered = metric_value(page, "Matching runs")
+    page.get_by_role("link", name="Workflows").click()
+    page.wait_for_url("**/workflows", timeout=15_000)
+    wait_ready(page, "Runs in the last 24 hours")
+    page.go_back()
+    wait_ready(page, "Matching runs")
+    page.wait_for_timeout(2000)  # the page's own URL update, had it dropped the filters, would be done
+    assert "status=skipped" in page.url and "workflow=pipedrive-deal-sheets-row" in page.url
+    assert metric_value(page, "Matching runs") == filtered
+
+
 def test_a_line_appended_to_the_logs_shows_within_seconds(server, page):
     page.goto(server["url"])
     wait_ready(page, "Matching runs")
@@ -179,6 +196,13 @@ def test_a_bar_of_the_overview_chart_opens_the_runs_page_with_the_same_count(ser
         f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '{expected}')",
         timeout=15_000)
     shot(page, "overview-click-runs")
+    # The browser's Back button returns to the Overview of the same range, and stays there.
+    page.go_back()
+    page.wait_for_function("() => location.search.includes('from=2026-08-01')", timeout=15_000)
+    wait_ready(page, "Runs over time")
+    page.wait_for_timeout(2000)  # the old click is not replayed
+    assert "/overview" in page.url and "to=2026-10-31" in page.url
+    assert int(metric_value(page, "Runs").replace(",", "")) >= 356
     # Back to the Overview from the navigation: it stays there (the old click is not replayed).
     page.get_by_role("link", name="Overview").click()
     wait_ready(page, "Unresolved failures")  # the default 7 days hold no sample runs: headline figures only

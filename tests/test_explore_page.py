@@ -63,6 +63,15 @@ def test_a_link_with_the_query_runs_it(demo):
     assert list(at.dataframe[-1].value.columns) == ["status", "n"]
 
 
+def test_returning_by_the_back_button_shows_the_query_of_the_url_in_the_editor(demo):
+    at = run(explore(), "SELECT 42 AS answer")
+    at.switch_page("views/workflows.py").run()  # another page's run: Streamlit drops the editor's state
+    at.query_params["sql"] = "SELECT 42 AS answer"  # what Back restores: this page's URL
+    at.switch_page("views/explore.py").run()
+    assert at.text_area(key="x_sql").value == "SELECT 42 AS answer"
+    assert list(at.dataframe[-1].value.columns) == ["answer"]
+
+
 def test_a_refused_query_says_why_as_text_and_nothing_runs(demo):
     at = run(explore(), "SELECT * FROM fg.connections")
     assert at.warning[0].value.startswith("Not run")

@@ -50,9 +50,10 @@ def use(sql: str) -> None:
     st.session_state["x_sql"] = sql
 
 
-# A link with ?sql= reproduces the query: it is loaded and run once.
+# A link with ?sql= reproduces the query: it is loaded and run once. The editor's state is gone too when
+# the browser's Back button returns here (Streamlit drops the state of widgets another page's run did not draw).
 linked = st.query_params.get("sql")
-if linked and st.session_state.get("x_linked") != linked:
+if linked and (st.session_state.get("x_linked") != linked or "x_sql" not in st.session_state):
     st.session_state["x_linked"] = linked
     st.session_state["x_sql"] = linked
     if (st.session_state.get("x_outcome") or {}).get("sql") != linked:

@@ -17,6 +17,7 @@ from ui import PAGES, runs_link, workspace
 
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
           "custom": "Custom dates"}
+URL_KEYS = {"range", "workflow", "from", "to"}
 SPANS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 COLORS = {"finished": "#16a34a", "failed": "#dc2626", "running": "#2563eb", "pending": "#ca8a04",
           "skipped": "#9ca3af"}
@@ -27,8 +28,14 @@ cur = ws.store.cursor()
 tz = display.zone(st.context.timezone)
 
 # ---------------------------------------------------------------- the range, kept in the URL
-params = {k: st.query_params.get_all(k) for k in st.query_params}
-if st.session_state.get("_ov_url") != params:
+in_url = {k: st.query_params.get_all(k) for k in st.query_params}
+params = in_url
+if set(params) - URL_KEYS and "_ov_url" in st.session_state:
+    # st.switch_page(query_params=...) first sets the Runs page's filters on this page's URL, then changes
+    # page: the browser's Back button lands on that entry. It stands for the Overview as last shown.
+    params = st.session_state.get("_ov_url", {})
+# Streamlit drops a widget's state when a run of another page does not draw it: reload from the URL then.
+if st.session_state.get("_ov_url") != params or not {"ov_range", "ov_workflow"} <= st.session_state.keys():
     rng = (params.get("range") or ["7d"])[-1]
     st.session_state["ov_range"] = rng if rng in RANGES else "7d"
     st.session_state["ov_workflow"] = [w for w in params.get("workflow", []) if w]
@@ -66,7 +73,7 @@ elif st.session_state["ov_range"] != "7d":
     url["range"] = [st.session_state["ov_range"]]
 if st.session_state["ov_workflow"]:
     url["workflow"] = list(st.session_state["ov_workflow"])
-if url != params:
+if url != in_url:
     st.query_params.from_dict(url)
 st.session_state["_ov_url"] = url
 
