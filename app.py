@@ -71,9 +71,11 @@ def _instant(value: str) -> datetime | None:
     return t if t.tzinfo is not None and 1970 <= t.year <= 2999 else None
 
 
-def state_from_url(params: Params) -> dict[str, object]:
+def state_from_url(params: Params, browser_zone: str | None = None) -> dict[str, object]:
     """Widget values for a URL; anything malformed falls back to its default rather than failing."""
     state = dict(DEFAULTS)
+    state["f_utc"] = _one(params, "tz") == "utc"
+    tz = display.zone(None if state["f_utc"] else browser_zone)
     state["f_q"] = _one(params, "q")[:500]
     statuses = [v for value in params.get("status", []) for v in value.split(",")]
     state["f_status"] = [s for s in STATUSES if s in statuses]
@@ -84,7 +86,8 @@ def state_from_url(params: Params) -> dict[str, object]:
     if window[0] and window[1] and window[0] < window[1]:
         rng = "custom"
         state["f_window"] = window
-        state["f_dates"] = (window[0].date(), (window[1] - timedelta(microseconds=1)).date())
+        # The date picker shows the window's days as this page tells time.
+        state["f_dates"] = (window[0].astimezone(tz).date(), (window[1] - timedelta(microseconds=1)).astimezone(tz).date())
     elif start or end:
         rng = "custom"
         dates = sorted(d for d in (start, end or start) if d)
@@ -97,7 +100,6 @@ def state_from_url(params: Params) -> dict[str, object]:
     size = _one(params, "size", "50")
     state["f_size"] = int(size) if size in {str(s) for s in Q.PAGE_SIZES} else 50
     state["f_oldest"] = _one(params, "order") == "oldest"
-    state["f_utc"] = _one(params, "tz") == "utc"
     state["f_unresolved"] = _one(params, "unresolved") == "1"
     state["f_kind"] = [v[:100] for v in params.get("kind", []) if v][:10]  # repeated, like workflow
     state["f_app"] = [v[:200] for v in params.get("app", []) if v][:10]
@@ -166,7 +168,7 @@ def sync_from_url() -> None:
     draw it, so after the browser's Back button the URL is the only record of this page's filters."""
     params = current_url()
     if st.session_state.get("_url") != params or any(k not in st.session_state for k in DEFAULTS):
-        st.session_state.update(state_from_url(params))
+        st.session_state.update(state_from_url(params, st.context.timezone))
         st.session_state["_url"] = params
 
 

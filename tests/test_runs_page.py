@@ -344,6 +344,18 @@ def test_an_exact_window_in_the_url_filters_to_the_instant_and_round_trips(data)
     assert at.query_params["from"] == "2026-10-19" and at.query_params["to"] == "2026-10-27"
 
 
+def test_an_exact_window_shows_its_days_in_the_browsers_zone(data):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.context["timezone"] = "Pacific/Auckland"  # UTC+13 in November
+    at.query_params["from"], at.query_params["to"] = "2026-11-20T12:00:00Z", "2026-11-21T12:00:00Z"
+    at.run()
+    assert at.date_input(key="f_dates").value == (date(2026, 11, 21), date(2026, 11, 22))
+    assert any(c.value.startswith("Exactly 2026-11-21 01:00 – 2026-11-22 01:00 (Pacific/Auckland)") for c in at.caption)
+    at.query_params["tz"] = "utc"  # "Times in UTC" shows the UTC days
+    at.run()
+    assert at.date_input(key="f_dates").value == (date(2026, 11, 20), date(2026, 11, 21))
+
+
 @pytest.mark.parametrize("bad", ["2026-10-20T06:30:00", "2026-13-01T00:00:00Z", "T", "2026-10-27T18:00:00Z"])
 def test_a_malformed_or_naive_window_falls_back_without_failing(data, bad):
     at = open_app(**{"from": bad, "to": "2026-10-27T18:00:00Z"})
