@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -94,7 +95,16 @@ def test_history_lists_this_sessions_queries_newest_first(demo):
     for sql in ("SELECT 1 AS one", "SELECT 2 AS two", "SELECT nope FROM runs"):
         run(at, sql)
     labels = [b.label for b in at.button if " · " in b.label and ("rows" in b.label or "did not run" in b.label)]
-    assert labels[:3] == ["SELECT nope FROM runs · did not run", "SELECT 2 AS two · 1 rows", "SELECT 1 AS one · 1 rows"]
+    assert labels[:3] == ["`SELECT nope FROM runs` · did not run", "`SELECT 2 AS two` · 1 rows",
+                          "`SELECT 1 AS one` · 1 rows"]  # code spans: a query's text is never Markdown
+
+
+def test_column_names_from_a_linked_query_are_not_html_in_the_chart(demo):
+    at = explore(sql="""SELECT started_at AS "<a href='https://evil.example/'>Click</a>", duration_ms AS "<b>dur</b>"
+                        FROM runs LIMIT 50""")
+    spec = json.dumps(json.loads(at.get("plotly_chart")[0].proto.spec))
+    assert "<a href" not in spec and "<b>dur</b>" not in spec
+    assert "&lt;a href=" in spec and "&lt;b&gt;dur&lt;/b&gt;" in spec
 
 
 def test_a_time_and_a_number_offer_a_chart(demo):

@@ -146,6 +146,22 @@ def test_workflows_page_lists_each_integration_and_a_pause_is_stored(demo):
     assert "⏸️ Paused" in set(at.dataframe[0].value["State"])
 
 
+def test_workflow_ids_and_who_paused_stay_text_on_the_workflows_page(sampled, write_log):
+    evil_id = "[Open billing portal](https://evil.example/login)"
+    write_log(sampled / "logs" / "evil.jsonl", run_line("evil", workflow={
+        "id": evil_id, "source": "**Src**", "destination": "<b>Dst</b>"}))
+    at = open_page("views/workflows.py")
+    at.session_state["author"] = "[Support desk](https://evil.example/help)"
+    at.toggle(key=f"active_{evil_id}").set_value(False).run()
+    markdown = [m.value for m in (*at.markdown, *at.caption, *at.get("expandable"))
+                if isinstance(getattr(m, "value", None), str)]
+    markdown += [e.proto.label for e in at.get("expandable")]
+    assert not [m for m in markdown if "](https://evil.example" in m and "`" not in m]
+    texts = [t.value for t in at.text]
+    assert any(evil_id in t for t in texts)  # the ID, as text
+    assert any("by [Support desk](https://evil.example/help)" in t for t in texts)  # the name, as text
+
+
 def test_a_paused_workflows_run_is_not_re_triggered_from_its_detail_page(demo):
     at = open_page("views/workflows.py")
     at.toggle(key="active_zendesk-ticket-jira-issue").set_value(False).run()

@@ -14,7 +14,7 @@ import streamlit as st
 
 from fourgent import adhoc, export
 from fourgent.config import sql_time_limit
-from ui import workspace
+from ui import literal, workspace
 
 PAGE_ROWS = 100
 HISTORY = 20
@@ -89,7 +89,7 @@ with cols[2].popover("This session's queries", width="stretch"):
     for i, h in enumerate(history):
         label = h["sql"].strip().splitlines()[0][:80]
         outcome = f"{h['rows']:,} rows" if h["ok"] else "did not run"
-        st.button(f"{label} · {outcome}", key=f"x_hist_{i}", on_click=use, args=(h["sql"],), width="stretch")
+        st.button(f"{literal(label)} · {outcome}", key=f"x_hist_{i}", on_click=use, args=(h["sql"],), width="stretch")
 
 # ---------------------------------------------------------------- the outcome
 outcome = st.session_state.get("x_outcome")
@@ -145,6 +145,9 @@ if times and numbers and frame.height:
         data = frame.sort(x)
         if color:  # plotly draws some HTML in legends: text from the store is escaped
             data = data.with_columns(pl.col(color).map_elements(html.escape, return_dtype=pl.String))
-        fig = px.line(data.to_pandas(), x=x, y=y, color=color, markers=True)
+        # Column names come from the query (a shared link can carry any alias): axis, legend and hover
+        # titles get them escaped, as plotly reads a little HTML there too.
+        labels = {c: html.escape(c) for c in (x, y, color) if c}
+        fig = px.line(data.to_pandas(), x=x, y=y, color=color, markers=True, labels=labels)
         fig.update_layout(height=360, margin={"l": 10, "r": 10, "t": 10, "b": 10})
         st.plotly_chart(fig, config={"displayModeBar": False})

@@ -68,14 +68,14 @@ for r in rows:
                   on_change=toggle, args=(wf_id,))
         if wf_id in stopped:
             at, by = stopped[wf_id]
-            st.caption(f"Paused {display.local_time(at, tz)}" + (f" by {by}" if by else ""))
+            st.text(f"Paused {display.local_time(at, tz)}" + (f" by {by}" if by else ""))  # a name: text
         st.text(f"Last run {display.local_time(r['last_run'], tz)} · {r['runs_7d']:,} runs in 7 days, "
                 f"{r['failed_7d']:,} failed")
         if definition is None:
-            st.caption("No definition: runs of this workflow come from the logs only and cannot be re-triggered. "
-                       f"Add {wf_id}.json under the data folder's workflows/ to replay them.")
+            st.text("No definition: runs of this workflow come from the logs only and cannot be re-triggered. "
+                    f"Add {wf_id}.json under the data folder's workflows/ to replay them.")  # an ID from a log
             continue
-        st.caption(f"Trigger: {definition.source}. Steps, from {definition.path.name}:")
+        st.text(f"Trigger: {definition.source}. Steps, from {definition.path.name}:")
         st.dataframe(
             {"#": list(range(1, len(definition.steps) + 1)), "Step": [s.name for s in definition.steps],
              "App": [s.app for s in definition.steps], "Call": [f"{s.method} {s.path}" for s in definition.steps]},
