@@ -13,14 +13,13 @@ A timer interrupts the query at its time limit; only the first rows are kept.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import threading
 import time
 from dataclasses import dataclass
 from datetime import date, datetime
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,10 @@ from typing import Any
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+from duckdb.sqltypes import DuckDBPyType
 
+from . import export
 from .store import SURFACE
 
 TIME_LIMIT_S = 10.0
@@ -45,13 +47,27 @@ REFUSED_FUNCTIONS = frozenset({
     "in_search_path", "get_block_size", "stats", "write_log", "setseed", "nextval", "currval", "setval",
     "json_serialize_sql", "json_deserialize_sql", "json_serialize_plan", "json_execute_serialized_sql",
     "duckdb_api", "parse_duckdb_log_message", "txid_current", "version",
+    # Looks a table and index up by name (a string): its errors list fg's tables and indexes.
+    "index_key",
+    # Trusts length fields inside a blob: 37 crafted bytes asked for gigabytes.
+    "variant_bytes_to_variant", "st_geomfromwkb",
     # A scalar range builds its whole list before DuckDB looks at the time limit (26 s past a 1 s limit).
     "range", "generate_series",
+    # Cost grows with the product of the two strings' lengths, in one uninterruptible call.
+    "levenshtein", "damerau_levenshtein", "editdist3", "jaccard", "jaro_similarity", "jaro_winkler_similarity",
 })
-# Functions whose output grows with a count argument: the count must be a constant of at most SIZE_MAX,
-# and they may not be nested (repeat(repeat(...)) multiplies).
-SIZED_FUNCTIONS = frozenset({"repeat", "lpad", "rpad", "list_resize", "array_resize"})
+# Session facts written without parentheses (`SELECT current_catalog`): a column name to the parser.
+REFUSED_KEYWORDS = frozenset({"current_catalog", "current_schema", "current_database", "current_user", "current_role",
+                              "session_user", "user", "current_query"})
+# Functions whose output can be many times their input. DuckDB folds constant expressions while it plans,
+# before any time limit can stop it, so each is bounded where it is written: counts are constants of at
+# most SIZE_MAX, what is repeated or put in is a short constant, and none is nested inside another.
+AMPLIFIERS = frozenset({"repeat", "lpad", "rpad", "list_resize", "array_resize", "bitstring", "replace",
+                        "regexp_replace", "printf", "format"})
+COUNT_ARG = {"repeat": 1, "lpad": 1, "rpad": 1, "list_resize": 1, "array_resize": 1, "bitstring": 1}
 SIZE_MAX = 10_000
+PIECE_MAX = 100  # characters of a constant that is repeated or put in many times
+MAX_SQL_CHARS = 100_000
 # What a plan may scan: the tables behind the four views, and generated rows.
 ALLOWED_SCANS = frozenset({"fg.runs", "fg.rejects", "fg.files", "fg.comments"})
 ALLOWED_LEAVES = frozenset({"SEQ_SCAN", "RANGE", "UNNEST", "DUMMY_SCAN", "COLUMN_DATA_SCAN", "EMPTY_RESULT",
@@ -69,6 +85,10 @@ class QueryRefused(ValueError):
 
 class QueryStopped(RuntimeError):
     """The query ran past its time limit and was interrupted."""
+
+
+class QueryFailed(RuntimeError):
+    """The query ran but its result could not be read back; the message says so in plain words."""
 
 
 @dataclass
@@ -96,6 +116,8 @@ def check(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     Three layers: the statement's type (DuckDB's parser), its syntax tree (every table, table function
     and function it names, with CTE names resolved by scope), and its plan (every scan in it).
     """
+    if len(sql) > MAX_SQL_CHARS:
+        raise QueryRefused(f"The query is longer than {MAX_SQL_CHARS:,} characters.")
     statements = con.extract_statements(sql)  # a syntax error is DuckDB's to explain: it propagates
     if not statements:
         raise QueryRefused("The query is empty.")
@@ -109,12 +131,15 @@ def check(con: duckdb.DuckDBPyConnection, sql: str) -> None:
             raise QueryRefused("Only EXPLAIN of a query that reads is allowed here.")
     elif kind != duckdb.StatementType.SELECT:
         raise QueryRefused(f"Only queries that read are allowed here; this is a {kind.name} statement.")
-    tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [inner]).fetchall()[0][0])
-    if tree.get("error"):
-        raise QueryRefused("This query cannot be checked, so it is not run: "
-                           + str(tree.get("error_message", "unsupported")))
-    _Walk(_refused(con)).visit(tree, frozenset())
-    _check_plan(con, inner)
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [inner]).fetchall()[0][0])
+        if tree.get("error"):
+            raise QueryRefused("This query cannot be checked, so it is not run: "
+                               + str(tree.get("error_message", "unsupported")))
+        _Walk(_refused(con)).visit(tree, frozenset())
+        _check_plan(con, inner)
+    except RecursionError:
+        raise QueryRefused("This query is nested too deeply to be checked, so it is not run.") from None
 
 
 def _refused(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
@@ -169,6 +194,9 @@ class _Walk:
             return
         elif node.get("class") == "FUNCTION":
             sized = self._function(node, sized)
+        elif kind == "COLUMN_REF" and [str(n).lower() for n in node.get("column_names") or []] in (
+                [k] for k in REFUSED_KEYWORDS):
+            raise QueryRefused(f"{node['column_names'][0]} is not allowed here.")
         for key, value in node.items():
             if key != "cte_map":
                 self.visit(value, scope, sized)
@@ -188,19 +216,32 @@ class _Walk:
             raise QueryRefused(f"Functions from another schema are not allowed here ({node.get('schema')}.{name}).")
         if name in self.refused:
             raise QueryRefused(f"The function {name}() is not allowed here.")
-        if name in SIZED_FUNCTIONS:
-            args = [a.get("expression", a) for a in node.get("arguments") or node.get("children") or []]
-            count = args[1] if len(args) > 1 else None
-            literal = (count or {}).get("literal") or {}
-            try:
-                constant = count is not None and count.get("class") == "CONSTANT" and int(literal.get("text")) <= SIZE_MAX
-            except (TypeError, ValueError):
-                constant = False
-            if sized or not constant:
-                raise QueryRefused(f"{name}() needs a constant length of at most {SIZE_MAX:,}, not nested in another "
-                                   "such call.")
-            return True
-        return sized
+        if name not in AMPLIFIERS:
+            return sized
+        if sized:
+            raise QueryRefused(f"{name}() cannot be nested inside repeat(), lpad(), replace(), printf() or the like "
+                               "here: together they multiply sizes.")
+        args = [a.get("expression", a) for a in node.get("arguments") or node.get("children") or []]
+
+        def constant(i: int) -> str | None:
+            arg = args[i] if len(args) > i else None
+            text = (arg.get("literal") or {}).get("text") if arg and arg.get("class") == "CONSTANT" else None
+            return None if text is None else str(text)
+
+        if name in COUNT_ARG:
+            count = constant(COUNT_ARG[name])
+            if count is None or not count.lstrip("-").isdigit() or int(count) > SIZE_MAX:
+                raise QueryRefused(f"{name}() needs a constant length of at most {SIZE_MAX:,} here.")
+        piece = {"repeat": 0, "list_resize": 2, "array_resize": 2, "replace": 2, "regexp_replace": 2}.get(name)
+        if piece is not None and len(args) > piece and (constant(piece) is None or len(constant(piece)) > PIECE_MAX):
+            raise QueryRefused(f"{name}() here takes a constant of at most {PIECE_MAX} characters as what it "
+                               "repeats or puts in.")
+        if name in ("printf", "format"):
+            pattern = constant(0)
+            widths = [int(n) for n in re.findall(r"\d+", pattern or "")]
+            if pattern is None or "*" in pattern or re.search(r"\{[^}]*\{", pattern) or any(w > SIZE_MAX for w in widths):
+                raise QueryRefused(f"{name}() needs a constant format with widths of at most {SIZE_MAX:,} here.")
+        return True
 
 
 def _check_plan(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -224,12 +265,16 @@ def _check_plan(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 def run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int = MAX_ROWS,
         time_limit: float = TIME_LIMIT_S) -> Result:
     """Check, then run, `sql`: stopped after `time_limit` s, the first `max_rows` rows kept and the rest counted."""
-    check(con, sql)
     started = time.perf_counter()
+    # The timer covers the check too: planning folds constant expressions, which is real work.
     timer = threading.Timer(time_limit, con.interrupt)
     timer.daemon = True
     timer.start()
     try:
+        check(con, sql)
+        sql, names = _displayable(con, sql)
+        if time.perf_counter() - started >= time_limit:
+            raise duckdb.InterruptException("time limit")  # an interrupt between two statements is lost
         reader = con.sql(sql).to_arrow_reader(_BATCH_ROWS)
         kept: list[pa.RecordBatch] = []
         total = kept_rows = kept_bytes = 0
@@ -241,19 +286,93 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int = MAX_ROWS,
                 kept_bytes += part.nbytes
             total += batch.num_rows
         table = pa.Table.from_batches(kept, schema=reader.schema)
+        if names:
+            table = table.rename_columns(names)
     except duckdb.InterruptException:
         raise QueryStopped(f"The query was stopped after its time limit of {time_limit:g} s. "
                            "Narrow it (a WHERE on started_at, a LIMIT) and run it again.") from None
     finally:
         timer.cancel()
-    return Result(pl.from_arrow(_readable(table)), total, time.perf_counter() - started)
+    return Result(_frame(con, table), total, time.perf_counter() - started)
 
 
-def _readable(table: pa.Table) -> pa.Table:
-    """Intervals (e.g. now() - started_at) as text: polars cannot take Arrow's month-day-nano intervals."""
+# Result types polars and the page take as they are; any other column (blobs, bits, unions, time with
+# zone, variants, intervals or times inside lists...) is turned into DuckDB's own text for it.
+_PLAIN_TYPES = frozenset({"boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
+                          "ubigint", "hugeint", "float", "double", "decimal", "varchar", "uuid"})
+_TEMPORAL_TYPES = frozenset({"date", "time", "timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns",
+                             "timestamp with time zone", "interval"})
+_NESTED_TYPES = frozenset({"list", "struct", "map", "array"})
+
+
+def _plain_type(t: DuckDBPyType, top: bool) -> bool:
+    if t.id in _PLAIN_TYPES or (top and t.id in _TEMPORAL_TYPES):
+        return True
+    if t.id in _NESTED_TYPES:
+        children = t.children
+        inner = [c[1] for c in children] if t.id in ("struct", "map") else [children[0][1]]
+        return all(isinstance(c, DuckDBPyType) and _plain_type(c, False) for c in inner)
+    return False
+
+
+def _displayable(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, list[str] | None]:
+    """`sql`, or a projection over it that casts the columns polars cannot take to text (and its column names)."""
+    if con.extract_statements(sql)[0].type != duckdb.StatementType.SELECT:
+        return sql, None  # EXPLAIN: text columns
+    relation = con.sql(sql)
+    types = relation.types
+    if all(_plain_type(t, True) for t in types):
+        return sql, None
+    body = re.sub(r";\s*$", "", con.extract_statements(sql)[0].query.rstrip())
+    names = [f"c{i}" for i in range(len(types))]  # generated: no name from the query enters this text
+    columns = ", ".join(n if _plain_type(t, True) else f"CAST({n} AS VARCHAR) AS {n}" for n, t in zip(names, types))
+    wrapped = f"SELECT {columns} FROM (\n{body}\n) AS q({', '.join(names)})"
+    check(con, wrapped)  # what runs is what was checked
+    return wrapped, list(relation.columns)
+
+
+def _frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pl.DataFrame:
+    """The kept rows as a polars frame: unique column names, intervals and out-of-range times as text."""
+    seen: dict[str, int] = {}
+    names = []
+    for name in table.column_names:
+        seen[name] = seen.get(name, 0) + 1
+        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+    table = _readable(con, table.rename_columns(names))
+    try:
+        return pl.from_arrow(table)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, pa.ArrowException) as exc:
+        raise QueryFailed(f"The result could not be read back ({type(exc).__name__}); cast its unusual columns "
+                          "to VARCHAR and run it again.") from None
+
+
+# Python's datetime stops at year 9999; DuckDB's (and its 'infinity') go further.
+_SPAN = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_FIRST_S, _LAST_S = -62135596800, 253402300799  # 0001-01-01, 9999-12-31T23:59:59 (UTC)
+
+
+def _out_of_range(column: pa.ChunkedArray) -> bool:
+    if pa.types.is_timestamp(column.type):
+        per_s = _SPAN[column.type.unit]
+        low, high, numbers = _FIRST_S * per_s, _LAST_S * per_s, column.cast(pa.int64())
+    elif pa.types.is_date32(column.type):
+        low, high, numbers = _FIRST_S // 86400, _LAST_S // 86400, column.cast(pa.int32())
+    else:
+        return False
+    bounds = pc.min_max(numbers)
+    return bounds["min"].as_py() is not None and (bounds["min"].as_py() < low or bounds["max"].as_py() > high)
+
+
+def _readable(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pa.Table:
+    """Intervals (e.g. now() - started_at) as text: polars cannot take Arrow's month-day-nano intervals.
+    Dates and times beyond Python's range (DuckDB's 'infinity') as DuckDB's text of them."""
     for i, f in enumerate(table.schema):
         if pa.types.is_interval(f.type):
             text = pa.array([None if v is None else _interval(v) for v in table.column(i).to_pylist()], pa.string())
+            table = table.set_column(i, pa.field(f.name, pa.string()), text)
+        elif _out_of_range(table.column(i)):
+            text = con.from_arrow(pa.table({"v": table.column(i)})).project("CAST(v AS VARCHAR) AS v") \
+                .to_arrow_table().column("v")
             table = table.set_column(i, pa.field(f.name, pa.string()), text)
     return table
 
@@ -338,7 +457,7 @@ def schema_docs(path: Path) -> dict[str, list[tuple[str, str, str]]]:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | dtime):
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
@@ -362,11 +481,8 @@ def as_json(result: Result) -> str:
 
 
 def as_csv(result: Result) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(result.columns)
-    writer.writerows([_cell(v) for v in row] for row in result.rows)
-    return out.getvalue()
+    """Formula cells neutralised, as the page's download: the CLI's CSV is opened in spreadsheets too."""
+    return export.frame_csv(result.frame).decode("utf-8")
 
 
 def as_table(result: Result, width: int = 48) -> str:

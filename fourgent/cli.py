@@ -103,7 +103,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
     except adhoc.QueryRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (adhoc.QueryStopped, duckdb.Error) as exc:
+    except (adhoc.QueryStopped, adhoc.QueryFailed, duckdb.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     render = {"table": adhoc.as_table, "csv": adhoc.as_csv, "json": adhoc.as_json}[args.format]

@@ -6,6 +6,7 @@ as a query (only DuckDB's parser sees it), and says why in plain words.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -152,6 +153,25 @@ REFUSED = [
     "SELECT [repeat('x', 1000000) FOR x IN [1, 2]]",
     "SELECT repeat(repeat('x', 10000), 10000)",
     "SELECT repeat('x', length(id) * 100000) FROM runs",
+    # round two of the red team: a table named in a string, a binary decoder, constants folded while planning
+    "SELECT index_key({{'table': 'connectionz', 'schema': 'fg'}}, 'x', 'k')",
+    "SELECT variant_bytes_to_variant('\\x11\\x00\\x02\\x00\\xff'::BLOB)::VARCHAR",
+    "SELECT length(printf('%01500000000d', 1))",
+    "SELECT printf('%*d', 1000000000, 1)",
+    "SELECT format('{{:>1000000000}}', 1)",
+    "SELECT format('{{:{{}}}}', 1, 1000000000)",
+    "SELECT format(status, 1) FROM runs",
+    "SELECT length(bitstring('1', 1000000000))",
+    "SELECT levenshtein(repeat('a', 1000), repeat('b', 1000))",
+    "SELECT length(replace(repeat('x', 10000), 'x', repeat('y', 10000)))",
+    "SELECT replace(error_message, 'a', error_message) FROM runs",
+    "SELECT regexp_replace(error_message, '.', error_message, 'g') FROM runs",
+    "SELECT repeat(error_message, 10000) FROM runs",
+    "SELECT list_resize([], 10000, error_message) FROM runs",
+    "SELECT current_catalog",
+    "SELECT user, current_schema",
+    "SELECT " + "+".join(["1"] * 400),
+    "SELECT 1" + " " * 100_000,
     "",
     "   ;  ",
 ]
@@ -220,6 +240,40 @@ def test_a_bad_query_gives_duckdbs_own_error(world):
 def test_intervals_come_back_as_text(world):
     result = adhoc.run(world[0].cursor(), "SELECT INTERVAL 90 MINUTE AS a, INTERVAL 2 DAY AS b")
     assert result.rows == [("01:30:00", "2 days 00:00:00")]
+
+
+def test_results_of_any_type_come_back_readable_in_every_output(world):
+    result = adhoc.run(world[0].cursor(), """
+        SELECT r.id, s.run_id AS id, [INTERVAL 1 DAY] AS l, {'a': INTERVAL 1 DAY} AS st, MAP {1: INTERVAL 1 DAY} AS m,
+               union_value(k := 1) AS u, 'infinity'::TIMESTAMP AS t, '-infinity'::DATE AS d,
+               'infinity'::TIMESTAMPTZ AS tz, 'ab'::BLOB AS b, '101'::BIT AS bits, TIMETZ '12:00:00+02' AS tt,
+               TIME '12:30' AS tm, [r.started_at] AS times, [1, 2] AS nums, {'n': 1} AS rec
+        FROM runs r JOIN steps s ON s.run_id = r.id ORDER BY r.id LIMIT 2""")
+    assert result.columns[:2] == ["id", "id (2)"] and result.frame.height == 2
+    row = dict(zip(result.columns, result.rows[0]))
+    assert (row["t"], row["d"], row["tz"], row["b"], row["bits"]) == ("infinity", "-infinity", "infinity", "ab", "101")
+    assert row["l"] == "[1 day]" and row["u"] == "1" and row["nums"] == [1, 2] and row["rec"] == {"n": 1}
+    assert row["tm"].isoformat() == "12:30:00"
+    as_json = json.loads(adhoc.as_json(result))
+    assert as_json[0]["tm"] == "12:30:00" and as_json[0]["t"] == "infinity"
+    assert "infinity" in adhoc.as_table(result) and "infinity" in adhoc.as_csv(result)
+
+
+def test_the_time_limit_covers_the_check_too(world, monkeypatch):
+    slow_check = adhoc.check
+
+    def check(con, sql):
+        time.sleep(0.6)  # as planning a heavy constant would
+        slow_check(con, sql)
+
+    monkeypatch.setattr(adhoc, "check", check)
+    with pytest.raises(adhoc.QueryStopped):
+        adhoc.run(world[0].cursor(), "SELECT 1", time_limit=0.5)
+
+
+def test_cli_csv_neutralises_formulas_like_the_download(world):
+    result = adhoc.run(world[0].cursor(), "SELECT '=HYPERLINK(\"http://x\")' AS \"=cmd\", '-2+3' AS n")
+    assert adhoc.as_csv(result).splitlines() == ["'=cmd,n", "\"'=HYPERLINK(\"\"http://x\"\")\",'-2+3"]
 
 
 def test_every_example_runs_and_returns_rows_on_the_demo_data(store, tmp_path):

@@ -32,7 +32,7 @@ def run_query(sql: str) -> None:
         outcome["result"] = adhoc.run(ws.store.cursor(), sql, time_limit=sql_time_limit())
     except adhoc.QueryRefused as exc:
         outcome["refused"] = str(exc)
-    except adhoc.QueryStopped as exc:
+    except (adhoc.QueryStopped, adhoc.QueryFailed) as exc:
         outcome["stopped"] = str(exc)
     except duckdb.Error as exc:  # DuckDB's own words for a bad query; never a traceback
         outcome["error"] = str(exc)
