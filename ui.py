@@ -68,10 +68,10 @@ CAVEAT = ("A re-trigger runs the workflow again as a new run with the original t
           "when the run first fired, not the source record as it is now.")
 
 
-def ask_retrigger(run_id: str) -> None:
+def ask_retrigger(run_id: str, original: str | None = None) -> None:
     """Open the confirmation (a button's on_click); it stays open across its own reruns until answered."""
     st.session_state["confirm_retrigger"] = {"run": run_id, "nonce": uuid.uuid4().hex,
-                                             "opened": datetime.now(UTC)}
+                                             "opened": datetime.now(UTC), "original": original}
 
 
 def _close_retrigger() -> None:
@@ -82,6 +82,9 @@ def _close_retrigger() -> None:
 def _retrigger_dialog(ask: dict) -> None:
     st.text(f"Run {ask['run']}")
     st.text(CAVEAT)
+    if ask.get("original"):
+        st.text(f"This run is itself a re-trigger of {ask['original']}: the replay uses that run's payload and is "
+                "recorded as another re-trigger of it, so it shows as resolved when this one finishes.")
     name = st.text_input("Your name (recorded with the re-trigger)", value=author(), max_chars=100)
     if st.button("Re-trigger", type="primary"):
         if not name.strip():

@@ -65,6 +65,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+def _instant(value: Any) -> datetime | None:
+    """An ISO timestamp written by the re-triggerer; anything else (a log from elsewhere) is no time."""
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
 def _load(value: str | None) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
@@ -87,6 +95,8 @@ def get(store: Store, run_id: str) -> RunDetail | None:
         rows = cur.execute("SELECT id, status, started_at FROM runs WHERE id = ?", [run["retrigger_of"]]).fetchall()
         parent = dict(zip(("id", "status", "started_at"), rows[0], strict=True)) if rows else {
             "id": run["retrigger_of"], "status": None, "started_at": None}
+        extra = _load(run["extra"]) or {}
+        parent["by"], parent["at"] = extra.get("retriggered_by"), _instant(extra.get("retriggered_at"))  # this replay's
     children = [
         dict(zip(("id", "status", "started_at", "by"), r, strict=True))
         for r in cur.execute("SELECT id, status, started_at, extra->>'retriggered_by' FROM runs "

@@ -74,6 +74,19 @@ class Retriggerer:
             [list(run_ids)]).fetchall()
         return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
 
+    def _roots(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The original each run replays: a re-trigger's payload is its original's, so re-triggering it again
+        is another re-trigger of that original, which then shows as resolved when this one finishes."""
+        roots = {r: r for r in run_ids}
+        for _ in range(8):  # ours are one level deep; logs from elsewhere may chain further
+            parents = dict(self.store.cursor().execute(
+                "SELECT c.id, c.retrigger_of FROM runs c JOIN runs p ON p.id = c.retrigger_of "
+                "WHERE c.id IN (SELECT unnest(?::VARCHAR[]))", [sorted(set(roots.values()))]).fetchall())
+            if not parents:
+                break
+            roots = {r: parents.get(root, root) for r, root in roots.items()}
+        return roots
+
     def _retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
         rows = self.store.cursor().execute(
             "SELECT retrigger_of, arg_max(id, started_at) FROM runs "
@@ -92,32 +105,38 @@ class Retriggerer:
         """
         started = time.perf_counter()
         result = BulkResult(requested=len(run_ids))
-        claimed = self._claim(run_ids)
+        roots = self._roots(list(dict.fromkeys(run_ids)))
+        claimed = self._claim(list(dict.fromkeys(roots.values())))
         try:
             originals = self._originals(sorted(claimed))
             meanwhile = self._retriggered_since(sorted(claimed), since) if since else {}
             stopped = paused(self.store)
             jobs = []
+            taken: dict[str, str] = {}  # original -> the run of this batch that replays it
             for run_id in dict.fromkeys(run_ids):
-                if run_id not in claimed:
+                root = roots[run_id]
+                if root in taken:
+                    result.refused[run_id] = f"same original ({root}) as {taken[root]}, re-triggered once"
+                elif root not in claimed:
                     result.refused[run_id] = "a re-trigger of this run is already under way"
-                elif run_id in meanwhile:
-                    result.refused[run_id] = f"re-triggered meanwhile as {meanwhile[run_id]}"
-                elif run_id not in originals:
+                elif root in meanwhile:
+                    result.refused[run_id] = f"re-triggered meanwhile as {meanwhile[root]}"
+                elif root not in originals:
                     result.refused[run_id] = "no such run"
-                elif originals[run_id][0] in stopped:
-                    result.refused[run_id] = f"workflow {originals[run_id][0]} is paused"
-                elif originals[run_id][0] not in self.definitions:
-                    result.refused[run_id] = f"no definition for workflow {originals[run_id][0]}"
+                elif originals[root][0] in stopped:
+                    result.refused[run_id] = f"workflow {originals[root][0]} is paused"
+                elif originals[root][0] not in self.definitions:
+                    result.refused[run_id] = f"no definition for workflow {originals[root][0]}"
                 else:
+                    taken[root] = run_id
                     jobs.append(run_id)
             done = 0
             extra = {"retriggered_by": who, "retriggered_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
 
             def replay(run_id: str) -> dict:
-                workflow_id, reference, payload = originals[run_id]
+                workflow_id, reference, payload = originals[roots[run_id]]
                 return self.executor.run(self.definitions[workflow_id], payload, reference=reference,
-                                         retrigger_of=run_id, extra=extra)
+                                         retrigger_of=roots[run_id], extra=extra)
 
             with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fourgent-retrigger") as pool:
                 pending: dict[Future, str] = {}

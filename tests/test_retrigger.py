@@ -160,3 +160,28 @@ def test_runs_of_a_paused_workflow_are_not_re_triggered_until_it_is_resumed(stor
     assert result.refused == {"orig_0005": f"workflow {WF_ID} is paused"} and not result.outcomes
     set_paused(store, WF_ID, False)
     assert retriggerer.bulk(["orig_0005"], "li").outcomes == {"finished": 1}
+
+
+def test_re_triggering_a_failed_re_trigger_replays_the_original_and_resolves_it(store, tmp_path, write_log, setup):
+    from fourgent import queries as Q
+
+    sandbox, retriggerer, log = setup
+    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(6))])
+    token = sandbox.tokens["quickbooks"]
+    sandbox.expire("QuickBooks")
+    first = retriggerer.bulk(["orig_0006"], "ana")
+    assert first.outcomes == {"failed": 1}
+    ingest(store, [log])
+    failed_again = first.new_runs["orig_0006"]
+    sandbox.tokens["quickbooks"] = token  # the credential fixed
+    second = retriggerer.bulk([failed_again], "ana")  # the detail page of the failed re-trigger
+    assert second.outcomes == {"finished": 1}
+    ingest(store, [log])
+    cur = store.cursor()
+    new = second.new_runs[failed_again]
+    assert cur.execute("SELECT retrigger_of FROM runs WHERE id = ?", [new]).fetchall() == [("orig_0006",)]
+    assert cur.execute(f"SELECT count(*) FROM ({Q.UNRESOLVED_SQL}) WHERE id = 'orig_0006'").fetchall() == [(0,)]
+    # Two runs with the same original in one batch replay it once.
+    third = retriggerer.bulk(["orig_0006", failed_again], "ana")
+    assert sum(third.outcomes.values()) == 1
+    assert third.refused == {failed_again: "same original (orig_0006) as orig_0006, re-triggered once"}

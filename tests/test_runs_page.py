@@ -316,8 +316,10 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     new_id = done.split()[3].rstrip(":")
     child = detail(new_id)
     assert any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
+    assert any(t.value.startswith("Re-triggered by Ana at 20") for t in child.text)  # who and when, on the new run too
     parent = detail("run_01000000170")
     assert any("by Ana" in t.value for t in parent.text)
+    assert [s.value for s in parent.success] == [f"Resolved: re-triggered as `{new_id}`, which finished."]
 
 
 def test_an_auth_failure_links_to_connections(data, write_log):

@@ -59,6 +59,9 @@ with st.container(border=True):
 
 # ---------------------------------------------------------------- why it failed
 if run["status"] == "failed":
+    latest = found.retriggered_as[-1] if found.retriggered_as else None
+    if latest and latest["status"] == "finished":
+        st.success(f"Resolved: re-triggered as {literal(latest['id'])}, which finished.", icon="✅")
     step = found.failed_step
     with st.container(border=True):
         where = f"step {step['step_index'] + 1} of {len(found.steps)}" if step else "an unknown step"
@@ -88,6 +91,8 @@ if found.retriggered_from or found.retriggered_as:
             st.page_link("views/run_detail.py", label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
                          query_params={"id": parent["id"]})
             st.text(f"Original run: {display.status_label(parent['status']) if parent['status'] else 'not in the store'}")
+            if parent["by"] or parent["at"]:
+                st.text(f"Re-triggered by {parent['by'] or 'someone unnamed'} at {display.local_time(parent['at'], tz)}")
         for child in found.retriggered_as:
             st.page_link("views/run_detail.py", label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
                          query_params={"id": child["id"]})
@@ -98,7 +103,7 @@ if found.retriggered_from or found.retriggered_as:
 # ---------------------------------------------------------------- re-trigger
 retrigger_outcome(run["id"])
 st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" else "secondary",
-          help=CAVEAT, on_click=ask_retrigger, args=(run["id"],))
+          help=CAVEAT, on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
 retrigger_dialog_if_asked()
 
 # ---------------------------------------------------------------- steps
