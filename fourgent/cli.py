@@ -127,10 +127,13 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
                         unresolved=args.unresolved)
         ids = Q.select_ids(ws.store.cursor(), f, limit=args.limit)
     if not ids:
-        print("Nothing to re-trigger: no run matches.")
+        print(json.dumps({"requested": 0, "outcomes": {}, "refused": {}, "new_runs": {}, "seconds": 0})
+              if args.json else "Nothing to re-trigger: no run matches.")
         return EXIT_OK
+    # On stderr: with --json, stdout is one JSON document.
     print(f"Re-triggering {len(ids):,} run{'s' if len(ids) != 1 else ''} with their original payloads "
-          "(the payload from when each run first fired, not the source record's current state) …", flush=True)
+          "(the payload from when each run first fired, not the source record's current state) …",
+          file=sys.stderr, flush=True)
     result = retrigger(ws, ids, args.who, concurrency=args.concurrency)
     summary = {"requested": result.requested, "outcomes": dict(result.outcomes), "refused": result.refused,
                "new_runs": result.new_runs, "seconds": round(result.seconds, 2)}

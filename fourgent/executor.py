@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -63,6 +64,11 @@ def _now() -> str:
 
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
+
+
+def _fill_path(template: str, payload: Mapping[str, Any]) -> str:
+    """Payload values in a URL path, each percent-encoded whole: a value with / ? # or .. stays one segment."""
+    return _PLACEHOLDER.sub(lambda m: quote(str(payload.get(m.group(1), "")), safe=""), template)
 
 
 def _fill(template: Any, payload: Mapping[str, Any]) -> Any:
@@ -155,7 +161,7 @@ class Executor:
 
     def _step(self, record: dict[str, Any], index: int, step: Step, payload: Mapping[str, Any],
               policy: RetryPolicy, deadline: float) -> dict[str, Any]:
-        path, body = _fill(step.path, payload), _fill(step.body, payload)
+        path, body = _fill_path(step.path, payload), _fill(step.body, payload)
         out: dict[str, Any] = {"name": step.name, "app": step.app, "status": "running", "attempts": 0,
                                "started_at": _now(), "input": {"method": step.method, "path": path, "body": body}}
         conn = self.connections.get(step.app)

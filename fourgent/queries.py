@@ -142,7 +142,7 @@ def select_ids(cur: duckdb.DuckDBPyConnection, f: RunFilter, *, limit: int = 100
 def auth_failures_by_app(cur: duckdb.DuckDBPyConnection, days: int = 7) -> dict[str, tuple[int, datetime]]:
     """Failed runs of the last `days` days with kind `auth`, by the app of the step that failed: (count, latest)."""
     rows = cur.execute(
-        "SELECT coalesce(steps[error_step + 1].app, destination_app) AS app, count(*), max(started_at) "
+        "SELECT failed_app, count(*), max(started_at) "
         "FROM fg.runs WHERE status = 'failed' AND error_kind = 'auth' AND started_at >= now() - to_days(?) "
         "GROUP BY ALL", [days]).fetchall()
     return {app: (n, last) for app, n, last in rows if app}

@@ -35,6 +35,7 @@ class Sandbox:
     tokens: dict[str, str] = field(default_factory=dict)  # app slug -> the token it accepts
     queued: dict[str, deque] = field(default_factory=lambda: defaultdict(deque))  # app slug -> (status, headers)
     delay_s: dict[str, float] = field(default_factory=dict)
+    records: dict[tuple[str, str], Any] = field(default_factory=dict)  # (app slug, path) -> what a GET answers
     requests: list[Request] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -62,6 +63,8 @@ class Sandbox:
         if queued is not None:
             status, extra = queued
             return status, extra, {"error": "unavailable" if status >= 500 or status == 429 else "bad_request"}
+        if method == "GET" and (app_slug, path) in self.records:
+            return 200, {}, self.records[(app_slug, path)]
         obj_id = f"{app_slug}_{abs(hash((method, path))) % 10**8}"
         return (201 if method == "POST" else 200), {}, {"ok": True, "id": obj_id, "path": path}
 

@@ -118,11 +118,15 @@ def test_retrigger_replays_failed_runs_and_resolves_them(data_dir, write_log, ca
                        error={"message": "Missing required field: contact_email", "step": 1, "kind": "validation"}))
     assert demo_sandbox().tokens[slug("Xero")] == "demo-xero"
     assert main(["retrigger", "--unresolved", "--who", "ana", "--json"]) == 0
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out, err = capsys.readouterr()
+    summary = json.loads(out)  # stdout is exactly one JSON document
+    assert "Re-triggering 2 runs" in err and "demo-xero" not in out + err  # no credential in what it prints
     assert summary["outcomes"] == {"finished": 1, "failed": 1} and set(summary["new_runs"]) == {"f1", "f2"}
     assert main(["retrigger", "--unresolved", "--json"]) == 0  # f1 is resolved now; f2 failed again
-    again = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    again = json.loads(capsys.readouterr().out)
     assert set(again["new_runs"]) == {"f2"}
+    assert main(["retrigger", "--workflow", "no-such-workflow", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requested"] == 0  # nothing to do is JSON too
     assert main(["sql", "SELECT count(*) AS n FROM runs WHERE retrigger_of IS NOT NULL", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"n": 3}]
     secret_key = (data_dir / "secret.key").read_bytes()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import pytest
 import streamlit as st
 from conftest import ROOT
@@ -88,7 +90,10 @@ def test_auth_failures_after_the_credential_was_set_show_it_expired(tmp_path, mo
     steps = [{"name": "Create invoice", "app": "QuickBooks", "status": "failed", "error": "401"}]
     write_log(tmp_path / "data" / "logs" / "auth.jsonl",
               run_line("q1", status="failed", started_at=now, finished_at=None, steps=steps,
-                       error={"message": "401", "step": 0, "kind": "auth"}))
+                       error={"message": "401", "step": 0, "kind": "auth"}),
+              run_line("q2", status="failed", started_at=now, finished_at=None,  # same workflow, not auth
+                       error={"message": "Missing required field: contact_email", "step": None,
+                              "kind": "validation"}))
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=60).run()
     at.switch_page("views/connections.py").run()
@@ -96,4 +101,10 @@ def test_auth_failures_after_the_credential_was_set_show_it_expired(tmp_path, mo
     assert frame.loc["QuickBooks", "Auth failures (7 d)"] == 1
     assert frame.loc["QuickBooks", "Credential"] == "🔴 Expired"
     assert frame.loc["HubSpot", "Credential"] == "🟢 Connected"
+    link = next(p for p in at.get("page_link") if p.proto.label.endswith("failed with auth in the last 7 days"))
+    runs = AppTest.from_file(APP, default_timeout=60)
+    for key, value in parse_qs(link.proto.query_string).items():
+        runs.query_params[key] = value
+    runs.run()
+    assert next(m.value for m in runs.metric if m.label == "Matching runs") == "1"  # the same run, no other
     st.cache_resource.clear()

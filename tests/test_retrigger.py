@@ -59,10 +59,25 @@ def test_bulk_of_500_gives_exact_outcome_counts_and_lineage(store, tmp_path, wri
 def test_the_replay_sends_the_original_payload(store, tmp_path, write_log, setup):
     sandbox, retriggerer, _ = setup
     ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(7))])
-    # The source record has changed since (a newer snapshot of the deal elsewhere): the replay does not care.
-    retriggerer.bulk(["orig_0007"], "ana")
+    # The deal has changed in HubSpot since the run fired: the replay still sends what fired then.
+    sandbox.records[("hubspot", "/deals/1007")] = {"record_id": "1007", "amount": 99.0, "contact_email": "new@x.io"}
+    result = retriggerer.bulk(["orig_0007"], "ana")
+    assert result.outcomes == {"finished": 1}
+    fetched = [r for r in sandbox.requests if r.method == "GET" and r.path == "/deals/1007"]
+    assert fetched  # the changed record was there to be read
     posted = [r.body for r in sandbox.requests if r.method == "POST"]
     assert posted and all(b["record_id"] == "1007" and b["amount"] == 17.0 for b in posted)
+    assert all(b.get("contact_email") in (None, "a@example.com") for b in posted)
+
+
+def test_payload_values_in_a_path_stay_one_segment(store, tmp_path, write_log, setup):
+    sandbox, retriggerer, _ = setup
+    run = failed_run(8)
+    run["trigger_payload"]["record_id"] = "../admin?x=1#y"
+    ingest(store, [write_log(tmp_path / "orig.jsonl", run)])
+    retriggerer.bulk(["orig_0008"], "ana")
+    gets = [r.path for r in sandbox.requests if r.method == "GET"]
+    assert gets == ["/deals/..%2Fadmin%3Fx%3D1%23y"]
 
 
 def test_a_run_already_being_re_triggered_is_refused_once(store, tmp_path, write_log, setup):

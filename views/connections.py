@@ -66,10 +66,9 @@ for s in states:
             st.caption("A demo app, answered inside Fourgent. It accepts the token shown here "
                        "(demo tokens guard nothing):")
             st.code(demo_token(s.app), language=None)
-        if count:
-            uses = [wf.id for wf in defs.values() if s.app in wf.apps]
+        if count:  # exactly the runs counted: failed with auth at this app's step, in the last 7 days
             st.page_link(PAGES["runs"], label=f"{count} run(s) failed with auth in the last 7 days",
-                         icon="🔎", query_params={"status": "failed", "range": "7d", "workflow": uses})
+                         icon="🔎", query_params={"status": "failed", "kind": "auth", "app": s.app, "range": "7d"})
         with st.form(f"reconnect_{s.app}"):
             st.text_input("Base URL", value=s.base_url, key=f"url_{s.app}")
             st.text_input("New credential", type="password", key=f"token_{s.app}")
