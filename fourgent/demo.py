@@ -52,7 +52,9 @@ COMPANIES = (
 )
 CURRENCIES = ("USD", "EUR", "GBP", "CAD", "AUD")
 SKIP_REASONS = ("Deal pipeline is not 'Sales'", "Amount is 0", "Test record", "Duplicate event within 5 minutes")
-MISSING_FIELDS = ("contact_email", "amount", "billing_address.country", "tax_id")
+# Required by every demo definition (fourgent/workflow_defs/): a validation failure's payload lacks one,
+# so its replay fails the same way, as a replay of the same payload must.
+MISSING_FIELDS = ("contact_email", "amount")
 
 # The demo's story: QuickBooks' token expired this many hours before "now"; every run that
 # reached QuickBooks since failed with auth, until the token is reconnected and the runs re-triggered.
@@ -80,8 +82,6 @@ def _error(kind: str, app: str, rng: random.Random) -> tuple[str, int]:
     """(message, attempts) for a failure of `kind` talking to `app`."""
     if kind == "auth":
         return f"401 Unauthorized: access token expired for {app}. Reconnect the app in Connections.", 1
-    if kind == "validation":
-        return f"Missing required field: {rng.choice(MISSING_FIELDS)}", 1
     if kind == "unavailable":
         if rng.random() < 0.6:
             return f"{app} API temporarily unavailable (503 Service Unavailable) after 3 attempts", 3
@@ -102,7 +102,7 @@ class RunFactory:
 
     def run(self, n: int, started: datetime, now: datetime, *, status: str | None = None,
             workflow: Workflow | None = None, payload: dict | None = None, retrigger_of: str | None = None,
-            run_id: str | None = None, expired_app: str | None = None) -> dict:
+            run_id: str | None = None, expired_app: str | None = None, kind: str | None = None) -> dict:
         rng = self.rng
         wf = workflow or rng.choice(WORKFLOWS)
         if payload is None:
@@ -135,13 +135,17 @@ class RunFactory:
         steps, t = [], started
         fail_at = rng.randrange(len(wf.steps)) if status == "failed" else None
         stop_at = {"running": rng.randrange(len(wf.steps)), "pending": 0}.get(status)
-        kind = _pick(rng, KIND_WEIGHTS) if status == "failed" else None
+        kind = (kind or _pick(rng, KIND_WEIGHTS)) if status == "failed" else None
         if kind == "validation":
             fail_at = 1 if len(wf.steps) > 1 else 0
         expired_at = next((i for i, (_, app) in enumerate(wf.steps) if expired_app and app == expired_app), None)
         if expired_at is not None and status in ("finished", "failed"):
             status, kind, fail_at = "failed", "auth", expired_at
             run["status"] = status
+        missing = None
+        if kind == "validation":
+            missing = next((f for f in MISSING_FIELDS if payload.get(f) in (None, "")), None) or rng.choice(MISSING_FIELDS)
+            run["trigger_payload"] = payload = {**payload, missing: None}
         error = None
         for i, (name, app) in enumerate(wf.steps):
             if status == "pending" or (stop_at is not None and i > stop_at) or (fail_at is not None and i > fail_at):
@@ -152,7 +156,8 @@ class RunFactory:
             step = {"name": name, "app": app, "status": "finished", "attempts": 1, "started_at": _iso(t)}
             step["input"] = {"record_id": record} if i == 0 else {"record_id": record, "from_step": i - 1}
             if i == fail_at:
-                message, attempts = _error(kind, app or wf.destination_app, rng)
+                message, attempts = (f"Missing required field: {missing}", 1) if missing else \
+                    _error(kind, app or wf.destination_app, rng)
                 if kind == "unavailable":
                     took *= attempts
                 step.update(status="failed", attempts=attempts, error=message)
@@ -212,8 +217,11 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
             later = started + timedelta(minutes=rng.randint(5, 600))
             if later < now:
                 wf = next(w for w in WORKFLOWS if w.id == run["workflow"]["id"])
-                again = factory.run(n, later, now, status=rng.choice(("finished", "finished", "failed")),
-                                    workflow=wf, payload=run["trigger_payload"], retrigger_of=run["id"],
+                # The same payload: a validation failure fails again; other causes may have been fixed.
+                invalid = run["error"]["kind"] == "validation"
+                again = factory.run(n, later, now, workflow=wf, payload=run["trigger_payload"],
+                                    status="failed" if invalid else rng.choice(("finished", "finished", "failed")),
+                                    kind="validation" if invalid else None, retrigger_of=run["id"],
                                     run_id=f"{run['id']}_rt1")
                 again["reference"] = run["reference"]
                 yield again

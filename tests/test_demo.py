@@ -35,3 +35,18 @@ def test_only_runs_reaching_the_expired_app_in_its_window_fail_with_auth_there()
             assert r["steps"][r["error"]["step"]]["app"] == demo.EXPIRED_APP
         elif r["status"] == "failed" and r["error"]["kind"] == "auth":
             assert apps[r["error"]["step"]] != demo.EXPIRED_APP
+
+
+def test_validation_failures_lack_a_required_field_and_their_replays_fail_the_same_way():
+    from fourgent import workflows
+
+    required = {wf.id: set(wf.required) for wf in workflows.load(workflows.BUILTIN_DIR).values()}
+    everything = list(demo.generate(6000, now=NOW))
+    invalid = {r["id"]: r for r in everything if r["status"] == "failed" and r["error"]["kind"] == "validation"}
+    assert invalid
+    for r in invalid.values():
+        field = r["error"]["message"].removeprefix("Missing required field: ")
+        assert field in required[r["workflow"]["id"]] and r["trigger_payload"][field] is None, r["id"]
+    replays = [r for r in everything if r.get("retrigger_of") in invalid]
+    assert replays and all(r["status"] == "failed" and r["error"]["kind"] == "validation" for r in replays)
+    assert all(r["trigger_payload"] == invalid[r["retrigger_of"]]["trigger_payload"] for r in replays)
