@@ -15,6 +15,7 @@ import streamlit as st
 from fourgent import comments, display, export
 from fourgent import overview as O
 from fourgent import queries as Q
+from fourgent.pauses import without_paused
 from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, BulkJob
 from fourgent.spec import STATUSES
 from fourgent.store import StoreBusy
@@ -372,7 +373,10 @@ def bulk_bar(cur, f: Q.RunFilter) -> None:
     if st.session_state.get("bulk_job"):
         st.fragment(run_every=0.5)(bulk_progress)()  # polls the background job; nothing else reruns
         return
-    n = O.unresolved_count(cur, f)
+    f, held = without_paused(workspace().store, f)
+    if held:  # workflow IDs come from logs: text
+        st.text(f"Paused, so left out of re-triggers: {', '.join(held)} (resume on the Workflows page).")
+    n = O.unresolved_count(cur, f) if f else 0
     if n:
         st.button(f"↻ Re-trigger the {n:,} unresolved failed run{'s' if n != 1 else ''} matching these filters",
                   on_click=ask_bulk, args=(n,), key="bulk_retrigger",

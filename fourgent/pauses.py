@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
+from . import queries as Q
 from .store import Store
 
 
@@ -19,3 +21,15 @@ def set_paused(store: Store, workflow_id: str, pause: bool, who: str = "") -> No
             cur.execute("INSERT INTO fg.paused VALUES (?, now(), ?) ON CONFLICT DO NOTHING", [workflow_id, who])
         else:
             cur.execute("DELETE FROM fg.paused WHERE workflow_id = ?", [workflow_id])
+
+
+def without_paused(store: Store, f: Q.RunFilter) -> tuple[Q.RunFilter | None, list[str]]:
+    """The filter narrowed to workflows that are not paused (None when none is left), and the paused ones
+    it held: a bulk re-trigger counts and takes only runs it may replay."""
+    stopped = paused(store)
+    if not stopped:
+        return f, []
+    scope = f.workflows or tuple(wf for wf, _ in Q.workflows(store.cursor()))
+    held = [wf for wf in scope if wf in stopped]
+    active = tuple(wf for wf in scope if wf not in stopped)
+    return (replace(f, workflows=active) if active else None), held

@@ -97,6 +97,21 @@ def test_the_bulk_count_follows_the_filters_and_is_absent_without_failures(demo)
     assert button(at, "↻ Re-trigger the").label.startswith(f"↻ Re-trigger the {n:,} unresolved")
 
 
+def test_a_paused_workflow_is_left_out_of_the_bulk_count_and_said_so(demo):
+    from fourgent.pauses import set_paused
+
+    cur = workspace().store.cursor()
+    everything = Q.count(cur, Q.bulk_selection(Q.RunFilter()))
+    set_paused(workspace().store, "zendesk-ticket-jira-issue", True, "ana")
+    held = Q.count(cur, Q.bulk_selection(Q.RunFilter(workflows=("zendesk-ticket-jira-issue",))))
+    assert held > 0
+    at = open_runs()
+    assert button(at, "↻ Re-trigger the").label.startswith(f"↻ Re-trigger the {everything - held:,} unresolved")
+    assert any(t.value.startswith("Paused, so left out of re-triggers: zendesk-ticket-jira-issue") for t in at.text)
+    at = open_runs(workflow="zendesk-ticket-jira-issue", unresolved="1")
+    assert not [b for b in at.button if b.label.startswith("↻ Re-trigger the")]  # nothing it may replay
+
+
 def test_cancel_stops_a_bulk_re_trigger_and_says_how_many_were_not_started(demo):
     demo.delay_s["hubspot"] = 0.4  # each run waits on HubSpot: time to press Cancel
     at = open_runs(status="failed")
