@@ -33,6 +33,14 @@ class RunDetail:
             return self.steps[index]
         return next((s for s in self.steps if s["status"] == "failed"), None)
 
+    def attempts_of(self, step_index: int) -> list[dict[str, Any]]:
+        """The calls the engine made for a step, when its log says (`attempt_log`, written by our executor);
+        entries of another shape (a log from elsewhere) are left out rather than guessed at."""
+        log = (_load(self.run["extra"]) or {}).get("attempt_log") if self.run["extra"] else None
+        if not isinstance(log, list):
+            return []
+        return [a for a in log if isinstance(a, dict) and a.get("step") == step_index]
+
     def record(self) -> dict[str, Any]:
         """The run as a run-log record: the spec's fields plus any unknown ones it arrived with."""
         r = self.run

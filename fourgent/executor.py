@@ -99,14 +99,15 @@ def retry_after_seconds(value: str | None, cap: float) -> float | None:
     return max(0.0, min(seconds, cap))
 
 
-def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+def _wait(policy: RetryPolicy, deadline: float) -> Callable[[RetryCallState], float]:
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Unavailable) and exc.retry_after is not None:
-            return exc.retry_after
-        # Full jitter: anywhere from 0 to the exponential ceiling.
-        ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (state.attempt_number - 1))
-        return random.uniform(0, ceiling)
+            pause = exc.retry_after
+        else:  # full jitter: anywhere from 0 to the exponential ceiling
+            ceiling = min(policy.backoff_max_s, policy.backoff_initial_s * 2 ** (state.attempt_number - 1))
+            pause = random.uniform(0, ceiling)
+        return max(0.0, min(pause, deadline - time.monotonic()))  # never sleep past the run's deadline
 
     return wait
 
@@ -133,6 +134,8 @@ class Executor:
                          "source_app": wf.source_app, "destination_app": wf.destination_app},
             "status": "pending", "started_at": started, "updated_at": started,
             "trigger_payload": payload, "steps": [], "attempt": 1,
+            # Every call the engine made (retries included): step, attempt, when, how long, the answer or error.
+            "attempt_log": [],
         }
         if retrigger_of:
             record["retrigger_of"] = retrigger_of
@@ -176,10 +179,25 @@ class Executor:
         url = conn.base_url.rstrip("/") + path
 
         def call() -> Any:
-            out["attempts"] += 1
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise _Failed("unavailable", f"The run's deadline of {policy.deadline_s:g} s passed")
+            if remaining <= 0:  # no call made: not an attempt
+                raise _Failed("unavailable", f"The run's deadline of {policy.deadline_s:g} s passed after "
+                                             f"{out['attempts']} attempt{'s' if out['attempts'] != 1 else ''}")
+            out["attempts"] += 1
+            entry: dict[str, Any] = {"step": index, "attempt": out["attempts"], "started_at": _now()}
+            record["attempt_log"].append(entry)
+            began = time.monotonic()
+            try:
+                answer = attempt(remaining)
+                entry["outcome"] = "ok"
+                return answer
+            except (_Unavailable, _Failed) as exc:
+                entry["outcome"] = str(exc)
+                raise
+            finally:
+                entry["duration_ms"] = round((time.monotonic() - began) * 1000)
+
+        def attempt(remaining: float) -> Any:
             try:
                 response = self.client.request(step.method, url, json=body, headers=headers,
                                                timeout=min(policy.timeout_s, remaining))
@@ -187,6 +205,7 @@ class Executor:
                 raise _Unavailable(f"Timed out after {policy.timeout_s:g}s waiting for {step.app}") from None
             except httpx.TransportError as exc:
                 raise _Unavailable(f"Could not reach {step.app} ({type(exc).__name__})") from None
+            record["attempt_log"][-1]["status_code"] = response.status_code
             try:
                 answer = response.json()
             except ValueError:
@@ -205,7 +224,7 @@ class Executor:
 
         retrying = Retrying(
             stop=stop_after_attempt(policy.attempts) | (lambda _: time.monotonic() >= deadline),
-            wait=_wait(policy), retry=retry_if_exception_type(_Unavailable), reraise=True, sleep=self.sleep,
+            wait=_wait(policy, deadline), retry=retry_if_exception_type(_Unavailable), reraise=True, sleep=self.sleep,
         )
         try:
             out["output"] = retrying(call)

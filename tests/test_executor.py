@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -78,6 +80,40 @@ def test_503_twice_then_200_finishes_after_three_attempts_with_one_idempotency_k
     assert run["steps"][1]["attempts"] == 3
     keys = {r.idempotency_key for r in sandbox.requests if r.app == "quickbooks" and r.path == "/find-or-create-customer"}
     assert keys == {f"{run['id']}-1"}
+
+
+def test_every_attempt_is_recorded_with_its_answer_and_timing(apps, hubspot_wf):
+    sandbox, url = apps
+    ex = make(sandbox, url, [])
+    sandbox.fail_next("QuickBooks", 503, (429, {"Retry-After": "1"}))
+    run = ex.run(hubspot_wf, PAYLOAD)
+    tries = [a for a in run["attempt_log"] if a["step"] == 1]
+    assert [(a["attempt"], a["status_code"]) for a in tries] == [(1, 503), (2, 429), (3, 201)]
+    assert tries[0]["outcome"].startswith("QuickBooks answered 503") and tries[2]["outcome"] == "ok"
+    assert all(a["duration_ms"] >= 0 and a["started_at"].endswith("Z") for a in run["attempt_log"])
+    assert len(run["attempt_log"]) == sum(s["attempts"] for s in run["steps"])
+
+
+def test_waits_never_reach_past_the_runs_deadline(apps, hubspot_wf):
+    sandbox, url = apps
+    waits: list[float] = []
+    quick = replace(hubspot_wf, retry=replace(hubspot_wf.retry, deadline_s=2.0))
+    ex = Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), [].append, sleep=waits.append)
+    sandbox.fail_next("HubSpot", (503, {"Retry-After": "30"}))
+    assert ex.run(quick, PAYLOAD)["status"] == "finished"
+    assert 0 < waits[0] <= 2.0  # the server asked for 30 s; the run had 2 s left
+
+
+def test_a_run_past_its_deadline_fails_unavailable_without_another_call(apps, hubspot_wf):
+    sandbox, url = apps
+    quick = replace(hubspot_wf, retry=replace(hubspot_wf.retry, deadline_s=0.3))
+    ex = Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), [].append, sleep=time.sleep)
+    sandbox.fail_next("HubSpot", (503, {"Retry-After": "5"}))
+    run = ex.run(quick, PAYLOAD)
+    assert run["status"] == "failed" and run["error"]["kind"] == "unavailable"
+    assert "deadline of 0.3 s passed after 1 attempt" in run["error"]["message"]
+    assert run["steps"][0]["attempts"] == 1 and len(run["attempt_log"]) == 1
+    assert [r.app for r in sandbox.requests] == ["hubspot"]
 
 
 def test_unavailable_after_the_attempt_limit(apps, hubspot_wf):

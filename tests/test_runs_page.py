@@ -322,6 +322,22 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     assert [s.value for s in parent.success] == [f"Resolved: re-triggered as `{new_id}`, which finished."]
 
 
+def test_a_steps_attempts_are_listed_and_odd_attempt_logs_do_not_break_the_page(data, write_log):
+    tries = [{"step": 0, "attempt": 1, "started_at": "2026-11-20T14:03:11.200Z", "duration_ms": 30,
+              "status_code": 503, "outcome": "HubSpot answered 503 Service Unavailable"},
+             {"step": 0, "attempt": 2, "started_at": "2026-11-20T14:03:11.400Z", "duration_ms": "soon",
+              "status_code": 200, "outcome": "ok"}, "not an attempt", {"step": 5}]
+    write_log(data / "logs" / "tries.jsonl", run_line("tries", attempt_log=tries),
+              run_line("odd_log", attempt_log="[x](javascript:alert(1))"))
+    at = detail("tries")
+    table = next(d.value for d in at.dataframe if "Attempt" in d.value.columns)
+    assert table.values.tolist() == [
+        ["1", "2026-11-20T14:03:11.200Z", "30 ms", "503", "HubSpot answered 503 Service Unavailable"],
+        ["2", "2026-11-20T14:03:11.400Z", "—", "200", "ok"]]
+    at = detail("odd_log")
+    assert not at.exception and not [d for d in at.dataframe if "Attempt" in d.value.columns]
+
+
 def test_an_auth_failure_links_to_connections(data, write_log):
     write_log(data / "logs" / "auth.jsonl", run_line("auth_fail", status="failed",
               error={"message": "401 Unauthorized", "step": 0, "kind": "auth"}))

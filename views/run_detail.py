@@ -134,6 +134,14 @@ if found.steps:
             st.text(s["name"] + (f" — {s['app']}" if s["app"] else ""))
             if s["error"]:
                 st.code(s["error"], language=None, wrap_lines=True)
+            if tries := found.attempts_of(s["step_index"]):
+                st.dataframe({"Attempt": [str(a.get("attempt", "")) for a in tries],
+                              "Started": [str(a.get("started_at", "")) for a in tries],
+                              "Took": [display.duration(a["duration_ms"]) if isinstance(a.get("duration_ms"), int | float)
+                                       else "—" for a in tries],
+                              "Answer": [str(a.get("status_code", "—")) for a in tries],
+                              "Outcome": [str(a.get("outcome", "")) for a in tries]},
+                             hide_index=True, width="stretch")
             cols = st.columns(2)
             for col, key in zip(cols, ("input", "output"), strict=True):
                 with col:
