@@ -125,14 +125,21 @@ def definitions(ws: Workspace) -> dict[str, workflows.Workflow]:
 
 
 def connections(ws: Workspace) -> Connections:
-    """The workspace's connections; on first use, every app of the definitions points at the demo apps."""
+    """The workspace's connections; on first use, every app of the definitions points at the demo apps.
+    An app a definition added later gets a row with no credential (Missing), for the user to connect."""
     conns = Connections(ws.store, ws.paths.data_dir / "secret.key")
-    if not conns.states():
-        for app in sorted({a for wf in definitions(ws).values() for a in wf.apps}):
+    apps = sorted({a for wf in definitions(ws).values() for a in wf.apps})
+    stored = {s.app for s in conns.states()}
+    if not stored:
+        for app in apps:
             # The demo's story: QuickBooks' token has expired, so its runs fail until it is reconnected.
             stale = "-expired" if app == demo.EXPIRED_APP else ""
             conns.set(app, f"{SANDBOX_URL}/{slug(app)}", f"{demo_token(app)}{stale}")
         conns.record(refused=[demo.EXPIRED_APP])
+    else:
+        for app in apps:
+            if app not in stored:
+                conns.set(app, "", None)
     return conns
 
 

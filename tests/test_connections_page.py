@@ -40,6 +40,26 @@ def test_every_demo_app_is_listed_and_only_quickbooks_starts_expired(page):
     assert set(frame.drop(index="QuickBooks")["Credential"]) == {"🟢 Connected"}
 
 
+def test_an_app_a_later_definition_adds_is_listed_missing_and_can_be_connected(page, tmp_path):
+    import json
+
+    folder = tmp_path / "data" / "workflows"
+    base = json.loads((folder / "hubspot-closed-won-quickbooks-invoice.json").read_text())
+    base["id"] = "hubspot-deal-notion-page"
+    base["steps"][-1]["app"] = "Notion"
+    (folder / "hubspot-deal-notion-page.json").write_text(json.dumps(base))
+    page.run()
+    frame = page.dataframe[0].value.set_index("App")
+    assert frame.loc["Notion", "Credential"] == "⚪ Missing"
+    notion = [e.label for e in page.expander].index("⚪ `Notion`")
+    [t for t in page.text_input if t.label == "Base URL"][notion].set_value("https://api.notion.example")
+    [t for t in page.text_input if t.label == "New credential"][notion].set_value("secret-notion-token-1234")
+    [b for b in page.button if b.label == "Reconnect / update credential"][notion].click().run()
+    frame = page.dataframe[0].value.set_index("App")
+    assert frame.loc["Notion", "Credential"] == "🟢 Connected" and frame.loc["Notion", "Token"].endswith("1234")
+    assert frame.loc["Notion", "Base URL"] == "https://api.notion.example"
+
+
 def test_reconnecting_the_expired_demo_app_with_its_demo_token_connects_it(page):
     quickbooks = [e.label for e in page.expander].index("🔴 `QuickBooks`")
     [t for t in page.text_input if t.label == "New credential"][quickbooks].set_value("demo-quickbooks")
