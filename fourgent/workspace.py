@@ -15,10 +15,11 @@ from pathlib import Path
 import httpx
 
 from . import demo, workflows
+from . import queries as Q
 from .config import Paths
 from .config import paths as resolve_paths
-from .connections import Connections
-from .executor import Executor, log_writer
+from .connections import Connections, ConnectionState
+from .executor import AUTH_STATUSES, Executor, log_writer
 from .ingest import IngestReport, discover, ingest
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
@@ -166,3 +167,33 @@ def retriggerer(ws: Workspace, client: httpx.Client | None = None) -> Retriggere
     executor = Executor(connections(ws).all(), log_writer(ws.paths.logs_dir / f"retriggers-{day}.jsonl"),
                         client=client)
     return Retriggerer(ws.store, executor, definitions(ws))
+
+
+def connection_states(ws: Workspace) -> tuple[list[ConnectionState], dict[str, tuple[int, datetime]]]:
+    """Each connection's state, Expired also when runs failed with auth after its credential was last set;
+    and the auth failures of the last 7 days by app (count, latest)."""
+    conns = connections(ws)
+    failures = Q.auth_failures_by_app(ws.store.cursor())
+    expired = {s.app for s in conns.states()
+               if s.app in failures and s.updated_at and failures[s.app][1] > s.updated_at}
+    return conns.states(expired=expired), failures
+
+
+def check_connection(ws: Workspace, app: str) -> tuple[bool, str]:
+    """Call the app's base URL with its credential; record the answer (a refusal marks it Expired).
+    Returns (connected, what it answered); the credential never appears in what is returned."""
+    conn = connections(ws).get(app)
+    if conn is None or not conn.base_url:
+        return False, "No base URL: set one and save it first."
+    try:
+        with httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())}, timeout=10) as client:
+            answer = client.get(conn.base_url.rstrip("/") + "/",
+                                headers={"Authorization": f"Bearer {conn.token}"} if conn.token else {})
+    except httpx.HTTPError as exc:
+        return False, f"Could not reach it: {type(exc).__name__}"
+    if answer.is_success:
+        connections(ws).record(ok=[app])
+        return True, f"Connected: {answer.status_code} {answer.reason_phrase}"
+    if answer.status_code in AUTH_STATUSES:
+        connections(ws).record(refused=[app])
+    return False, f"Refused: {answer.status_code} {answer.reason_phrase}"

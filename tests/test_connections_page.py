@@ -52,6 +52,8 @@ def test_an_app_a_later_definition_adds_is_listed_missing_and_can_be_connected(p
     frame = page.dataframe[0].value.set_index("App")
     assert frame.loc["Notion", "Credential"] == "⚪ Missing"
     notion = [e.label for e in page.expander].index("⚪ `Notion`")
+    [b for b in page.button if b.label == "Test connection"][notion].click().run()
+    assert any(t.value == "❌ No base URL: set one and save it first." for t in page.text)
     [t for t in page.text_input if t.label == "Base URL"][notion].set_value("https://api.notion.example")
     [t for t in page.text_input if t.label == "New credential"][notion].set_value("secret-notion-token-1234")
     [b for b in page.button if b.label == "Reconnect / update credential"][notion].click().run()
@@ -68,7 +70,7 @@ def test_reconnecting_the_expired_demo_app_with_its_demo_token_connects_it(page)
     link = next(p for p in page.get("page_link") if p.label.startswith("Unresolved failures"))
     assert "QuickBooks" in link.label
     [b for b in page.button if b.label == "Test connection"][quickbooks].click().run()
-    assert any(s.value.startswith("Connected: 200") for s in page.success)
+    assert any(t.value.startswith("✅ Connected: 200") for t in page.text)
 
 
 def test_reconnecting_stores_the_credential_masked_and_never_shows_it(page):
@@ -83,12 +85,12 @@ def test_reconnecting_stores_the_credential_masked_and_never_shows_it(page):
 
 def test_test_connection_reports_the_answer(page):
     next(b for b in page.button if b.label == "Test connection").click().run()
-    assert any(s.value.startswith("Connected: 200") for s in page.success)
+    assert any(t.value.startswith("✅ Connected: 200") for t in page.text)
     form_inputs = [t for t in page.text_input if t.label == "New credential"]
     form_inputs[0].set_value("wrong-token-000000")
     next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
     next(b for b in page.button if b.label == "Test connection").click().run()
-    assert any(e.value.startswith("Refused: 401") for e in page.error)
+    assert any(t.value.startswith("❌ Refused: 401") for t in page.text)
     assert page.dataframe[0].value["Credential"][0] == "🔴 Expired"  # the refusal is remembered
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import httpx
 import streamlit as st
 
 from fourgent import display
-from fourgent import queries as Q
 from fourgent.connections import CredentialError
-from fourgent.sandbox import transport
-from fourgent.workspace import SANDBOX_URL, connections, definitions, demo_sandbox, demo_token
+from fourgent.workspace import SANDBOX_URL, check_connection, connection_states, connections, definitions, demo_token
 from ui import PAGES, literal, workspace
 
 ws = workspace()
@@ -39,11 +36,7 @@ if saved := st.session_state.pop("connections_saved", None):
 if problem := st.session_state.pop("connections_error", None):
     st.error(problem)
 
-failures = Q.auth_failures_by_app(ws.store.cursor())
-stored = conns.states()
-# Expired: runs failed with auth after the credential was last set.
-expired = {s.app for s in stored if s.app in failures and s.updated_at and failures[s.app][1] > s.updated_at}
-states = conns.states(expired=expired)
+states, failures = connection_states(ws)
 st.dataframe(
     {
         "App": [s.app for s in states],
@@ -74,23 +67,8 @@ for s in states:
             st.text_input("New credential", type="password", key=f"token_{s.app}")
             st.form_submit_button("Reconnect / update credential", on_click=save, args=(s.app,))
         if st.button("Test connection", key=f"test_{s.app}"):
-            conn = conns.get(s.app)
-            try:
-                with httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())}, timeout=10) as client:
-                    answer = client.get(conn.base_url.rstrip("/") + "/",
-                                        headers={"Authorization": f"Bearer {conn.token}"} if conn.token else {})
-                if answer.is_success:
-                    conns.record(ok=[s.app])
-                    said = f"Connected: {answer.status_code} {answer.reason_phrase}"
-                    st.session_state["connections_tested"] = (s.app, True, said)
-                else:
-                    if answer.status_code in (401, 403):
-                        conns.record(refused=[s.app])
-                    said = f"Refused: {answer.status_code} {answer.reason_phrase}"
-                    st.session_state["connections_tested"] = (s.app, False, said)
-                st.rerun()  # the table above shows the new state
-            except httpx.HTTPError as exc:
-                st.error(f"Could not reach it: {type(exc).__name__}")
+            st.session_state["connections_tested"] = (s.app, *check_connection(ws, s.app))
+            st.rerun()  # the table above shows the new state
         tested = st.session_state.get("connections_tested")
         if tested and tested[0] == s.app:
-            (st.success if tested[1] else st.error)(tested[2])
+            st.text(("✅ " if tested[1] else "❌ ") + tested[2])  # the server's reason phrase: text
