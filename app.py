@@ -39,7 +39,7 @@ PRESET_SPAN = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedel
 LIVE_SECONDS = 5
 DEFAULTS = {"f_q": "", "f_status": [], "f_workflow": [], "f_range": "any", "f_dates": (), "f_window": None,
             "f_page": 1, "f_size": 50, "f_oldest": False, "f_utc": False, "f_unresolved": False,
-            "f_kind": [], "f_app": []}
+            "f_kind": [], "f_app": [], "f_error": ""}
 
 
 # ---------------------------------------------------------------- URL <-> widget state
@@ -104,6 +104,7 @@ def state_from_url(params: Params, browser_zone: str | None = None) -> dict[str,
     state["f_unresolved"] = _one(params, "unresolved") == "1"
     state["f_kind"] = [v[:100] for v in params.get("kind", []) if v][:10]  # repeated, like workflow
     state["f_app"] = [v[:200] for v in params.get("app", []) if v][:10]
+    state["f_error"] = _one(params, "error")[:2000]
     return state
 
 
@@ -137,6 +138,8 @@ def url_from_state(s: dict[str, object]) -> Params:
         params["kind"] = list(s["f_kind"])
     if s["f_app"]:
         params["app"] = list(s["f_app"])
+    if s["f_error"]:
+        params["error"] = [str(s["f_error"])]
     return params
 
 
@@ -160,7 +163,7 @@ def run_filter(s: dict[str, object], tz, now: datetime) -> Q.RunFilter:
         end = datetime.combine(dates[-1] + timedelta(days=1), time.min, tzinfo=tz)
     return Q.RunFilter(q=str(s["f_q"]), statuses=tuple(s["f_status"]), workflows=tuple(s["f_workflow"]),
                        start=start, end=end, unresolved=bool(s["f_unresolved"]), kinds=tuple(s["f_kind"]),
-                       apps=tuple(s["f_app"]))
+                       apps=tuple(s["f_app"]), error=str(s["f_error"]))
 
 
 def sync_from_url() -> None:
@@ -197,7 +200,7 @@ def filter_changed() -> None:
 
 
 def drop_kind_app() -> None:
-    st.session_state["f_kind"], st.session_state["f_app"] = [], []
+    st.session_state["f_kind"], st.session_state["f_app"], st.session_state["f_error"] = [], [], ""
     filter_changed()
 
 
@@ -260,8 +263,9 @@ def render_filters(ws) -> None:
     st.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
               help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
     narrowed = [("kind", k) for k in st.session_state.get("f_kind", [])] + \
-               [("app", a) for a in st.session_state.get("f_app", [])]
-    if narrowed:  # set by a link (the Overview's failures by kind or app); no widget of their own
+               [("app", a) for a in st.session_state.get("f_app", [])] + \
+               ([("error", st.session_state["f_error"])] if st.session_state.get("f_error") else [])
+    if narrowed:  # set by a link (the Overview's failures by kind, app or error); no widget of their own
         cols = st.columns([6, 1], vertical_alignment="center")
         cols[0].text("Failed runs where " + " and ".join(
             f"{what} = {' or '.join(v for w, v in narrowed if w == what)}" for what in dict(narrowed)))

@@ -39,7 +39,7 @@ PAGES: dict[str, st.Page] = {}
 
 def runs_link(start: datetime | None = None, end: datetime | None = None, *, statuses: tuple[str, ...] = (),
               workflows: tuple[str, ...] = (), unresolved: bool = False, kinds: tuple[str, ...] = (),
-              apps: tuple[str, ...] = ()) -> dict[str, str | list[str]]:
+              apps: tuple[str, ...] = (), error: str = "") -> dict[str, str | list[str]]:
     """The Runs page's URL query for these filters (its documented contract), e.g. for a clicked bar."""
     params: dict[str, str | list[str]] = {}
     if start is not None and end is not None:
@@ -54,6 +54,8 @@ def runs_link(start: datetime | None = None, end: datetime | None = None, *, sta
         params["kind"] = list(kinds)
     if apps:
         params["app"] = list(apps)
+    if error:
+        params["error"] = error
     return params
 
 

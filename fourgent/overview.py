@@ -32,12 +32,7 @@ BUCKET_MS = {"hour": HOUR_MS, "day": DAY_MS, "week": 7 * DAY_MS}
 BUCKET_OFFSET_MS = {"hour": 0, "day": 0, "week": 3 * DAY_MS}
 ENDED = ("finished", "failed", "skipped")  # a failure rate counts only runs that have ended
 
-# An error message with the parts that vary from run to run taken out, so alike failures group:
-# quoted values become …, and any word holding a digit (IDs, amounts, status codes, durations) becomes #.
-ERROR_PATTERN_SQL = (
-    "regexp_replace(regexp_replace(error_message, '''[^'']*''|\"[^\"]*\"', '…', 'g'), "
-    "'[A-Za-z0-9_.-]*[0-9][A-Za-z0-9_.-]*', '#', 'g')"
-)
+ERROR_PATTERN_SQL = Q.ERROR_PATTERN_SQL  # the Runs page filters by the same pattern
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,13 @@ TABLE_COLUMNS = ("id, reference, workflow, workflow_id, status, started_at, fini
                  "retrigger_of")
 
 
+# An error message with the parts that vary from run to run taken out, so alike failures group:
+# quoted values become …, and any word holding a digit (IDs, amounts, status codes, durations) becomes #.
+ERROR_PATTERN_SQL = (
+    "regexp_replace(regexp_replace(error_message, '''[^'']*''|\"[^\"]*\"', '…', 'g'), "
+    "'[A-Za-z0-9_.-]*[0-9][A-Za-z0-9_.-]*', '#', 'g')"
+)
+
 @dataclass(frozen=True)
 class RunFilter:
     """What the Runs page narrows to; every field maps to a URL query parameter."""
@@ -31,6 +38,7 @@ class RunFilter:
     unresolved: bool = False  # only failed originals whose latest re-trigger did not finish
     kinds: tuple[str, ...] = ()  # error kinds (auth, validation, …): failed runs of these kinds
     apps: tuple[str, ...] = ()  # failed runs whose failed step called one of these apps (runs.failed_app)
+    error: str = ""  # failed runs whose error message has this pattern (ERROR_PATTERN_SQL), as the Overview groups
 
     def where(self) -> tuple[str, list[Any]]:
         """A WHERE clause (or "") and its parameters; user text only ever travels as a parameter."""
@@ -57,6 +65,11 @@ class RunFilter:
             params.append(self.end)
         if self.unresolved:
             parts.append(f"({UNRESOLVED_WHERE})")
+        if self.error:
+            # The pattern is worked out once per distinct message, not once per failed run.
+            parts.append(f"status = 'failed' AND error_message IN (SELECT error_message FROM (SELECT DISTINCT "
+                         f"error_message FROM fg.runs WHERE status = 'failed') WHERE {ERROR_PATTERN_SQL} = ?)")
+            params.append(self.error)
         for column, values in (("error_kind", self.kinds), ("failed_app", self.apps)):
             if values:
                 parts.append(f"{column} IN (SELECT unnest(?::VARCHAR[]))")

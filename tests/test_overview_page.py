@@ -99,6 +99,24 @@ def test_each_workflow_row_opens_the_runs_page_with_the_same_count(sampled):
         assert matching_runs(**runs_link(start, end, workflows=(wf,))) == runs
 
 
+def test_each_top_error_row_opens_exactly_the_failures_with_that_pattern(sampled):
+    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    errors = O.top_errors(workspace().store.cursor(), O.Window(start, end))
+    assert len(errors) > 3
+    shown = next(d.value for d in at.dataframe if "Error" in d.value.columns)
+    assert shown["Error"].tolist() == errors["pattern"].to_list()  # the rows the page offers to click
+    for pattern, failures in errors.select("pattern", "failures").iter_rows():
+        assert matching_runs(**runs_link(start, end, statuses=("failed",), error=pattern)) == failures, pattern
+    runs = AppTest.from_file(APP, default_timeout=60)
+    for k, v in runs_link(start, end, statuses=("failed",), error=errors["pattern"][0]).items():
+        runs.query_params[k] = v
+    runs.run()
+    assert f"Failed runs where error = {errors['pattern'][0]}" in [t.value for t in runs.text]  # said, as text
+    next(b for b in runs.button if b.label == "Remove").click().run()
+    assert "error" not in runs.query_params
+
+
 def test_a_bar_opens_exactly_the_runs_it_counted(sampled):
     open_page("views/overview.py")  # opens the process's store and reads the samples
     w = O.Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))

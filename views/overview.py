@@ -83,12 +83,14 @@ st.caption(f"Runs started {window.start.astimezone(tz):%Y-%m-%d %H:%M} – {wind
 
 
 def open_runs(start: datetime, end: datetime, *, statuses: tuple[str, ...] = (), workflows: tuple[str, ...] = (),
-              unresolved: bool = False, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = ()) -> None:
+              unresolved: bool = False, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = (),
+              error: str = "") -> None:
     # The first and last buckets may reach outside the range: the runs shown are those the bar counted.
     start, end = max(start, window.start), min(end, window.end)
     st.switch_page(PAGES["runs"], query_params=runs_link(start, end, statuses=statuses,
                                                          workflows=workflows or window.workflows,
-                                                         unresolved=unresolved, kinds=kinds, apps=apps))
+                                                         unresolved=unresolved, kinds=kinds, apps=apps,
+                                                         error=error))
 
 
 # ---------------------------------------------------------------- headline figures
@@ -176,8 +178,7 @@ picked = st.dataframe(
     hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="ov_errors",
     column_config={"Error": st.column_config.TextColumn(width="large")})
 if picked and picked.selection.rows:
-    open_runs(window.start, window.end, statuses=("failed",),
-              workflows=tuple(errors["workflow_ids"][picked.selection.rows[0]]))
+    open_runs(window.start, window.end, statuses=("failed",), error=errors["pattern"][picked.selection.rows[0]])
 
 by_kind, by_app = view.by_kind, view.by_app
 cols = st.columns(2)
