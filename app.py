@@ -250,7 +250,7 @@ def runs_page() -> None:
 def render_filters(ws) -> None:
     cur = ws.store.cursor()
     workflows = dict(Q.workflows(cur))
-    top = st.columns([3, 2, 2, 3, 1], vertical_alignment="bottom")
+    top = st.columns([3, 2, 2, 3, 1.4], vertical_alignment="bottom")
     top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
                       on_change=filter_changed)
     top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.get, key="f_range", on_change=dates_changed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime
 
@@ -30,6 +31,17 @@ def literal(text: str) -> str:
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") or not text.strip() else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+_INERT = frozenset(" .,'&/→–-")  # characters with no Markdown meaning inside a line
+
+
+def label(text: str) -> str:
+    """A name (an app, a workflow) for a Markdown label: as it is when it holds only letters, digits and
+    inert punctuation, so it reads as plain text; otherwise a code span (`literal`)."""
+    plain = (text[:1].isalnum() and all(ch.isalnum() or ch in _INERT for ch in text)
+             and not re.match(r"\d+[.)]", text))
+    return text if plain else literal(text)
 
 
 # The navigation's pages by name, registered by app.py on every run before a page runs

@@ -51,7 +51,7 @@ def test_an_app_a_later_definition_adds_is_listed_missing_and_can_be_connected(p
     page.run()
     frame = page.dataframe[0].value.set_index("App")
     assert frame.loc["Notion", "Credential"] == "⚪ Missing"
-    notion = [e.label for e in page.expander].index("⚪ `Notion`")
+    notion = [e.label for e in page.expander].index("⚪ Notion")
     [b for b in page.button if b.label == "Test connection"][notion].click().run()
     assert any(t.value == "❌ No base URL: set one and save it first." for t in page.text)
     [t for t in page.text_input if t.label == "Base URL"][notion].set_value("https://api.notion.example")
@@ -63,7 +63,7 @@ def test_an_app_a_later_definition_adds_is_listed_missing_and_can_be_connected(p
 
 
 def test_reconnecting_the_expired_demo_app_with_its_demo_token_connects_it(page):
-    quickbooks = [e.label for e in page.expander].index("🔴 `QuickBooks`")
+    quickbooks = [e.label for e in page.expander].index("🔴 QuickBooks")
     [t for t in page.text_input if t.label == "New credential"][quickbooks].set_value("demo-quickbooks")
     [b for b in page.button if b.label == "Reconnect / update credential"][quickbooks].click().run()
     assert page.dataframe[0].value.set_index("App").loc["QuickBooks", "Credential"] == "🟢 Connected"

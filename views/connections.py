@@ -7,7 +7,7 @@ import streamlit as st
 from fourgent import display
 from fourgent.connections import CredentialError
 from fourgent.workspace import SANDBOX_URL, check_connection, connection_states, connections, definitions, demo_token
-from ui import PAGES, literal, workspace
+from ui import PAGES, label, workspace
 
 ws = workspace()
 ws.refresh()
@@ -31,7 +31,7 @@ st.caption("Credentials are stored encrypted and only ever shown masked.")
 if saved := st.session_state.pop("connections_saved", None):
     st.success("Saved. Replay the runs that failed meanwhile: the Runs page re-triggers them in bulk.")
     uses = [wf.id for wf in defs.values() if saved in wf.apps]
-    st.page_link(PAGES["runs"], label=f"Unresolved failures of the workflows that use {literal(saved)}", icon="🔁",
+    st.page_link(PAGES["runs"], label=f"Unresolved failures of the workflows that use {label(saved)}", icon="🔁",
                  query_params={"unresolved": "1", "workflow": uses})
 if problem := st.session_state.pop("connections_error", None):
     st.error(problem)
@@ -53,7 +53,7 @@ st.dataframe(
 for s in states:
     count = failures.get(s.app, (0, None))[0]
     icon = {"Connected": "🟢", "Expired": "🔴", "Missing": "⚪"}[s.credential]
-    with st.expander(f"{icon} {literal(s.app)}"):
+    with st.expander(f"{icon} {label(s.app)}"):
         st.text(f"{s.app} · {s.base_url} · credential {s.credential.lower()} {s.masked}")
         if s.base_url.startswith(SANDBOX_URL):
             st.caption("A demo app, answered inside Fourgent. It accepts the token shown here "

@@ -10,7 +10,7 @@ from fourgent import display
 from fourgent import overview as O
 from fourgent.pauses import paused, set_paused
 from fourgent.workspace import definitions
-from ui import PAGES, author, literal, workspace
+from ui import PAGES, author, label, workspace
 
 ws = workspace()
 ws.refresh()
@@ -58,7 +58,7 @@ for r in rows:
     wf_id = r["workflow_id"]
     definition = defs.get(wf_id)
     state = "⏸️" if wf_id in stopped else "▶️"
-    with st.expander(f"{state} {literal(r['source'])} → {literal(r['destination'])}"):
+    with st.expander(f"{state} {label(r['source'])} → {label(r['destination'])}"):
         cols = st.columns([3, 2, 2], vertical_alignment="center")
         cols[0].text(f"ID: {wf_id}")
         cols[1].page_link(PAGES["runs"], label="Its runs", icon="📋", query_params={"workflow": wf_id})
