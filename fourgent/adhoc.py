@@ -66,7 +66,8 @@ AMPLIFIERS = frozenset({"repeat", "lpad", "rpad", "list_resize", "array_resize",
                         "regexp_replace", "printf", "format"})
 COUNT_ARG = {"repeat": 1, "lpad": 1, "rpad": 1, "list_resize": 1, "array_resize": 1, "bitstring": 1}
 SIZE_MAX = 10_000
-PIECE_MAX = 100  # characters of a constant that is repeated or put in many times
+PIECE_MAX = 100  # characters of a constant that is repeated
+REPLACEMENT_MAX = 16  # characters replace() may put in for each match: output at most 16x its input
 MAX_SQL_CHARS = 100_000
 # What a plan may scan: the tables behind the four views, and generated rows.
 ALLOWED_SCANS = frozenset({"fg.runs", "fg.rejects", "fg.files", "fg.comments"})
@@ -77,6 +78,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CATALOG_WORDS = re.compile(r"duckdb_|pragma_|pg_|information_schema|current_|getvariable|read_|glob|query",
                             re.IGNORECASE)
 _refused_functions: frozenset[str] | None = None
+_view_column_names: frozenset[str] | None = None
 
 
 class QueryRefused(ValueError):
@@ -136,7 +138,7 @@ def check(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         if tree.get("error"):
             raise QueryRefused("This query cannot be checked, so it is not run: "
                                + str(tree.get("error_message", "unsupported")))
-        _Walk(_refused(con)).visit(tree, frozenset())
+        _Walk(_refused(con), _view_columns(con)).visit(tree, frozenset())
         _check_plan(con, inner)
     except RecursionError:
         raise QueryRefused("This query is nested too deeply to be checked, so it is not run.") from None
@@ -158,8 +160,10 @@ def _refused(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
 class _Walk:
     """Walks DuckDB's syntax tree, knowing which CTE names are visible where."""
 
-    def __init__(self, refused: frozenset[str]) -> None:
+    def __init__(self, refused: frozenset[str], view_columns: frozenset[str]) -> None:
         self.refused = refused
+        self.view_columns = view_columns
+        self.amplifiers = 0
 
     def visit(self, node: Any, scope: frozenset[str], sized: bool = False) -> None:
         if isinstance(node, list):
@@ -174,6 +178,8 @@ class _Walk:
             for entry in ctes:
                 self.visit(entry.get("value"), scope, sized)
                 scope = scope | {str(entry.get("key", ""))}
+        if isinstance(node.get("select_list"), list):
+            self._alias_reuse(node["select_list"])
         kind = node.get("type")
         if kind == "BASE_TABLE":
             self._table(node, scope)
@@ -200,6 +206,16 @@ class _Walk:
         for key, value in node.items():
             if key != "cte_map":
                 self.visit(value, scope, sized)
+
+    def _alias_reuse(self, select_list: list[Any]) -> None:
+        """DuckDB lets a SELECT list use its own aliases, and binds each use by copying the expression:
+        a chain of 21 aliases, each doubling the last, took 35 s to plan, deaf to the time limit."""
+        aliases = [str(e.get("alias") or "").lower() if isinstance(e, dict) else "" for e in select_list]
+        for i, expression in enumerate(select_list):
+            others = {a for j, a in enumerate(aliases) if a and j != i} - self.view_columns
+            if others and _column_refs(expression) & others:
+                raise QueryRefused("A column alias cannot be used again in the same SELECT list here: "
+                                   "compute it in a subquery or CTE first.")
 
     def _table(self, node: dict[str, Any], scope: frozenset[str]) -> None:
         name, schema, catalog = (str(node.get(k) or "") for k in ("table_name", "schema_name", "catalog_name"))
@@ -232,16 +248,50 @@ class _Walk:
             count = constant(COUNT_ARG[name])
             if count is None or not count.lstrip("-").isdigit() or int(count) > SIZE_MAX:
                 raise QueryRefused(f"{name}() needs a constant length of at most {SIZE_MAX:,} here.")
-        piece = {"repeat": 0, "list_resize": 2, "array_resize": 2, "replace": 2, "regexp_replace": 2}.get(name)
+        self.amplifiers += 1
+        if self.amplifiers > 1:  # through an alias or a CTE, one's output can be another's input
+            raise QueryRefused("One call of repeat(), lpad(), replace(), printf() or the like per query here: "
+                               "chained, they multiply sizes.")
+        piece = {"repeat": 0, "list_resize": 2, "array_resize": 2}.get(name)
         if piece is not None and len(args) > piece and (constant(piece) is None or len(constant(piece)) > PIECE_MAX):
             raise QueryRefused(f"{name}() here takes a constant of at most {PIECE_MAX} characters as what it "
-                               "repeats or puts in.")
+                               "repeats.")
+        if name in ("replace", "regexp_replace") and len(args) > 2 and (
+                constant(2) is None or len(constant(2)) > REPLACEMENT_MAX):
+            raise QueryRefused(f"{name}() here takes a constant of at most {REPLACEMENT_MAX} characters as what it "
+                               "puts in.")
         if name in ("printf", "format"):
             pattern = constant(0)
             widths = [int(n) for n in re.findall(r"\d+", pattern or "")]
             if pattern is None or "*" in pattern or re.search(r"\{[^}]*\{", pattern) or any(w > SIZE_MAX for w in widths):
                 raise QueryRefused(f"{name}() needs a constant format with widths of at most {SIZE_MAX:,} here.")
         return True
+
+
+def _column_refs(node: Any) -> set[str]:
+    """Unqualified column names used in an expression (not inside its subqueries)."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict) and item.get("class") != "SUBQUERY":
+            names = item.get("column_names") if item.get("class") == "COLUMN_REF" else None
+            if isinstance(names, list) and len(names) == 1:
+                found.add(str(names[0]).lower())
+            stack.extend(v for v in item.values() if isinstance(v, dict | list))
+    return found
+
+
+def _view_columns(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    global _view_column_names
+    if _view_column_names is None:
+        rows = con.execute("SELECT DISTINCT lower(column_name) FROM duckdb_columns() "
+                           "WHERE schema_name = 'main' AND table_name IN (SELECT unnest(?::VARCHAR[]))",
+                           [list(SURFACE)]).fetchall()
+        _view_column_names = frozenset(r[0] for r in rows)
+    return _view_column_names
 
 
 def _check_plan(con: duckdb.DuckDBPyConnection, sql: str) -> None:
@@ -303,6 +353,8 @@ _PLAIN_TYPES = frozenset({"boolean", "tinyint", "smallint", "integer", "bigint",
 _TEMPORAL_TYPES = frozenset({"date", "time", "timestamp", "timestamp_s", "timestamp_ms", "timestamp_ns",
                              "timestamp with time zone", "interval"})
 _NESTED_TYPES = frozenset({"list", "struct", "map", "array"})
+_KEY_TYPES = frozenset({"boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
+                        "ubigint", "varchar"})
 
 
 def _plain_type(t: DuckDBPyType, top: bool) -> bool:
@@ -310,6 +362,10 @@ def _plain_type(t: DuckDBPyType, top: bool) -> bool:
         return True
     if t.id in _NESTED_TYPES:
         children = t.children
+        if not children:  # an empty struct: no Parquet for it
+            return False
+        if t.id == "map" and children[0][1].id not in _KEY_TYPES:  # Python dicts and JSON take simple keys only
+            return False
         inner = [c[1] for c in children] if t.id in ("struct", "map") else [children[0][1]]
         return all(isinstance(c, DuckDBPyType) and _plain_type(c, False) for c in inner)
     return False
@@ -333,11 +389,13 @@ def _displayable(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, list[st
 
 def _frame(con: duckdb.DuckDBPyConnection, table: pa.Table) -> pl.DataFrame:
     """The kept rows as a polars frame: unique column names, intervals and out-of-range times as text."""
-    seen: dict[str, int] = {}
-    names = []
+    names: list[str] = []
     for name in table.column_names:
-        seen[name] = seen.get(name, 0) + 1
-        names.append(name if seen[name] == 1 else f"{name} ({seen[name]})")
+        unique, n = name, 1
+        while unique in names:  # "a (2)" may be a name of the query's own
+            n += 1
+            unique = f"{name} ({n})"
+        names.append(unique)
     table = _readable(con, table.rename_columns(names))
     try:
         return pl.from_arrow(table)

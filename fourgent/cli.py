@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import polars as pl
 
 from . import __version__, adhoc
 from .config import paths as resolve_paths
@@ -107,7 +108,13 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     render = {"table": adhoc.as_table, "csv": adhoc.as_csv, "json": adhoc.as_json}[args.format]
-    sys.stdout.write(render(result).rstrip("\n") + "\n")
+    try:
+        text = render(result)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:  # a value this format cannot hold
+        print(f"error: the result cannot be written as {args.format} ({type(exc).__name__}); cast the unusual "
+              "columns to VARCHAR.", file=sys.stderr)
+        return EXIT_FAILED
+    sys.stdout.write(text.rstrip("\n") + "\n")
     if result.capped:
         print(f"(showing the first {result.frame.height:,} of {result.total:,} rows; --max-rows shows more)",
               file=sys.stderr)

@@ -126,10 +126,14 @@ downloads[0].download_button(
     f"Download {frame.height:,} rows as CSV", icon="⬇️", file_name="fourgent-query.csv", mime="text/csv",
     data=export.frame_csv(frame), on_click="ignore")
 parquet = io.BytesIO()
-frame.write_parquet(parquet)
-downloads[1].download_button(f"Download {frame.height:,} rows as Parquet", icon="⬇️",
-                             file_name="fourgent-query.parquet", data=parquet.getvalue(),
-                             mime="application/vnd.apache.parquet", on_click="ignore")
+try:
+    frame.write_parquet(parquet)
+except pl.exceptions.PolarsError as exc:  # a type Parquet cannot hold: say so, keep the page
+    downloads[1].text(f"No Parquet for this result ({type(exc).__name__}).")
+else:
+    downloads[1].download_button(f"Download {frame.height:,} rows as Parquet", icon="⬇️",
+                                 file_name="fourgent-query.parquet", data=parquet.getvalue(),
+                                 mime="application/vnd.apache.parquet", on_click="ignore")
 
 # A time column and a number: offer a chart of it.
 times = [c for c, t in frame.schema.items() if t.is_temporal()]
