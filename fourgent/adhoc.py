@@ -373,13 +373,14 @@ def _plain_type(t: DuckDBPyType, top: bool) -> bool:
 
 def _displayable(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[str, list[str] | None]:
     """`sql`, or a projection over it that casts the columns polars cannot take to text (and its column names)."""
-    if con.extract_statements(sql)[0].type != duckdb.StatementType.SELECT:
+    statement = con.extract_statements(sql)[0]
+    if statement.type != duckdb.StatementType.SELECT:
         return sql, None  # EXPLAIN: text columns
     relation = con.sql(sql)
     types = relation.types
     if all(_plain_type(t, True) for t in types):
         return sql, None
-    body = re.sub(r";\s*$", "", con.extract_statements(sql)[0].query.rstrip())
+    body = re.sub(r";\s*$", "", statement.query.rstrip())
     names = [f"c{i}" for i in range(len(types))]  # generated: no name from the query enters this text
     columns = ", ".join(n if _plain_type(t, True) else f"CAST({n} AS VARCHAR) AS {n}" for n, t in zip(names, types))
     wrapped = f"SELECT {columns} FROM (\n{body}\n) AS q({', '.join(names)})"

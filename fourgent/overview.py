@@ -32,7 +32,6 @@ BUCKET_MS = {"hour": HOUR_MS, "day": DAY_MS, "week": 7 * DAY_MS}
 BUCKET_OFFSET_MS = {"hour": 0, "day": 0, "week": 3 * DAY_MS}
 ENDED = ("finished", "failed", "skipped")  # a failure rate counts only runs that have ended
 
-ERROR_PATTERN_SQL = Q.ERROR_PATTERN_SQL  # the Runs page filters by the same pattern
 
 
 @dataclass(frozen=True)
@@ -167,7 +166,7 @@ def top_errors(cur: duckdb.DuckDBPyConnection, w: Window, limit: int = 15) -> pl
     # distinct message rather than once per failed run.
     return frame(
         cur,
-        f"SELECT {ERROR_PATTERN_SQL} AS pattern, sum(n)::BIGINT AS failures, min(first_seen) AS first_seen, "
+        f"SELECT {Q.ERROR_PATTERN_SQL} AS pattern, sum(n)::BIGINT AS failures, min(first_seen) AS first_seen, "
         "max(last_seen) AS last_seen, list(DISTINCT workflow ORDER BY workflow) AS workflows, "
         "list(DISTINCT workflow_id ORDER BY workflow_id) AS workflow_ids, arg_max(error_message, n) AS example "
         "FROM (SELECT error_message, workflow_id, any_value(source) || ' → ' || any_value(destination) AS workflow, "

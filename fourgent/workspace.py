@@ -182,7 +182,8 @@ def connection_states(ws: Workspace) -> tuple[list[ConnectionState], dict[str, t
 def check_connection(ws: Workspace, app: str) -> tuple[bool, str]:
     """Call the app's base URL with its credential; record the answer (a refusal marks it Expired).
     Returns (connected, what it answered); the credential never appears in what is returned."""
-    conn = connections(ws).get(app)
+    conns = connections(ws)
+    conn = conns.get(app)
     if conn is None or not conn.base_url:
         return False, "No base URL: set one and save it first."
     try:
@@ -192,8 +193,8 @@ def check_connection(ws: Workspace, app: str) -> tuple[bool, str]:
     except httpx.HTTPError as exc:
         return False, f"Could not reach it: {type(exc).__name__}"
     if answer.is_success:
-        connections(ws).record(ok=[app])
+        conns.record(ok=[app])
         return True, f"Connected: {answer.status_code} {answer.reason_phrase}"
     if answer.status_code in AUTH_STATUSES:
-        connections(ws).record(refused=[app])
+        conns.record(refused=[app])
     return False, f"Refused: {answer.status_code} {answer.reason_phrase}"

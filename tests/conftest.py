@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,23 @@ def samples() -> Path:
     if not (SAMPLES / "runs-small.jsonl").exists():
         pytest.skip(f"the shared samples are not at {SAMPLES}")
     return SAMPLES
+
+
+@pytest.fixture
+def sampled_app(tmp_path, monkeypatch, samples) -> Path:
+    """A data folder holding the shared samples, for the app (pages under AppTest) to read; no demo runs."""
+    import streamlit as st
+
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    for f in samples.glob("*.jsonl"):
+        shutil.copy(f, data / "logs" / f.name)
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
+    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
+    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    st.cache_resource.clear()
+    yield data
+    st.cache_resource.clear()
 
 
 @pytest.fixture

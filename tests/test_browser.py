@@ -132,23 +132,23 @@ def test_filter_to_failed_open_a_run_comment_and_see_it_after_reload(server, pag
     shot(page, "run-detail")
 
 
-def test_a_copied_link_reproduces_the_view(server, page):
+def open_skipped_pipedrive_runs(server, page) -> str:
+    """Open a filtered view by its link; returns its "Matching runs" once the filter shows."""
     page.goto(server["url"] + "/?status=skipped&workflow=pipedrive-deal-sheets-row")
     wait_ready(page, "Matching runs")
     page.wait_for_function(
         "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText !== '356')",
         timeout=15_000)
-    value = int(metric_value(page, "Matching runs").replace(",", ""))
+    return metric_value(page, "Matching runs")
+
+
+def test_a_copied_link_reproduces_the_view(server, page):
+    value = int(open_skipped_pipedrive_runs(server, page).replace(",", ""))
     assert 0 < value < 30
 
 
 def test_the_back_button_returns_to_the_runs_page_with_its_filters(server, page):
-    page.goto(server["url"] + "/?status=skipped&workflow=pipedrive-deal-sheets-row")
-    wait_ready(page, "Matching runs")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText !== '356')",
-        timeout=15_000)
-    filtered = metric_value(page, "Matching runs")
+    filtered = open_skipped_pipedrive_runs(server, page)
     page.get_by_role("link", name="Workflows").click()
     page.wait_for_url("**/workflows", timeout=15_000)
     wait_ready(page, "Runs in the last 24 hours")

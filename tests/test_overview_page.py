@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 
@@ -35,14 +34,8 @@ def demo(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def sampled(tmp_path, monkeypatch, samples):
-    data = tmp_path / "data"
-    (data / "logs").mkdir(parents=True)
-    for f in samples.glob("*.jsonl"):
-        shutil.copy(f, data / "logs" / f.name)
-    env(monkeypatch, data, 0)
-    yield data
-    st.cache_resource.clear()
+def sampled(sampled_app):
+    return sampled_app
 
 
 def open_page(page: str, **params: str | list[str]) -> AppTest:

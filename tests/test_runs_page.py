@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import date
 
 import pytest
@@ -15,16 +14,8 @@ APP = str(ROOT / "app.py")
 
 
 @pytest.fixture
-def data(tmp_path, monkeypatch, samples):
-    d = tmp_path / "data"
-    (d / "logs").mkdir(parents=True)
-    for f in samples.glob("*.jsonl"):
-        shutil.copy(f, d / "logs" / f.name)
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(d))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
-    st.cache_resource.clear()
-    yield d
-    st.cache_resource.clear()
+def data(sampled_app):
+    return sampled_app
 
 
 def open_app(**params: str) -> AppTest:
