@@ -1,256 +1,18 @@
-"""`python -m fourgent bench`: ingest and Runs-page query speed, beside a bare-DuckDB floor."""
+"""`python -m fourgent bench`: the store's ingest and query speed beside its engine's floor, and re-trigger speed."""
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
-import platform
 import shutil
-import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
-
-from . import demo
-from . import overview as O
-from . import queries as Q
-from .ingest import _LINE_TYPE, ingest
 from .retrigger import BULK_CONCURRENCY
-from .store import Store
+from .store import close_store, open_store
+from .store.duckdb.bench import main
 
-RUNS_PER_FILE = 500_000
-OVERVIEW_COLUMNS = "source, destination, error_kind, failed_app"  # what the Overview reads besides the table's
-
-
-def _write_part(args: tuple[Path, int, int, int, float, str]) -> Path:
-    logs, part, runs, parts, days, now_iso = args
-    now = datetime.fromisoformat(now_iso)
-    # Each part covers its own slice of time, so the files together read oldest to newest.
-    span = timedelta(days=days)
-    part_now = now - span * (parts - 1 - part) / parts
-    files = demo.write_demo(logs / f"part-{part:03d}", runs, seed=1000 + part, days=days / parts,
-                            per_file=runs, now=part_now)
-    return files[0]
-
-
-def generate(logs: Path, runs: int, days: float = 90.0) -> list[Path]:
-    parts = max(1, -(-runs // RUNS_PER_FILE))
-    sizes = [runs // parts + (1 if i < runs % parts else 0) for i in range(parts)]
-    now = datetime.now(UTC).replace(microsecond=0).isoformat()
-    jobs = [(logs, i, n, parts, days, now) for i, n in enumerate(sizes)]
-    with multiprocessing.get_context("spawn").Pool(max(1, min(os.cpu_count() or 1, parts))) as pool:
-        return sorted(pool.map(_write_part, jobs))
-
-
-def _sql_type(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return _sql_type(value[0]) + "[]"
-    return "STRUCT(" + ", ".join(f'"{k}" {_sql_type(v)}' for k, v in value.items()) + ")"
-
-
-def floor_ingest(files: list[Path], db: Path) -> float:
-    """Seconds for a bare read_json of the same files into a table: what DuckDB does with no checks at all."""
-    columns = {k: _sql_type(v) for k, v in json.loads(_LINE_TYPE).items()}
-    con = duckdb.connect(str(db))
-    started = time.perf_counter()
-    con.execute(
-        f"CREATE TABLE raw_runs AS SELECT * FROM read_json(?, format='newline_delimited', columns={columns!r})",
-        [[str(f) for f in files]],
-    )
-    con.execute("CHECKPOINT")
-    seconds = time.perf_counter() - started
-    con.close()
-    return seconds
-
-
-def _median(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
-
-
-def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.DuckDBPyConnection], object]]:
-    """The Runs page's queries, with filter values picked from the data."""
-    wf = cur.execute("SELECT workflow_id FROM runs GROUP BY ALL ORDER BY count(*) DESC LIMIT 1").fetchall()[0][0]
-    last = cur.execute("SELECT max(started_at) FROM runs").fetchall()[0][0]
-    day_end = last.replace(hour=0, minute=0, second=0, microsecond=0)
-    day = (day_end - timedelta(days=1), day_end)
-    some_id = cur.execute("SELECT id FROM runs ORDER BY id LIMIT 1 OFFSET (SELECT count(*) // 2 FROM runs)").fetchall()[0][0]
-    needle = "rocket foods – deal 42"  # rare: about one reference in 20,000
-    failed = Q.RunFilter(statuses=("failed",))
-    everything = Q.RunFilter()
-    return {
-        "first page, no filter": lambda c: Q.page(c, everything),
-        "status = failed": lambda c: Q.page(c, failed),
-        "workflow": lambda c: Q.page(c, Q.RunFilter(workflows=(wf,))),
-        "one-day range": lambda c: Q.page(c, Q.RunFilter(start=day[0], end=day[1])),
-        "status + workflow + range": lambda c: Q.page(
-            c, Q.RunFilter(statuses=("failed",), workflows=(wf,), start=day[0] - timedelta(days=6), end=day[1])),
-        "page 200 (no filter)": lambda c: Q.page(c, everything, page=200),
-        "exact ID": lambda c: Q.find_exact(c, some_id),
-        "reference/ID substring": lambda c: Q.page(c, Q.RunFilter(q=needle)),
-        "substring, no match (worst)": lambda c: Q.page(c, Q.RunFilter(q="no such text anywhere")),
-        "Runs page, full render": lambda c: Q.runs_view(c, Q.RunFilter(statuses=("failed",), workflows=(wf,))),
-        "filtered count": lambda c: Q.count(c, Q.RunFilter(statuses=("failed",), workflows=(wf,))),
-        "per-status counts": lambda c: Q.status_counts(c, everything),
-        "daily counts by status, all": lambda c: Q.daily_counts(c, everything),
-        "unresolved failures count (bulk button)": lambda c: O.unresolved_count(c, everything),
-        "  the same, 30 days, one workflow": lambda c: O.unresolved_count(
-            c, Q.RunFilter(workflows=(wf,), start=last - timedelta(days=30))),
-        "Overview, full render, 7 days": lambda c: O.overview_view(c, O.last(timedelta(days=7), last)),
-        "Overview, full render, 30 days": lambda c: O.overview_view(c, O.last(timedelta(days=30), last)),
-        "Overview, full render, 90 days": lambda c: O.overview_view(c, O.last(timedelta(days=90), last)),
-        "Overview, 30 days, one workflow": lambda c: O.overview_view(c, O.last(timedelta(days=30), last, (wf,))),
-        "Workflows page": lambda c: O.workflow_health(c, last),
-    }
-
-
-def _bare_table(floor_db: Path, store_db: Path) -> None:
-    """The same rows as the store's runs view, as one plain table of the same name: the query floor."""
-    con = duckdb.connect(str(floor_db))
-    con.execute("ATTACH ? AS s (READ_ONLY)", [str(store_db)])
-    con.execute("CREATE SCHEMA IF NOT EXISTS fg")
-    con.execute(f"CREATE OR REPLACE TABLE {Q.SOURCE} AS SELECT {Q.TABLE_COLUMNS}, search, {OVERVIEW_COLUMNS} "
-                f"FROM s.{Q.SOURCE}")
-    # What else one Runs page render reads, empty here as in a fresh store.
-    con.execute("CREATE OR REPLACE TABLE fg.rejects AS SELECT * FROM s.fg.rejects LIMIT 0")
-    con.execute("CREATE OR REPLACE TABLE comments AS SELECT * FROM s.main.comments LIMIT 0")
-    # No rollups in a bare table: marked out of date, the Overview computes every figure from the rows.
-    con.execute("CREATE OR REPLACE TABLE fg.dirty_days AS SELECT 0 AS day")
-    con.execute("DETACH s")
-    con.execute("DROP TABLE IF EXISTS raw_runs")
-    con.execute("CHECKPOINT")
-    con.close()
-
-
-def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7,
-         queries_only: bool = False) -> dict[str, object]:
-    repeat = max(repeat, 5)
-    if queries_only:
-        return rerun_queries(runs, workdir, repeat)
-    tmp = None
-    if workdir is None:
-        tmp = Path(tempfile.mkdtemp(prefix="fourgent-bench-"))
-        workdir = tmp
-    workdir.mkdir(parents=True, exist_ok=True)
-    logs = workdir / f"logs-{runs}"
-    try:
-        files = sorted(logs.rglob("*.jsonl")) if logs.exists() else []
-        if not files:
-            print(f"Generating {runs:,} runs in {logs} …", flush=True)
-            t = time.perf_counter()
-            files = generate(logs, runs)
-            print(f"  generated in {time.perf_counter() - t:.0f} s", flush=True)
-        jsonl_bytes = sum(f.stat().st_size for f in files)
-        store_db, floor_db = workdir / "store.duckdb", workdir / "floor.duckdb"
-        for db in (store_db, floor_db):
-            for p in (db, db.with_name(db.name + ".wal")):
-                p.unlink(missing_ok=True)
-
-        print("Bare read_json into a table (the ingest floor) …", flush=True)
-        floor_s = floor_ingest(files, floor_db)
-
-        print("fourgent ingest …", flush=True)
-        store = Store(store_db)
-        t = time.perf_counter()
-        report = ingest(store, [logs])
-        store.con.execute("CHECKPOINT")
-        ours_s = time.perf_counter() - t
-        store.close()
-        store_bytes = store_db.stat().st_size
-        lines = report.lines
-        with duckdb.connect(str(store_db), read_only=True) as probe:
-            _, block_size, _, used_blocks, *_ = probe.execute("PRAGMA database_size").fetchall()[0][1:]
-        used_bytes = block_size * used_blocks
-
-        _bare_table(floor_db, store_db)
-        store = Store(store_db)
-        floor = duckdb.connect(str(floor_db), read_only=True)
-        results = _time_suite(store.cursor(), floor.cursor(), repeat)
-        n_runs = store.run_count()
-        store.close()
-        floor.close()
-
-        summary = {
-            "date": datetime.now(UTC).strftime("%Y-%m-%d"),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}, "
-                       f"duckdb {duckdb.__version__}",
-            "lines": lines, "runs": n_runs, "jsonl_mb": round(jsonl_bytes / 1e6, 1),
-            "ingest_s": round(ours_s, 2), "floor_ingest_s": round(floor_s, 2),
-            "ingest_runs_per_s": round(lines / ours_s), "floor_runs_per_s": round(lines / floor_s),
-            "ingest_mb_per_s": round(jsonl_bytes / 1e6 / ours_s, 1),
-            "floor_mb_per_s": round(jsonl_bytes / 1e6 / floor_s, 1),
-            "ingest_vs_floor": round(floor_s / ours_s, 3),
-            "store_mb": round(store_bytes / 1e6, 1), "store_vs_jsonl": round(store_bytes / jsonl_bytes, 3),
-            "store_used_mb": round(used_bytes / 1e6, 1),
-            "queries": results, "repeat": repeat,
-        }
-        _print(summary)
-        (workdir / f"bench-{runs}.json").write_text(json.dumps(summary, indent=2))
-        return summary
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def rerun_queries(runs: int, workdir: Path | None, repeat: int) -> dict[str, object]:
-    """Time the queries again on the stores an earlier run left in `workdir` (no new ingest)."""
-    if workdir is None or not (workdir / f"bench-{runs}.json").exists():
-        raise SystemExit("--queries-only needs the --workdir of an earlier full run with the same --runs")
-    summary = json.loads((workdir / f"bench-{runs}.json").read_text())
-    store_db, floor_db = workdir / "store.duckdb", workdir / "floor.duckdb"
-    _bare_table(floor_db, store_db)  # the floor follows the store's current columns
-    store = Store(store_db)
-    floor = duckdb.connect(str(floor_db), read_only=True)
-    try:
-        summary["queries"] = _time_suite(store.cursor(), floor.cursor(), repeat)
-    finally:
-        store.close()
-        floor.close()
-    summary["repeat"] = repeat
-    summary["queries_date"] = datetime.now(UTC).strftime("%Y-%m-%d")
-    _print(summary)
-    (workdir / f"bench-{runs}.json").write_text(json.dumps(summary, indent=2))
-    return summary
-
-
-def _time_suite(ours_cur: duckdb.DuckDBPyConnection, floor_cur: duckdb.DuckDBPyConnection,
-                repeat: int) -> list[dict[str, object]]:
-    results = []
-    for name, fn in query_suite(ours_cur).items():
-        ours_ms = _median(lambda fn=fn: fn(ours_cur), repeat)
-        floor_ms = _median(lambda fn=fn: fn(floor_cur), repeat)
-        results.append({"query": name, "ms": round(ours_ms, 1), "floor_ms": round(floor_ms, 1)})
-    return results
-
-
-def _print(s: dict) -> None:
-    print()
-    print(f"fourgent bench — {s['runs']:,} runs ({s['lines']:,} lines, {s['jsonl_mb']:,} MB JSONL) — "
-          f"{s['date']}, {s['machine']}")
-    print()
-    print(f"{'ingest':<32}{'fourgent':>14}{'bare read_json':>16}")
-    print(f"{'  runs/s':<32}{s['ingest_runs_per_s']:>14,}{s['floor_runs_per_s']:>16,}")
-    print(f"{'  MB/s':<32}{s['ingest_mb_per_s']:>14,}{s['floor_mb_per_s']:>16,}")
-    print(f"{'  seconds':<32}{s['ingest_s']:>14,}{s['floor_ingest_s']:>16,}")
-    print(f"  fourgent reaches {s['ingest_vs_floor']:.0%} of the floor's throughput (target ≥ 70%)")
-    print(f"  store {s['store_mb']:,} MB = {s['store_vs_jsonl']:.0%} of the JSONL (target ≤ 60%); "
-          f"{s['store_used_mb']:,} MB of it in use, the rest free blocks DuckDB reuses")
-    print()
-    print(f"{'query (median of ' + str(s['repeat']) + ')':<42}{'fourgent ms':>14}{'bare table ms':>16}")
-    for r in s["queries"]:
-        print(f"  {r['query']:<40}{r['ms']:>14,}{r['floor_ms']:>16,}")
+__all__ = ["main", "retrigger_bench"]
 
 
 def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> dict[str, object]:
@@ -277,8 +39,8 @@ def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> di
                     "error": {"message": "401 Unauthorized", "step": 1, "kind": "auth"},
                     "trigger_payload": {"record_id": str(i), "name": f"Deal {i}", "amount": 10.0,
                                         "contact_email": "a@example.com"}}) + "\n" for i in range(runs))
-        store = Store(tmp / "store.duckdb")
-        ingest(store, [log])
+        store = open_store(tmp / "store.duckdb")
+        store.ingest([log])
         ids = [f"failed_{i:06d}" for i in range(runs)]
         out: dict[str, object] = {"runs": runs, "concurrency": concurrency}
         sandbox = Sandbox()
@@ -302,7 +64,7 @@ def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> di
         finally:
             server.shutdown()
             server.server_close()
-            store.close()
+            close_store(store)
         # The dashboard's path, on a workspace of its own: Stripe → Xero, whose demo credentials work.
         xero = definitions["stripe-payment-xero-invoice"]
         (tmp / "ws" / "logs").mkdir(parents=True)
@@ -318,7 +80,7 @@ def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> di
         out[label] = {"seconds": round(seconds, 2), "runs_per_s": round(runs / seconds),
                       "outcomes": dict(result.outcomes)}
         print(f"{label:<48}{runs / seconds:>8,.0f} runs/s  ({seconds:.2f} s, {dict(result.outcomes)})", flush=True)
-        ws.store.close()
+        close_store(ws.store)
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -9,15 +9,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-import duckdb
 import polars as pl
 
-from . import __version__, adhoc
+from . import __version__, results
 from .config import paths as resolve_paths
-from .ingest import IngestReport, NotALogFile, discover
-from .store import StoreBusy, open_store
+from .filters import RunsQuery
+from .logfiles import IngestReport, NotALogFile, discover
+from .spec import STATUSES
+from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store
 from .workspace import hand_over, open_workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -100,14 +104,14 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"error: {exc} Use the dashboard's Explore page while it runs, or stop it.", file=sys.stderr)
         return EXIT_FAILED
     try:
-        result = adhoc.run(store.cursor(), args.query, max_rows=args.max_rows, time_limit=args.timeout)
-    except adhoc.QueryRefused as exc:
+        result = store.run_sql(args.query, max_rows=args.max_rows, time_limit=args.timeout)
+    except QueryRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (adhoc.QueryStopped, adhoc.QueryFailed, duckdb.Error) as exc:
+    except (QueryStopped, QueryFailed, QueryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    render = {"table": adhoc.as_table, "csv": adhoc.as_csv, "json": adhoc.as_json}[args.format]
+    render = {"table": results.as_table, "csv": results.as_csv, "json": results.as_json}[args.format]
     try:
         text = render(result)
     except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:  # a value this format cannot hold
@@ -121,8 +125,16 @@ def cmd_sql(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def retrigger_query(args: argparse.Namespace) -> RunsQuery:
+    """The runs `retrigger` takes with no RUN_ID: --query (any field of the Runs page's URL), narrowed by
+    --status, --workflow and --unresolved; failed runs when no status is named."""
+    query = RunsQuery.from_string(args.query or "")
+    statuses = tuple(s for s in STATUSES if s in set(args.status or ())) or query.statuses or ("failed",)
+    return replace(query, statuses=statuses, workflows=(*query.workflows, *(args.workflow or ())),
+                   unresolved=query.unresolved or args.unresolved, page=1)
+
+
 def cmd_retrigger(args: argparse.Namespace) -> int:
-    from . import queries as Q
     from .workspace import retrigger
 
     ws = open_workspace(args.data_dir)
@@ -130,9 +142,8 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
     if args.run_ids:
         ids = list(dict.fromkeys(args.run_ids))
     else:
-        f = Q.RunFilter(statuses=tuple(args.status or ["failed"]), workflows=tuple(args.workflow or ()),
-                        unresolved=args.unresolved)
-        ids = Q.select_ids(ws.store.cursor(), f, limit=args.limit)
+        query = retrigger_query(args)
+        ids = ws.store.select_ids(query.filter(datetime.now(UTC), ZoneInfo("UTC")), limit=args.limit)
     if not ids:
         print(json.dumps({"requested": 0, "outcomes": {}, "refused": {}, "new_runs": {}, "seconds": 0})
               if args.json else "Nothing to re-trigger: no run matches.")
@@ -194,10 +205,10 @@ def parser() -> argparse.ArgumentParser:
                        description="Run one read-only SQL query against the views runs, steps, rejected_lines "
                        "and comments (see docs/schema.md).")
     p.add_argument("query", help='e.g. "SELECT status, count(*) FROM runs GROUP BY ALL"')
-    p.add_argument("--timeout", type=float, default=adhoc.TIME_LIMIT_S,
-                   help=f"stop the query after this many seconds (default {adhoc.TIME_LIMIT_S:g})")
-    p.add_argument("--max-rows", type=int, default=adhoc.MAX_ROWS,
-                   help=f"print at most this many rows; the rest are counted (default {adhoc.MAX_ROWS:,})")
+    p.add_argument("--timeout", type=float, default=results.TIME_LIMIT_S,
+                   help=f"stop the query after this many seconds (default {results.TIME_LIMIT_S:g})")
+    p.add_argument("--max-rows", type=int, default=results.MAX_ROWS,
+                   help=f"print at most this many rows; the rest are counted (default {results.MAX_ROWS:,})")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table",
                    help="table (default), csv, or json (a list of row objects)")
     p.set_defaults(func=cmd_sql)
@@ -212,6 +223,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workflow", action="append", help="with no RUN_ID: only this workflow ID (repeatable)")
     p.add_argument("--unresolved", action="store_true",
                    help="with no RUN_ID: only failed original runs whose latest re-trigger did not finish")
+    p.add_argument("--query", metavar="QUERY",
+                   help="with no RUN_ID: runs matching a Runs page URL query, e.g. 'status=failed&kind=auth&range=7d' "
+                   "(every parameter of the page's URL; custom days in UTC)")
     p.add_argument("--limit", type=int, default=10_000, help="at most this many runs (default 10000)")
     p.add_argument("--who", default="cli", help="recorded as who re-triggered (default: cli)")
     p.add_argument("--concurrency", type=int, default=8, help="runs at a time (default 8)")

@@ -9,7 +9,7 @@ FOURGENT_SECRET_KEY, else from a key file beside the store created with mode
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,17 +21,7 @@ from .store import Store
 
 KEY_ENV = "FOURGENT_SECRET_KEY"
 
-_TABLE = """
-CREATE TABLE IF NOT EXISTS fg.connections (
-    app             VARCHAR PRIMARY KEY,
-    base_url        VARCHAR NOT NULL,
-    token_encrypted VARCHAR,          -- Fernet token; the key is not in this database
-    token_hint      VARCHAR,          -- the last 4 characters, for a masked display
-    updated_at      TIMESTAMPTZ NOT NULL,
-    last_success_at TIMESTAMPTZ
-);
-ALTER TABLE fg.connections ADD COLUMN IF NOT EXISTS refused_at TIMESTAMPTZ;  -- the last call answered 401/403
-"""
+
 
 
 class CredentialError(ValueError):
@@ -75,30 +65,20 @@ class Connections:
     def __init__(self, store: Store, key_file: Path) -> None:
         self.store = store
         self.fernet = load_key(key_file)
-        with store.write_lock:
-            store.cursor().execute(_TABLE)
 
-    def set(self, app: str, base_url: str, token: str | None) -> None:
+    def save(self, app: str, base_url: str, token: str | None) -> None:
+        """Store an app's base URL and credential (None: keep none, the app shows as Missing)."""
         if token is not None and not token.strip():
             raise CredentialError("The credential is empty.")
         encrypted = self.fernet.encrypt(token.encode()).decode() if token else None
         hint = token[-4:] if token and len(token) >= 12 else None
-        with self.store.transaction() as cur:
-            cur.execute(
-                """INSERT INTO fg.connections (app, base_url, token_encrypted, token_hint, updated_at)
-                   VALUES (?, ?, ?, ?, now())
-                   ON CONFLICT (app) DO UPDATE SET base_url = excluded.base_url,
-                   token_encrypted = excluded.token_encrypted, token_hint = excluded.token_hint,
-                   updated_at = excluded.updated_at""",
-                [app, base_url, encrypted, hint],
-            )
+        self.store.put_connection(app, base_url, encrypted, hint)
 
     def get(self, app: str) -> Connection | None:
-        rows = self.store.cursor().execute(
-            "SELECT base_url, token_encrypted FROM fg.connections WHERE app = ?", [app]).fetchall()
-        if not rows:
+        found = self.store.connection(app)
+        if found is None:
             return None
-        base_url, encrypted = rows[0]
+        base_url, encrypted = found
         token = None
         if encrypted:
             try:
@@ -109,38 +89,25 @@ class Connections:
         return Connection(app, base_url, token)
 
     def all(self) -> dict[str, Connection]:
-        apps = [r[0] for r in self.store.cursor().execute("SELECT app FROM fg.connections").fetchall()]
+        apps = [row.app for row in self.store.connection_rows()]
         return {app: conn for app in apps if (conn := self.get(app)) is not None}
-
-    def succeeded(self, apps: Iterable[str]) -> None:
-        self.record(ok=apps)
 
     def record(self, ok: Iterable[str] = (), refused: Iterable[str] = ()) -> None:
         """Note which apps answered a call (ok) and which refused the credential (401/403)."""
-        ok, refused = sorted(set(ok)), sorted(set(refused))
-        if not ok and not refused:
-            return
-        with self.store.transaction() as cur:
-            if ok:
-                cur.execute("UPDATE fg.connections SET last_success_at = now() WHERE app IN (SELECT unnest(?))",
-                            [ok])
-            if refused:
-                cur.execute("UPDATE fg.connections SET refused_at = now() WHERE app IN (SELECT unnest(?))",
-                            [refused])
+        ok_apps, refused_apps = sorted(set(ok)), sorted(set(refused))
+        if ok_apps or refused_apps:
+            self.store.record_calls(ok_apps, refused_apps)
 
-    def states(self, expired: set[str] = frozenset()) -> list[ConnectionState]:
+    def states(self, expired: Set[str] = frozenset()) -> list[ConnectionState]:
         """Every stored connection, credential masked.
 
         Expired: the app's latest answer to this credential was a refusal (recorded by `record`), or
         `expired` names it (runs in the logs failed with auth after the credential was last set).
         """
-        rows = self.store.cursor().execute(
-            "SELECT app, base_url, token_encrypted IS NOT NULL, token_hint, updated_at, last_success_at, "
-            "refused_at >= updated_at AND refused_at >= coalesce(last_success_at, refused_at) "
-            "FROM fg.connections ORDER BY app").fetchall()
         return [
-            ConnectionState(app, url,
-                            "Missing" if not has else "Expired" if refused or app in expired else "Connected",
-                            mask(hint) if has else "—", updated, success)
-            for app, url, has, hint, updated, success, refused in rows
+            ConnectionState(r.app, r.base_url,
+                            "Missing" if not r.token_encrypted
+                            else "Expired" if r.refused or r.app in expired else "Connected",
+                            mask(r.token_hint) if r.token_encrypted else "—", r.updated_at, r.last_success_at)
+            for r in self.store.connection_rows()
         ]

@@ -10,11 +10,6 @@ from typing import Any
 
 from .store import Store
 
-_COLUMNS = ("id, reference, workflow_id, workflow, source, destination, source_app, destination_app, status, "
-            "started_at, finished_at, duration_ms, error_message, error_kind, error_step, skip_reason, "
-            "retrigger_of, attempt, step_count, trigger_payload, result, updated_at, extra")
-
-
 @dataclass
 class RunDetail:
     run: dict[str, Any]
@@ -86,34 +81,14 @@ def _load(value: str | None) -> Any:
 
 
 def get(store: Store, run_id: str) -> RunDetail | None:
-    cur = store.cursor()
-    found = cur.execute(f"SELECT {_COLUMNS} FROM runs WHERE id = ?", [run_id])
-    names = [d[0] for d in found.description]
-    rows = found.fetchall()
-    if not rows:
+    found = store.run_record(run_id)
+    if found is None:
         return None
-    run = dict(zip(names, rows[0], strict=True))
-    steps_cur = cur.execute(
-        "SELECT step_index, name, app, status, attempts, started_at, finished_at, duration_ms, error, input, output "
-        "FROM steps WHERE run_id = ? ORDER BY step_index", [run_id])
-    step_names = [d[0] for d in steps_cur.description]
-    steps = [dict(zip(step_names, r, strict=True)) for r in steps_cur.fetchall()]
-    parent = None
-    if run["retrigger_of"]:
-        rows = cur.execute("SELECT id, status, started_at FROM runs WHERE id = ?", [run["retrigger_of"]]).fetchall()
-        parent = dict(zip(("id", "status", "started_at"), rows[0], strict=True)) if rows else {
-            "id": run["retrigger_of"], "status": None, "started_at": None}
-        extra = _load(run["extra"]) or {}
+    parent = found.parent
+    if parent is not None:
+        extra = _load(found.run["extra"]) or {}
         parent["by"], parent["at"] = extra.get("retriggered_by"), _instant(extra.get("retriggered_at"))  # this replay's
-    children = [
-        dict(zip(("id", "status", "started_at", "by"), r, strict=True))
-        for r in cur.execute("SELECT id, status, started_at, extra->>'retriggered_by' FROM runs "
-                             "WHERE retrigger_of = ? ORDER BY started_at", [run_id]).fetchall()
-    ]
-    where = cur.execute("SELECT f.path, r.line FROM fg.runs r JOIN fg.files f USING (file_id) WHERE r.id = ?",
-                        [run_id]).fetchall()
-    source_file, source_line = where[0] if where else (None, None)
-    return RunDetail(run, steps, parent, children, source_file, source_line)
+    return RunDetail(found.run, found.steps, parent, found.children, found.source_file, found.source_line)
 
 
 _MISSING_FIELD = re.compile(r"[Mm]issing required field:?\s*['\"]?([\w.\-]+)")

@@ -1,4 +1,4 @@
-"""CSV export of every run matching a filter, read from DuckDB in batches, safe to open in a spreadsheet."""
+"""CSV export of every run matching a filter, read from the store in batches, safe to open in a spreadsheet."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import io
 import json
 from collections.abc import Iterator
 
-import duckdb
 import polars as pl
 
-from . import queries as Q
+from .filters import RunFilter
+from .store import Store
 
 EXPORT_CAP = 250_000  # Streamlit's download button holds the whole file in memory
 EXPORT_COLUMNS = ("id", "reference", "workflow", "status", "started_at", "finished_at", "duration_ms",
@@ -25,12 +25,8 @@ def neutralise(value: object) -> object:
     return value
 
 
-def csv_chunks(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter, cap: int = EXPORT_CAP,
-               batch: int = 10_000) -> Iterator[str]:
-    where, params = f.where()
-    sql = (f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {Q.SOURCE}{where} "
-           "ORDER BY started_at DESC, id DESC LIMIT ?")
-    reader = cur.sql(sql, params=[*params, cap]).to_arrow_reader(batch)
+def csv_chunks(store: Store, f: RunFilter, cap: int = EXPORT_CAP) -> Iterator[str]:
+    reader = store.export_batches(f, EXPORT_COLUMNS, cap)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(EXPORT_COLUMNS)
@@ -46,8 +42,8 @@ def csv_chunks(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter, cap: int = EXPORT
         yield rest
 
 
-def csv_bytes(cur: duckdb.DuckDBPyConnection, f: Q.RunFilter, cap: int = EXPORT_CAP) -> bytes:
-    return "".join(csv_chunks(cur, f, cap)).encode("utf-8")
+def csv_bytes(store: Store, f: RunFilter, cap: int = EXPORT_CAP) -> bytes:
+    return "".join(csv_chunks(store, f, cap)).encode("utf-8")
 
 
 def frame_csv(frame: pl.DataFrame) -> bytes:

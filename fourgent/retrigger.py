@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -12,18 +11,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .executor import Executor
-from .pauses import paused
 from .store import Store
 from .workflows import Workflow
 
 BULK_CAP = 10_000  # runs one bulk re-trigger from the dashboard takes; the count says when there are more
 BULK_CONCURRENCY = 16  # runs replayed at a time
 CLAIM_MINUTES = 10  # a claim older than this (a crashed process's) no longer blocks a re-trigger
-
-_CLAIMS = """
-CREATE TABLE IF NOT EXISTS fg.retrigger_claims (run_id VARCHAR PRIMARY KEY, claimed_at TIMESTAMPTZ NOT NULL)
-"""
-
 
 @dataclass
 class BulkResult:
@@ -51,48 +44,17 @@ class Retriggerer:
         self.store = store
         self.executor = executor
         self.definitions = definitions
-        with store.write_lock:
-            store.cursor().execute(_CLAIMS)
-
-    def _claim(self, run_ids: Sequence[str]) -> set[str]:
-        """Claim runs for re-triggering; a run already claimed (a double click, a second tab) is not returned."""
-        with self.store.transaction() as cur:
-            cur.execute(f"DELETE FROM fg.retrigger_claims WHERE claimed_at < now() - INTERVAL {CLAIM_MINUTES} MINUTE")
-            rows = cur.execute(
-                "INSERT INTO fg.retrigger_claims SELECT DISTINCT unnest(?::VARCHAR[]), now() "
-                "ON CONFLICT DO NOTHING RETURNING run_id", [list(run_ids)]).fetchall()
-        return {r[0] for r in rows}
-
-    def _release(self, run_ids: Sequence[str]) -> None:
-        with self.store.transaction() as cur:
-            cur.execute("DELETE FROM fg.retrigger_claims WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
-                        [list(run_ids)])
-
-    def _originals(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict]]:
-        rows = self.store.cursor().execute(
-            "SELECT id, workflow_id, reference, trigger_payload FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))",
-            [list(run_ids)]).fetchall()
-        return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
 
     def _roots(self, run_ids: Sequence[str]) -> dict[str, str]:
         """The original each run replays: a re-trigger's payload is its original's, so re-triggering it again
         is another re-trigger of that original, which then shows as resolved when this one finishes."""
         roots = {r: r for r in run_ids}
         for _ in range(8):  # ours are one level deep; logs from elsewhere may chain further
-            parents = dict(self.store.cursor().execute(
-                "SELECT c.id, c.retrigger_of FROM runs c JOIN runs p ON p.id = c.retrigger_of "
-                "WHERE c.id IN (SELECT unnest(?::VARCHAR[]))", [sorted(set(roots.values()))]).fetchall())
+            parents = self.store.parents(sorted(set(roots.values())))
             if not parents:
                 break
             roots = {r: parents.get(root, root) for r, root in roots.items()}
         return roots
-
-    def _retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
-        rows = self.store.cursor().execute(
-            "SELECT retrigger_of, arg_max(id, started_at) FROM runs "
-            "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) AND started_at >= ? GROUP BY 1",
-            [list(run_ids), since]).fetchall()
-        return dict(rows)
 
     def bulk(self, run_ids: Sequence[str], who: str, *, concurrency: int = 16,
              cancel: threading.Event | None = None,
@@ -106,11 +68,11 @@ class Retriggerer:
         started = time.perf_counter()
         result = BulkResult(requested=len(run_ids))
         roots = self._roots(list(dict.fromkeys(run_ids)))
-        claimed = self._claim(list(dict.fromkeys(roots.values())))
+        claimed = self.store.claim(list(dict.fromkeys(roots.values())), CLAIM_MINUTES)
         try:
-            originals = self._originals(sorted(claimed))
-            meanwhile = self._retriggered_since(sorted(claimed), since) if since else {}
-            stopped = paused(self.store)
+            originals = self.store.originals(sorted(claimed))
+            meanwhile = self.store.retriggered_since(sorted(claimed), since) if since else {}
+            stopped = self.store.paused()
             jobs = []
             taken: dict[str, str] = {}  # original -> the run of this batch that replays it
             for run_id in dict.fromkeys(run_ids):
@@ -160,7 +122,7 @@ class Retriggerer:
                             progress(done, len(jobs))
                 result.cancelled = len(jobs) - done
         finally:
-            self._release(sorted(claimed))
+            self.store.release(sorted(claimed))
         result.seconds = time.perf_counter() - started
         return result
 

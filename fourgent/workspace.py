@@ -15,12 +15,11 @@ from pathlib import Path
 import httpx
 
 from . import demo, workflows
-from . import queries as Q
 from .config import Paths
 from .config import paths as resolve_paths
 from .connections import Connections, ConnectionState
 from .executor import AUTH_STATUSES, Executor, log_writer
-from .ingest import IngestReport, discover, ingest
+from .logfiles import IngestReport, discover
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
 from .store import Store, open_store
@@ -37,7 +36,7 @@ class Workspace:
 
     def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
         """Read whatever is new under logs/ (or the given paths)."""
-        report = ingest(self.store, paths or [self.paths.logs_dir], logs_dir=self.paths.logs_dir)
+        report = self.store.ingest(paths or [self.paths.logs_dir], logs_dir=self.paths.logs_dir)
         self.last_ingest = time.monotonic()
         return report
 
@@ -135,12 +134,12 @@ def connections(ws: Workspace) -> Connections:
         for app in apps:
             # The demo's story: QuickBooks' token has expired, so its runs fail until it is reconnected.
             stale = "-expired" if app == demo.EXPIRED_APP else ""
-            conns.set(app, f"{SANDBOX_URL}/{slug(app)}", f"{demo_token(app)}{stale}")
+            conns.save(app, f"{SANDBOX_URL}/{slug(app)}", f"{demo_token(app)}{stale}")
         conns.record(refused=[demo.EXPIRED_APP])
     else:
         for app in apps:
             if app not in stored:
-                conns.set(app, "", None)
+                conns.save(app, "", None)
     return conns
 
 
@@ -173,7 +172,7 @@ def connection_states(ws: Workspace) -> tuple[list[ConnectionState], dict[str, t
     """Each connection's state, Expired also when runs failed with auth after its credential was last set;
     and the auth failures of the last 7 days by app (count, latest)."""
     conns = connections(ws)
-    failures = Q.auth_failures_by_app(ws.store.cursor())
+    failures = ws.store.auth_failures_by_app()
     expired = {s.app for s in conns.states()
                if s.app in failures and s.updated_at and failures[s.app][1] > s.updated_at}
     return conns.states(expired=expired), failures

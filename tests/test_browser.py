@@ -12,7 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT, SAMPLES
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
@@ -34,9 +34,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    samples = ROOT.parent / "shared" / "samples"
-    if not (samples / "runs-small.jsonl").exists():
-        pytest.skip("the shared samples are not beside the repository")
+    samples = SAMPLES
     data = tmp_path_factory.mktemp("browser") / "data"
     (data / "logs").mkdir(parents=True)
     for f in samples.glob("*.jsonl"):
@@ -163,7 +161,7 @@ def test_a_line_appended_to_the_logs_shows_within_seconds(server, page):
     page.goto(server["url"])
     wait_ready(page, "Matching runs")
     before = int(metric_value(page, "Matching runs").replace(",", ""))
-    line = (ROOT.parent / "shared" / "samples" / "runs-small.jsonl").read_text().splitlines()[0]
+    line = (SAMPLES / "runs-small.jsonl").read_text().splitlines()[0]
     with open(server["data"] / "logs" / "live.jsonl", "w") as f:
         f.write(line.replace("run_01000000000", "run_live_0001") + "\n")
     page.wait_for_function(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_line
+from helpers import run_line
 
 from fourgent.cli import main
 

@@ -6,7 +6,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import streamlit as st
-from conftest import ROOT
+from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 APP = str(ROOT / "app.py")
@@ -102,7 +102,7 @@ def test_an_empty_credential_is_refused_with_a_message(page):
 def test_auth_failures_after_the_credential_was_set_show_it_expired(tmp_path, monkeypatch, write_log):
     from datetime import UTC, datetime, timedelta
 
-    from conftest import run_line
+    from helpers import run_line
 
     monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")

@@ -321,7 +321,7 @@ def test_the_csv_download_neutralises_formulas_and_keeps_nested_values_as_json()
 
 
 def test_the_schema_browser_reads_every_view_from_the_docs():
-    from conftest import ROOT
+    from helpers import ROOT
 
     docs = adhoc.schema_docs(ROOT / "docs" / "schema.md")
     assert set(docs) == {"runs", "steps", "rejected_lines", "comments"}

@@ -8,7 +8,7 @@ import time
 
 import pytest
 import streamlit as st
-from conftest import ROOT
+from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from fourgent import adhoc

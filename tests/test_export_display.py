@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
-from conftest import run_line
+from helpers import run_line
 
 from fourgent import display, export
 from fourgent import queries as Q

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from conftest import run_line
+from helpers import run_line
 
 from fourgent.ingest import ingest
 from fourgent.spec import MAX_LINE_BYTES, RAW_KEEP_CHARS

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import streamlit as st
-from conftest import ROOT, run_line
+from helpers import ROOT, run_line
 from streamlit.testing.v1 import AppTest
 
 from fourgent import overview as O

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, run_line
+from helpers import ROOT, run_line
 
 from fourgent.ingest import ingest
 from fourgent.store import Store, StoreBusy

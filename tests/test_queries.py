@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import run_line
+from helpers import run_line
 
 from fourgent import queries as Q
 from fourgent.ingest import ingest

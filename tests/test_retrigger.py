@@ -6,7 +6,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import run_line
+from helpers import run_line
 from test_executor import connect
 
 from fourgent import workflows

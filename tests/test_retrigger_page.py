@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
-from conftest import ROOT
+from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from fourgent import queries as Q

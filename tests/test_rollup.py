@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
-from conftest import run_line
+from helpers import run_line
 
 from fourgent import demo, rollup
 from fourgent import overview as O

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 import streamlit as st
-from conftest import ROOT, run_line
+from helpers import ROOT, run_line
 from streamlit.testing.v1 import AppTest
 
 APP = str(ROOT / "app.py")

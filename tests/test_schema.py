@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
+from helpers import ROOT
 
 from fourgent.store import SURFACE
 
@@ -40,7 +40,7 @@ def _short(kind: str) -> str:
 
 
 def test_a_store_from_before_failed_app_gets_it_filled_on_open(data_paths, write_log, tmp_path):
-    from conftest import run_line
+    from helpers import run_line
 
     from fourgent.ingest import ingest
     from fourgent.store import Store

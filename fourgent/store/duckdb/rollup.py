@@ -13,23 +13,14 @@ the histogram are within 0.5% of the exact value.
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 
-import duckdb
+from ...quantiles import BUCKETS_PER_E
+from .database import Cursor, in_transaction
+from .sql import DAY_MS, DAY_SQL, DURATION_SQL, ENDED_SQL, RESOLVED_SINCE_SQL
 
-from .store import in_transaction
-
-DAY_MS = 86_400_000
-BUCKETS_PER_E = 100  # histogram buckets per factor of e: each about 1% wide
-ENDED = "('finished', 'failed', 'skipped')"
-DAY_SQL = f"epoch_ms(started_at) // {DAY_MS}"
-_DURATION = "epoch_ms(finished_at) - epoch_ms(started_at)"
-BUCKET_SQL = f"CASE WHEN {_DURATION} <= 0 THEN 0 ELSE 1 + floor(ln({_DURATION}) * {BUCKETS_PER_E})::INTEGER END"
-# Originals whose latest re-trigger finished. A child starts after its original, so for originals
-# started on or after `$since` only children started since then need reading.
-RESOLVED_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL AND started_at >= $since "
-                "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+BUCKET_SQL = (f"CASE WHEN {DURATION_SQL} <= 0 THEN 0 "
+              f"ELSE 1 + floor(ln({DURATION_SQL}) * {BUCKETS_PER_E})::INTEGER END")
 
 
 def facts_sql(where: str) -> str:
@@ -38,7 +29,7 @@ def facts_sql(where: str) -> str:
     SELECT {DAY_SQL} AS day, workflow_id, any_value(source) AS source, any_value(destination) AS destination,
            status, CASE WHEN status = 'failed' THEN error_kind END AS error_kind, failed_app,
            count(*) AS runs,
-           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})) AS unresolved,
+           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SINCE_SQL})) AS unresolved,
            min(started_at) AS first_started, max(started_at) AS last_started
     FROM fg.runs WHERE {where}
     GROUP BY day, workflow_id, status, CASE WHEN status = 'failed' THEN error_kind END, failed_app"""
@@ -48,32 +39,8 @@ def hist_sql(where: str) -> str:
     """Ended runs of the rows matching `where`, per day, workflow and duration bucket."""
     return f"""
     SELECT {DAY_SQL} AS day, workflow_id, {BUCKET_SQL}::SMALLINT AS bucket, count(*) AS runs
-    FROM fg.runs WHERE {where} AND status IN {ENDED} AND finished_at IS NOT NULL
+    FROM fg.runs WHERE {where} AND status IN {ENDED_SQL} AND finished_at IS NOT NULL
     GROUP BY ALL"""
-
-
-def bucket_value(bucket: int) -> float:
-    """A duration (ms) standing for a histogram bucket: the geometric middle of its range."""
-    return 0.0 if bucket <= 0 else math.exp((bucket - 0.5) / BUCKETS_PER_E)
-
-
-def quantile(hist: list[tuple[int, int]], q: float) -> float | None:
-    """quantile_cont's answer, estimated from (bucket, runs) pairs."""
-    hist = sorted(hist)
-    total = sum(n for _, n in hist)
-    if not total:
-        return None
-    pos = (total - 1) * q
-    lo, hi = math.floor(pos), math.ceil(pos)
-    values = []
-    seen = 0
-    for bucket, n in hist:
-        while len(values) < 2 and (lo if not values else hi) < seen + n:
-            values.append(bucket_value(bucket))
-        seen += n
-        if len(values) == 2:
-            break
-    return values[0] + (values[1] - values[0]) * (pos - lo)
 
 
 # ---------------------------------------------------------------- keeping them current
@@ -88,22 +55,22 @@ WHERE id IN (SELECT retrigger_of FROM fg.runs WHERE seq >= $base AND retrigger_o
 """
 
 
-def mark_batch(cur: duckdb.DuckDBPyConnection, base: int) -> None:
+def mark_batch(cur: Cursor, base: int) -> None:
     """Inside a batch's transaction: the days its new rows (and the originals they re-trigger) fall on."""
     cur.execute(MARK_BATCH_SQL, {"base": base})
 
 
-def mark_rows(cur: duckdb.DuckDBPyConnection, rows_sql: str) -> None:
+def mark_rows(cur: Cursor, rows_sql: str) -> None:
     """Inside the transaction that deletes them: the days of the rows `rows_sql` selects (their seq)."""
     cur.execute(f"INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs "
                 f"WHERE seq IN ({rows_sql})")
 
 
-def is_current(cur: duckdb.DuckDBPyConnection) -> bool:
+def is_current(cur: Cursor) -> bool:
     return cur.execute("SELECT count(*) FROM fg.dirty_days").fetchall()[0][0] == 0
 
 
-def refresh(cur: duckdb.DuckDBPyConnection) -> int:
+def refresh(cur: Cursor) -> int:
     """Recompute the rollups of the marked days, in one transaction; returns how many days."""
     first, last, days = cur.execute("SELECT min(day), max(day), count(*) FROM fg.dirty_days").fetchall()[0]
     if not days:

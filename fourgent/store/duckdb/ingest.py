@@ -1,93 +1,28 @@
-"""Reading run logs into the store: incremental, one transaction per batch, every line accounted for.
+"""The DuckDB log sink: one SQL pass parses, validates and types each batch of lines; one transaction per batch.
 
-Python finds line boundaries (numpy over the raw bytes) and hands DuckDB one
-Arrow table per batch, zero-copy; DuckDB parses, validates and types every line
-in one pass. Only a batch that holds non-UTF-8 bytes or an over-long line takes
-a slower line-by-line path, and only for its own lines.
+Files are read by `fourgent.logfiles`; here each batch's lines become rows of `fg.runs` (the current
+state, one row per run) or `fg.rejects` (with the reason), and each file's offset is kept in the same
+transaction, so a crash leaves nothing half-written.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import queue
-import threading
 import time
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ...logfiles import (BATCH_BYTES, HEAD_BYTES, SCAN_ROWS, GzipStream, IngestReport, Long, discover,
+                         head_digest, lines_table, long_table, prefetch, segments)
+from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, STATUSES
 from . import rollup
-from .spec import ID_MAX_CHARS, KNOWN_FIELDS, MAX_LINE_BYTES, RAW_KEEP_CHARS, STATUSES
-from .store import Store, in_transaction
-
-# One transaction per batch of about this many bytes of log. Each batch has a fixed cost
-# (its commit, settling its snapshots, the row groups it leaves part-filled): 1 GB batches
-# ingest a million runs 17% faster than 256 MB ones, for about 3 GB of memory at the peak
-# of a bulk load. Appends to live logs make small batches anyway.
-BATCH_BYTES = 1 << 30
-HEAD_BYTES = 4096  # how much of a file's start identifies it
-LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
-_BOM = b"\xef\xbb\xbf"
-_NEWLINE_SCAN = 1 << 20  # numpy compares this many bytes at a time, to stay in cache
-_SCAN_ROWS = 4_096  # rows per Arrow record batch handed to DuckDB
-
-
-@dataclass
-class IngestReport:
-    """What one ingest did. lines == snapshots + rejected, always."""
-
-    files: int = 0  # files with new complete lines
-    lines: int = 0
-    snapshots: int = 0  # lines that passed validation
-    added: int = 0  # runs seen for the first time
-    updated: int = 0  # runs whose current snapshot was replaced
-    superseded: int = 0  # snapshots that arrived but were older than the one kept
-    rejected: int = 0
-    bytes: int = 0
-    seconds: float = 0.0
-    first_rejects: list[dict[str, object]] = field(default_factory=list)
-    reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-    def merge(self, other: IngestReport) -> None:
-        for name in ("lines", "snapshots", "added", "updated", "superseded", "rejected", "bytes"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        room = 10 - len(self.first_rejects)
-        self.first_rejects.extend(other.first_rejects[:room])
-
-
-class NotALogFile(ValueError):
-    """A path given to ingest that is neither a run log nor a folder of them."""
-
-
-def is_log_file(path: Path) -> bool:
-    return path.name.endswith(LOG_SUFFIXES)
-
-
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Run log files under the given files and folders, in the order their snapshots count (sorted by path)."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and is_log_file(p))
-        elif path.is_file():
-            if not is_log_file(path):
-                raise NotALogFile(f"{path} is not a run log (expected .jsonl or .jsonl.gz)")
-            found.append(path)
-        else:
-            raise NotALogFile(f"{path} does not exist")
-    return found
-
-
-# --------------------------------------------------------------------------- reading files
+from .database import Database, in_transaction
 
 
 @dataclass
@@ -101,202 +36,6 @@ class _FileRow:
     head_len: int
     head_digest: str
 
-
-def _head(path: Path, length: int) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read(length)).hexdigest()
-
-
-class _GzipStream:
-    """A forward-reading view of a gzip file's decompressed bytes.
-
-    Unlike gzip.GzipFile it returns whatever is decompressible from a file
-    still being written, and reads concatenated members (an appended .gz).
-    `seek` goes forward by decompressing, or back within the last read.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed by close(), it outlives this call
-        self._inflate = zlib.decompressobj(wbits=47)
-        self._pending = b""  # decompressed, not yet returned
-        self._last = b""  # the last chunk returned, for a short seek back
-        self._pos = 0  # decompressed position of the next byte `read` returns
-        self._error: zlib.error | None = None
-
-    def _fill(self, want: int) -> None:
-        parts = [self._pending]
-        have = len(self._pending)
-        try:
-            while have < want and self._error is None:
-                raw = self._file.read(1 << 20)
-                if not raw:
-                    break
-                while raw:
-                    out = self._inflate.decompress(raw)
-                    parts.append(out)
-                    have += len(out)
-                    if not self._inflate.eof:
-                        break
-                    raw = self._inflate.unused_data
-                    self._inflate = zlib.decompressobj(wbits=47)
-        except zlib.error as exc:
-            self._error = exc  # raised once what came before it has been read
-        self._pending = b"".join(parts)
-
-    def read(self, n: int) -> bytes:
-        self._fill(n)
-        if not self._pending and self._error is not None:
-            raise self._error
-        out, self._pending = self._pending[:n], self._pending[n:]
-        self._last = out
-        self._pos += len(out)
-        return out
-
-    def seek(self, pos: int) -> None:
-        if pos < self._pos:
-            back = self._pos - pos
-            if back > len(self._last):
-                raise ValueError("cannot seek that far back in a gzip stream")
-            self._pending = self._last[len(self._last) - back :] + self._pending
-            self._pos = pos
-            self._last = b""
-            return
-        while self._pos < pos:
-            if not self.read(min(pos - self._pos, 8 << 20)):
-                break
-
-    def close(self) -> None:
-        self._file.close()
-
-
-@dataclass
-class _Long:
-    """A line too long to hold in memory: kept as its first bytes and its length."""
-
-    head: bytes
-    length: int
-
-
-def _segments(stream, start: int, piece: int) -> Iterator[tuple[int, memoryview | _Long]]:
-    """(offset, complete lines) from `start` on; a last line with no newline is left for later."""
-    pos = start
-    stream.seek(pos)
-    while True:
-        data = stream.read(piece)
-        if not data:
-            return
-        cut = data.rfind(b"\n")
-        if cut >= 0:
-            yield pos, memoryview(data)[: cut + 1]
-            pos += cut + 1
-            if cut + 1 < len(data):
-                stream.seek(pos)
-            continue
-        if len(data) < piece:
-            return  # the last line is still being written
-        # No newline in a whole piece: one long line. Read on to its end, keeping it
-        # only while it is within the limit.
-        chunks, length = [data], len(data)
-        while length <= MAX_LINE_BYTES:
-            more = stream.read(piece)
-            if not more:
-                return
-            k = more.find(b"\n")
-            if k >= 0:
-                line = b"".join(chunks) + more[: k + 1]
-                yield pos, memoryview(line)
-                pos += len(line)
-                stream.seek(pos)
-                break
-            chunks.append(more)
-            length += len(more)
-        else:
-            head = b"".join(chunks)[: RAW_KEEP_CHARS * 4]
-            chunks = []
-            while True:
-                more = stream.read(piece)
-                if not more:
-                    return
-                k = more.find(b"\n")
-                if k < 0:
-                    length += len(more)
-                    continue
-                length += k
-                yield pos, _Long(head, length)
-                pos += length + 1
-                stream.seek(pos)
-                break
-
-
-def _newlines(arr: np.ndarray) -> np.ndarray:
-    mask = np.empty(min(len(arr), _NEWLINE_SCAN), dtype=bool)
-    parts = []
-    for start in range(0, len(arr), _NEWLINE_SCAN):
-        chunk = arr[start : start + _NEWLINE_SCAN]
-        np.equal(chunk, 10, out=mask[: len(chunk)])
-        parts.append(np.flatnonzero(mask[: len(chunk)]) + start)
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
-
-
-def _too_long(length: int) -> str:
-    return f"line is {length:,} bytes, over the {MAX_LINE_BYTES:,}-byte limit"
-
-
-def _lines_table(file_id: int, first_line: int, data: memoryview, at_file_start: bool) -> pa.Table:
-    """One Arrow row per line: zero-copy over `data` unless a line needs a reason decided here."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    ends = _newlines(arr)
-    n = len(ends)
-    offsets = np.empty(n + 1, dtype=np.int64)
-    offsets[0] = 0
-    offsets[1:] = ends + 1
-    if at_file_start and bytes(data[:3]) == _BOM:
-        offsets[0] = 3
-    lengths = ends - offsets[:-1]
-    # Each value keeps its "\n" (and any "\r"): JSON reads them as trailing white space.
-    text = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
-    try:
-        text.validate(full=True)
-        clean = bool((lengths <= MAX_LINE_BYTES).all())
-    except pa.ArrowInvalid:
-        clean = False
-    if clean:
-        reasons = pa.nulls(n, pa.string())
-    else:
-        raw_lines, why = [], []
-        for i in range(n):
-            line = bytes(data[offsets[i] : ends[i]])
-            if len(line) > MAX_LINE_BYTES:
-                raw_lines.append(line[: RAW_KEEP_CHARS * 4].decode("utf-8", "backslashreplace"))
-                why.append(_too_long(len(line)))
-                continue
-            try:
-                raw_lines.append(line.decode("utf-8"))
-                why.append(None)
-            except UnicodeDecodeError as exc:
-                raw_lines.append(line.decode("utf-8", "backslashreplace"))
-                why.append(f"not valid UTF-8: byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of the line")
-        text = pa.array(raw_lines, pa.large_string())
-        reasons = pa.array(why, pa.string())
-    return pa.table(
-        {
-            "file_id": pa.array(np.full(n, file_id, dtype=np.int32)),
-            "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
-            "raw": text,
-            "pre_reason": reasons,
-        }
-    )
-
-
-def _long_table(file_id: int, line: int, item: _Long) -> pa.Table:
-    return pa.table(
-        {
-            "file_id": pa.array([file_id], pa.int32()),
-            "line": pa.array([line], pa.int64()),
-            "raw": pa.array([item.head.decode("utf-8", "backslashreplace")], pa.large_string()),
-            "pre_reason": pa.array([_too_long(item.length)], pa.string()),
-        }
-    )
 
 
 # --------------------------------------------------------------------------- the SQL of one batch
@@ -412,7 +151,10 @@ _PARSED = f"""
 # Good lines go straight into fg.runs: one pass, one materialisation. Lines
 # left out are found afterwards by position and given their reason.
 _INSERT_SQL = f"""
-INSERT INTO fg.runs
+INSERT INTO fg.runs (id, reference, workflow_id, source, destination, source_app, destination_app, status,
+                     started_at, finished_at, updated_at, error_message, error_kind, error_step, skip_reason,
+                     retrigger_of, attempt, trigger_payload, result, steps, extra, file_id, line, seq, search,
+                     failed_app)
 SELECT
     j.id, nullif(j.reference, ''),
     j.workflow.id, j.workflow.source, j.workflow.destination, j.workflow.source_app, j.workflow.destination_app,
@@ -513,7 +255,7 @@ class _Batch:
 class Ingester:
     """Reads log files into one store; holds the store's write lock for the whole ingest."""
 
-    def __init__(self, store: Store, *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
+    def __init__(self, store: Database, *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
                  on_batch: Callable[[IngestReport], None] | None = None) -> None:
         self.store = store
         self.logs_dir = logs_dir.resolve() if logs_dir else None
@@ -552,7 +294,7 @@ class Ingester:
             # checkpoint at the end costs a third of those.
             cur.execute("SET checkpoint_threshold = '1GB'")
             try:
-                for batch in _prefetch(self._batches(files, known, report)):
+                for batch in prefetch(self._batches(files, known, report)):
                     self._flush(cur, batch, report)
             finally:
                 cur.execute("RESET checkpoint_threshold")
@@ -589,7 +331,7 @@ class Ingester:
         restart = False
         if row is not None:
             shrank = st.st_size < row.size if gz else st.st_size < row.offset
-            if shrank or _head(path, row.head_len) != row.head_digest:
+            if shrank or head_digest(path, row.head_len) != row.head_digest:
                 restart = True
                 report.reread.append(row.path)
         if row is None:
@@ -598,16 +340,16 @@ class Ingester:
         head_len = min(HEAD_BYTES, st.st_size)
         pending = _PendingFile(
             _FileRow(row.file_id, row.path, -1, 0, 0 if restart else row.offset, 0 if restart else row.lines,
-                     head_len, _head(path, head_len)),
+                     head_len, head_digest(path, head_len)),
             restart, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
         )
-        stream = _GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed in the finally below
+        stream = GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed in the finally below
         counted = False
         try:
-            segments = _segments(stream, pending.row.offset, self.batch_bytes)
+            pieces = segments(stream, pending.row.offset, self.batch_bytes)
             while True:
                 try:
-                    item = next(segments)
+                    item = next(pieces)
                 except StopIteration:
                     break
                 except (zlib.error, EOFError) as exc:
@@ -618,11 +360,11 @@ class Ingester:
                     report.files += 1
                     counted = True
                 line = pending.row.lines + 1
-                if isinstance(data, _Long):
-                    table = _long_table(row.file_id, line, data)
+                if isinstance(data, Long):
+                    table = long_table(row.file_id, line, data)
                     size = data.length + 1
                 else:
-                    table = _lines_table(row.file_id, line, data, at_file_start=offset == 0)
+                    table = lines_table(row.file_id, line, data, at_file_start=offset == 0)
                     size = len(data)
                 pending.row.offset = offset + size
                 pending.row.lines += table.num_rows
@@ -700,7 +442,7 @@ class Ingester:
         table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
         # DuckDB scans an Arrow table one record batch per thread: hand it many small ones so
         # both cores parse (one 64 MB batch kept the JSON parse on a single core).
-        table = pa.Table.from_batches(table.to_batches(max_chunksize=_SCAN_ROWS))
+        table = pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_ROWS))
         cur.register("fg_batch", table)
         try:
             stored = cur.execute(_INSERT_SQL, {"base": base}).fetchall()[0][0]
@@ -776,46 +518,8 @@ def _checkpoint(cur) -> None:
         pass  # another transaction is open; DuckDB checkpoints on its own later
 
 
-def _prefetch(items: Iterator[_Batch]) -> Iterator[_Batch]:
-    """Run `items` one step ahead in a thread; its exceptions surface here."""
-    handoff: queue.Queue = queue.Queue(maxsize=1)
-    stop = threading.Event()
-    done = object()
 
-    def hand(item: object) -> bool:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False  # the consumer has gone
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not hand(item):
-                    return
-            hand(done)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            hand(exc)
-
-    worker = threading.Thread(target=produce, name="fourgent-ingest-reader", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = handoff.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
-def ingest(store: Store, paths: Sequence[Path | str], *, logs_dir: Path | None = None,
+def ingest(store: Database, paths: Sequence[Path | str], *, logs_dir: Path | None = None,
            batch_bytes: int = BATCH_BYTES, on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport:
     """Read new complete lines of the run logs under `paths` into `store`."""
     return Ingester(store, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch).run(
@@ -823,7 +527,7 @@ def ingest(store: Store, paths: Sequence[Path | str], *, logs_dir: Path | None =
     )
 
 
-def file_paths(store: Store, file_ids: Iterable[int]) -> dict[int, str]:
+def file_paths(store: Database, file_ids: Iterable[int]) -> dict[int, str]:
     ids = sorted(set(file_ids))
     if not ids:
         return {}

@@ -1,0 +1,79 @@
+"""An ad-hoc query's answer as the CLI prints it (table, CSV, JSON), and the views' columns as docs/schema.md tells."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from . import export
+from .store.records import SqlResult
+
+TIME_LIMIT_S = 10.0
+MAX_ROWS = 10_000
+
+
+def schema_docs(path: Path) -> dict[str, list[tuple[str, str, str]]]:
+    """(column, type, meaning) per view, read from docs/schema.md; empty when the file is not there."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    views: dict[str, list[tuple[str, str, str]]] = {}
+    current = None
+    for line in text.splitlines():
+        heading = re.match(r"^## `(\w+)`", line)
+        if heading:
+            current = views.setdefault(heading.group(1), [])
+        elif line.startswith("## "):
+            current = None
+        elif current is not None and (row := re.match(r"^\| `(\w+)` \| (\w+) \| (.*) \|$", line)):
+            current.append((row.group(1), row.group(2), row.group(3)))
+    return views
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime | date | dtime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(_plain(value), ensure_ascii=False)
+    return str(_plain(value))
+
+
+def as_json(result: SqlResult) -> str:
+    return json.dumps([dict(zip(result.columns, map(_plain, row))) for row in result.rows], ensure_ascii=False)
+
+
+def as_csv(result: SqlResult) -> str:
+    """Formula cells neutralised, as the page's download: the CLI's CSV is opened in spreadsheets too."""
+    return export.frame_csv(result.frame).decode("utf-8")
+
+
+def as_table(result: SqlResult, width: int = 48) -> str:
+    def clip(s: str) -> str:
+        s = s.replace("\n", " ")
+        return s if len(s) <= width else s[: width - 1] + "…"
+
+    cells = [[clip(_cell(v)) for v in row] for row in result.rows]
+    widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(result.columns, widths))
+    rule = "  ".join("-" * w for w in widths)
+    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    count = f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})"
+    return "\n".join([line, rule, *body, count])

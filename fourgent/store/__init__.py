@@ -1,0 +1,147 @@
+"""The store seam: small protocols the domain and the pages use, and `open_store(url)` to get one.
+
+Pages and `fourgent.workspace` see only these methods and the plain values of `records`; no cursor, no SQL.
+Each engine lives in a sub-package of its own (`duckdb/`, the embedded default) holding all of its SQL, and
+the contract tests (tests/store/) run the same assertions against every engine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import polars as pl
+import pyarrow as pa
+
+from ..filters import RunFilter
+from ..logfiles import IngestReport
+from ..overview import OverviewView, Window
+from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
+from .records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
+
+__all__ = ["AdhocSQL", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
+           "QueryFailed", "QueryRefused", "QueryStopped", "RunNotFound", "RunRecord", "RunsReader", "RunsView",
+           "SqlResult", "Store", "StoreBusy", "open_store"]
+
+Order = Literal["newest", "oldest"]
+
+
+class RunsReader(Protocol):
+    """The Runs page, the run details page and bulk actions: runs under a RunFilter, one page at a time."""
+
+    def runs_view(self, f: RunFilter, *, page: int = 1, size: int = 50, order: Order = "newest") -> RunsView: ...
+    def page(self, f: RunFilter, *, page: int = 1, size: int = 50, order: Order = "newest") -> pl.DataFrame: ...
+    def count(self, f: RunFilter) -> int: ...
+    def status_counts(self, f: RunFilter) -> dict[str, int]: ...
+    def daily_counts(self, f: RunFilter) -> pl.DataFrame: ...
+    def select_ids(self, f: RunFilter, *, limit: int = 100_000) -> list[str]: ...
+    def find_exact(self, run_id: str) -> bool: ...
+    def workflows(self) -> list[tuple[str, str]]: ...
+    def latest_retriggers(self, ids: Sequence[str]) -> dict[str, str]: ...
+    def comment_counts(self, ids: Sequence[str]) -> dict[str, int]: ...
+    def rejected(self, limit: int = 500) -> pl.DataFrame: ...
+    def export_batches(self, f: RunFilter, columns: Sequence[str], cap: int) -> Iterator[pa.RecordBatch]: ...
+    def auth_failures_by_app(self, days: int = 7) -> dict[str, tuple[int, datetime]]: ...
+    def run_count(self) -> int: ...
+    def run_record(self, run_id: str) -> RunRecord | None: ...
+
+
+class OverviewReader(Protocol):
+    """The Overview's and Workflows page's figures, and the bulk button's count of unresolved failures."""
+
+    def overview(self, w: Window, *, exact_max: int = ...) -> OverviewView: ...
+    def workflow_health(self, now: datetime | None = None) -> pl.DataFrame: ...
+    def unresolved_count(self, f: RunFilter) -> int: ...
+    def rollups_current(self) -> bool: ...
+
+
+class Ledger(Protocol):
+    """What people and the re-triggerer write beside the runs: comments, pauses, claims, connections."""
+
+    def add_comment(self, run_id: str, author: str, body: str) -> Comment: ...
+    def comments(self, run_id: str) -> list[Comment]: ...
+    def paused(self) -> dict[str, tuple[datetime, str]]: ...
+    def set_paused(self, workflow_id: str, pause: bool, who: str = "") -> None: ...
+    def claim(self, run_ids: Sequence[str], stale_minutes: int) -> set[str]: ...
+    def release(self, run_ids: Sequence[str]) -> None: ...
+    def originals(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict[str, Any]]]: ...
+    def parents(self, run_ids: Sequence[str]) -> dict[str, str]: ...
+    def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]: ...
+    def put_connection(self, app: str, base_url: str, token_encrypted: str | None,
+                       token_hint: str | None) -> None: ...
+    def connection(self, app: str) -> tuple[str, str | None] | None: ...
+    def connection_rows(self) -> list[ConnectionRow]: ...
+    def record_calls(self, ok: Sequence[str], refused: Sequence[str]) -> None: ...
+
+
+class LogSink(Protocol):
+    """Ingest: new complete lines of run logs into the store, every line accounted for."""
+
+    def ingest(self, paths: Sequence[Path | str], *, logs_dir: Path | None = None, batch_bytes: int = ...,
+               on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport: ...
+
+
+class AdhocSQL(Protocol):
+    """Read-only SQL over the documented views (Explore and `python -m fourgent sql`)."""
+
+    engine: str
+    surface: tuple[str, ...]
+    examples: dict[str, str]
+
+    def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult: ...
+    def check_sql(self, sql: str) -> None: ...
+    def describe(self, view: str) -> list[tuple[str, str]]: ...
+
+
+class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, Protocol):
+    """One store: every protocol above. `open_store` gives the process's one per location."""
+
+    path: Path
+    read_only: bool
+
+    def close(self) -> None: ...
+
+
+_instances: dict[str, Store] = {}
+_instances_lock = threading.Lock()
+
+
+def _location(url: str | os.PathLike[str]) -> tuple[str, Path]:
+    """(engine, path) of a store URL: `duckdb:///abs/path.duckdb`, or a plain path (DuckDB)."""
+    text = os.fspath(url)
+    engine, sep, rest = text.partition("://")
+    if not sep:
+        return "duckdb", Path(text).resolve()
+    if engine != "duckdb":
+        raise ValueError(f"Unknown store engine {engine!r} in {text!r}: this version has duckdb")
+    return engine, Path(rest).resolve()
+
+
+def open_store(url: str | os.PathLike[str], *, read_only: bool = False) -> Store:
+    """The process's one store at `url`, opened on first use (DuckDB refuses a second instance of a file)."""
+    engine, path = _location(url)
+    key = f"{engine}://{path}"
+    with _instances_lock:
+        store = _instances.get(key)
+        if store is None:
+            from .duckdb import DuckDBStore
+
+            store = DuckDBStore(path, read_only=read_only,
+                                memory_limit=os.environ.get("FOURGENT_MEMORY_LIMIT") or None)
+            _instances[key] = store
+        elif store.read_only and not read_only:
+            raise RuntimeError(f"{path} is already open read-only in this process")
+        return store
+
+
+def close_store(store: Store) -> None:
+    """Close a store and forget it, so the next open_store of its location opens it afresh."""
+    with _instances_lock:
+        for key, held in list(_instances.items()):
+            if held is store:
+                del _instances[key]
+    store.close()

@@ -1,0 +1,167 @@
+"""The embedded default store: one DuckDB file, all of its SQL, DDL and migrations in this folder."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from ...filters import RunFilter
+from ...logfiles import BATCH_BYTES, IngestReport
+from ...overview import EXACT_MAX, OverviewView, Window
+from ..records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
+from . import adhoc, guard, ingest, overview, rollup, runs
+from .database import Database
+from .examples import EXAMPLES
+from .ledger import Ledger
+from .schema import SURFACE
+
+__all__ = ["DuckDBStore"]
+
+
+class DuckDBStore:
+    """Every protocol of fourgent.store over one DuckDB instance; share it within the process (one per file)."""
+
+    engine = "DuckDB"
+    examples = EXAMPLES
+
+    def __init__(self, path: Path | str, *, read_only: bool = False, memory_limit: str | None = None) -> None:
+        self.db = Database(path, read_only=read_only, memory_limit=memory_limit)
+        self.path = self.db.path
+        self.read_only = read_only
+        self._ledger = Ledger(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------ RunsReader
+
+    def runs_view(self, f: RunFilter, *, page: int = 1, size: int = 50,
+                  order: Literal["newest", "oldest"] = "newest") -> RunsView:
+        return runs.runs_view(self.db.cursor(), f, number=page, size=size, order=order)
+
+    def page(self, f: RunFilter, *, page: int = 1, size: int = 50,
+             order: Literal["newest", "oldest"] = "newest") -> pl.DataFrame:
+        return runs.page(self.db.cursor(), f, number=page, size=size, order=order)
+
+    def count(self, f: RunFilter) -> int:
+        return runs.count(self.db.cursor(), f)
+
+    def status_counts(self, f: RunFilter) -> dict[str, int]:
+        return runs.status_counts(self.db.cursor(), f)
+
+    def daily_counts(self, f: RunFilter) -> pl.DataFrame:
+        return runs.daily_counts(self.db.cursor(), f)
+
+    def select_ids(self, f: RunFilter, *, limit: int = 100_000) -> list[str]:
+        return runs.select_ids(self.db.cursor(), f, limit=limit)
+
+    def find_exact(self, run_id: str) -> bool:
+        return runs.find_exact(self.db.cursor(), run_id)
+
+    def workflows(self) -> list[tuple[str, str]]:
+        return runs.workflows(self.db.cursor())
+
+    def latest_retriggers(self, ids: Sequence[str]) -> dict[str, str]:
+        return runs.latest_retriggers(self.db.cursor(), ids)
+
+    def comment_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        return runs.comment_counts(self.db.cursor(), ids)
+
+    def rejected(self, limit: int = 500) -> pl.DataFrame:
+        return runs.rejected(self.db.cursor(), limit)
+
+    def export_batches(self, f: RunFilter, columns: Sequence[str], cap: int) -> Iterator[pa.RecordBatch]:
+        return runs.export_batches(self.db.cursor(), f, columns, cap)
+
+    def auth_failures_by_app(self, days: int = 7) -> dict[str, tuple[int, datetime]]:
+        return runs.auth_failures_by_app(self.db.cursor(), days)
+
+    def run_count(self) -> int:
+        return int(self.db.cursor().execute("SELECT count(*) FROM fg.runs").fetchall()[0][0])
+
+    def run_record(self, run_id: str) -> RunRecord | None:
+        return self._ledger.run_record(run_id)
+
+    # ------------------------------------------------------------ OverviewReader
+
+    def overview(self, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
+        return overview.overview_view(self.db.cursor(), w, exact_max=exact_max)
+
+    def workflow_health(self, now: datetime | None = None) -> pl.DataFrame:
+        return overview.workflow_health(self.db.cursor(), now)
+
+    def unresolved_count(self, f: RunFilter) -> int:
+        return overview.unresolved_count(self.db.cursor(), f)
+
+    def rollups_current(self) -> bool:
+        return rollup.is_current(self.db.cursor())
+
+    # ------------------------------------------------------------ Ledger
+
+    def add_comment(self, run_id: str, author: str, body: str) -> Comment:
+        return self._ledger.add_comment(run_id, author, body)
+
+    def comments(self, run_id: str) -> list[Comment]:
+        return self._ledger.comments(run_id)
+
+    def paused(self) -> dict[str, tuple[datetime, str]]:
+        return self._ledger.paused()
+
+    def set_paused(self, workflow_id: str, pause: bool, who: str = "") -> None:
+        self._ledger.set_paused(workflow_id, pause, who)
+
+    def claim(self, run_ids: Sequence[str], stale_minutes: int) -> set[str]:
+        return self._ledger.claim(run_ids, stale_minutes)
+
+    def release(self, run_ids: Sequence[str]) -> None:
+        self._ledger.release(run_ids)
+
+    def originals(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict[str, Any]]]:
+        return self._ledger.originals(run_ids)
+
+    def parents(self, run_ids: Sequence[str]) -> dict[str, str]:
+        return self._ledger.parents(run_ids)
+
+    def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
+        return self._ledger.retriggered_since(run_ids, since)
+
+    def put_connection(self, app: str, base_url: str, token_encrypted: str | None, token_hint: str | None) -> None:
+        self._ledger.put_connection(app, base_url, token_encrypted, token_hint)
+
+    def connection(self, app: str) -> tuple[str, str | None] | None:
+        return self._ledger.connection(app)
+
+    def connection_rows(self) -> list[ConnectionRow]:
+        return self._ledger.connection_rows()
+
+    def record_calls(self, ok: Sequence[str], refused: Sequence[str]) -> None:
+        self._ledger.record_calls(ok, refused)
+
+    # ------------------------------------------------------------ LogSink
+
+    def ingest(self, paths: Sequence[Path | str], *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
+               on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport:
+        return ingest.ingest(self.db, paths, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch)
+
+    # ------------------------------------------------------------ AdhocSQL
+
+    surface = SURFACE
+
+    def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
+        """Check `sql` with the guard, then run it on a cursor of its own (the time limit interrupts only it)."""
+        return adhoc.run(self.db.cursor(), sql, max_rows=max_rows, time_limit=time_limit)
+
+    def check_sql(self, sql: str) -> None:
+        """Raise QueryRefused, with the reason, unless the guard lets `sql` run."""
+        guard.check(self.db.cursor(), sql)
+
+    def describe(self, view: str) -> list[tuple[str, str]]:
+        """(column, type) of one documented view."""
+        if view not in SURFACE:
+            raise ValueError(f"{view} is not one of the documented views")
+        return [(r[0], r[1]) for r in self.db.cursor().execute(f"DESCRIBE {view}").fetchall()]  # a SURFACE name

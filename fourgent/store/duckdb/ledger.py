@@ -1,0 +1,157 @@
+"""What people and the re-triggerer write beside the runs: comments, pauses, re-trigger claims and connections."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from ..errors import RunNotFound
+from ..records import Comment, ConnectionRow, RunRecord
+from .database import Database
+
+DETAIL_COLUMNS = ("id, reference, workflow_id, workflow, source, destination, source_app, destination_app, status, "
+                  "started_at, finished_at, duration_ms, error_message, error_kind, error_step, skip_reason, "
+                  "retrigger_of, attempt, step_count, trigger_payload, result, updated_at, extra")
+STEP_COLUMNS = "step_index, name, app, status, attempts, started_at, finished_at, duration_ms, error, input, output"
+
+
+class Ledger:
+    """The DuckDB ledger: every write here is one short transaction under the instance's write lock."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # ------------------------------------------------------------ comments
+
+    def add_comment(self, run_id: str, author: str, body: str) -> Comment:
+        with self.db.transaction() as cur:
+            if not cur.execute("SELECT count(*) FROM fg.runs WHERE id = ?", [run_id]).fetchall()[0][0]:
+                raise RunNotFound("There is no run with that ID.")
+            row = cur.execute(
+                "INSERT INTO fg.comments VALUES (?, ?, ?, now()) RETURNING run_id, author, body, created_at",
+                [run_id, author, body]).fetchall()[0]
+        return Comment(*row)
+
+    def comments(self, run_id: str) -> list[Comment]:
+        """Newest first."""
+        rows = self.db.cursor().execute(
+            "SELECT run_id, author, body, created_at FROM comments WHERE run_id = ? ORDER BY created_at DESC",
+            [run_id]).fetchall()
+        return [Comment(*r) for r in rows]
+
+    # ------------------------------------------------------------ pauses
+
+    def paused(self) -> dict[str, tuple[datetime, str]]:
+        rows = self.db.cursor().execute("SELECT workflow_id, paused_at, paused_by FROM fg.paused").fetchall()
+        return {wf: (at, by) for wf, at, by in rows}
+
+    def set_paused(self, workflow_id: str, pause: bool, who: str = "") -> None:
+        with self.db.transaction() as cur:
+            if pause:
+                cur.execute("INSERT INTO fg.paused VALUES (?, now(), ?) ON CONFLICT DO NOTHING", [workflow_id, who])
+            else:
+                cur.execute("DELETE FROM fg.paused WHERE workflow_id = ?", [workflow_id])
+
+    # ------------------------------------------------------------ re-trigger claims and lineage
+
+    def claim(self, run_ids: Sequence[str], stale_minutes: int) -> set[str]:
+        """Claim runs for re-triggering; a run already claimed (a double click, a second tab) is not returned."""
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM fg.retrigger_claims WHERE claimed_at < now() - to_minutes(?::BIGINT)",
+                        [stale_minutes])
+            rows = cur.execute(
+                "INSERT INTO fg.retrigger_claims SELECT DISTINCT unnest(?::VARCHAR[]), now() "
+                "ON CONFLICT DO NOTHING RETURNING run_id", [list(run_ids)]).fetchall()
+        return {r[0] for r in rows}
+
+    def release(self, run_ids: Sequence[str]) -> None:
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM fg.retrigger_claims WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+                        [list(run_ids)])
+
+    def originals(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict[str, Any]]]:
+        """Per run: its workflow id, reference and trigger payload."""
+        rows = self.db.cursor().execute(
+            "SELECT id, workflow_id, reference, trigger_payload FROM runs WHERE id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(run_ids)]).fetchall()
+        return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in rows}
+
+    def parents(self, run_ids: Sequence[str]) -> dict[str, str]:
+        """The run each of these re-triggered, for those that are re-triggers of a run in the store."""
+        return dict(self.db.cursor().execute(
+            "SELECT c.id, c.retrigger_of FROM runs c JOIN runs p ON p.id = c.retrigger_of "
+            "WHERE c.id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)]).fetchall())
+
+    def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
+        """Per run re-triggered since `since`: its newest re-trigger's id."""
+        return dict(self.db.cursor().execute(
+            "SELECT retrigger_of, arg_max(id, started_at) FROM runs "
+            "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) AND started_at >= ? GROUP BY 1",
+            [list(run_ids), since]).fetchall())
+
+    # ------------------------------------------------------------ one run in full
+
+    def run_record(self, run_id: str) -> RunRecord | None:
+        cur = self.db.cursor()
+        found = cur.execute(f"SELECT {DETAIL_COLUMNS} FROM runs WHERE id = ?", [run_id])
+        names = [d[0] for d in found.description]
+        rows = found.fetchall()
+        if not rows:
+            return None
+        run = dict(zip(names, rows[0], strict=True))
+        steps_cur = cur.execute(f"SELECT {STEP_COLUMNS} FROM steps WHERE run_id = ? ORDER BY step_index", [run_id])
+        step_names = [d[0] for d in steps_cur.description]
+        steps = [dict(zip(step_names, r, strict=True)) for r in steps_cur.fetchall()]
+        parent = None
+        if run["retrigger_of"]:
+            found_parent = cur.execute("SELECT id, status, started_at FROM runs WHERE id = ?",
+                                       [run["retrigger_of"]]).fetchall()
+            parent = dict(zip(("id", "status", "started_at"), found_parent[0], strict=True)) if found_parent else {
+                "id": run["retrigger_of"], "status": None, "started_at": None}
+        children = [
+            dict(zip(("id", "status", "started_at", "by"), r, strict=True))
+            for r in cur.execute("SELECT id, status, started_at, extra->>'retriggered_by' FROM runs "
+                                 "WHERE retrigger_of = ? ORDER BY started_at", [run_id]).fetchall()
+        ]
+        where = cur.execute("SELECT f.path, r.line FROM fg.runs r JOIN fg.files f USING (file_id) WHERE r.id = ?",
+                            [run_id]).fetchall()
+        source_file, source_line = where[0] if where else (None, None)
+        return RunRecord(run, steps, parent, children, source_file, source_line)
+
+    # ------------------------------------------------------------ connections
+
+    def put_connection(self, app: str, base_url: str, token_encrypted: str | None, token_hint: str | None) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                """INSERT INTO fg.connections (app, base_url, token_encrypted, token_hint, updated_at)
+                   VALUES (?, ?, ?, ?, now())
+                   ON CONFLICT (app) DO UPDATE SET base_url = excluded.base_url,
+                   token_encrypted = excluded.token_encrypted, token_hint = excluded.token_hint,
+                   updated_at = excluded.updated_at""",
+                [app, base_url, token_encrypted, token_hint])
+
+    def connection(self, app: str) -> tuple[str, str | None] | None:
+        """(base URL, encrypted credential) of one app."""
+        rows = self.db.cursor().execute(
+            "SELECT base_url, token_encrypted FROM fg.connections WHERE app = ?", [app]).fetchall()
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def connection_rows(self) -> list[ConnectionRow]:
+        """Every stored connection, ordered by app; `refused` when its latest answer was a refusal."""
+        rows = self.db.cursor().execute(
+            "SELECT app, base_url, token_encrypted, token_hint, updated_at, last_success_at, "
+            "coalesce(refused_at >= updated_at AND refused_at >= coalesce(last_success_at, refused_at), false) "
+            "FROM fg.connections ORDER BY app").fetchall()
+        return [ConnectionRow(*r) for r in rows]
+
+    def record_calls(self, ok: Sequence[str], refused: Sequence[str]) -> None:
+        """Note which apps answered a call (ok) and which refused the credential (401/403)."""
+        with self.db.transaction() as cur:
+            if ok:
+                cur.execute("UPDATE fg.connections SET last_success_at = now() WHERE app IN (SELECT unnest(?))",
+                            [list(ok)])
+            if refused:
+                cur.execute("UPDATE fg.connections SET refused_at = now() WHERE app IN (SELECT unnest(?))",
+                            [list(refused)])

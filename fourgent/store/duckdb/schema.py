@@ -1,0 +1,167 @@
+"""The DuckDB store's schema: every table in numbered migrations, and the documented views.
+
+A store records the last migration it ran in `fg.meta` (`schema_version`); opening it runs the ones after
+that, in order, each in its own transaction. Internal tables live in schema `fg`; users (and the SQL guard)
+see only the views in `main`, documented column by column in docs/schema.md.
+"""
+
+from __future__ import annotations
+
+from .sql import DAY_SQL, FAILED_APP_SQL
+
+STEP_TYPE = (
+    "STRUCT(name VARCHAR, app VARCHAR, status VARCHAR, attempts INTEGER,"
+    " started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, error VARCHAR, input JSON, output JSON)"
+)
+
+_V1_RUNS_AND_LINES = f"""
+CREATE SCHEMA IF NOT EXISTS fg;
+CREATE TABLE IF NOT EXISTS fg.meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS fg.files (
+    file_id     INTEGER PRIMARY KEY,
+    path        VARCHAR NOT NULL UNIQUE,
+    size        BIGINT NOT NULL,      -- bytes on disk when last read
+    mtime_ns    BIGINT NOT NULL,
+    "offset"    BIGINT NOT NULL,      -- bytes consumed (of the decompressed stream for .gz)
+    lines       BIGINT NOT NULL,      -- complete lines consumed
+    head_len    INTEGER NOT NULL,     -- how many leading bytes head_digest covers
+    head_digest VARCHAR NOT NULL,     -- detects a file replaced by another of the same size or larger
+    read_at     TIMESTAMPTZ NOT NULL
+);
+-- Current state: one row per run, its latest snapshot. Kept as a table, not a
+-- view over all snapshots, so the Runs page stays near DuckDB's scan floor.
+CREATE TABLE IF NOT EXISTS fg.runs (
+    id              VARCHAR NOT NULL,
+    reference       VARCHAR,
+    workflow_id     VARCHAR NOT NULL,
+    source          VARCHAR NOT NULL,
+    destination     VARCHAR NOT NULL,
+    source_app      VARCHAR,
+    destination_app VARCHAR,
+    status          VARCHAR NOT NULL,
+    started_at      TIMESTAMPTZ NOT NULL,
+    finished_at     TIMESTAMPTZ,
+    updated_at      TIMESTAMPTZ,
+    error_message   VARCHAR,
+    error_kind      VARCHAR,
+    error_step      INTEGER,
+    skip_reason     VARCHAR,
+    retrigger_of    VARCHAR,
+    attempt         INTEGER NOT NULL,
+    trigger_payload JSON,
+    result          JSON,
+    steps           {STEP_TYPE}[],
+    extra           JSON,             -- fields the spec does not name, kept verbatim
+    file_id         INTEGER,          -- where this snapshot was read
+    line            BIGINT,
+    seq             BIGINT NOT NULL,  -- snapshot order across all ingests: later line, later file, later ingest
+    search          VARCHAR NOT NULL  -- lower(reference || chr(31) || id): one column to scan for "Reference or ID"
+);
+CREATE TABLE IF NOT EXISTS fg.rejects (
+    file_id     INTEGER NOT NULL,
+    line        BIGINT NOT NULL,
+    reason      VARCHAR NOT NULL,
+    raw         VARCHAR,
+    ingested_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fg.ingests (
+    started_at  TIMESTAMPTZ NOT NULL,
+    seconds     DOUBLE NOT NULL,
+    files       INTEGER NOT NULL,
+    lines       BIGINT NOT NULL,
+    snapshots   BIGINT NOT NULL,
+    added       BIGINT NOT NULL,
+    updated     BIGINT NOT NULL,
+    superseded  BIGINT NOT NULL,
+    rejected    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fg.comments (
+    run_id     VARCHAR NOT NULL,
+    author     VARCHAR NOT NULL,
+    body       VARCHAR NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+"""
+
+_V2_FAILED_APP = f"""
+-- Failed runs: the failed step's app, else the destination app (kept so the Overview never reads the
+-- wide steps column: 0.8 s at 10M runs).
+ALTER TABLE fg.runs ADD COLUMN IF NOT EXISTS failed_app VARCHAR;
+UPDATE fg.runs SET failed_app = {FAILED_APP_SQL} WHERE status = 'failed';
+"""
+
+_V3_ROLLUPS = f"""
+-- Per-day rollups for the Overview (fourgent/rollup.py keeps them; dirty_days marks what to redo).
+CREATE TABLE IF NOT EXISTS fg.day_runs (
+    day INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, source VARCHAR, destination VARCHAR,
+    status VARCHAR NOT NULL, error_kind VARCHAR, failed_app VARCHAR,
+    runs BIGINT NOT NULL, unresolved BIGINT NOT NULL, first_started TIMESTAMPTZ, last_started TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS fg.day_durations (
+    day INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, bucket SMALLINT NOT NULL, runs BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fg.dirty_days (day INTEGER PRIMARY KEY);
+-- Rollups start empty: every day with runs is to be computed.
+INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
+"""
+
+# Before version 4 these were created on first use, so a store of any version may hold them already.
+_V4_LEDGER = """
+CREATE TABLE IF NOT EXISTS fg.paused (
+    workflow_id VARCHAR PRIMARY KEY,  -- a paused workflow is not re-triggered
+    paused_at   TIMESTAMPTZ NOT NULL,
+    paused_by   VARCHAR
+);
+CREATE TABLE IF NOT EXISTS fg.connections (
+    app             VARCHAR PRIMARY KEY,
+    base_url        VARCHAR NOT NULL,
+    token_encrypted VARCHAR,          -- Fernet token; the key is not in this database
+    token_hint      VARCHAR,          -- the last 4 characters, for a masked display
+    updated_at      TIMESTAMPTZ NOT NULL,
+    last_success_at TIMESTAMPTZ
+);
+ALTER TABLE fg.connections ADD COLUMN IF NOT EXISTS refused_at TIMESTAMPTZ;  -- the last call answered 401/403
+-- One re-trigger per run at a time (a double click, a second tab); a claim older than CLAIM_MINUTES is stale.
+CREATE TABLE IF NOT EXISTS fg.retrigger_claims (run_id VARCHAR PRIMARY KEY, claimed_at TIMESTAMPTZ NOT NULL);
+"""
+
+# (version, DDL): append a new one to change the schema; never edit one that has shipped.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1_RUNS_AND_LINES),
+    (2, _V2_FAILED_APP),
+    (3, _V3_ROLLUPS),
+    (4, _V4_LEDGER),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+# The documented SQL surface (docs/schema.md; a test compares the two). Recreated on every open.
+VIEWS = """
+CREATE OR REPLACE VIEW fg.run_rows AS
+SELECT id, reference, workflow_id,
+       source || ' → ' || destination AS workflow,
+       source, destination, source_app, destination_app, status,
+       started_at, finished_at,
+       epoch_ms(finished_at) - epoch_ms(started_at) AS duration_ms,  -- date_diff was 5x slower
+       error_message, error_kind, error_step, skip_reason, retrigger_of, attempt,
+       len(steps) AS step_count, trigger_payload, result, updated_at, extra,
+       failed_app, search
+FROM fg.runs;
+
+CREATE OR REPLACE VIEW main.runs AS SELECT * EXCLUDE (search) FROM fg.run_rows;
+
+CREATE OR REPLACE VIEW main.steps AS
+SELECT run_id, step_index, s.name, s.app, s.status, s.attempts, s.started_at, s.finished_at,
+       epoch_ms(s.finished_at) - epoch_ms(s.started_at) AS duration_ms,
+       s.error, s.input, s.output
+FROM (SELECT id AS run_id, unnest(range(len(steps))) AS step_index, unnest(steps) AS s
+      FROM fg.runs);
+
+CREATE OR REPLACE VIEW main.rejected_lines AS
+SELECT f.path AS file, r.line, r.reason, r.raw, r.ingested_at
+FROM fg.rejects r JOIN fg.files f USING (file_id);
+
+CREATE OR REPLACE VIEW main.comments AS
+SELECT run_id, author, body, created_at FROM fg.comments;
+"""
+
+SURFACE = ("runs", "steps", "rejected_lines", "comments")

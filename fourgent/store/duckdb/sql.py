@@ -1,0 +1,77 @@
+"""SQL fragments every DuckDB query shares, defined once, and the WHERE clause of a RunFilter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...filters import RunFilter
+from ...spec import STATUSES
+
+DAY_MS = 86_400_000
+# The runs as the Runs page reads them: the `runs` view plus the internal `search` column.
+RUN_ROWS = "fg.run_rows"
+# A failure rate counts only runs that have ended.
+ENDED = ("finished", "failed", "skipped")
+ENDED_SQL = "('finished', 'failed', 'skipped')"
+# Whole UTC days by integer division: 3x faster than date_trunc on TIMESTAMPTZ at 10M rows.
+DAY_SQL = f"epoch_ms(started_at) // {DAY_MS}"
+DURATION_SQL = "epoch_ms(finished_at) - epoch_ms(started_at)"  # date_diff was 5x slower
+# A workflow's display name, over grouped rows (building it per row took 130 ms at 10M runs).
+WORKFLOW_NAME_SQL = "any_value(source) || ' → ' || any_value(destination)"
+# The app a failed run failed at: its failed step's app, else the workflow's destination app (kept at ingest
+# as fg.runs.failed_app, so the Overview never reads the wide steps column: 0.8 s at 10M runs).
+FAILED_APP_SQL = ("CASE WHEN status = 'failed' THEN coalesce(list_extract(steps, error_step + 1).app, "
+                  "destination_app) END")
+# An error message with the parts that vary from run to run taken out, so alike failures group:
+# quoted values become …, and any word holding a digit (IDs, amounts, status codes, durations) becomes #.
+ERROR_PATTERN_SQL = (
+    "regexp_replace(regexp_replace(error_message, '''[^'']*''|\"[^\"]*\"', '…', 'g'), "
+    "'[A-Za-z0-9_.-]*[0-9][A-Za-z0-9_.-]*', '#', 'g')"
+)
+# Originals whose latest re-trigger finished (resolved). An unresolved failure is a failed run that was
+# not itself a re-trigger and is not among them: a predicate on the row against this small set (a
+# semi-join of every run against the failed ones took 400 ms at 10M runs).
+RESOLVED_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL "
+                "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+# The same set for originals started on or after `$since`: a child starts after its original, so only
+# children started since then need reading.
+RESOLVED_SINCE_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL AND started_at >= $since "
+                      "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+UNRESOLVED_WHERE = f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})"
+
+
+def run_where(f: RunFilter) -> tuple[str, list[Any]]:
+    """A WHERE clause (or "") over `fg.run_rows` and its parameters; user text only ever travels as a parameter."""
+    parts: list[str] = []
+    params: list[Any] = []
+    q = f.q.strip()
+    if q:
+        # `search` is lower(reference || chr(31) || id), kept at ingest: one column to scan, no wildcards.
+        parts.append("contains(search, lower(?))")
+        params.append(q)
+    statuses = [s for s in f.statuses if s in STATUSES]
+    if statuses:
+        parts.append("status IN (SELECT unnest(?::VARCHAR[]))" if len(statuses) > 1 else "status = ?")
+        params.append(statuses if len(statuses) > 1 else statuses[0])
+    if f.workflows:
+        wf = list(f.workflows)
+        parts.append("workflow_id IN (SELECT unnest(?::VARCHAR[]))" if len(wf) > 1 else "workflow_id = ?")
+        params.append(wf if len(wf) > 1 else wf[0])
+    if f.start is not None:
+        parts.append("started_at >= ?")
+        params.append(f.start)
+    if f.end is not None:
+        parts.append("started_at < ?")
+        params.append(f.end)
+    if f.unresolved:
+        parts.append(f"({UNRESOLVED_WHERE})")
+    if f.error:
+        # The pattern is worked out once per distinct message, not once per failed run.
+        parts.append(f"status = 'failed' AND error_message IN (SELECT error_message FROM (SELECT DISTINCT "
+                     f"error_message FROM fg.runs WHERE status = 'failed') WHERE {ERROR_PATTERN_SQL} = ?)")
+        params.append(f.error)
+    for column, values in (("error_kind", f.kinds), ("failed_app", f.apps)):
+        if values:
+            parts.append(f"status = 'failed' AND {column} IN (SELECT unnest(?::VARCHAR[]))")
+            params.append(list(values))
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params

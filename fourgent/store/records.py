@@ -1,0 +1,78 @@
+"""The plain values a store hands back: what pages and the domain read, whatever the engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Comment:
+    run_id: str
+    author: str
+    body: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ConnectionRow:
+    """One app's stored connection, the credential still encrypted."""
+
+    app: str
+    base_url: str
+    token_encrypted: str | None
+    token_hint: str | None
+    updated_at: datetime | None
+    last_success_at: datetime | None
+    refused: bool  # its latest answer to this credential was a refusal (401/403)
+
+
+@dataclass
+class RunRecord:
+    """One run as stored: its row of `runs`, its steps, its lineage both ways and where it was read."""
+
+    run: dict[str, Any]
+    steps: list[dict[str, Any]]
+    parent: dict[str, Any] | None  # the run this one re-triggered
+    children: list[dict[str, Any]]  # re-triggers of this run, oldest first
+    source_file: str | None
+    source_line: int | None
+
+
+@dataclass
+class RunsView:
+    """Everything one render of the Runs page shows, from one call (the benchmark times this)."""
+
+    rows: pl.DataFrame  # id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms,
+    #                     error_message, retrigger_of
+    total: int  # runs matching the filter
+    by_status: dict[str, int]  # per status under the other filters
+    exact_id: str | None  # the search text is exactly a run's ID
+    comment_counts: dict[str, int]
+    retriggers: dict[str, str]  # run on the page -> status of its latest re-trigger
+    rejected_lines: int
+    store_runs: int  # runs in the store at all (for the empty state)
+
+
+@dataclass
+class SqlResult:
+    """An ad-hoc query's answer: the first rows kept, how many there were in all, and the time it took."""
+
+    frame: pl.DataFrame  # the first rows, at most the cap
+    total: int = 0  # rows the query returned; more than shown when capped
+    seconds: float = 0.0
+
+    @property
+    def columns(self) -> list[str]:
+        return self.frame.columns
+
+    @property
+    def rows(self) -> list[tuple[Any, ...]]:
+        return self.frame.rows()
+
+    @property
+    def capped(self) -> bool:
+        return self.total > self.frame.height

@@ -1,0 +1,33 @@
+"""Helpers the tests import: the repository's paths, the sample logs and a maker of valid run-log records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# 369 lines: 304 runs over six workflows (every status and error kind, later snapshots, re-triggers) in
+# runs-small.jsonl, and 60 lines with 8 broken as docs/run-log.md says must be reported.
+SAMPLES = ROOT / "tests" / "data"
+
+
+def run_line(run_id: str = "run_1", **fields) -> dict:
+    """A valid run-log record; keyword arguments replace or add fields (None removes one)."""
+    record = {
+        "id": run_id,
+        "reference": "Acme Corp – Renewal 2026",
+        "workflow": {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed Won",
+                     "destination": "QuickBooks Invoice", "source_app": "HubSpot", "destination_app": "QuickBooks"},
+        "status": "finished",
+        "started_at": "2026-11-20T14:03:11.120Z",
+        "finished_at": "2026-11-20T14:03:13.950Z",
+        "trigger_payload": {"deal_id": "1893", "amount": "12000.00"},
+        "steps": [{"name": "Fetch deal", "app": "HubSpot", "status": "finished", "attempts": 1,
+                   "started_at": "2026-11-20T14:03:11.200Z", "finished_at": "2026-11-20T14:03:11.610Z",
+                   "output": {"deal_id": "1893"}}],
+    }
+    for key, value in fields.items():
+        if value is None:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return record
