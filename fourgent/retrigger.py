@@ -14,6 +14,9 @@ from .executor import Executor
 from .store import Store
 from .workflows import Workflow
 
+# What every confirmation says before a re-trigger (and the How it works page repeats).
+CAVEAT = ("A re-trigger runs the workflow again as a new run with the original trigger payload: the payload from "
+          "when the run first fired, not the source record as it is now.")
 BULK_CAP = 10_000  # runs one bulk re-trigger from the dashboard takes; the count says when there are more
 BULK_CONCURRENCY = 16  # runs replayed at a time
 CLAIM_MINUTES = 10  # a claim older than this (a crashed process's) no longer blocks a re-trigger

@@ -12,10 +12,11 @@ import streamlit as st
 
 from fourgent import display, executor, retrigger
 from fourgent.spec import ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
-from fourgent.store import SURFACE
 from fourgent.workflows import RetryPolicy
 from fourgent.workspace import definitions
-from ui import CAVEAT, PAGES, workspace
+from fourgent.retrigger import CAVEAT
+from ui import pages
+from ui.workspace import workspace
 
 ws = workspace()
 defs = definitions(ws)
@@ -87,7 +88,7 @@ st.markdown(
     f"{retrigger.BULK_CONCURRENCY} at a time, with a progress bar and Cancel (runs already started finish). "
     "From a terminal: `python -m fourgent retrigger RUN_ID…`, or `--status failed --unresolved` for a filtered set."
 )
-st.page_link(PAGES["connections"], label="Fix a credential in Connections", icon="🔌")
+st.page_link(pages.CONNECTIONS, label="Fix a credential in Connections", icon="🔌")
 
 st.header("Where the logs are, and how they are read")
 st.markdown(
@@ -105,10 +106,9 @@ st.markdown(
     "Everything on these pages can be asked again in SQL, over these read-only views (types and meanings in "
     "`docs/schema.md`). From a terminal: `python -m fourgent sql \"SELECT status, count(*) FROM runs GROUP BY ALL\"`."
 )
-st.page_link(PAGES["explore"], label="Ask your own question on the Explore page", icon="🔎")
-cur = ws.store.cursor()
-for view in SURFACE:
-    columns = cur.execute(f"DESCRIBE {view}").fetchall()  # a fixed name from SURFACE, not user input
+st.page_link(pages.EXPLORE, label="Ask your own question on the Explore page", icon="🔎")
+for view in ws.store.surface:
+    columns = ws.store.describe(view)
     with st.expander(f"{view} ({len(columns)} columns)"):
         st.dataframe({"Column": [c[0] for c in columns], "Type": [c[1] for c in columns]}, hide_index=True,
                      width="stretch")

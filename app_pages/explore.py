@@ -1,49 +1,97 @@
-"""Explore: ad-hoc SQL over the documented views, guarded (fourgent/adhoc.py), with the query in the URL."""
+"""Explore: ad-hoc SQL over the documented views, through the store's guard, with the query in the URL."""
 
 from __future__ import annotations
 
 import html
 import io
 import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import duckdb
 import plotly.express as px
 import polars as pl
 import streamlit as st
 
-from fourgent import adhoc, export
+from fourgent import export, results
 from fourgent.config import sql_time_limit
-from ui import literal, workspace
+from fourgent.filters import Params
+from fourgent.store import QueryError, QueryFailed, QueryRefused, QueryStopped, SqlResult
+from ui.text import literal
+from ui.url_state import UrlBinding
+from ui.workspace import workspace
 
 PAGE_ROWS = 100
 HISTORY = 20
 SCHEMA_DOC = Path(__file__).resolve().parent.parent / "docs" / "schema.md"
 
+
+@dataclass(frozen=True)
+class ExploreQuery:
+    """`/explore?sql=…`: the query last run, so a copied link reproduces it."""
+
+    sql: str = ""
+
+    @classmethod
+    def parse(cls, params: Mapping[str, Sequence[str]]) -> ExploreQuery:
+        return cls((list(params.get("sql") or []) or [""])[-1])
+
+    def params(self) -> Params:
+        return {"sql": [self.sql]} if self.sql else {}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What running one query gave: its result, or the refusal, stop or error in words."""
+
+    sql: str
+    seconds: float
+    result: SqlResult | None = None
+    refused: str | None = None
+    stopped: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Ran:
+    """One entry of this session's history."""
+
+    sql: str
+    rows: int | None
+
+
+def _to_widgets(q: ExploreQuery) -> dict[str, Any]:
+    return {"x_linked": q.sql, "x_sql": q.sql} if q.sql else {"x_linked": ""}
+
+
+EXPLORE_URL: UrlBinding[ExploreQuery] = UrlBinding(
+    "_x_url", ExploreQuery.parse, ExploreQuery.params, _to_widgets,
+    lambda ss: ExploreQuery(str(ss.get("x_linked", ""))))
+
 ws = workspace()
 
 
 def run_query(sql: str) -> None:
-    """Run through the guard on a cursor of its own (the time limit interrupts only this query)."""
+    """Run through the store's guard on a cursor of its own (the time limit interrupts only this query)."""
     st.session_state["x_page"] = 1
     started = time.perf_counter()
-    outcome: dict[str, object] = {"sql": sql}
+    found: dict[str, Any] = {}
     try:
-        outcome["result"] = adhoc.run(ws.store.cursor(), sql, time_limit=sql_time_limit())
-    except adhoc.QueryRefused as exc:
-        outcome["refused"] = str(exc)
-    except (adhoc.QueryStopped, adhoc.QueryFailed) as exc:
-        outcome["stopped"] = str(exc)
-    except duckdb.Error as exc:  # DuckDB's own words for a bad query; never a traceback
-        outcome["error"] = str(exc)
-    outcome["seconds"] = time.perf_counter() - started
+        found["result"] = ws.store.run_sql(sql, max_rows=results.MAX_ROWS, time_limit=sql_time_limit())
+    except QueryRefused as exc:
+        found["refused"] = str(exc)
+    except (QueryStopped, QueryFailed) as exc:
+        found["stopped"] = str(exc)
+    except QueryError as exc:  # the engine's own words for a bad query; never a traceback
+        found["error"] = str(exc)
+    outcome = Outcome(sql, time.perf_counter() - started, **found)
     st.session_state["x_outcome"] = outcome
-    history = [h for h in st.session_state.get("x_history", []) if h["sql"] != sql]
-    result = outcome.get("result")
-    history.insert(0, {"sql": sql, "rows": result.total if result else None, "ok": result is not None})
+    history: list[Ran] = [h for h in st.session_state.get("x_history", []) if h.sql != sql]
+    history.insert(0, Ran(sql, outcome.result.total if outcome.result else None))
     st.session_state["x_history"] = history[:HISTORY]
-    st.query_params["sql"] = sql
     st.session_state["x_linked"] = sql  # the URL now names this query: not a link to load
+    EXPLORE_URL.publish()
 
 
 def use(sql: str) -> None:
@@ -52,17 +100,16 @@ def use(sql: str) -> None:
 
 # A link with ?sql= reproduces the query: it is loaded and run once. The editor's state is gone too when
 # the browser's Back button returns here (Streamlit drops the state of widgets another page's run did not draw).
-linked = st.query_params.get("sql")
-if linked and (st.session_state.get("x_linked") != linked or "x_sql" not in st.session_state):
-    st.session_state["x_linked"] = linked
-    st.session_state["x_sql"] = linked
-    if (st.session_state.get("x_outcome") or {}).get("sql") != linked:
+if EXPLORE_URL.load():
+    linked = EXPLORE_URL.state().sql
+    last: Outcome | None = st.session_state.get("x_outcome")
+    if linked and (last is None or last.sql != linked):
         run_query(linked)
-st.session_state.setdefault("x_sql", next(iter(adhoc.EXAMPLES.values())))
+st.session_state.setdefault("x_sql", next(iter(ws.store.examples.values())))
 
 st.title("Explore")
 st.caption(f"Read-only SQL (DuckDB) over the views runs, steps, rejected_lines and comments. One statement; "
-           f"stopped after {sql_time_limit():g} s; the first {adhoc.MAX_ROWS:,} rows are kept.")
+           f"stopped after {sql_time_limit():g} s; the first {results.MAX_ROWS:,} rows are kept.")
 
 with st.form("x_form", border=False):
     st.text_area("SQL", key="x_sql", height=200, label_visibility="collapsed",
@@ -73,10 +120,10 @@ if submitted:
 
 cols = st.columns(3)
 with cols[0].popover("Example queries", width="stretch"):
-    for title, sql in adhoc.EXAMPLES.items():
+    for title, sql in ws.store.examples.items():
         st.button(title, key=f"x_ex_{title}", on_click=use, args=(sql,), width="stretch")
 with cols[1].popover("Views and columns", width="stretch"):
-    docs = adhoc.schema_docs(SCHEMA_DOC)
+    docs = results.schema_docs(SCHEMA_DOC)
     for view, tab in zip(docs, st.tabs(list(docs)), strict=True):
         with tab:
             st.dataframe({"Column": [c[0] for c in docs[view]], "Type": [c[1] for c in docs[view]],
@@ -87,38 +134,38 @@ with cols[2].popover("This session's queries", width="stretch"):
     if not history:
         st.text("None yet.")
     for i, h in enumerate(history):
-        label = h["sql"].strip().splitlines()[0][:80]
-        outcome = f"{h['rows']:,} rows" if h["ok"] else "did not run"
-        st.button(f"{literal(label)} · {outcome}", key=f"x_hist_{i}", on_click=use, args=(h["sql"],), width="stretch")
+        label = h.sql.strip().splitlines()[0][:80]
+        ran = f"{h.rows:,} rows" if h.rows is not None else "did not run"
+        st.button(f"{literal(label)} · {ran}", key=f"x_hist_{i}", on_click=use, args=(h.sql,), width="stretch")
 
 # ---------------------------------------------------------------- the outcome
-outcome = st.session_state.get("x_outcome")
+outcome: Outcome | None = st.session_state.get("x_outcome")
 if not outcome:
     st.stop()
-if "refused" in outcome:
+if outcome.refused is not None:
     st.warning("Not run: this page only reads the documented views.", icon="🛡️")
-    st.code(outcome["refused"], language=None, wrap_lines=True)
+    st.code(outcome.refused, language=None, wrap_lines=True)
     st.stop()
-if "stopped" in outcome:
-    st.error(outcome["stopped"], icon="⏱️")
+if outcome.stopped is not None:
+    st.error(outcome.stopped, icon="⏱️")
     st.stop()
-if "error" in outcome:
-    st.error("DuckDB could not run the query:", icon="⚠️")
-    st.code(outcome["error"], language=None, wrap_lines=True)
+if outcome.error is not None or outcome.result is None:
+    st.error(f"{ws.store.engine} could not run the query:", icon="⚠️")
+    st.code(outcome.error or "", language=None, wrap_lines=True)
     st.stop()
 
-result: adhoc.Result = outcome["result"]
+result = outcome.result
 frame = result.frame
 shown = f"the first {frame.height:,} of " if result.capped else ""
 st.caption(f"{shown}{result.total:,} row{'s' if result.total != 1 else ''} · {result.seconds * 1000:,.0f} ms")
 if result.capped:
     st.info(f"{result.total - frame.height:,} more rows were counted but not kept: add a LIMIT or narrow the WHERE.",
             icon="✂️")
-pages = max(1, -(-frame.height // PAGE_ROWS))
-st.session_state["x_page"] = page = min(max(int(st.session_state.get("x_page", 1)), 1), pages)
-if pages > 1:
-    page = st.columns([1, 3])[0].number_input(f"Page (of {pages:,}, {PAGE_ROWS} rows each)", min_value=1,
-                                               max_value=pages, key="x_page")
+page_count = max(1, -(-frame.height // PAGE_ROWS))
+st.session_state["x_page"] = page = min(max(int(st.session_state.get("x_page", 1)), 1), page_count)
+if page_count > 1:
+    page = st.columns([1, 3])[0].number_input(f"Page (of {page_count:,}, {PAGE_ROWS} rows each)", min_value=1,
+                                               max_value=page_count, key="x_page")
 st.dataframe(frame.slice((page - 1) * PAGE_ROWS, PAGE_ROWS), hide_index=True, width="stretch")
 
 downloads = st.columns(2)

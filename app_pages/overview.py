@@ -10,45 +10,23 @@ import polars as pl
 import streamlit as st
 
 from fourgent import display
-from fourgent import overview as O
-from fourgent import queries as Q
+from fourgent.filters import runs_query
+from fourgent.overview import EXACT_MAX, Window, last
 from fourgent.spec import STATUSES
-from ui import PAGES, runs_link, workspace
+from ui import pages
+from ui.overview_state import OVERVIEW_URL, RANGES, SPANS
+from ui.workspace import workspace
 
-RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
-          "custom": "Custom dates"}
-URL_KEYS = {"range", "workflow", "from", "to"}
-SPANS = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timedelta(days=30), "90d": timedelta(days=90)}
 COLORS = {"finished": "#16a34a", "failed": "#dc2626", "running": "#2563eb", "pending": "#ca8a04",
           "skipped": "#9ca3af"}
 
 ws = workspace()
 ws.refresh()
-cur = ws.store.cursor()
 tz = display.zone(st.context.timezone)
-
-# ---------------------------------------------------------------- the range, kept in the URL
-in_url = {k: st.query_params.get_all(k) for k in st.query_params}
-params = in_url
-if set(params) - URL_KEYS and "_ov_url" in st.session_state:
-    # st.switch_page(query_params=...) first sets the Runs page's filters on this page's URL, then changes
-    # page: the browser's Back button lands on that entry. It stands for the Overview as last shown.
-    params = st.session_state.get("_ov_url", {})
-# Streamlit drops a widget's state when a run of another page does not draw it: reload from the URL then.
-if st.session_state.get("_ov_url") != params or not {"ov_range", "ov_workflow"} <= st.session_state.keys():
-    rng = (params.get("range") or ["7d"])[-1]
-    st.session_state["ov_range"] = rng if rng in RANGES else "7d"
-    st.session_state["ov_workflow"] = [w for w in params.get("workflow", []) if w]
-    try:
-        dates = sorted(date.fromisoformat(v) for v in (*params.get("from", [])[-1:], *params.get("to", [])[-1:]))
-    except ValueError:
-        dates = []
-    if dates:
-        st.session_state["ov_range"] = "custom"
-        st.session_state["ov_dates"] = (dates[0], dates[-1])
+OVERVIEW_URL.load()
 
 st.title("Overview")
-workflows = dict(Q.workflows(cur))
+workflows = dict(ws.store.workflows())
 cols = st.columns([2, 3, 3], vertical_alignment="bottom")
 cols[0].selectbox("Range", list(RANGES), format_func=RANGES.get, key="ov_range")
 known = [w for w in st.session_state.get("ov_workflow", []) if w not in workflows]
@@ -56,26 +34,16 @@ cols[1].multiselect("Workflow", list(workflows) + known, format_func=lambda w: w
                     key="ov_workflow", placeholder="All workflows")
 now = datetime.now(UTC)
 if st.session_state["ov_range"] == "custom":
-    default = st.session_state.get("ov_dates") or ((now - timedelta(days=6)).date(), now.date())
-    st.session_state.setdefault("ov_dates", default)
-    picked = cols[2].date_input("From – to", key="ov_dates", min_value=date(1970, 1, 1), max_value=date(2999, 12, 31))
-    picked = tuple(picked) if isinstance(picked, (tuple, list)) else (picked,)
-    first, last_day = (picked[0], picked[-1]) if picked else (now.date(), now.date())
-    window = O.Window(datetime.combine(first, time.min, tz), datetime.combine(last_day + timedelta(days=1), time.min, tz),
-                      tuple(st.session_state["ov_workflow"]))
+    if not st.session_state.get("ov_dates"):
+        st.session_state["ov_dates"] = ((now - timedelta(days=6)).date(), now.date())
+    cols[2].date_input("From – to", key="ov_dates", min_value=date(1970, 1, 1), max_value=date(2999, 12, 31))
+state = OVERVIEW_URL.state()
+if state.days:
+    window = Window(datetime.combine(state.days[0], time.min, tz),
+                    datetime.combine(state.days[1] + timedelta(days=1), time.min, tz), state.workflows)
 else:
-    window = O.last(SPANS[st.session_state["ov_range"]], now, tuple(st.session_state["ov_workflow"]))
-
-url: dict[str, list[str]] = {}
-if st.session_state["ov_range"] == "custom":
-    url["from"], url["to"] = [str(st.session_state["ov_dates"][0])], [str(st.session_state["ov_dates"][-1])]
-elif st.session_state["ov_range"] != "7d":
-    url["range"] = [st.session_state["ov_range"]]
-if st.session_state["ov_workflow"]:
-    url["workflow"] = list(st.session_state["ov_workflow"])
-if url != in_url:
-    st.query_params.from_dict(url)
-st.session_state["_ov_url"] = url
+    window = last(SPANS[state.range], now, state.workflows)
+OVERVIEW_URL.publish(state)
 
 st.caption(f"Runs started {window.start.astimezone(tz):%Y-%m-%d %H:%M} – {window.end.astimezone(tz):%Y-%m-%d %H:%M} "
            f"({tz.key}), compared with the {display.span(window.end - window.start)} before. "
@@ -87,14 +55,13 @@ def open_runs(start: datetime, end: datetime, *, statuses: tuple[str, ...] = (),
               error: str = "") -> None:
     # The first and last buckets may reach outside the range: the runs shown are those the bar counted.
     start, end = max(start, window.start), min(end, window.end)
-    st.switch_page(PAGES["runs"], query_params=runs_link(start, end, statuses=statuses,
-                                                         workflows=workflows or window.workflows,
-                                                         unresolved=unresolved, kinds=kinds, apps=apps,
-                                                         error=error))
+    st.switch_page(pages.RUNS, query_params=runs_query(
+        start, end, statuses=statuses, workflows=workflows or window.workflows, unresolved=unresolved,
+        kinds=kinds, apps=apps, error=error).link())
 
 
 # ---------------------------------------------------------------- headline figures
-view = O.overview_view(cur, window)
+view = ws.store.overview(window)
 now_h, prev_h = view.now, view.previous
 m = st.columns(4)
 m[0].metric("Runs", f"{now_h.runs:,}", delta=display.change(now_h.runs, prev_h.runs), delta_color="off",
@@ -108,9 +75,13 @@ m[2].metric("Median duration", display.duration(now_h.median_ms),
 m[3].metric("Unresolved failures", f"{now_h.unresolved:,}",
             delta=display.change(now_h.unresolved, prev_h.unresolved), delta_color="inverse",
             help="Failed runs with no finished re-trigger since (as of now), started in the range.")
+if view.estimated:
+    st.caption(f"This range holds over {EXACT_MAX:,} runs: the median, p50 and p95 durations are estimated from "
+               "per-day histograms (within 0.5%); every count is exact.")
 if now_h.unresolved:
-    m[3].page_link(PAGES["runs"], label="Open them", icon="🔁",
-                   query_params=runs_link(window.start, window.end, workflows=window.workflows, unresolved=True))
+    m[3].page_link(pages.RUNS, label="Open them", icon="🔁",
+                   query_params=runs_query(window.start, window.end, workflows=window.workflows,
+                                           unresolved=True).link())
 
 if now_h.runs == 0:
     st.info("No runs started in this range.", icon="📭")

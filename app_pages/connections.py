@@ -7,7 +7,10 @@ import streamlit as st
 from fourgent import display
 from fourgent.connections import CredentialError
 from fourgent.workspace import SANDBOX_URL, check_connection, connection_states, connections, definitions, demo_token
-from ui import PAGES, label, workspace
+from fourgent.filters import RunsQuery
+from ui import pages
+from ui.text import label
+from ui.workspace import workspace
 
 ws = workspace()
 ws.refresh()
@@ -15,12 +18,13 @@ conns = connections(ws)
 defs = definitions(ws)
 tz = display.zone(st.context.timezone)
 
+
 def save(app: str) -> None:
     """Store the new credential, then empty the field: it never stays in the page's state."""
     token = st.session_state.get(f"token_{app}", "")
     st.session_state[f"token_{app}"] = ""
     try:
-        conns.set(app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
+        conns.save(app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
         st.session_state["connections_saved"] = app
     except CredentialError as exc:
         st.session_state["connections_error"] = str(exc)
@@ -31,8 +35,8 @@ st.caption("Credentials are stored encrypted and only ever shown masked.")
 if saved := st.session_state.pop("connections_saved", None):
     st.success("Saved. Replay the runs that failed meanwhile: the Runs page re-triggers them in bulk.")
     uses = [wf.id for wf in defs.values() if saved in wf.apps]
-    st.page_link(PAGES["runs"], label=f"Unresolved failures of the workflows that use {label(saved)}", icon="🔁",
-                 query_params={"unresolved": "1", "workflow": uses})
+    st.page_link(pages.RUNS, label=f"Unresolved failures of the workflows that use {label(saved)}", icon="🔁",
+                 query_params=RunsQuery(workflows=tuple(uses), unresolved=True).link())
 if problem := st.session_state.pop("connections_error", None):
     st.error(problem)
 
@@ -60,8 +64,9 @@ for s in states:
                        "(demo tokens guard nothing):")
             st.code(demo_token(s.app), language=None)
         if count:  # exactly the runs counted: failed with auth at this app's step, in the last 7 days
-            st.page_link(PAGES["runs"], label=f"{count} run(s) failed with auth in the last 7 days",
-                         icon="🔎", query_params={"status": "failed", "kind": "auth", "app": s.app, "range": "7d"})
+            st.page_link(pages.RUNS, label=f"{count} run(s) failed with auth in the last 7 days", icon="🔎",
+                         query_params=RunsQuery(statuses=("failed",), kinds=("auth",), apps=(s.app,),
+                                                range="7d").link())
         with st.form(f"reconnect_{s.app}"):
             st.text_input("Base URL", value=s.base_url, key=f"url_{s.app}")
             st.text_input("New credential", type="password", key=f"token_{s.app}")

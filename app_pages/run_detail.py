@@ -10,7 +10,10 @@ import streamlit as st
 
 from fourgent import comments, detail, display
 from fourgent.spec import ERROR_KINDS
-from ui import CAVEAT, PAGES, ask_retrigger, author, literal, retrigger_dialog_if_asked, retrigger_outcome, workspace
+from ui import pages
+from ui.dialogs import CAVEAT, ask_retrigger, retrigger_dialog_if_asked, retrigger_outcome
+from ui.text import literal
+from ui.workspace import author, workspace
 
 ws = workspace()
 run_id = st.query_params.get("id", "")
@@ -19,7 +22,7 @@ tz = display.zone(st.context.timezone)
 if not run_id:
     st.title("Run details")
     st.info("Open a run from the Workflow Runs table, or add ?id=<run id> to this page's address.", icon="🔍")
-    st.page_link(PAGES["runs"], label="Back to Workflow Runs", icon="📋")
+    st.page_link(pages.RUNS, label="Back to Workflow Runs", icon="📋")
     st.stop()
 
 ws.refresh()
@@ -28,11 +31,11 @@ if found is None:
     st.title("Run details")
     st.warning("There is no run with this ID (it may not have been read from the logs yet):", icon="🔍")
     st.code(run_id, language=None)
-    st.page_link(PAGES["runs"], label="Back to Workflow Runs", icon="📋")
+    st.page_link(pages.RUNS, label="Back to Workflow Runs", icon="📋")
     st.stop()
 
 run = found.run
-st.page_link(PAGES["runs"], label="Workflow Runs", icon=":material/arrow_back:",
+st.page_link(pages.RUNS, label="Workflow Runs", icon=":material/arrow_back:",
              query_params=st.session_state.get("runs_url") or None)
 st.title("Run details")
 
@@ -76,7 +79,7 @@ if run["status"] == "failed":
         st.caption("What to do next")
         st.text(detail.next_step(found))
         if run["error_kind"] == "auth":
-            st.page_link(PAGES["connections"], label="Open Connections", icon="🔌")
+            st.page_link(pages.CONNECTIONS, label="Open Connections", icon="🔌")
 elif run["status"] == "skipped" and run["skip_reason"]:
     with st.container(border=True):
         st.subheader("⏭️ Skipped")
@@ -88,13 +91,13 @@ if found.retriggered_from or found.retriggered_as:
         st.caption("Lineage")
         if found.retriggered_from:
             parent = found.retriggered_from
-            st.page_link("views/run_detail.py", label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
+            st.page_link(pages.RUN, label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
                          query_params={"id": parent["id"]})
             st.text(f"Original run: {display.status_label(parent['status']) if parent['status'] else 'not in the store'}")
             if parent["by"] or parent["at"]:
                 st.text(f"Re-triggered by {parent['by'] or 'someone unnamed'} at {display.local_time(parent['at'], tz)}")
         for child in found.retriggered_as:
-            st.page_link("views/run_detail.py", label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
+            st.page_link(pages.RUN, label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
                          query_params={"id": child["id"]})
             who = f" by {child['by']}" if child["by"] else ""
             st.text(f"{display.status_label(child['status'])} · started {display.local_time(child['started_at'], tz)}"

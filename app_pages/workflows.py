@@ -7,21 +7,23 @@ import json
 import streamlit as st
 
 from fourgent import display
-from fourgent import overview as O
+from fourgent.filters import RunsQuery
+from fourgent.overview import SPARK_DAYS
 from fourgent.pauses import paused, set_paused
 from fourgent.workspace import definitions
-from ui import PAGES, author, label, workspace
+from ui import pages
+from ui.text import label
+from ui.workspace import author, workspace
 
 ws = workspace()
 ws.refresh()
-cur = ws.store.cursor()
 tz = display.zone(st.context.timezone)
 defs = definitions(ws)
-health = O.workflow_health(cur)
+health = ws.store.workflow_health()
 stopped = paused(ws.store)
 
 st.title("Workflows")
-st.caption(f"Runs in the last 24 hours and 7 days; the sparkline is runs per UTC day over the last {O.SPARK_DAYS} days. "
+st.caption(f"Runs in the last 24 hours and 7 days; the sparkline is runs per UTC day over the last {SPARK_DAYS} days. "
            "A paused workflow is not re-triggered, one by one or in bulk.")
 
 # Workflows with runs, then any defined workflow that has not run yet.
@@ -31,7 +33,7 @@ for wf in defs.values():
     if wf.id not in seen:
         rows.append({"workflow_id": wf.id, "source": wf.source, "destination": wf.destination, "last_run": None,
                      "runs_24h": 0, "runs_7d": 0, "failed_7d": 0, "failure_rate_7d": None,
-                     "daily": [0] * O.SPARK_DAYS})
+                     "daily": [0] * SPARK_DAYS})
 
 st.dataframe(
     {
@@ -41,10 +43,10 @@ st.dataframe(
         "Runs 7 d": [r["runs_7d"] for r in rows],
         "Failure rate 7 d": [display.percent(r["failure_rate_7d"]) for r in rows],
         "Last run": [display.ago(r["last_run"]) for r in rows],
-        f"Runs per day ({O.SPARK_DAYS} d)": [r["daily"] for r in rows],
+        f"Runs per day ({SPARK_DAYS} d)": [r["daily"] for r in rows],
     },
     hide_index=True, width="stretch",
-    column_config={f"Runs per day ({O.SPARK_DAYS} d)": st.column_config.BarChartColumn(y_min=0, width="medium"),
+    column_config={f"Runs per day ({SPARK_DAYS} d)": st.column_config.BarChartColumn(y_min=0, width="medium"),
                    "Workflow": st.column_config.TextColumn(width="large")},
 )
 
@@ -61,9 +63,9 @@ for r in rows:
     with st.expander(f"{state} {label(r['source'])} → {label(r['destination'])}"):
         cols = st.columns([3, 2, 2], vertical_alignment="center")
         cols[0].text(f"ID: {wf_id}")
-        cols[1].page_link(PAGES["runs"], label="Its runs", icon="📋", query_params={"workflow": wf_id})
-        cols[2].page_link(PAGES["runs"], label="Its unresolved failures", icon="🔁",
-                          query_params={"workflow": wf_id, "unresolved": "1"})
+        cols[1].page_link(pages.RUNS, label="Its runs", icon="📋", query_params=RunsQuery(workflows=(wf_id,)).link())
+        cols[2].page_link(pages.RUNS, label="Its unresolved failures", icon="🔁",
+                          query_params=RunsQuery(workflows=(wf_id,), unresolved=True).link())
         st.toggle("Active (re-triggers allowed)", value=wf_id not in stopped, key=f"active_{wf_id}",
                   on_change=toggle, args=(wf_id,))
         if wf_id in stopped:

@@ -1,0 +1,224 @@
+"""Workflow Runs: newest runs first, filtered; every filter lives in the URL (fourgent.filters.RunsQuery).
+
+Only the visible page of runs is sent to the browser. The table refreshes itself while the view can change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from urllib.parse import quote
+
+import polars as pl
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from fourgent import display, export
+from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunsQuery
+from fourgent.spec import STATUSES
+from fourgent.store.records import RunsView
+from fourgent.workspace import Workspace
+from ui import pages
+from ui.bulk import bulk_bar
+from ui.dialogs import CAVEAT, ask_retrigger, comment_dialog, retrigger_dialog_if_asked, retrigger_outcome
+from ui.runs_state import RUNS_URL, clear_filters, dates_changed, drop_narrowed, filter_changed, only_status, zone
+from ui.workspace import workspace
+
+LIVE_SECONDS = 5
+
+
+def render_filters(ws: Workspace, query: RunsQuery) -> None:
+    workflows = dict(ws.store.workflows())
+    top = st.columns([3, 2, 2, 3, 1.4], vertical_alignment="bottom")
+    top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
+                      on_change=filter_changed)
+    top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.get, key="f_range", on_change=dates_changed)
+    top[2].multiselect("Status", STATUSES, format_func=display.status_label, key="f_status",
+                       on_change=filter_changed, placeholder="Any status")
+    known = [w for w in query.workflows if w not in workflows]
+    top[3].multiselect("Workflow", list(workflows) + known, format_func=lambda w: workflows.get(w, w),
+                       key="f_workflow", on_change=filter_changed, placeholder="Any workflow")
+    top[4].button("Clear filters", on_click=clear_filters, width="stretch")
+    st.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
+              help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
+    if narrowed := query.narrowed():  # set by a link (the Overview's failures by kind, app or error)
+        cols = st.columns([6, 1], vertical_alignment="center")
+        cols[0].text("Failed runs where " + " and ".join(f"{what} = {' or '.join(values)}"
+                                                         for what, values in narrowed))
+        cols[1].button("Remove", key="drop_kind_app", on_click=drop_narrowed)
+    if query.range == "custom":
+        st.date_input("From – to", key="f_dates", on_change=dates_changed, min_value=FIRST_DAY, max_value=LAST_DAY)
+        if query.window:
+            tz = zone()
+            start, end = (t.astimezone(tz) for t in query.window)
+            st.caption(f"Exactly {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M} ({tz.key}), as linked; "
+                       "pick dates to widen it to whole days.")
+
+
+def runs_table(live: bool) -> None:
+    if st.session_state.pop("_full_rerun", False):
+        st.rerun()  # a control in here changed the filters drawn outside it
+    ws = workspace()
+    if live:
+        ws.refresh()
+    query = RUNS_URL.state()
+    tz, now = zone(), datetime.now(UTC)
+    f = query.filter(now, tz)
+    view = ws.store.runs_view(f, page=query.page, size=query.size, order="oldest" if query.oldest else "newest")
+
+    if view.store_runs == 0:
+        empty_store(ws)
+        return
+    status_bar(view)
+    if view.exact_id:
+        with st.container(border=True):
+            cols = st.columns([4, 1], vertical_alignment="center")
+            cols[0].markdown("A run has exactly this ID.")
+            cols[1].page_link(pages.RUN, label="Open that run", icon="🔍", query_params={"id": view.exact_id})
+    if view.rejected_lines:
+        rejected_notice(ws, view.rejected_lines)
+    if view.total == 0:
+        st.info("No runs match these filters.", icon="🔎")
+        st.button("Clear filters", key="clear_empty", on_click=clear_filters)
+        view_controls()  # drawn on every run, so Streamlit keeps their values
+        publish()
+        return
+
+    pages_total = max(1, -(-view.total // query.size))
+    if query.page > pages_total:
+        st.session_state["f_page"] = pages_total
+        st.rerun()
+    rows = view.rows
+    table = pl.DataFrame({
+        "Reference": [display.reference(r) for r in rows["reference"].to_list()],
+        "ID": rows["id"],
+        "Workflow": rows["workflow"],
+        "Status": [display.status_label(s) for s in rows["status"].to_list()],
+        "Re-trigger": [display.replay_label(i, of, view.retriggers.get(i))
+                       for i, of in zip(rows["id"].to_list(), rows["retrigger_of"].to_list(), strict=True)],
+        "Started": [display.local_time(t, tz) for t in rows["started_at"].to_list()],
+        "When": [display.ago(t, now) for t in rows["started_at"].to_list()],
+        "Notes": [f"💬 {view.comment_counts[i]}" if i in view.comment_counts else "" for i in rows["id"]],
+        "Details": [f"run?id={quote(i, safe='')}" for i in rows["id"].to_list()],
+    })
+    event = st.dataframe(
+        table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+        # A new key whenever the rows change: Streamlit keeps a selection by row position,
+        # and live rows shift, so an old selection would point at another run.
+        key=f"runs_table_{hash(tuple(rows['id'].to_list()))}",
+        column_config={
+            "Reference": st.column_config.TextColumn(width=210),
+            "ID": st.column_config.TextColumn(width=170),
+            "Workflow": st.column_config.TextColumn(width=290),
+            "Status": st.column_config.TextColumn(width=95),
+            "Re-trigger": st.column_config.TextColumn(
+                width=110, help="A failed run whose latest re-trigger finished is resolved; ↩ marks a replay"),
+            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width=160),
+            "When": st.column_config.TextColumn(width=80),
+            "Notes": st.column_config.TextColumn(width=55),
+            "Details": st.column_config.LinkColumn(display_text="Open ↗", width=65),
+        },
+    )
+    picked = event.selection.rows if event and event.selection else []
+    if picked:
+        st.session_state["selected_id"] = rows["id"][picked[0]]
+    pager(view.total, pages_total, query)
+    selected = st.session_state.get("selected_id")
+    if selected:
+        row_actions(selected)
+    export_button(ws, query, view.total)
+
+    in_flight = view.by_status["running"] + view.by_status["pending"]
+    wants_live = in_flight > 0 or (query.page == 1 and not query.oldest)
+    if wants_live != live:
+        st.session_state["live"] = wants_live
+        st.rerun()
+    if live:
+        st.caption(f"Live: new log lines appear within {LIVE_SECONDS} s.")
+    publish()  # widgets inside this fragment (page size, order) rerun only the fragment
+
+
+def publish() -> None:
+    st.session_state["runs_url"] = RUNS_URL.publish()  # the detail page's way back keeps the view
+
+
+def status_bar(view: RunsView) -> None:
+    cols = st.columns(len(STATUSES) + 1)
+    cols[0].metric("Matching runs", f"{view.total:,}")
+    for col, status in zip(cols[1:], STATUSES, strict=True):
+        col.button(f"{display.status_label(status)} · {view.by_status[status]:,}", key=f"only_{status}",
+                   on_click=only_status, args=(status,), width="stretch", help=f"Show only {status} runs")
+
+
+def pager(total: int, pages_total: int, query: RunsQuery) -> None:
+    cols = st.columns([1, 1, 3, 2, 2], vertical_alignment="center")
+    if cols[0].button("← Newer" if not query.oldest else "← Older", disabled=query.page <= 1):
+        st.session_state["f_page"] = query.page - 1
+        st.rerun()
+    if cols[1].button("Older →" if not query.oldest else "Newer →", disabled=query.page >= pages_total):
+        st.session_state["f_page"] = query.page + 1
+        st.rerun()
+    first = (query.page - 1) * query.size + 1
+    cols[2].text(f"Page {query.page:,} of {pages_total:,} · runs {first:,}–{min(first + query.size - 1, total):,} "
+                 f"of {total:,}")
+    view_controls(cols[3], cols[4])
+
+
+def view_controls(size_col: DeltaGenerator | None = None, order_col: DeltaGenerator | None = None) -> None:
+    """Page size, order and time zone: one set of widgets, whatever the table shows."""
+    size_col = size_col or st.container()
+    order_col = order_col or st.container()
+    size_col.selectbox("Per page", PAGE_SIZES, key="f_size", on_change=filter_changed,
+                       label_visibility="collapsed", format_func=lambda n: f"{n} per page")
+    order_col.toggle("Oldest first", key="f_oldest", on_change=filter_changed)
+    st.toggle("Times in UTC", key="f_utc")
+
+
+def row_actions(run_id: str) -> None:
+    with st.container(border=True):
+        cols = st.columns([3, 1, 1, 1], vertical_alignment="center")
+        cols[0].text(f"Selected: {run_id}")
+        if cols[1].button("💬 Comment", width="stretch"):
+            comment_dialog(run_id)
+        cols[2].page_link(pages.RUN, label="View details", icon="🔍", query_params={"id": run_id})
+        with cols[3].popover("More options", width="stretch"):
+            st.button("↻ Re-trigger", help=CAVEAT, on_click=ask_retrigger, args=(run_id,), key="row_retrigger")
+            st.text("Run ID, to copy:")
+            st.code(run_id, language=None)
+    retrigger_outcome(run_id)
+    retrigger_dialog_if_asked()
+
+
+def export_button(ws: Workspace, query: RunsQuery, total: int) -> None:
+    shown = min(total, export.EXPORT_CAP)
+    note = f" (the newest {export.EXPORT_CAP:,})" if total > export.EXPORT_CAP else ""
+    st.download_button(
+        f"Download {shown:,} matching runs as CSV{note}",
+        data=lambda: export.csv_bytes(ws.store, query.filter(datetime.now(UTC), zone())),
+        file_name="fourgent-runs.csv", mime="text/csv", icon="⬇️", on_click="ignore",
+    )
+
+
+def rejected_notice(ws: Workspace, count: int) -> None:
+    with st.expander(f"⚠️ {count:,} log line{'s' if count != 1 else ''} could not be read"):
+        st.dataframe(ws.store.rejected(500), hide_index=True, width="stretch")
+        if count > 500:
+            st.caption(f"The newest 500 of {count:,}; all are in the SQL view rejected_lines.")
+
+
+def empty_store(ws: Workspace) -> None:
+    st.info("No runs yet. Run logs (.jsonl or .jsonl.gz, one run snapshot per line) are read from this folder, "
+            "and new lines appear here within seconds:", icon="📭")
+    st.code(str(ws.paths.logs_dir), language=None)
+    st.button("Load demo data", type="primary", on_click=ws.load_demo)
+
+
+ws = workspace()
+RUNS_URL.load()
+st.title("Workflow Runs")
+query = RUNS_URL.state()
+render_filters(ws, query)
+bulk_bar(ws, query.filter(datetime.now(UTC), zone()))
+live = bool(st.session_state.get("live", True))
+# A fragment on a timer while the view can still change: filters, page and selection stay put.
+st.fragment(run_every=LIVE_SECONDS if live else None)(runs_table)(live)
+publish()

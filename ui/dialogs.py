@@ -1,0 +1,106 @@
+"""Dialogs every page that shows a run uses: re-trigger (with its confirmation and outcome) and comment."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import streamlit as st
+
+from fourgent import comments, display
+from fourgent.retrigger import CAVEAT
+from fourgent.workspace import retrigger
+from ui import pages
+from ui.workspace import author, workspace
+
+__all__ = ["CAVEAT", "ask_retrigger", "comment_dialog", "retrigger_dialog_if_asked", "retrigger_outcome"]
+
+
+# ---------------------------------------------------------------- re-trigger, wherever a run is shown
+
+@dataclass(frozen=True)
+class RetriggerAsk:
+    """An open re-trigger confirmation: which run, since when, and a nonce a double click cannot reuse."""
+
+    run: str
+    nonce: str
+    opened: datetime
+    original: str | None = None  # the run is itself a re-trigger of this one
+
+
+@dataclass(frozen=True)
+class RetriggerDone:
+    """What this session's last single re-trigger gave: the new run and its status, or why not."""
+
+    of: str
+    new: str | None
+    refused: str | None
+    status: str | None
+
+
+def ask_retrigger(run_id: str, original: str | None = None) -> None:
+    """Open the confirmation (a button's on_click); it stays open across its own reruns until answered."""
+    st.session_state["confirm_retrigger"] = RetriggerAsk(run_id, uuid.uuid4().hex, datetime.now(UTC), original)
+
+
+def _close_retrigger() -> None:
+    st.session_state.pop("confirm_retrigger", None)
+
+
+@st.dialog("Re-trigger this run?", on_dismiss=_close_retrigger)
+def _retrigger_dialog(ask: RetriggerAsk) -> None:
+    st.text(f"Run {ask.run}")
+    st.text(CAVEAT)
+    if ask.original:
+        st.text(f"This run is itself a re-trigger of {ask.original}: the replay uses that run's payload and is "
+                "recorded as another re-trigger of it, so it shows as resolved when this one finishes.")
+    name = st.text_input("Your name (recorded with the re-trigger)", value=author(), max_chars=100)
+    if st.button("Re-trigger", type="primary"):
+        if not name.strip():
+            st.error("Say who you are: the name is recorded with the re-trigger.")
+            return
+        # A double click reruns this with the same confirmation: it has been used, so nothing more happens.
+        if st.session_state.get("retrigger_used") != ask.nonce:
+            st.session_state["retrigger_used"] = ask.nonce
+            result = retrigger(workspace(), [ask.run], name.strip(), concurrency=1, since=ask.opened)
+            st.session_state["author"] = name.strip()
+            st.session_state["retriggered"] = RetriggerDone(
+                ask.run, result.new_runs.get(ask.run), result.refused.get(ask.run), next(iter(result.outcomes), None))
+        _close_retrigger()
+        st.rerun()
+
+
+def retrigger_dialog_if_asked() -> None:
+    ask: RetriggerAsk | None = st.session_state.get("confirm_retrigger")
+    if ask:
+        _retrigger_dialog(ask)
+
+
+def retrigger_outcome(run_id: str) -> None:
+    """What the last re-trigger of `run_id` in this session gave: the new run and its status, or why not."""
+    done: RetriggerDone | None = st.session_state.get("retriggered")
+    if not done or done.of != run_id:
+        return
+    if done.refused:
+        st.warning("Not re-triggered:", icon="⚠️")
+        st.text(done.refused)
+        return
+    with st.container(border=True):
+        st.text(f"Re-triggered {done.of} as {done.new}: {display.status_label(done.status or '')}")
+        st.page_link(pages.RUN, label="Open the new run", icon="↪️", query_params={"id": done.new or ""})
+
+
+@st.dialog("Comment on this run")
+def comment_dialog(run_id: str) -> None:
+    st.text(f"Run {run_id}")
+    name = st.text_input("Your name", value=author(), max_chars=comments.MAX_AUTHOR)
+    body = st.text_area("Comment", max_chars=comments.MAX_BODY, height=160)
+    if st.button("Add comment", type="primary"):
+        try:
+            comments.add(workspace().store, run_id, name, body)
+        except comments.CommentRejected as exc:
+            st.error(str(exc))
+            return
+        st.session_state["author"] = name.strip()
+        st.rerun()

@@ -1,0 +1,83 @@
+"""The Runs page's state: a RunsQuery held in widgets under the `f_` keys, bound to the page's URL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import streamlit as st
+
+from fourgent import display
+from fourgent.filters import RunsQuery
+from fourgent.spec import STATUSES
+from ui.url_state import UrlBinding
+
+
+def browser_zone() -> ZoneInfo:
+    return display.zone(st.context.timezone)
+
+
+def zone() -> ZoneInfo:
+    """The zone the page tells time in: UTC when its toggle says so, else the browser's."""
+    return display.zone(None if st.session_state.get("f_utc") else st.context.timezone)
+
+
+def _to_widgets(q: RunsQuery) -> dict[str, Any]:
+    days: tuple[date, ...] = ()
+    if q.window:
+        # The date picker shows the window's days as this page tells time.
+        tz = q.zone(browser_zone())
+        days = (q.window[0].astimezone(tz).date(), (q.window[1] - timedelta(microseconds=1)).astimezone(tz).date())
+    elif q.days:
+        days = q.days
+    return {"f_q": q.q, "f_status": list(q.statuses), "f_workflow": list(q.workflows), "f_range": q.range,
+            "f_dates": days, "f_window": q.window, "f_page": q.page, "f_size": q.size, "f_oldest": q.oldest,
+            "f_utc": q.utc, "f_unresolved": q.unresolved, "f_kind": list(q.kinds), "f_app": list(q.apps),
+            "f_error": q.error}
+
+
+def _from_widgets(ss: Mapping[str, Any]) -> RunsQuery:
+    rng = ss.get("f_range", "any")
+    window = ss.get("f_window") if rng == "custom" else None
+    picked = tuple(ss.get("f_dates") or ()) if rng == "custom" and not window else ()
+    return RunsQuery(
+        q=str(ss.get("f_q", "")), statuses=tuple(s for s in STATUSES if s in ss.get("f_status", [])),
+        workflows=tuple(ss.get("f_workflow", [])), range=rng,
+        days=(picked[0], picked[-1]) if picked else None, window=window,
+        page=int(ss.get("f_page", 1)), size=int(ss.get("f_size", 50)), oldest=bool(ss.get("f_oldest")),
+        utc=bool(ss.get("f_utc")), unresolved=bool(ss.get("f_unresolved")), kinds=tuple(ss.get("f_kind", [])),
+        apps=tuple(ss.get("f_app", [])), error=str(ss.get("f_error", "")))
+
+
+RUNS_URL: UrlBinding[RunsQuery] = UrlBinding("_url", RunsQuery.parse, RunsQuery.params, _to_widgets, _from_widgets)
+
+
+def filter_changed() -> None:
+    st.session_state["f_page"] = 1
+    st.session_state.pop("selected_id", None)
+
+
+def clear_filters() -> None:
+    """Every filter back to its default; the page size and the time zone stay."""
+    keep = {"f_size", "f_utc"}
+    st.session_state.update({k: v for k, v in _to_widgets(RunsQuery()).items() if k not in keep})
+    st.session_state.pop("selected_id", None)
+    st.session_state["_full_rerun"] = True  # the filter widgets sit outside the table's fragment
+
+
+def drop_narrowed() -> None:
+    st.session_state["f_kind"], st.session_state["f_app"], st.session_state["f_error"] = [], [], ""
+    filter_changed()
+
+
+def dates_changed() -> None:
+    st.session_state["f_window"] = None  # whole days from the date picker replace an exact window
+    filter_changed()
+
+
+def only_status(status: str) -> None:
+    st.session_state["f_status"] = [status]
+    filter_changed()
+    st.session_state["_full_rerun"] = True
