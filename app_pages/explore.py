@@ -62,7 +62,7 @@ class Ran:
 
 
 def _to_widgets(q: ExploreQuery) -> dict[str, Any]:
-    return {"x_linked": q.sql, "x_sql": q.sql} if q.sql else {"x_linked": ""}
+    return {"x_linked": q.sql, "x_sql": q.sql} if q.sql else {}
 
 
 EXPLORE_URL: UrlBinding[ExploreQuery] = UrlBinding(

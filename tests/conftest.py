@@ -8,11 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from fourgent.config import Paths
-from fourgent.store import Store
 from helpers import SAMPLES
 
+from fourgent.config import Paths
+from fourgent.store.duckdb import DuckDBStore
 
 
 @pytest.fixture
@@ -44,9 +43,9 @@ def data_paths(tmp_path: Path) -> Paths:
 
 @pytest.fixture
 def store(data_paths: Paths):
-    s = Store(data_paths.db_path)
+    s = DuckDBStore(data_paths.db_path)
     yield s
-    s.con.close()
+    s.close()
 
 
 @pytest.fixture

@@ -31,3 +31,28 @@ def run_line(run_id: str = "run_1", **fields) -> dict:
         else:
             record[key] = value
     return record
+
+
+APP = str(ROOT / "app.py")
+
+
+def open_app(**params: str | list[str]):
+    """The dashboard under AppTest, opened at a URL with these query parameters (the Runs page by default)."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at, label: str) -> int:
+    """A metric's value as a number (e.g. "Matching runs")."""
+    return int(next(m.value for m in at.metric if m.label == label).replace(",", ""))
+
+
+def button(at, starts: str):
+    """The first button whose label starts with `starts`."""
+    return next(b for b in at.button if b.label.startswith(starts))

@@ -20,9 +20,9 @@ def conns(store, tmp_path, monkeypatch):
 
 
 def test_a_credential_round_trips_but_is_never_stored_in_clear(conns, store, data_paths):
-    conns.set("Slack", "http://127.0.0.1:9/slack", SECRET)
+    conns.save("Slack", "http://127.0.0.1:9/slack", SECRET)
     assert conns.get("Slack").token == SECRET
-    store.con.execute("CHECKPOINT")
+    store.db.con.execute("CHECKPOINT")
     assert SECRET.encode() not in data_paths.db_path.read_bytes()
     (state,) = conns.states()
     assert state.credential == "Connected" and state.masked == "••••••••1234"
@@ -37,7 +37,7 @@ def test_the_key_file_is_created_private(conns, tmp_path):
 def test_the_key_from_the_environment_wins_and_a_wrong_key_says_so(store, tmp_path, monkeypatch):
     monkeypatch.setenv("FOURGENT_SECRET_KEY", Fernet.generate_key().decode())
     first = Connections(store, tmp_path / "unused.key")
-    first.set("Xero", "http://x", SECRET)
+    first.save("Xero", "http://x", SECRET)
     assert not (tmp_path / "unused.key").exists()
     monkeypatch.setenv("FOURGENT_SECRET_KEY", Fernet.generate_key().decode())
     with pytest.raises(CredentialError) as caught:
@@ -49,29 +49,29 @@ def test_the_key_from_the_environment_wins_and_a_wrong_key_says_so(store, tmp_pa
 
 
 def test_missing_and_expired_states(conns):
-    conns.set("HubSpot", "http://h", None)
-    conns.set("QuickBooks", "http://q", SECRET)
+    conns.save("HubSpot", "http://h", None)
+    conns.save("QuickBooks", "http://q", SECRET)
     states = {s.app: s.credential for s in conns.states(expired={"QuickBooks"})}
     assert states == {"HubSpot": "Missing", "QuickBooks": "Expired"}
 
 
 def test_an_empty_credential_is_refused(conns):
     with pytest.raises(CredentialError, match="empty"):
-        conns.set("Slack", "http://s", "   ")
+        conns.save("Slack", "http://s", "   ")
 
 
 def test_a_refused_call_marks_the_credential_expired_until_it_is_set_again(conns):
-    conns.set("QuickBooks", "http://q", SECRET)
+    conns.save("QuickBooks", "http://q", SECRET)
     conns.record(ok=["QuickBooks"])
     assert conns.states()[0].credential == "Connected"
     conns.record(refused=["QuickBooks"])
     assert conns.states()[0].credential == "Expired"
-    conns.set("QuickBooks", "http://q", "a-new-token-5678")
+    conns.save("QuickBooks", "http://q", "a-new-token-5678")
     assert conns.states()[0].credential == "Connected"
 
 
 def test_a_success_after_a_refusal_clears_expired(conns):
-    conns.set("Jira", "http://j", SECRET)
+    conns.save("Jira", "http://j", SECRET)
     conns.record(refused=["Jira"])
     conns.record(ok=["Jira"])
     (state,) = conns.states()

@@ -20,7 +20,7 @@ def page(tmp_path, monkeypatch):
     monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("views/connections.py").run()
+    at.switch_page("app_pages/connections.py").run()
     assert not at.exception, at.exception
     yield at
     st.cache_resource.clear()
@@ -118,7 +118,7 @@ def test_auth_failures_after_the_credential_was_set_show_it_expired(tmp_path, mo
                               "kind": "validation"}))
     st.cache_resource.clear()
     at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("views/connections.py").run()
+    at.switch_page("app_pages/connections.py").run()
     frame = at.dataframe[0].value.set_index("App")
     assert frame.loc["QuickBooks", "Auth failures (7 d)"] == 1
     assert frame.loc["QuickBooks", "Credential"] == "🔴 Expired"

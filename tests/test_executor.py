@@ -14,7 +14,6 @@ import pytest
 
 from fourgent import workflows
 from fourgent.executor import Connection, Executor, log_writer, retry_after_seconds
-from fourgent.ingest import ingest
 from fourgent.sandbox import Sandbox, serve, slug
 
 PAYLOAD = {"record_id": "1893", "name": "Acme Corp – Renewal", "amount": 12000.0, "contact_email": "a@example.com"}
@@ -178,11 +177,11 @@ def test_the_log_it_writes_is_read_by_ingest_with_lineage_and_no_secret(apps, hu
     original = ex.run(hubspot_wf, PAYLOAD, reference="Acme")
     connect(sandbox, url, "HubSpot", "QuickBooks")
     replay = ex.run(hubspot_wf, original["trigger_payload"], reference="Acme", retrigger_of=original["id"])
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.rejected == 0 and report.added == 2
-    rows = dict(store.cursor().execute("SELECT id, status FROM runs").fetchall())
+    rows = dict(store.db.cursor().execute("SELECT id, status FROM runs").fetchall())
     assert rows == {original["id"]: "failed", replay["id"]: "finished"}
-    assert store.cursor().execute("SELECT retrigger_of FROM runs WHERE id = ?", [replay["id"]]).fetchall() == [
+    assert store.db.cursor().execute("SELECT retrigger_of FROM runs WHERE id = ?", [replay["id"]]).fetchall() == [
         (original["id"],)]
     text = log.read_text()
     assert "s3cr3t" not in text and "Bearer" not in text

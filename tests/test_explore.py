@@ -13,9 +13,12 @@ import time
 import duckdb
 import pytest
 
-from fourgent import adhoc, export
+from fourgent import export, results
 from fourgent.connections import Connections
-from fourgent.ingest import ingest
+from fourgent.filters import RunFilter
+from fourgent.store import errors
+from fourgent.store.duckdb import adhoc, examples, guard
+from fourgent.store.duckdb import runs as runs_sql
 
 SECRET = "tok-live-very-secret-4242"
 CANARY = "canary-file-content-7731"
@@ -24,8 +27,8 @@ CANARY = "canary-file-content-7731"
 @pytest.fixture
 def world(store, samples, data_paths, tmp_path, monkeypatch):
     monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
-    ingest(store, [samples])
-    Connections(store, data_paths.data_dir / "secret.key").set("QuickBooks", "http://q", SECRET)
+    store.ingest([samples])
+    Connections(store, data_paths.data_dir / "secret.key").save("QuickBooks", "http://q", SECRET)
     canary = tmp_path / "canary.txt"
     canary.write_text(CANARY)
     return store, data_paths, tmp_path, canary
@@ -55,7 +58,7 @@ class Spy:
 
 
 def fingerprint(store, data_dir) -> tuple:
-    cur = store.cursor()
+    cur = store.db.cursor()
     state = cur.execute("""SELECT (SELECT count(*) FROM fg.runs), (SELECT sum(hash(id || status)) FROM fg.runs),
                                   (SELECT count(*) FROM fg.comments), (SELECT count(*) FROM fg.connections),
                                   (SELECT string_agg(key || '=' || value, ',' ORDER BY key) FROM fg.meta),
@@ -191,8 +194,8 @@ def test_refused_and_nothing_changed_read_or_written(world, template):
     canary_glob = str(canary)[:-1] + f"[.csv?{str(canary)[-1]}]"  # matches the canary, looks like a CSV
     sql = template.format(logs=paths.logs_dir, canary=canary, tmp=tmp, canary_glob=canary_glob)
     before = fingerprint(store, paths.data_dir)
-    spy = Spy(store.cursor())
-    with pytest.raises(adhoc.QueryRefused) as refused:
+    spy = Spy(store.db.cursor())
+    with pytest.raises(errors.QueryRefused) as refused:
         adhoc.run(spy, sql)
     assert spy.ran == []  # only DuckDB's parser saw it
     message = str(refused.value)
@@ -215,43 +218,43 @@ def test_refused_and_nothing_changed_read_or_written(world, template):
 ])
 def test_reads_of_the_documented_views_run(world, sql, rows):
     store = world[0]
-    result = adhoc.run(store.cursor(), sql)
+    result = adhoc.run(store.db.cursor(), sql)
     assert rows is None and result.total > 0 or result.total == rows
 
 
 def test_kept_rows_stop_at_a_byte_cap_too(world):
-    result = adhoc.run(world[0].cursor(), "SELECT repeat('x', 10000) AS s FROM range(10000)")
+    result = adhoc.run(world[0].db.cursor(), "SELECT repeat('x', 10000) AS s FROM range(10000)")
     assert result.total == 10_000 and result.capped
     assert result.frame.estimated_size() <= adhoc.MAX_BYTES + (10_000 * 2_048)  # at most one batch past the cap
 
 
 def test_a_query_past_its_time_limit_is_stopped_with_a_plain_message(world):
     store = world[0]
-    cur = store.cursor()
+    cur = store.db.cursor()
     started = time.perf_counter()
-    with pytest.raises(adhoc.QueryStopped, match="time limit of 0.5 s"):
+    with pytest.raises(errors.QueryStopped, match="time limit of 0.5 s"):
         adhoc.run(cur, "SELECT count(*) FROM range(1000000000000)", time_limit=0.5)
     assert time.perf_counter() - started < 5
     assert adhoc.run(cur, "SELECT count(*) FROM runs").rows == [(356,)]  # the cursor still works
 
 
 def test_rows_beyond_the_cap_are_counted_not_kept(world):
-    result = adhoc.run(world[0].cursor(), "SELECT * FROM range(25000)", max_rows=1000)
+    result = adhoc.run(world[0].db.cursor(), "SELECT * FROM range(25000)", max_rows=1000)
     assert result.frame.height == 1000 and result.total == 25000 and result.capped
 
 
 def test_a_bad_query_gives_duckdbs_own_error(world):
-    with pytest.raises(duckdb.BinderException, match='Referenced column "nope" not found'):
-        adhoc.run(world[0].cursor(), "SELECT nope FROM runs")
+    with pytest.raises(errors.QueryError, match='Binder Error: Referenced column "nope" not found'):
+        adhoc.run(world[0].db.cursor(), "SELECT nope FROM runs")
 
 
 def test_intervals_come_back_as_text(world):
-    result = adhoc.run(world[0].cursor(), "SELECT INTERVAL 90 MINUTE AS a, INTERVAL 2 DAY AS b")
+    result = adhoc.run(world[0].db.cursor(), "SELECT INTERVAL 90 MINUTE AS a, INTERVAL 2 DAY AS b")
     assert result.rows == [("01:30:00", "2 days 00:00:00")]
 
 
 def test_results_of_any_type_come_back_readable_in_every_output(world):
-    result = adhoc.run(world[0].cursor(), """
+    result = adhoc.run(world[0].db.cursor(), """
         SELECT r.id, s.run_id AS id, [INTERVAL 1 DAY] AS l, {'a': INTERVAL 1 DAY} AS st, MAP {1: INTERVAL 1 DAY} AS m,
                union_value(k := 1) AS u, 'infinity'::TIMESTAMP AS t, '-infinity'::DATE AS d,
                'infinity'::TIMESTAMPTZ AS tz, 'ab'::BLOB AS b, '101'::BIT AS bits, TIMETZ '12:00:00+02' AS tt,
@@ -262,9 +265,9 @@ def test_results_of_any_type_come_back_readable_in_every_output(world):
     assert (row["t"], row["d"], row["tz"], row["b"], row["bits"]) == ("infinity", "-infinity", "infinity", "ab", "101")
     assert row["l"] == "[1 day]" and row["u"] == "1" and row["nums"] == [1, 2] and row["rec"] == {"n": 1}
     assert row["tm"].isoformat() == "12:30:00"
-    as_json = json.loads(adhoc.as_json(result))
+    as_json = json.loads(results.as_json(result))
     assert as_json[0]["tm"] == "12:30:00" and as_json[0]["t"] == "infinity"
-    assert "infinity" in adhoc.as_table(result) and "infinity" in adhoc.as_csv(result)
+    assert "infinity" in results.as_table(result) and "infinity" in results.as_csv(result)
 
 
 @pytest.mark.parametrize("sql", ["SELECT MAP {[1]: 2} AS m", "SELECT MAP {{'x': 1}: 2} AS m",
@@ -273,41 +276,41 @@ def test_results_of_any_type_come_back_readable_in_every_output(world):
 def test_awkward_results_are_readable_in_every_output_and_the_parquet_download(world, sql):
     import io
 
-    result = adhoc.run(world[0].cursor(), sql)
+    result = adhoc.run(world[0].db.cursor(), sql)
     assert len(set(result.columns)) == len(result.columns)
-    json.loads(adhoc.as_json(result))
-    assert adhoc.as_table(result) and adhoc.as_csv(result) and export.frame_csv(result.frame)
+    json.loads(results.as_json(result))
+    assert results.as_table(result) and results.as_csv(result) and export.frame_csv(result.frame)
     result.frame.write_parquet(io.BytesIO())
 
 
 def test_an_alias_reused_where_a_view_has_that_column_still_runs(world):
-    result = adhoc.run(world[0].cursor(), "SELECT upper(status) AS status, status AS s FROM runs LIMIT 1")
+    result = adhoc.run(world[0].db.cursor(), "SELECT upper(status) AS status, status AS s FROM runs LIMIT 1")
     assert result.rows[0][0] == result.rows[0][1].upper()
 
 
 def test_the_time_limit_covers_the_check_too(world, monkeypatch):
-    slow_check = adhoc.check
+    slow_check = guard.check
 
     def check(con, sql):
         time.sleep(0.6)  # as planning a heavy constant would
         slow_check(con, sql)
 
-    monkeypatch.setattr(adhoc, "check", check)
-    with pytest.raises(adhoc.QueryStopped):
-        adhoc.run(world[0].cursor(), "SELECT 1", time_limit=0.5)
+    monkeypatch.setattr(guard, "check", check)
+    with pytest.raises(errors.QueryStopped):
+        adhoc.run(world[0].db.cursor(), "SELECT 1", time_limit=0.5)
 
 
 def test_cli_csv_neutralises_formulas_like_the_download(world):
-    result = adhoc.run(world[0].cursor(), "SELECT '=HYPERLINK(\"http://x\")' AS \"=cmd\", '-2+3' AS n")
-    assert adhoc.as_csv(result).splitlines() == ["'=cmd,n", "\"'=HYPERLINK(\"\"http://x\"\")\",'-2+3"]
+    result = adhoc.run(world[0].db.cursor(), "SELECT '=HYPERLINK(\"http://x\")' AS \"=cmd\", '-2+3' AS n")
+    assert results.as_csv(result).splitlines() == ["'=cmd,n", "\"'=HYPERLINK(\"\"http://x\"\")\",'-2+3"]
 
 
 def test_every_example_runs_and_returns_rows_on_the_demo_data(store, tmp_path):
     from fourgent import demo
 
-    ingest(store, demo.write_demo(tmp_path / "logs", 3000))
-    for title, sql in adhoc.EXAMPLES.items():
-        assert adhoc.run(store.cursor(), sql).total > 0, title
+    store.ingest(demo.write_demo(tmp_path / "logs", 3000))
+    for title, sql in examples.EXAMPLES.items():
+        assert adhoc.run(store.db.cursor(), sql).total > 0, title
 
 
 def test_the_csv_download_neutralises_formulas_and_keeps_nested_values_as_json():
@@ -323,7 +326,7 @@ def test_the_csv_download_neutralises_formulas_and_keeps_nested_values_as_json()
 def test_the_schema_browser_reads_every_view_from_the_docs():
     from helpers import ROOT
 
-    docs = adhoc.schema_docs(ROOT / "docs" / "schema.md")
+    docs = results.schema_docs(ROOT / "docs" / "schema.md")
     assert set(docs) == {"runs", "steps", "rejected_lines", "comments"}
     assert ("status", "VARCHAR") == docs["runs"][8][:2] and all(meaning for _, _, meaning in docs["runs"])
 
@@ -334,28 +337,27 @@ def test_a_long_query_does_not_hold_up_other_queries(world):
 
     def long() -> None:
         try:
-            adhoc.run(store.cursor(), "SELECT count(*) FROM range(1000000000000)", time_limit=4)
-        except adhoc.QueryStopped:
+            adhoc.run(store.db.cursor(), "SELECT count(*) FROM range(1000000000000)", time_limit=4)
+        except errors.QueryStopped:
             stopped.append(True)
 
     worker = threading.Thread(target=long)
     worker.start()
     time.sleep(0.3)
-    from fourgent import queries as Q
-
+    
     started = time.perf_counter()
-    view = Q.runs_view(store.cursor(), Q.RunFilter(statuses=("failed",)))
+    view = runs_sql.runs_view(store.db.cursor(), RunFilter(statuses=("failed",)))
     assert view.total == 28 and time.perf_counter() - started < 2
     worker.join()
     assert stopped == [True]
 
 
 def test_a_query_over_the_memory_limit_fails_with_duckdbs_message_and_the_store_serves_on(tmp_path, samples):
-    from fourgent.store import Store
+    from fourgent.store.duckdb import DuckDBStore
 
-    store = Store(tmp_path / "small.duckdb", memory_limit="64MB")
-    ingest(store, [samples])
-    with pytest.raises(duckdb.OutOfMemoryException, match="(?i)memory"):
-        adhoc.run(store.cursor(), "SELECT list(i) FROM range(200000000) t(i)")
-    assert adhoc.run(store.cursor(), "SELECT count(*) FROM runs").rows == [(356,)]
+    store = DuckDBStore(tmp_path / "small.duckdb", memory_limit="64MB")
+    store.ingest([samples])
+    with pytest.raises(errors.QueryError, match="Out of Memory Error"):
+        adhoc.run(store.db.cursor(), "SELECT list(i) FROM range(200000000) t(i)")
+    assert adhoc.run(store.db.cursor(), "SELECT count(*) FROM runs").rows == [(356,)]
     store.close()

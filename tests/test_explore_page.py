@@ -11,7 +11,8 @@ import streamlit as st
 from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
-from fourgent import adhoc
+from fourgent import results
+from fourgent.store.duckdb import examples
 
 APP = str(ROOT / "app.py")
 
@@ -30,7 +31,7 @@ def explore(**params: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()
     for k, v in params.items():
         at.query_params[k] = v
-    at.switch_page("views/explore.py").run()
+    at.switch_page("app_pages/explore.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -48,13 +49,13 @@ def rows_caption(at: AppTest) -> str:
 
 def test_each_example_from_the_menu_runs_and_shows_rows(demo):
     at = explore()
-    for title in adhoc.EXAMPLES:
+    for title in examples.EXAMPLES:
         next(b for b in at.button if b.label == title).click().run()
-        assert at.text_area(key="x_sql").value == adhoc.EXAMPLES[title]
+        assert at.text_area(key="x_sql").value == examples.EXAMPLES[title]
         next(b for b in at.button if b.label == "▶ Run").click().run()
         assert not at.exception, title
         assert not rows_caption(at).startswith("0 rows"), title
-        assert at.query_params["sql"] == adhoc.EXAMPLES[title]
+        assert at.query_params["sql"] == examples.EXAMPLES[title]
 
 
 def test_a_link_with_the_query_runs_it(demo):
@@ -66,9 +67,9 @@ def test_a_link_with_the_query_runs_it(demo):
 
 def test_returning_by_the_back_button_shows_the_query_of_the_url_in_the_editor(demo):
     at = run(explore(), "SELECT 42 AS answer")
-    at.switch_page("views/workflows.py").run()  # another page's run: Streamlit drops the editor's state
+    at.switch_page("app_pages/workflows.py").run()  # another page's run: Streamlit drops the editor's state
     at.query_params["sql"] = "SELECT 42 AS answer"  # what Back restores: this page's URL
-    at.switch_page("views/explore.py").run()
+    at.switch_page("app_pages/explore.py").run()
     assert at.text_area(key="x_sql").value == "SELECT 42 AS answer"
     assert list(at.dataframe[-1].value.columns) == ["answer"]
 
@@ -108,14 +109,14 @@ def test_column_names_from_a_linked_query_are_not_html_in_the_chart(demo):
 
 
 def test_a_time_and_a_number_offer_a_chart(demo):
-    at = run(explore(), adhoc.EXAMPLES["Runs per hour, last 48 hours"])
+    at = run(explore(), examples.EXAMPLES["Runs per hour, last 48 hours"])
     assert at.selectbox(key="x_chart_x").value == "hour" and at.selectbox(key="x_chart_y").value == "runs"
     assert len(at.get("plotly_chart")) == 1
 
 
 def test_big_results_are_paged_and_capped_with_the_count(demo):
     at = run(explore(), "SELECT * FROM range(25000) t(i)")
-    assert rows_caption(at).startswith(f"the first {adhoc.MAX_ROWS:,} of 25,000 rows")
+    assert rows_caption(at).startswith(f"the first {results.MAX_ROWS:,} of 25,000 rows")
     assert len(at.dataframe[-1].value) == 100
     at.number_input(key="x_page").set_value(3).run()
     assert at.dataframe[-1].value["i"].iloc[0] == 200
@@ -124,7 +125,7 @@ def test_big_results_are_paged_and_capped_with_the_count(demo):
 def test_the_runs_page_answers_while_another_session_runs_a_long_query(demo):
     explore()  # opens the process's store, as the dashboard's first visitor would
     long_session = AppTest.from_file(APP, default_timeout=60).run()
-    long_session.switch_page("views/explore.py").run()
+    long_session.switch_page("app_pages/explore.py").run()
     long_session.text_area(key="x_sql").set_value("SELECT count(*) FROM range(1000000000000)")
     button = next(b for b in long_session.button if b.label == "▶ Run")
     worker = threading.Thread(target=lambda: button.click().run())

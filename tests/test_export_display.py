@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 from helpers import run_line
 
 from fourgent import display, export
-from fourgent import queries as Q
-from fourgent.ingest import ingest
+from fourgent.filters import RunFilter
 
 
 def test_cells_that_a_spreadsheet_would_run_are_neutralised():
@@ -23,8 +22,8 @@ def test_cells_that_a_spreadsheet_would_run_are_neutralised():
 def test_export_holds_every_matching_run_not_just_the_page(store, tmp_path, write_log):
     lines = [run_line(f"run_{i:03d}", reference="=cmd|' /C calc'!A0" if i == 7 else f"Deal {i}",
                       started_at=f"2026-11-20T10:{i % 60:02d}:00Z") for i in range(120)]
-    ingest(store, [write_log(tmp_path / "a.jsonl", *lines)])
-    data = export.csv_bytes(store.cursor(), Q.RunFilter()).decode()
+    store.ingest([write_log(tmp_path / "a.jsonl", *lines)])
+    data = export.csv_bytes(store, RunFilter()).decode()
     rows = list(csv.reader(io.StringIO(data)))
     assert rows[0] == list(export.EXPORT_COLUMNS)
     assert len(rows) == 121
@@ -33,11 +32,11 @@ def test_export_holds_every_matching_run_not_just_the_page(store, tmp_path, writ
 
 
 def test_export_respects_the_filter_and_the_cap(store, samples):
-    ingest(store, [samples])
-    data = export.csv_bytes(store.cursor(), Q.RunFilter(statuses=("failed",)))
+    store.ingest([samples])
+    data = export.csv_bytes(store, RunFilter(statuses=("failed",)))
     rows = list(csv.reader(io.StringIO(data.decode())))
     assert len(rows) == 29 and {r[3] for r in rows[1:]} == {"failed"}
-    capped = export.csv_bytes(store.cursor(), Q.RunFilter(), cap=10).decode().splitlines()
+    capped = export.csv_bytes(store, RunFilter(), cap=10).decode().splitlines()
     assert len(capped) == 11
 
 

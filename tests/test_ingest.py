@@ -10,12 +10,11 @@ import duckdb
 import pytest
 from helpers import run_line
 
-from fourgent.ingest import ingest
 from fourgent.spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
 
 
 def q(store, sql, params=None):
-    return store.cursor().execute(sql, params or []).fetchall()
+    return store.db.cursor().execute(sql, params or []).fetchall()
 
 
 def rejects(store):
@@ -23,7 +22,7 @@ def rejects(store):
 
 
 def test_shared_samples_account_for_every_line(store, samples):
-    report = ingest(store, [samples])
+    report = store.ingest([samples])
     assert (report.lines, report.snapshots, report.rejected) == (369, 361, 8)
     assert (report.added, report.updated, report.superseded) == (356, 0, 5)
     assert report.lines == report.snapshots + report.rejected
@@ -33,9 +32,9 @@ def test_shared_samples_account_for_every_line(store, samples):
 
 
 def test_reading_the_same_files_again_changes_nothing(store, samples):
-    ingest(store, [samples])
+    store.ingest([samples])
     before = q(store, "SELECT * EXCLUDE (extra) FROM runs ORDER BY id")
-    again = ingest(store, [samples])
+    again = store.ingest([samples])
     assert (again.lines, again.files) == (0, 0)
     assert q(store, "SELECT * EXCLUDE (extra) FROM runs ORDER BY id") == before
     assert q(store, "SELECT count(*) FROM rejected_lines") == [(8,)]
@@ -43,10 +42,10 @@ def test_reading_the_same_files_again_changes_nothing(store, samples):
 
 def test_appending_lines_reads_only_the_new_lines(store, tmp_path, write_log):
     log = write_log(tmp_path / "a.jsonl", *[run_line(f"run_{i}") for i in range(50)])
-    ingest(store, [log])
+    store.ingest([log])
     size = log.stat().st_size
     write_log(log, *[run_line(f"new_{i}") for i in range(10)], mode="ab")
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.lines == 10
     assert report.bytes == log.stat().st_size - size  # read from where it stopped, not from the start
     assert report.added == 10
@@ -56,19 +55,19 @@ def test_appending_lines_reads_only_the_new_lines(store, tmp_path, write_log):
 def test_an_incomplete_last_line_waits_until_it_is_complete(store, tmp_path, write_log):
     line = json.dumps(run_line("run_late"))
     log = write_log(tmp_path / "a.jsonl", run_line("run_1"), line[:40])
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.lines, report.rejected) == (1, 0)
     write_log(log, line[40:] + "\n", mode="ab")
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.lines, report.added, report.rejected) == (1, 1, 0)
     assert q(store, "SELECT id FROM runs ORDER BY id") == [("run_1",), ("run_late",)]
 
 
 def test_a_truncated_file_is_read_again_without_duplicating_its_rejects(store, tmp_path, write_log):
     log = write_log(tmp_path / "a.jsonl", run_line("run_1"), "not json\n", run_line("run_2"))
-    ingest(store, [log])
+    store.ingest([log])
     write_log(log, run_line("run_3"), "still not json\n")
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.reread == [str(log.resolve())]
     assert (report.lines, report.added) == (2, 1)
     assert [r[0] for r in rejects(store)] == [2]  # the old file's reject went with it; the new one is line 2
@@ -77,9 +76,9 @@ def test_a_truncated_file_is_read_again_without_duplicating_its_rejects(store, t
 
 def test_a_file_replaced_by_one_as_large_is_read_again(store, tmp_path, write_log):
     log = write_log(tmp_path / "a.jsonl", run_line("run_a"))
-    ingest(store, [log])
+    store.ingest([log])
     write_log(log, run_line("run_b"), run_line("run_c"))  # larger, different first bytes
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.reread and report.added == 2
 
 
@@ -91,34 +90,34 @@ def test_later_snapshot_replaces_earlier_by_position_and_by_updated_at(store, tm
         run_line("by_time", status="finished", updated_at="2026-11-20T15:00:00Z"),
         run_line("by_time", status="running", updated_at="2026-11-20T14:00:00Z"),  # older: ignored
     )
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.added, report.superseded) == (2, 2)
     assert dict(q(store, "SELECT id, status FROM runs")) == {"by_pos": "finished", "by_time": "finished"}
 
 
 def test_snapshot_order_holds_across_batches_and_ingests(store, tmp_path, write_log):
     first = write_log(tmp_path / "1.jsonl", run_line("r", status="finished", updated_at="2026-11-20T15:00:00Z"))
-    ingest(store, [first])
+    store.ingest([first])
     older = write_log(tmp_path / "2.jsonl", run_line("r", status="running", updated_at="2026-11-20T14:00:00Z"))
-    report = ingest(store, [older])
+    report = store.ingest([older])
     assert (report.added, report.updated, report.superseded) == (0, 0, 1)
     newer = write_log(tmp_path / "3.jsonl", run_line("r", status="failed", error={"message": "boom"},
                                                          updated_at="2026-11-20T16:00:00Z"))
-    report = ingest(store, [newer])
+    report = store.ingest([newer])
     assert (report.added, report.updated) == (0, 1)
     assert q(store, "SELECT status, error_message FROM runs") == [("failed", "boom")]
 
 
 def test_small_batches_give_the_same_store_as_one_batch(tmp_path, samples):
-    from fourgent.store import Store
+    from fourgent.store.duckdb import DuckDBStore
 
-    one, many = Store(tmp_path / "one.duckdb"), Store(tmp_path / "many.duckdb")
-    r1 = ingest(one, [samples])
-    r2 = ingest(many, [samples], batch_bytes=8 << 10)  # dozens of transactions
+    one, many = DuckDBStore(tmp_path / "one.duckdb"), DuckDBStore(tmp_path / "many.duckdb")
+    r1 = one.ingest([samples])
+    r2 = many.ingest([samples], batch_bytes=8 << 10)  # dozens of transactions
     assert (r1.lines, r1.snapshots, r1.added, r1.superseded, r1.rejected) == (
         r2.lines, r2.snapshots, r2.added, r2.superseded, r2.rejected)
     sql = "SELECT id, status, started_at, error_message FROM runs ORDER BY id"
-    assert one.cursor().execute(sql).fetchall() == many.cursor().execute(sql).fetchall()
+    assert one.db.cursor().execute(sql).fetchall() == many.db.cursor().execute(sql).fetchall()
 
 
 def test_values_are_typed_lower_cased_and_in_utc(store, tmp_path, write_log):
@@ -126,7 +125,7 @@ def test_values_are_typed_lower_cased_and_in_utc(store, tmp_path, write_log):
         "r", status="FAILED", started_at="2026-11-20T16:03:11.5+02:00", finished_at="2026-11-20t14:04:00z",
         error={"message": "Missing required field: contact_email", "step": 0, "kind": "validation"},
         reference="", attempt=2))
-    ingest(store, [log])
+    store.ingest([log])
     row = q(store, "SELECT status, started_at, finished_at, duration_ms, reference, error_kind, error_step, "
                    "attempt, step_count, workflow FROM runs")[0]
     assert row[0] == "failed"
@@ -139,7 +138,7 @@ def test_values_are_typed_lower_cased_and_in_utc(store, tmp_path, write_log):
 
 def test_unknown_fields_are_kept(store, tmp_path, write_log):
     log = write_log(tmp_path / "a.jsonl", run_line("r", engine_node="worker-3", **{"a/b~c": {"x": [1, 2]}}))
-    ingest(store, [log])
+    store.ingest([log])
     (extra,) = q(store, "SELECT extra FROM runs")[0]
     assert json.loads(extra) == {"engine_node": "worker-3", "a/b~c": {"x": [1, 2]}}
 
@@ -153,7 +152,7 @@ def test_steps_view_unnests_each_step(store, tmp_path, write_log):
     ]
     log = write_log(tmp_path / "a.jsonl", run_line("r", status="failed", steps=steps,
                                                    error={"message": "503", "step": 1, "kind": "unavailable"}))
-    ingest(store, [log])
+    store.ingest([log])
     rows = q(store, "SELECT step_index, name, app, status, attempts, duration_ms, error, input, output "
                     "FROM steps WHERE run_id = 'r' ORDER BY step_index")
     assert rows[0][:6] == (0, "Fetch deal", "HubSpot", "finished", 1, 1000)
@@ -190,7 +189,7 @@ def test_each_broken_rule_rejects_the_line_with_its_reason(store, tmp_path, writ
         line.pop("id")
     log = write_log(tmp_path / "a.jsonl", run_line("good_1"), line if isinstance(line, dict) else line + "\n",
                     run_line("good_2"))
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.lines, report.snapshots, report.rejected) == (3, 2, 1)
     ((line_no, why, raw),) = rejects(store)
     assert line_no == 2
@@ -199,14 +198,14 @@ def test_each_broken_rule_rejects_the_line_with_its_reason(store, tmp_path, writ
 
 
 def test_invalid_json_reason_says_where(store, tmp_path, write_log):
-    ingest(store, [write_log(tmp_path / "a.jsonl", '{"id": "x",, "b": 1}\n')])
+    store.ingest([write_log(tmp_path / "a.jsonl", '{"id": "x",, "b": 1}\n')])
     assert rejects(store)[0][1] == "not valid JSON: Expecting property name enclosed in double quotes at column 12"
 
 
 def test_non_utf8_bytes_reject_that_line_only(store, tmp_path, write_log):
     bad = json.dumps(run_line("bad")).encode().replace(b"Acme", b"Ac\xffme") + b"\n"
     log = write_log(tmp_path / "a.jsonl", run_line("good_1"), bad, run_line("good_2"))
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.snapshots, report.rejected) == (2, 1)
     ((line_no, why, raw),) = rejects(store)
     assert line_no == 2 and why.startswith("not valid UTF-8: byte 0xff")
@@ -216,7 +215,7 @@ def test_non_utf8_bytes_reject_that_line_only(store, tmp_path, write_log):
 def test_a_line_over_the_size_limit_is_rejected_and_truncated(store, tmp_path, write_log):
     huge = run_line("huge", trigger_payload={"blob": "x" * (MAX_LINE_BYTES + 10)})
     log = write_log(tmp_path / "a.jsonl", run_line("good_1"), huge, run_line("good_2"))
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.snapshots, report.rejected) == (2, 1)
     ((line_no, why, raw),) = rejects(store)
     assert line_no == 2 and "over the 1,048,576-byte limit" in why
@@ -226,7 +225,7 @@ def test_a_line_over_the_size_limit_is_rejected_and_truncated(store, tmp_path, w
 def test_a_line_longer_than_a_whole_batch_is_skipped_to_its_end(store, tmp_path, write_log):
     huge = run_line("huge", trigger_payload={"blob": "x" * (3 * MAX_LINE_BYTES)})
     log = write_log(tmp_path / "a.jsonl", run_line("good_1"), huge, run_line("good_2"))
-    report = ingest(store, [log], batch_bytes=64 << 10)
+    report = store.ingest([log], batch_bytes=64 << 10)
     assert (report.lines, report.snapshots, report.rejected) == (3, 2, 1)
     assert "over the 1,048,576-byte limit" in rejects(store)[0][1]
 
@@ -234,7 +233,7 @@ def test_a_line_longer_than_a_whole_batch_is_skipped_to_its_end(store, tmp_path,
 def test_bom_and_crlf_are_accepted(store, tmp_path, write_log):
     log = write_log(tmp_path / "a.jsonl", b"\xef\xbb\xbf" + json.dumps(run_line("r1")).encode() + b"\r\n",
                     json.dumps(run_line("r2")).encode() + b"\r\n")
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.snapshots, report.rejected) == (2, 0)
 
 
@@ -242,10 +241,10 @@ def test_gzip_logs_are_read_and_appended_members_picked_up(store, tmp_path):
     log = tmp_path / "a.jsonl.gz"
     with gzip.open(log, "wt", encoding="utf-8") as f:
         f.write(json.dumps(run_line("g1")) + "\n")
-    assert ingest(store, [log]).added == 1
+    assert store.ingest([log]).added == 1
     with gzip.open(log, "at", encoding="utf-8") as f:  # a second gzip member
         f.write(json.dumps(run_line("g2")) + "\n")
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.lines, report.added) == (1, 1)
 
 
@@ -253,14 +252,14 @@ def test_corrupt_gzip_is_reported_not_crashed(store, tmp_path):
     good = gzip.compress((json.dumps(run_line("g1")) + "\n").encode())
     log = tmp_path / "a.jsonl.gz"
     log.write_bytes(good[:20] + b"\x00garbage" * 50)
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.rejected == 1
     assert rejects(store)[0][1].startswith("gzip data is corrupt")
 
 
 def test_rejected_lines_view_names_the_file(store, tmp_path, write_log, data_paths):
     write_log(data_paths.logs_dir / "sub" / "a.jsonl", "oops\n")
-    ingest(store, [data_paths.logs_dir], logs_dir=data_paths.logs_dir)
+    store.ingest([data_paths.logs_dir], logs_dir=data_paths.logs_dir)
     assert q(store, "SELECT file, line FROM rejected_lines") == [("sub/a.jsonl", 1)]
 
 
@@ -268,14 +267,14 @@ def test_numbers_too_large_for_the_store_reject_the_line_not_the_batch(store, tm
     log = write_log(tmp_path / "a.jsonl", run_line("good_1"), run_line("big", attempt=3_000_000_000),
                     run_line("big_step", status="failed", error={"message": "x", "step": 5_000_000_000}),
                     run_line("good_2"))
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert (report.snapshots, report.rejected) == (2, 2)
     assert [r[1].split(" must")[0] for r in rejects(store)] == ['"attempt"', '"error.step"']
 
 
 def test_a_repeated_unknown_key_keeps_its_first_value(store, tmp_path, write_log):
     line = json.dumps(run_line("dup"))[:-1] + ', "x": 1, "x": 2}\n'
-    report = ingest(store, [write_log(tmp_path / "a.jsonl", line, run_line("good"))])
+    report = store.ingest([write_log(tmp_path / "a.jsonl", line, run_line("good"))])
     assert (report.snapshots, report.rejected) == (2, 0)
     assert json.loads(q(store, "SELECT extra FROM runs WHERE id = 'dup'")[0][0]) == {"x": 1}
 
@@ -286,13 +285,13 @@ def test_a_file_name_that_is_not_utf8_is_read(store, tmp_path, write_log):
     name = os.fsdecode(b"b\xff.jsonl")
     write_log(tmp_path / "logs" / name, run_line("odd_name"))
     write_log(tmp_path / "logs" / "a.jsonl", run_line("plain"))
-    report = ingest(store, [tmp_path / "logs"], logs_dir=tmp_path / "logs")
+    report = store.ingest([tmp_path / "logs"], logs_dir=tmp_path / "logs")
     assert report.added == 2
     assert q(store, "SELECT path FROM fg.files ORDER BY path") == [("a.jsonl",), ("b\\xff.jsonl",)]
 
 
 def test_leading_white_space_before_a_valid_line_is_accepted(store, tmp_path, write_log):
-    report = ingest(store, [write_log(tmp_path / "a.jsonl", "  \t" + json.dumps(run_line("r")) + "\n")])
+    report = store.ingest([write_log(tmp_path / "a.jsonl", "  \t" + json.dumps(run_line("r")) + "\n")])
     assert (report.snapshots, report.rejected) == (1, 0)
 
 
@@ -300,7 +299,7 @@ def test_gzip_lines_before_a_corrupt_member_are_kept(store, tmp_path):
     good = gzip.compress("".join(json.dumps(run_line(f"g{i}")) + "\n" for i in range(100)).encode())
     log = tmp_path / "a.jsonl.gz"
     log.write_bytes(good + b"\x1f\x8b\x08\x00garbage-after-a-good-member")
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.added == 100 and report.rejected == 1
     assert report.lines == report.snapshots + report.rejected
 
@@ -308,7 +307,7 @@ def test_gzip_lines_before_a_corrupt_member_are_kept(store, tmp_path):
 def test_a_failing_batch_does_not_hang_the_reader_thread(store, tmp_path, write_log, monkeypatch):
     import threading
 
-    import fourgent.ingest as ing
+    from fourgent.store.duckdb import ingest as ing
 
     log = write_log(tmp_path / "a.jsonl", *[run_line(f"r{i}") for i in range(400)])
 
@@ -321,7 +320,7 @@ def test_a_failing_batch_does_not_hang_the_reader_thread(store, tmp_path, write_
 
     def run():
         try:
-            ingest(store, [log], batch_bytes=8 << 10)
+            store.ingest([log], batch_bytes=8 << 10)
         except RuntimeError as exc:
             errors.append(exc)
         done.set()
@@ -332,15 +331,15 @@ def test_a_failing_batch_does_not_hang_the_reader_thread(store, tmp_path, write_
 
 
 def test_a_failed_batch_leaves_no_setting_behind(store, tmp_path, write_log, monkeypatch):
-    import fourgent.ingest as ing
+    from fourgent.store.duckdb import ingest as ing
 
     def boom(self, cur, table, part):
         cur.execute("SELECT 1/0::INTEGER + 'x'")  # a SQL error inside the batch's transaction
 
     monkeypatch.setattr(ing.Ingester, "_load", boom)
     with pytest.raises(duckdb.Error):
-        ingest(store, [write_log(tmp_path / "a.jsonl", run_line("r"))])
-    settings = dict(store.cursor().execute(
+        store.ingest([write_log(tmp_path / "a.jsonl", run_line("r"))])
+    settings = dict(store.db.cursor().execute(
         "SELECT name, value FROM duckdb_settings() WHERE name IN ('disabled_optimizers', "
         "'preserve_insertion_order', 'checkpoint_threshold')").fetchall())
     assert settings["disabled_optimizers"] == "" and settings["preserve_insertion_order"] == "true"

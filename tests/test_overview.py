@@ -1,4 +1,4 @@
-"""Every Overview and Workflows figure, checked on the shared samples against numbers worked out in Python
+"""Every Overview and Workflows figure, checked on the sample logs against numbers worked out in Python
 from a plain read of the `runs` and `steps` views."""
 
 from __future__ import annotations
@@ -10,21 +10,21 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fourgent import overview as O
-from fourgent.ingest import ingest
+from fourgent import overview
+from fourgent.store.duckdb import overview as overview_sql
 
 ENDED = {"finished", "failed", "skipped"}
 WINDOWS = {
-    "hour": O.Window(datetime(2026, 10, 28, 12, tzinfo=UTC), datetime(2026, 10, 29, 20, tzinfo=UTC)),
-    "day": O.Window(datetime(2026, 9, 20, 6, 30, tzinfo=UTC), datetime(2026, 10, 29, 17, tzinfo=UTC)),
-    "week": O.Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC)),
+    "hour": overview.Window(datetime(2026, 10, 28, 12, tzinfo=UTC), datetime(2026, 10, 29, 20, tzinfo=UTC)),
+    "day": overview.Window(datetime(2026, 9, 20, 6, 30, tzinfo=UTC), datetime(2026, 10, 29, 17, tzinfo=UTC)),
+    "week": overview.Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC)),
 }
 
 
 @pytest.fixture
 def cur(store, samples):
-    ingest(store, [samples])
-    return store.cursor()
+    store.ingest([samples])
+    return store.db.cursor()
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def rows(cur) -> list[dict]:
     return [dict(zip(names, r, strict=True)) for r in result.fetchall()]
 
 
-def inside(rows: list[dict], w: O.Window) -> list[dict]:
+def inside(rows: list[dict], w: overview.Window) -> list[dict]:
     return [r for r in rows if w.start <= r["started_at"] < w.end and (not w.workflows or r["workflow_id"] in w.workflows)]
 
 
@@ -64,7 +64,7 @@ def test_bucket_counts_match_runs_counted_by_hand(cur, rows, size):
     w = WINDOWS[size]
     assert w.bucket == size
     expected = Counter((bucket_of(r["started_at"], size), r["status"]) for r in inside(rows, w))
-    got = O.bucket_counts(cur, w)
+    got = overview_sql.bucket_counts(cur, w)
     assert {(b, s): n for b, s, n in got.select("bucket", "status", "runs").iter_rows()} == expected
     assert sum(expected.values()) > 0
     step = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[size]
@@ -79,7 +79,7 @@ def test_failure_rate_per_bucket_is_failed_over_ended(cur, rows, size):
         if r["status"] in ENDED:
             ended[bucket_of(r["started_at"], size)] += 1
             failed[bucket_of(r["started_at"], size)] += r["status"] == "failed"
-    got = O.failure_rates(O.bucket_counts(cur, w))
+    got = overview.failure_rates(overview_sql.bucket_counts(cur, w))
     assert {b: rate for b, rate in got.select("bucket", "failure_rate").iter_rows() if rate is not None} == {
         b: failed[b] / n for b, n in ended.items()}
 
@@ -98,7 +98,7 @@ def unresolved_by_hand(rows: list[dict]) -> set[str]:
 def test_headlines_and_the_previous_period_match_by_hand(cur, rows, size):
     w = WINDOWS[size]
     unresolved = unresolved_by_hand(rows)
-    for got, period in zip(O.headlines(cur, w), (w, w.previous()), strict=True):
+    for got, period in zip(overview_sql.headlines(cur, w), (w, w.previous()), strict=True):
         runs = inside(rows, period)
         ended = [r for r in runs if r["status"] in ENDED]
         assert got.runs == len(runs)
@@ -117,7 +117,7 @@ def test_a_re_trigger_that_finished_resolves_its_original(cur, rows):
 
 def test_per_workflow_figures_match_by_hand(cur, rows):
     w = WINDOWS["week"]
-    got = {r["workflow_id"]: r for r in O.per_workflow(cur, w).to_dicts()}
+    got = {r["workflow_id"]: r for r in overview_sql.per_workflow(cur, w).to_dicts()}
     by_wf: dict[str, list[dict]] = defaultdict(list)
     for r in inside(rows, w):
         by_wf[r["workflow_id"]].append(r)
@@ -143,7 +143,7 @@ def test_top_errors_group_messages_without_ids_numbers_or_quoted_values(cur, row
     w = WINDOWS["week"]
     failed = [r for r in inside(rows, w) if r["status"] == "failed" and r["error_message"]]
     expected = Counter(pattern(r["error_message"]) for r in failed)
-    got = O.top_errors(cur, w, limit=100)
+    got = overview_sql.top_errors(cur, w, limit=100)
     assert dict(got.select("pattern", "failures").iter_rows()) == expected
     for row in got.to_dicts():
         hit = [r for r in failed if pattern(r["error_message"]) == row["pattern"]]
@@ -164,7 +164,7 @@ def test_failures_by_kind_and_by_the_failed_steps_app(cur, rows):
     apps = {(run_id, i): app for run_id, i, app in cur.execute("SELECT run_id, step_index, app FROM steps").fetchall()}
     dest = dict(cur.execute("SELECT id, destination_app FROM runs").fetchall())
     failed = [r for r in inside(rows, w) if r["status"] == "failed"]
-    by_kind, by_app = O.failures_by_kind_and_app(cur, w)
+    by_kind, by_app = overview_sql.failures_by_kind_and_app(cur, w)
     assert dict(by_kind.iter_rows()) == Counter(r["error_kind"] or "(none)" for r in failed)
     expected_app = Counter(apps.get((r["id"], r["error_step"])) or dest[r["id"]] or "(unknown)" for r in failed)
     assert dict(by_app.iter_rows()) == expected_app
@@ -172,23 +172,23 @@ def test_failures_by_kind_and_by_the_failed_steps_app(cur, rows):
 
 def test_a_workflow_filter_narrows_every_figure(cur, rows):
     wf = rows[0]["workflow_id"]
-    w = O.Window(WINDOWS["week"].start, WINDOWS["week"].end, (wf,))
-    assert O.headlines(cur, w)[0].runs == len(inside(rows, w)) < len(inside(rows, WINDOWS["week"]))
-    assert set(O.per_workflow(cur, w)["workflow_id"]) == {wf}
-    assert O.bucket_counts(cur, w)["runs"].sum() == len(inside(rows, w))
+    w = overview.Window(WINDOWS["week"].start, WINDOWS["week"].end, (wf,))
+    assert overview_sql.headlines(cur, w)[0].runs == len(inside(rows, w)) < len(inside(rows, WINDOWS["week"]))
+    assert set(overview_sql.per_workflow(cur, w)["workflow_id"]) == {wf}
+    assert overview_sql.bucket_counts(cur, w)["runs"].sum() == len(inside(rows, w))
 
 
 def test_an_empty_window_gives_zeros_not_errors(cur):
-    w = O.Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 1, 2, tzinfo=UTC))
-    now, _prev = O.headlines(cur, w)
+    w = overview.Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 1, 2, tzinfo=UTC))
+    now, _prev = overview_sql.headlines(cur, w)
     assert (now.runs, now.failure_rate, now.median_ms, now.unresolved) == (0, None, None, 0)
-    assert O.bucket_counts(cur, w).is_empty() and O.failure_rates(O.bucket_counts(cur, w)).is_empty()
-    assert O.per_workflow(cur, w).is_empty() and O.top_errors(cur, w).is_empty()
+    assert overview_sql.bucket_counts(cur, w).is_empty() and overview.failure_rates(overview_sql.bucket_counts(cur, w)).is_empty()
+    assert overview_sql.per_workflow(cur, w).is_empty() and overview_sql.top_errors(cur, w).is_empty()
 
 
 def test_workflow_health_counts_the_last_day_and_week_and_each_day(cur, rows):
     now = datetime(2026, 10, 29, 18, tzinfo=UTC)
-    got = {r["workflow_id"]: r for r in O.workflow_health(cur, now).to_dicts()}
+    got = {r["workflow_id"]: r for r in overview_sql.workflow_health(cur, now).to_dicts()}
     assert set(got) == {r["workflow_id"] for r in rows}
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for wf, g in got.items():
@@ -200,6 +200,6 @@ def test_workflow_health_counts_the_last_day_and_week_and_each_day(cur, rows):
         ended = sum(r["status"] in ENDED for r in week)
         assert g["failure_rate_7d"] == (pytest.approx(g["failed_7d"] / ended) if ended else None)
         assert g["last_run"] == max(r["started_at"] for r in mine)
-        days = [today - timedelta(days=O.SPARK_DAYS - 1 - i) for i in range(O.SPARK_DAYS)]
+        days = [today - timedelta(days=overview.SPARK_DAYS - 1 - i) for i in range(overview.SPARK_DAYS)]
         assert g["daily"] == [sum(d <= r["started_at"] < min(d + timedelta(days=1), now) for r in mine) for d in days]
     assert sum(sum(g["daily"]) for g in got.values()) > 0

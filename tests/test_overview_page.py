@@ -11,10 +11,12 @@ import streamlit as st
 from helpers import ROOT, run_line
 from streamlit.testing.v1 import AppTest
 
-from fourgent import overview as O
+from fourgent import overview
+from fourgent.filters import runs_query
 from fourgent.pauses import paused
+from fourgent.store.duckdb import overview as overview_sql
 from fourgent.workflows import RetryPolicy
-from ui import runs_link, workspace
+from ui.workspace import workspace
 
 APP = str(ROOT / "app.py")
 
@@ -63,9 +65,9 @@ def matching_runs(**params) -> int:
 @pytest.mark.parametrize("preset, span", [("24h", timedelta(days=1)), ("7d", timedelta(days=7)),
                                           ("30d", timedelta(days=30)), ("90d", timedelta(days=90))])
 def test_each_range_preset_shows_the_figures_for_its_span(demo, preset, span):
-    at = open_page("views/overview.py", range=preset)
+    at = open_page("app_pages/overview.py", range=preset)
     assert at.selectbox(key="ov_range").value == preset
-    cur = workspace().store.cursor()
+    cur = workspace().store.db.cursor()
     runs = cur.execute("SELECT count(*) FROM runs WHERE started_at >= now() - to_seconds(?)",
                        [span.total_seconds()]).fetchall()[0][0]
     assert int(metric(at, "Runs").replace(",", "")) == runs > 0
@@ -75,34 +77,34 @@ def test_each_range_preset_shows_the_figures_for_its_span(demo, preset, span):
 
 
 def test_custom_dates_from_the_url_and_an_empty_range(sampled):
-    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     assert at.selectbox(key="ov_range").value == "custom"
     assert metric(at, "Runs") == "356"
-    at = open_page("views/overview.py", **{"from": "2001-01-01", "to": "2001-01-02"})
+    at = open_page("app_pages/overview.py", **{"from": "2001-01-01", "to": "2001-01-02"})
     assert any("No runs started in this range" in i.value for i in at.info)
 
 
 def test_each_workflow_row_opens_the_runs_page_with_the_same_count(sampled):
-    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     assert not at.exception
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    per = O.per_workflow(workspace().store.cursor(), O.Window(start, end))
+    per = overview_sql.per_workflow(workspace().store.db.cursor(), overview.Window(start, end))
     assert len(per) == 6
     for wf, runs in per.select("workflow_id", "runs").iter_rows():
-        assert matching_runs(**runs_link(start, end, workflows=(wf,))) == runs
+        assert matching_runs(**runs_query(start, end, workflows=(wf,)).link()) == runs
 
 
 def test_each_top_error_row_opens_exactly_the_failures_with_that_pattern(sampled):
-    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    errors = O.top_errors(workspace().store.cursor(), O.Window(start, end))
+    errors = overview_sql.top_errors(workspace().store.db.cursor(), overview.Window(start, end))
     assert len(errors) > 3
     shown = next(d.value for d in at.dataframe if "Error" in d.value.columns)
     assert shown["Error"].tolist() == errors["pattern"].to_list()  # the rows the page offers to click
     for pattern, failures in errors.select("pattern", "failures").iter_rows():
-        assert matching_runs(**runs_link(start, end, statuses=("failed",), error=pattern)) == failures, pattern
+        assert matching_runs(**runs_query(start, end, statuses=("failed",), error=pattern).link()) == failures, pattern
     runs = AppTest.from_file(APP, default_timeout=60)
-    for k, v in runs_link(start, end, statuses=("failed",), error=errors["pattern"][0]).items():
+    for k, v in runs_query(start, end, statuses=("failed",), error=errors["pattern"][0]).link().items():
         runs.query_params[k] = v
     runs.run()
     assert f"Failed runs where error = {errors['pattern'][0]}" in [t.value for t in runs.text]  # said, as text
@@ -111,21 +113,21 @@ def test_each_top_error_row_opens_exactly_the_failures_with_that_pattern(sampled
 
 
 def test_a_bar_opens_exactly_the_runs_it_counted(sampled):
-    open_page("views/overview.py")  # opens the process's store and reads the samples
-    w = O.Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))
-    buckets = O.bucket_counts(workspace().store.cursor(), w)
+    open_page("app_pages/overview.py")  # opens the process's store and reads the samples
+    w = overview.Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))
+    buckets = overview_sql.bucket_counts(workspace().store.db.cursor(), w)
     for status in ("finished", "failed"):
         for row in buckets.filter(buckets["status"] == status).head(2).to_dicts():
-            link = runs_link(row["bucket"], row["bucket_end"], statuses=(status,))
+            link = runs_query(row["bucket"], row["bucket_end"], statuses=(status,)).link()
             assert matching_runs(**link) == row["runs"]
 
 
 def test_unresolved_headline_opens_the_same_count_on_the_runs_page(sampled):
-    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     unresolved = int(metric(at, "Unresolved failures").replace(",", ""))
     assert any(p.proto.label == "Open them" for p in at.get("page_link"))
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    assert matching_runs(**runs_link(start, end, unresolved=True)) == unresolved > 0
+    assert matching_runs(**runs_query(start, end, unresolved=True).link()) == unresolved > 0
 
 
 def test_log_text_in_charts_is_escaped_and_never_markdown(sampled, write_log):
@@ -134,7 +136,7 @@ def test_log_text_in_charts_is_escaped_and_never_markdown(sampled, write_log):
                     "destination_app": "<i>App</i>"},
                     error={"message": "[click](javascript:alert(1)) 'secret'", "step": None, "kind": "<img>"})
     write_log(sampled / "logs" / "evil.jsonl", evil)
-    at = open_page("views/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
+    at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     shown = " ".join(m.value for m in at.markdown) + " ".join(c.value for c in at.caption)
     assert "<b>Src</b>" not in shown and "javascript" not in shown and "**Dst**" not in shown
     charts = " ".join(json.dumps(json.loads(c.proto.spec)) for c in at.get("plotly_chart"))
@@ -143,16 +145,16 @@ def test_log_text_in_charts_is_escaped_and_never_markdown(sampled, write_log):
 
 
 def test_workflows_page_lists_each_integration_and_a_pause_is_stored(demo):
-    at = open_page("views/workflows.py")
+    at = open_page("app_pages/workflows.py")
     frame = at.dataframe[0].value
     assert len(frame) == 6 and set(frame["State"]) == {"▶️ Active"}
-    health = {f"{r['source']} → {r['destination']}": r for r in O.workflow_health(workspace().store.cursor()).to_dicts()}
+    health = {f"{r['source']} → {r['destination']}": r for r in overview_sql.workflow_health(workspace().store.db.cursor()).to_dicts()}
     for name, r24, r7 in frame[["Workflow", "Runs 24 h", "Runs 7 d"]].itertuples(index=False):
         assert (r24, r7) == (health[name]["runs_24h"], health[name]["runs_7d"])
     at.toggle(key="active_zendesk-ticket-jira-issue").set_value(False).run()
     assert "zendesk-ticket-jira-issue" in paused(workspace().store)
     st.cache_resource.clear()  # a restart: the pause is in the store, not the session
-    at = open_page("views/workflows.py")
+    at = open_page("app_pages/workflows.py")
     assert at.toggle(key="active_zendesk-ticket-jira-issue").value is False
     assert "⏸️ Paused" in set(at.dataframe[0].value["State"])
 
@@ -161,7 +163,7 @@ def test_workflow_ids_and_who_paused_stay_text_on_the_workflows_page(sampled, wr
     evil_id = "[Open billing portal](https://evil.example/login)"
     write_log(sampled / "logs" / "evil.jsonl", run_line("evil", workflow={
         "id": evil_id, "source": "**Src**", "destination": "<b>Dst</b>"}))
-    at = open_page("views/workflows.py")
+    at = open_page("app_pages/workflows.py")
     at.session_state["author"] = "[Support desk](https://evil.example/help)"
     at.toggle(key=f"active_{evil_id}").set_value(False).run()
     markdown = [m.value for m in (*at.markdown, *at.caption, *at.get("expandable"))
@@ -174,12 +176,12 @@ def test_workflow_ids_and_who_paused_stay_text_on_the_workflows_page(sampled, wr
 
 
 def test_a_paused_workflows_run_is_not_re_triggered_from_its_detail_page(demo):
-    at = open_page("views/workflows.py")
+    at = open_page("app_pages/workflows.py")
     at.toggle(key="active_zendesk-ticket-jira-issue").set_value(False).run()
-    run_id = workspace().store.cursor().execute(
+    run_id = workspace().store.db.cursor().execute(
         "SELECT id FROM runs WHERE workflow_id = 'zendesk-ticket-jira-issue' AND status = 'failed' LIMIT 1"
     ).fetchall()[0][0]
-    at = open_page("views/run_detail.py", id=run_id)
+    at = open_page("app_pages/run_detail.py", id=run_id)
     next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
     next(t for t in at.text_input if t.label.startswith("Your name (recorded")).set_value("Ana")
     next(b for b in at.button if b.label == "Re-trigger").click().run()
@@ -187,7 +189,7 @@ def test_a_paused_workflows_run_is_not_re_triggered_from_its_detail_page(demo):
 
 
 def test_how_it_works_shows_the_policy_the_executor_uses(demo):
-    at = open_page("views/how_it_works.py")
+    at = open_page("app_pages/how_it_works.py")
     defaults = next(d.value for d in at.dataframe if "Setting" in d.value.columns)
     policy = RetryPolicy()
     assert dict(zip(defaults["Setting"], defaults["Default"], strict=True)) == {
@@ -197,11 +199,11 @@ def test_how_it_works_shows_the_policy_the_executor_uses(demo):
 
 
 def test_each_failures_by_kind_and_app_bar_opens_the_same_count(sampled):
-    open_page("views/overview.py")
+    open_page("app_pages/overview.py")
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    by_kind, by_app = O.failures_by_kind_and_app(workspace().store.cursor(), O.Window(start, end))
+    by_kind, by_app = overview_sql.failures_by_kind_and_app(workspace().store.db.cursor(), overview.Window(start, end))
     assert len(by_kind) >= 3 and len(by_app) >= 3
     for kind, n in by_kind.iter_rows():
-        assert matching_runs(**runs_link(start, end, statuses=("failed",), kinds=(kind,))) == n
+        assert matching_runs(**runs_query(start, end, statuses=("failed",), kinds=(kind,)).link()) == n
     for app, n in by_app.head(4).iter_rows():
-        assert matching_runs(**runs_link(start, end, statuses=("failed",), apps=(app,))) == n
+        assert matching_runs(**runs_query(start, end, statuses=("failed",), apps=(app,)).link()) == n

@@ -11,17 +11,18 @@ import sys
 import pytest
 from helpers import ROOT, run_line
 
-from fourgent.ingest import ingest
-from fourgent.store import Store, StoreBusy
+from fourgent.store import StoreBusy
+from fourgent.store.duckdb import DuckDBStore
 
 # Ingests with small batches and stops inside the fourth batch's transaction,
 # after its rows are written and before COMMIT, for the test to kill it there.
 KILLABLE = """
 import sys, time
 from pathlib import Path
-from fourgent import ingest as ing
-from fourgent.store import Store
-store = Store(Path(sys.argv[1]))
+from fourgent import logfiles
+from fourgent.store.duckdb import ingest as ing
+from fourgent.store.duckdb import DuckDBStore
+store = DuckDBStore(Path(sys.argv[1]))
 load, calls = ing.Ingester._load, []
 def slow_load(self, cur, table, part):
     load(self, cur, table, part)
@@ -30,15 +31,15 @@ def slow_load(self, cur, table, part):
         print("inside batch 4", flush=True)
         time.sleep(60)
 ing.Ingester._load = slow_load
-ing.ingest(store, [Path(sys.argv[2])], batch_bytes=16 << 10)
+store.ingest([Path(sys.argv[2])], batch_bytes=16 << 10)
 print("done", flush=True)
 """
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from fourgent.store import Store
-store = Store(Path(sys.argv[1]))
+from fourgent.store.duckdb import DuckDBStore
+store = DuckDBStore(Path(sys.argv[1]))
 print("holding", flush=True)
 time.sleep(60)
 """
@@ -63,22 +64,22 @@ def test_a_killed_ingest_leaves_no_half_batch_and_the_next_one_finishes(tmp_path
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
 
-    store = Store(db)
-    partial = store.cursor().execute("SELECT count(*) FROM runs").fetchall()[0][0]
+    store = DuckDBStore(db)
+    partial = store.db.cursor().execute("SELECT count(*) FROM runs").fetchall()[0][0]
     per_batch = partial // 3
     assert partial > 0 and partial % per_batch == 0 and partial // per_batch == 3  # batches 1-3, none of 4
-    report = ingest(store, [log])
+    report = store.ingest([log])
     assert report.lines > 0
-    runs = store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchall()[0]
+    runs = store.db.cursor().execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchall()[0]
     assert runs == (3000, 3000)
-    assert store.cursor().execute("SELECT count(*), count(DISTINCT line) FROM rejected_lines").fetchall()[0] == (30, 30)
-    store.con.close()
+    assert store.db.cursor().execute("SELECT count(*), count(DISTINCT line) FROM rejected_lines").fetchall()[0] == (30, 30)
+    store.close()
 
 
 @pytest.fixture
 def held_store(tmp_path):
     db = tmp_path / "data" / "fourgent.duckdb"
-    Store(db).con.close()
+    DuckDBStore(db).close()
     holder = _python(HOLDER, str(db))
     assert holder.stdout.readline().strip() == "holding"
     yield db, holder
@@ -89,7 +90,7 @@ def held_store(tmp_path):
 def test_a_second_process_gets_store_busy_naming_the_holder(held_store):
     db, holder = held_store
     with pytest.raises(StoreBusy) as caught:
-        Store(db)
+        DuckDBStore(db)
     assert caught.value.pid == holder.pid
     assert "in use by process" in str(caught.value)
 
@@ -123,9 +124,10 @@ def test_cli_sql_on_a_held_store_says_so_without_a_traceback(held_store):
 UNSETTLED = """
 import sys, time
 from pathlib import Path
-from fourgent import ingest as ing
-from fourgent.store import Store
-store = Store(Path(sys.argv[1]))
+from fourgent import logfiles
+from fourgent.store.duckdb import ingest as ing
+from fourgent.store.duckdb import DuckDBStore
+store = DuckDBStore(Path(sys.argv[1]))
 settle, calls = ing.Ingester._settle, []
 def slow_settle(self, cur, base, part=None):
     calls.append(1)
@@ -134,7 +136,7 @@ def slow_settle(self, cur, base, part=None):
         time.sleep(60)
     settle(self, cur, base, part)
 ing.Ingester._settle = slow_settle
-ing.ingest(store, [Path(sys.argv[2])], batch_bytes=16 << 10)
+store.ingest([Path(sys.argv[2])], batch_bytes=16 << 10)
 """
 
 
@@ -150,12 +152,12 @@ def test_a_crash_before_superseded_snapshots_are_dropped_is_repaired_by_the_next
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
 
-    store = Store(db)
-    rows, runs = store.cursor().execute("SELECT count(*), count(DISTINCT id) FROM fg.runs").fetchall()[0]
+    store = DuckDBStore(db)
+    rows, runs = store.db.cursor().execute("SELECT count(*), count(DISTINCT id) FROM fg.runs").fetchall()[0]
     assert rows > runs  # the killed batch's older snapshots are still there
-    ingest(store, [log])
-    cur = store.cursor()
+    store.ingest([log])
+    cur = store.db.cursor()
     assert cur.execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchall()[0] == (600, 600)
     assert cur.execute("SELECT DISTINCT status FROM runs").fetchall() == [("finished",)]
     assert cur.execute("SELECT count(*) FROM fg.meta WHERE key = 'unsettled_from'").fetchall()[0][0] == 0
-    store.con.close()
+    store.close()

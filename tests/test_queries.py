@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 import pytest
 from helpers import run_line
 
-from fourgent import queries as Q
-from fourgent.ingest import ingest
+from fourgent.filters import RunFilter
+from fourgent.store.duckdb import runs as runs_sql
 
 
 @pytest.fixture
 def loaded(store, samples):
-    ingest(store, [samples])
-    return store.cursor()
+    store.ingest([samples])
+    return store.db.cursor()
 
 
 def ids(frame):
@@ -24,51 +24,51 @@ def ids(frame):
 def test_reference_or_id_search_is_case_insensitive_over_both(store, tmp_path, write_log):
     write_log(tmp_path / "a.jsonl", run_line("run_ABC", reference="Müller GmbH – Deal 50%_off"),
               run_line("run_xyz", reference="Other"), run_line("run_none", reference=None))
-    ingest(store, [tmp_path / "a.jsonl"])
-    cur = store.cursor()
-    assert ids(Q.page(cur, Q.RunFilter(q="müller"))) == ["run_ABC"]
-    assert ids(Q.page(cur, Q.RunFilter(q="MÜLLER gmbh"))) == ["run_ABC"]
-    assert ids(Q.page(cur, Q.RunFilter(q="abc"))) == ["run_ABC"]  # the ID, in another case
-    assert ids(Q.page(cur, Q.RunFilter(q="50%_"))) == ["run_ABC"]  # % and _ are text, not wildcards
-    assert ids(Q.page(cur, Q.RunFilter(q="5_%"))) == []
-    assert ids(Q.page(cur, Q.RunFilter(q="'; DROP TABLE x; --"))) == []
-    assert sorted(ids(Q.page(cur, Q.RunFilter(q="run_")))) == ["run_ABC", "run_none", "run_xyz"]
+    store.ingest([tmp_path / "a.jsonl"])
+    cur = store.db.cursor()
+    assert ids(runs_sql.page(cur, RunFilter(q="müller"))) == ["run_ABC"]
+    assert ids(runs_sql.page(cur, RunFilter(q="MÜLLER gmbh"))) == ["run_ABC"]
+    assert ids(runs_sql.page(cur, RunFilter(q="abc"))) == ["run_ABC"]  # the ID, in another case
+    assert ids(runs_sql.page(cur, RunFilter(q="50%_"))) == ["run_ABC"]  # % and _ are text, not wildcards
+    assert ids(runs_sql.page(cur, RunFilter(q="5_%"))) == []
+    assert ids(runs_sql.page(cur, RunFilter(q="'; DROP TABLE x; --"))) == []
+    assert sorted(ids(runs_sql.page(cur, RunFilter(q="run_")))) == ["run_ABC", "run_none", "run_xyz"]
 
 
 def test_status_workflow_and_range_filters_match_an_independent_count(loaded):
-    f = Q.RunFilter(statuses=("failed", "skipped"), workflows=("stripe-payment-xero-invoice",),
+    f = RunFilter(statuses=("failed", "skipped"), workflows=("stripe-payment-xero-invoice",),
                     start=datetime(2026, 8, 1, tzinfo=UTC), end=datetime(2026, 10, 1, tzinfo=UTC))
     expected = loaded.execute(
         "SELECT count(*) FROM runs WHERE status IN ('failed', 'skipped') AND workflow_id = "
         "'stripe-payment-xero-invoice' AND started_at >= '2026-08-01T00:00:00Z' AND started_at < '2026-10-01T00:00:00Z'"
     ).fetchall()[0][0]
     assert expected > 0
-    assert Q.count(loaded, f) == expected
-    frame = Q.page(loaded, f, size=100)
+    assert runs_sql.count(loaded, f) == expected
+    frame = runs_sql.page(loaded, f, size=100)
     assert frame.height == expected
     assert set(frame["status"]) <= {"failed", "skipped"}
 
 
 def test_pages_are_disjoint_and_ordered(loaded):
-    f = Q.RunFilter()
-    first, second = Q.page(loaded, f, page=1, size=25), Q.page(loaded, f, page=2, size=25)
+    f = RunFilter()
+    first, second = runs_sql.page(loaded, f, page=1, size=25), runs_sql.page(loaded, f, page=2, size=25)
     assert not set(ids(first)) & set(ids(second))
     started = first["started_at"].to_list() + second["started_at"].to_list()
     assert started == sorted(started, reverse=True)
-    oldest = Q.page(loaded, f, size=5, order="oldest")["started_at"].to_list()
+    oldest = runs_sql.page(loaded, f, size=5, order="oldest")["started_at"].to_list()
     assert oldest == sorted(oldest)
-    all_pages = [i for p in range(1, 9) for i in ids(Q.page(loaded, f, page=p, size=50))]
+    all_pages = [i for p in range(1, 9) for i in ids(runs_sql.page(loaded, f, page=p, size=50))]
     assert len(all_pages) == len(set(all_pages)) == 356
 
 
 def test_status_counts_ignore_the_status_filter_itself(loaded):
-    counts = Q.status_counts(loaded, Q.RunFilter(statuses=("failed",)))
+    counts = runs_sql.status_counts(loaded, RunFilter(statuses=("failed",)))
     assert counts == {"finished": 291, "failed": 28, "running": 4, "pending": 3, "skipped": 30}
     assert sum(counts.values()) == 356
 
 
 def test_unknown_status_values_are_ignored_not_sent_to_sql(loaded):
-    assert Q.count(loaded, Q.RunFilter(statuses=("failed", "bogus"))) == 28
+    assert runs_sql.count(loaded, RunFilter(statuses=("failed", "bogus"))) == 28
 
 
 def test_unresolved_failures_are_failed_originals_whose_latest_retrigger_did_not_finish(store, tmp_path, write_log):
@@ -82,7 +82,7 @@ def test_unresolved_failures_are_failed_originals_whose_latest_retrigger_did_not
               run_line("again_rt2", status="failed", error=err, retrigger_of="again",
                        started_at="2026-11-22T10:00:00Z"),
               run_line("ok", status="finished"))
-    ingest(store, [tmp_path / "a.jsonl"])
-    found = Q.select_ids(store.cursor(), Q.RunFilter(unresolved=True))
+    store.ingest([tmp_path / "a.jsonl"])
+    found = runs_sql.select_ids(store.db.cursor(), RunFilter(unresolved=True))
     assert sorted(found) == ["again", "never"]  # "again": its latest re-trigger failed
-    assert Q.status_counts(store.cursor(), Q.RunFilter(unresolved=True))["failed"] == 2
+    assert runs_sql.status_counts(store.db.cursor(), RunFilter(unresolved=True))["failed"] == 2

@@ -11,10 +11,10 @@ from test_executor import connect
 
 from fourgent import workflows
 from fourgent.executor import Executor, log_writer
-from fourgent.ingest import ingest
 from fourgent.pauses import paused, set_paused
 from fourgent.retrigger import BulkJob, Retriggerer
 from fourgent.sandbox import Sandbox, serve
+from fourgent.store.duckdb import sql
 
 WF_ID = "hubspot-closed-won-quickbooks-invoice"
 WF = {"id": WF_ID, "source": "HubSpot Closed Won", "destination": "QuickBooks Invoice",
@@ -42,13 +42,13 @@ def setup(store, tmp_path, write_log):
 def test_bulk_of_500_gives_exact_outcome_counts_and_lineage(store, tmp_path, write_log, setup):
     _sandbox, retriggerer, log = setup
     runs = [failed_run(i, email=None if i % 5 == 0 else "a@example.com") for i in range(500)]
-    ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
+    store.ingest([write_log(tmp_path / "orig.jsonl", *runs)])
     ids = [r["id"] for r in runs]
     result = retriggerer.bulk(ids, "ana@example.com", concurrency=16)
     assert result.outcomes == {"finished": 400, "failed": 100}
     assert result.refused == {} and result.cancelled == 0
-    ingest(store, [log])
-    cur = store.cursor()
+    store.ingest([log])
+    cur = store.db.cursor()
     assert cur.execute("SELECT count(*) FROM runs WHERE retrigger_of LIKE 'orig_%'").fetchall()[0][0] == 500
     assert cur.execute("SELECT count(DISTINCT retrigger_of) FROM runs WHERE retrigger_of IS NOT NULL"
                        ).fetchall()[0][0] == 500
@@ -58,7 +58,7 @@ def test_bulk_of_500_gives_exact_outcome_counts_and_lineage(store, tmp_path, wri
 
 def test_the_replay_sends_the_original_payload(store, tmp_path, write_log, setup):
     sandbox, retriggerer, _ = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(7))])
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(7))])
     # The deal has changed in HubSpot since the run fired: the replay still sends what fired then.
     sandbox.records[("hubspot", "/deals/1007")] = {"record_id": "1007", "amount": 99.0, "contact_email": "new@x.io"}
     result = retriggerer.bulk(["orig_0007"], "ana")
@@ -74,7 +74,7 @@ def test_payload_values_in_a_path_stay_one_segment(store, tmp_path, write_log, s
     sandbox, retriggerer, _ = setup
     run = failed_run(8)
     run["trigger_payload"]["record_id"] = "../admin?x=1#y"
-    ingest(store, [write_log(tmp_path / "orig.jsonl", run)])
+    store.ingest([write_log(tmp_path / "orig.jsonl", run)])
     retriggerer.bulk(["orig_0008"], "ana")
     gets = [r.path for r in sandbox.requests if r.method == "GET"]
     assert gets == ["/deals/..%2Fadmin%3Fx%3D1%23y"]
@@ -82,18 +82,18 @@ def test_payload_values_in_a_path_stay_one_segment(store, tmp_path, write_log, s
 
 def test_a_run_already_being_re_triggered_is_refused_once(store, tmp_path, write_log, setup):
     _, retriggerer, _ = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(1))])
-    assert retriggerer._claim(["orig_0001"]) == {"orig_0001"}  # a first click, still running
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(1))])
+    assert store.claim(["orig_0001"], 10) == {"orig_0001"}  # a first click, still running
     second = retriggerer.bulk(["orig_0001", "orig_0001"], "ana")
     assert second.refused == {"orig_0001": "a re-trigger of this run is already under way"}
     assert sum(second.outcomes.values()) == 0
-    retriggerer._release(["orig_0001"])
+    store.release(["orig_0001"])
     assert sum(retriggerer.bulk(["orig_0001"], "ana").outcomes.values()) == 1
 
 
 def test_two_clicks_at_once_make_one_re_trigger(store, tmp_path, write_log, setup):
     sandbox, retriggerer, _ = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(2))])
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(2))])
     sandbox.delay_s["hubspot"] = 0.3
     results = []
     threads = [threading.Thread(target=lambda: results.append(retriggerer.bulk(["orig_0002"], "ana")))
@@ -108,7 +108,7 @@ def test_two_clicks_at_once_make_one_re_trigger(store, tmp_path, write_log, setu
 def test_cancel_stops_a_bulk_re_trigger_midway(store, tmp_path, write_log, setup):
     _, retriggerer, _ = setup
     runs = [failed_run(i) for i in range(200)]
-    ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
+    store.ingest([write_log(tmp_path / "orig.jsonl", *runs)])
     cancel = threading.Event()
 
     def progress(done: int, total: int) -> None:
@@ -123,17 +123,17 @@ def test_cancel_stops_a_bulk_re_trigger_midway(store, tmp_path, write_log, setup
 def test_unknown_runs_and_workflows_are_refused_with_a_reason(store, tmp_path, write_log, setup):
     _, retriggerer, _ = setup
     other = run_line("no_def", workflow={"id": "custom-flow", "source": "A", "destination": "B"})
-    ingest(store, [write_log(tmp_path / "orig.jsonl", other)])
+    store.ingest([write_log(tmp_path / "orig.jsonl", other)])
     result = retriggerer.bulk(["ghost", "no_def"], "ana")
     assert result.refused == {"ghost": "no such run", "no_def": "no definition for workflow custom-flow"}
 
 
 def test_a_run_re_triggered_after_the_confirmation_opened_is_not_replayed_again(store, tmp_path, write_log, setup):
     _, retriggerer, log = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(3))])
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(3))])
     opened = datetime.now(UTC) - timedelta(seconds=1)  # a second tab's confirmation, opened a moment ago
     first = retriggerer.bulk(["orig_0003"], "ana")
-    ingest(store, [log])
+    store.ingest([log])
     second = retriggerer.bulk(["orig_0003"], "li", since=opened)
     assert second.refused == {"orig_0003": f"re-triggered meanwhile as {first.new_runs['orig_0003']}"}
     assert sum(second.outcomes.values()) == 0
@@ -141,7 +141,7 @@ def test_a_run_re_triggered_after_the_confirmation_opened_is_not_replayed_again(
 
 def test_the_result_names_the_apps_that_answered_and_refused(store, tmp_path, write_log, setup):
     sandbox, retriggerer, _ = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(4))])
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(4))])
     sandbox.expire("QuickBooks")
     result = retriggerer.bulk(["orig_0004"], "ana")
     assert result.outcomes == {"failed": 1}
@@ -151,7 +151,7 @@ def test_the_result_names_the_apps_that_answered_and_refused(store, tmp_path, wr
 def test_a_bulk_job_reports_progress_and_its_result_from_a_thread(store, tmp_path, write_log, setup):
     _sandbox, retriggerer, _ = setup
     runs = [failed_run(i) for i in range(30)]
-    ingest(store, [write_log(tmp_path / "orig.jsonl", *runs)])
+    store.ingest([write_log(tmp_path / "orig.jsonl", *runs)])
     job = BulkJob(retriggerer.bulk, [r["id"] for r in runs], "ana", concurrency=4)
     assert job.wait(60)
     assert job.error is None and job.done == job.total == 30
@@ -168,7 +168,7 @@ def test_a_bulk_job_that_raises_keeps_the_error_to_show(setup):
 
 def test_runs_of_a_paused_workflow_are_not_re_triggered_until_it_is_resumed(store, tmp_path, write_log, setup):
     _, retriggerer, _ = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(5))])
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(5))])
     set_paused(store, WF_ID, True, "ana")
     assert paused(store)[WF_ID][1] == "ana"
     result = retriggerer.bulk(["orig_0005"], "li")
@@ -178,24 +178,23 @@ def test_runs_of_a_paused_workflow_are_not_re_triggered_until_it_is_resumed(stor
 
 
 def test_re_triggering_a_failed_re_trigger_replays_the_original_and_resolves_it(store, tmp_path, write_log, setup):
-    from fourgent import queries as Q
-
+    
     sandbox, retriggerer, log = setup
-    ingest(store, [write_log(tmp_path / "orig.jsonl", failed_run(6))])
+    store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(6))])
     token = sandbox.tokens["quickbooks"]
     sandbox.expire("QuickBooks")
     first = retriggerer.bulk(["orig_0006"], "ana")
     assert first.outcomes == {"failed": 1}
-    ingest(store, [log])
+    store.ingest([log])
     failed_again = first.new_runs["orig_0006"]
     sandbox.tokens["quickbooks"] = token  # the credential fixed
     second = retriggerer.bulk([failed_again], "ana")  # the detail page of the failed re-trigger
     assert second.outcomes == {"finished": 1}
-    ingest(store, [log])
-    cur = store.cursor()
+    store.ingest([log])
+    cur = store.db.cursor()
     new = second.new_runs[failed_again]
     assert cur.execute("SELECT retrigger_of FROM runs WHERE id = ?", [new]).fetchall() == [("orig_0006",)]
-    assert cur.execute(f"SELECT count(*) FROM ({Q.UNRESOLVED_SQL}) WHERE id = 'orig_0006'").fetchall() == [(0,)]
+    assert cur.execute(f"SELECT count(*) FROM ({sql.UNRESOLVED_SQL}) WHERE id = 'orig_0006'").fetchall() == [(0,)]
     # Two runs with the same original in one batch replay it once.
     third = retriggerer.bulk(["orig_0006", failed_again], "ana")
     assert sum(third.outcomes.values()) == 1

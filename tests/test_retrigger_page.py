@@ -11,9 +11,11 @@ import streamlit as st
 from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
-from fourgent import queries as Q
+from fourgent.filters import RunFilter
+from fourgent.store.duckdb import runs as runs_sql
+from fourgent.store.duckdb import sql
 from fourgent.workspace import connections, demo_sandbox, demo_token
-from ui import workspace
+from ui.workspace import workspace
 
 APP = str(ROOT / "app.py")
 QB_FLOW = "hubspot-closed-won-quickbooks-invoice"
@@ -45,7 +47,7 @@ def button(at: AppTest, starts: str):
 
 
 def unresolved(workflow: str = QB_FLOW) -> int:
-    return Q.count(workspace().store.cursor(), Q.RunFilter(workflows=(workflow,), unresolved=True))
+    return runs_sql.count(workspace().store.db.cursor(), RunFilter(workflows=(workflow,), unresolved=True))
 
 
 def run_bulk(at: AppTest, name: str = "Ana") -> AppTest:
@@ -61,7 +63,7 @@ def run_bulk(at: AppTest, name: str = "Ana") -> AppTest:
 def test_the_expired_demo_app_fails_until_reconnected_then_a_bulk_re_trigger_resolves_its_runs(demo):
     at = open_runs(workflow=QB_FLOW, unresolved="1")
     before = unresolved()
-    recent_auth = workspace().store.cursor().execute(
+    recent_auth = workspace().store.db.cursor().execute(
         "SELECT count(*) FROM runs WHERE workflow_id = ? AND error_kind = 'auth' AND retrigger_of IS NULL "
         "AND started_at >= now() - INTERVAL 6 HOUR", [QB_FLOW]).fetchall()[0][0]
     assert recent_auth > 0 and before >= recent_auth
@@ -75,14 +77,14 @@ def test_the_expired_demo_app_fails_until_reconnected_then_a_bulk_re_trigger_res
     assert any(t.value == "Still refused (reconnect in Connections): QuickBooks" for t in at.text)
     assert unresolved() >= recent_auth
 
-    connections(workspace()).set("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
+    connections(workspace()).save("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
     at = open_runs(workflow=QB_FLOW, unresolved="1")
     left = unresolved()
     at = run_bulk(at)
     assert unresolved() < left
     # Every replay that failed at QuickBooks' credential is now finished: no auth failure is left unresolved.
-    still_auth = workspace().store.cursor().execute(
-        f"SELECT count(*) FROM runs WHERE id IN ({Q.UNRESOLVED_SQL}) AND workflow_id = ? AND error_kind = 'auth'",
+    still_auth = workspace().store.db.cursor().execute(
+        f"SELECT count(*) FROM runs WHERE id IN ({sql.UNRESOLVED_SQL}) AND workflow_id = ? AND error_kind = 'auth'",
         [QB_FLOW]).fetchall()[0][0]
     assert still_auth == 0
     states = {s.app: s.credential for s in connections(workspace()).states()}
@@ -93,17 +95,17 @@ def test_the_bulk_count_follows_the_filters_and_is_absent_without_failures(demo)
     at = open_runs(status="finished")
     assert not [b for b in at.button if b.label.startswith("↻ Re-trigger the")]
     at = open_runs(status="failed")
-    n = Q.count(workspace().store.cursor(), Q.bulk_selection(Q.RunFilter(statuses=("failed",))))
+    n = runs_sql.count(workspace().store.db.cursor(), RunFilter(statuses=("failed",)).bulk_selection())
     assert button(at, "↻ Re-trigger the").label.startswith(f"↻ Re-trigger the {n:,} unresolved")
 
 
 def test_a_paused_workflow_is_left_out_of_the_bulk_count_and_said_so(demo):
     from fourgent.pauses import set_paused
 
-    cur = workspace().store.cursor()
-    everything = Q.count(cur, Q.bulk_selection(Q.RunFilter()))
+    cur = workspace().store.db.cursor()
+    everything = runs_sql.count(cur, RunFilter().bulk_selection())
     set_paused(workspace().store, "zendesk-ticket-jira-issue", True, "ana")
-    held = Q.count(cur, Q.bulk_selection(Q.RunFilter(workflows=("zendesk-ticket-jira-issue",))))
+    held = runs_sql.count(cur, RunFilter(workflows=("zendesk-ticket-jira-issue",)).bulk_selection())
     assert held > 0
     at = open_runs()
     assert button(at, "↻ Re-trigger the").label.startswith(f"↻ Re-trigger the {everything - held:,} unresolved")
@@ -130,7 +132,7 @@ def test_cancel_stops_a_bulk_re_trigger_and_says_how_many_were_not_started(demo)
 
 
 def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(demo):
-    connections(workspace()).set("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
+    connections(workspace()).save("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
     at = open_runs(workflow=QB_FLOW, unresolved="1")
     run_id = at.dataframe[0].value["ID"][0]
     at.session_state["selected_id"] = run_id
@@ -146,7 +148,7 @@ def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(dem
     at.session_state["confirm_retrigger"] = ask
     at.run()
     button(at, "Re-trigger").click().run()
-    children = workspace().store.cursor().execute(
+    children = workspace().store.db.cursor().execute(
         "SELECT count(*) FROM runs WHERE retrigger_of = ?", [run_id]).fetchall()[0][0]
     assert children == 1
     at = open_runs(q=run_id)

@@ -10,10 +10,11 @@ import polars as pl
 import pytest
 from helpers import run_line
 
-from fourgent import demo, rollup
-from fourgent import overview as O
-from fourgent import queries as Q
-from fourgent.ingest import ingest
+from fourgent import demo, overview, quantiles
+from fourgent.filters import RunFilter
+from fourgent.store.duckdb import overview as overview_sql
+from fourgent.store.duckdb import rollup, sql
+from fourgent.store.duckdb import runs as runs_sql
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 WF = {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed Won",
@@ -22,7 +23,7 @@ WF = {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed W
 
 @pytest.fixture
 def demo_store(store, tmp_path):
-    ingest(store, demo.write_demo(tmp_path / "logs", 8000, days=60, now=NOW))
+    store.ingest(demo.write_demo(tmp_path / "logs", 8000, days=60, now=NOW))
     return store
 
 
@@ -51,17 +52,17 @@ def assert_current(cur) -> None:
 
 
 def test_an_ingest_leaves_rollups_equal_to_the_runs(demo_store):
-    cur = demo_store.cursor()
+    cur = demo_store.db.cursor()
     assert_current(cur)
     assert cur.execute("SELECT sum(runs) FROM fg.day_runs").fetchall()[0][0] == demo_store.run_count()
 
 
 def test_live_appends_superseded_snapshots_and_a_resolving_re_trigger_keep_them_current(demo_store, tmp_path,
                                                                                          write_log):
-    cur = demo_store.cursor()
+    cur = demo_store.db.cursor()
     # Three different days, so no change is marked dirty by accident of another.
     failed = cur.execute("SELECT id, started_at FROM runs WHERE status = 'failed' AND retrigger_of IS NULL "
-                         f"AND id IN ({Q.UNRESOLVED_SQL}) AND started_at < '2026-11-10' "
+                         f"AND id IN ({sql.UNRESOLVED_SQL}) AND started_at < '2026-11-10' "
                          "ORDER BY started_at DESC LIMIT 1").fetchall()[0]
     day = int(failed[1].timestamp() * 1000) // rollup.DAY_MS
     before = cur.execute("SELECT sum(unresolved) FROM fg.day_runs WHERE day = ?", [day]).fetchall()[0][0]
@@ -78,35 +79,35 @@ def test_live_appends_superseded_snapshots_and_a_resolving_re_trigger_keep_them_
                  error={"message": "boom", "kind": "logic"}),
         run_line("brand_new", workflow=WF, started_at="2026-11-25T11:45:00Z", finished_at="2026-11-25T11:45:01Z"),
     ]
-    ingest(demo_store, [write_log(tmp_path / "logs" / "live.jsonl", *lines)])
+    demo_store.ingest([write_log(tmp_path / "logs" / "live.jsonl", *lines)])
     assert_current(cur)
     after = cur.execute("SELECT sum(unresolved) FROM fg.day_runs WHERE day = ?", [day]).fetchall()[0][0]
     assert after == before - 1
 
 
 def test_a_crash_before_the_refresh_is_repaired_by_the_next_ingest(demo_store, tmp_path, write_log, monkeypatch):
-    cur = demo_store.cursor()
+    cur = demo_store.db.cursor()
 
     def crash(cur):
         raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(rollup, "refresh", crash)
     with pytest.raises(KeyboardInterrupt):
-        ingest(demo_store, [write_log(tmp_path / "logs" / "a.jsonl", run_line("late", workflow=WF))])
+        demo_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", run_line("late", workflow=WF))])
     assert not rollup.is_current(cur)  # the batch committed with its days marked
     # The Overview does not read stale rollups meanwhile: it counts the runs.
-    w = O.Window(datetime(2026, 11, 1, tzinfo=UTC), NOW)
-    assert O.overview_view(cur, w, exact_max=0).estimated is False
+    w = overview.Window(datetime(2026, 11, 1, tzinfo=UTC), NOW)
+    assert overview_sql.overview_view(cur, w, exact_max=0).estimated is False
     monkeypatch.undo()
-    ingest(demo_store, [tmp_path / "logs"])
+    demo_store.ingest([tmp_path / "logs"])
     assert_current(cur)
 
 
 @pytest.mark.parametrize("days, workflows", [(3, ()), (30, ()), (59, ()), (45, ("stripe-payment-xero-invoice",))])
 def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_store, days, workflows):
-    cur = demo_store.cursor()
-    w = O.Window(NOW - timedelta(days=days, hours=5), NOW - timedelta(hours=3), workflows)
-    rolled, exact = O.overview_view(cur, w, exact_max=0), O.overview_view(cur, w, exact_max=10**12)
+    cur = demo_store.db.cursor()
+    w = overview.Window(NOW - timedelta(days=days, hours=5), NOW - timedelta(hours=3), workflows)
+    rolled, exact = overview_sql.overview_view(cur, w, exact_max=0), overview_sql.overview_view(cur, w, exact_max=10**12)
     assert rolled.estimated and not exact.estimated
     for a, b in ((rolled.now, exact.now), (rolled.previous, exact.previous)):
         assert (a.runs, a.failed, a.ended, a.unresolved) == (b.runs, b.failed, b.ended, b.unresolved)
@@ -120,16 +121,16 @@ def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_
 
 
 @pytest.mark.parametrize("f", [
-    Q.RunFilter(), Q.RunFilter(statuses=("failed", "finished")), Q.RunFilter(statuses=("finished",)),
-    Q.RunFilter(workflows=("stripe-payment-xero-invoice", "pipedrive-deal-sheets-row")),
-    Q.RunFilter(start=NOW - timedelta(days=7, hours=3)), Q.RunFilter(start=NOW - timedelta(days=40), end=NOW),
-    Q.RunFilter(q="deal"),
-    Q.RunFilter(kinds=("auth",)), Q.RunFilter(apps=("QuickBooks", "Xero"), start=NOW - timedelta(days=20)),
+    RunFilter(), RunFilter(statuses=("failed", "finished")), RunFilter(statuses=("finished",)),
+    RunFilter(workflows=("stripe-payment-xero-invoice", "pipedrive-deal-sheets-row")),
+    RunFilter(start=NOW - timedelta(days=7, hours=3)), RunFilter(start=NOW - timedelta(days=40), end=NOW),
+    RunFilter(q="deal"),
+    RunFilter(kinds=("auth",)), RunFilter(apps=("QuickBooks", "Xero"), start=NOW - timedelta(days=20)),
 ])
 def test_the_bulk_count_from_rollups_equals_counting_the_runs(demo_store, f):
-    cur = demo_store.cursor()
-    selection = Q.bulk_selection(f)
-    assert O.unresolved_count(cur, f) == (Q.count(cur, selection) if selection else 0)
+    cur = demo_store.db.cursor()
+    selection = f.bulk_selection()
+    assert overview_sql.unresolved_count(cur, f) == (runs_sql.count(cur, selection) if selection else 0)
 
 
 def test_histogram_quantiles_are_within_half_a_percent():
@@ -143,5 +144,5 @@ def test_histogram_quantiles_are_within_half_a_percent():
     for q in (0.5, 0.95, 0.99):
         pos = (len(ordered) - 1) * q
         exact = ordered[int(pos)] + (ordered[min(int(pos) + 1, len(ordered) - 1)] - ordered[int(pos)]) * (pos % 1)
-        assert rollup.quantile(list(hist.items()), q) == pytest.approx(exact, rel=0.005)
-    assert rollup.quantile([], 0.5) is None
+        assert quantiles.quantile(list(hist.items()), q) == pytest.approx(exact, rel=0.005)
+    assert quantiles.quantile([], 0.5) is None

@@ -127,22 +127,21 @@ def test_empty_store_offers_demo_data(tmp_path, monkeypatch):
 def detail(run_id: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=60).run()  # registers the navigation's pages
     at.query_params["id"] = run_id
-    at.switch_page("views/run_detail.py").run()
+    at.switch_page("app_pages/run_detail.py").run()
     assert not at.exception, at.exception
     return at
 
 
 @pytest.mark.parametrize("status", ["finished", "failed", "running", "pending", "skipped"])
 def test_detail_page_of_each_status(data, status):
-    from fourgent.store import Store
+    from fourgent.store.duckdb import DuckDBStore
 
-    store = Store(data / "check.duckdb")
-    from fourgent.ingest import ingest
-
-    ingest(store, [data / "logs"])
-    run_id = store.cursor().execute("SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1",
+    store = DuckDBStore(data / "check.duckdb")
+    
+    store.ingest([data / "logs"])
+    run_id = store.db.cursor().execute("SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1",
                                     [status]).fetchall()[0][0]
-    store.con.close()
+    store.close()
     at = detail(run_id)
     assert at.title[0].value == "Run details"
     assert any(c.value == run_id for c in at.code)
@@ -183,10 +182,10 @@ def test_comments_survive_a_restart_and_a_re_ingest(data):
     assert any(t.value == "Reconnected Slack; re-trigger after lunch." for t in at.text)
     # Restart: a new process would open the store afresh.
     st.cache_resource.clear()
-    from fourgent.store import _instances
+    from fourgent.store import _instances, close_store
 
     for s in list(_instances.values()):
-        s.close()
+        close_store(s)
     # Re-ingest: the log is replaced by a copy of itself and read again from the start.
     log = data / "logs" / "runs-small.jsonl"
     log.write_bytes(b"\n" + log.read_bytes())
@@ -339,10 +338,10 @@ def test_an_auth_failure_links_to_connections(data, write_log):
 def test_an_exact_window_in_the_url_filters_to_the_instant_and_round_trips(data):
     from datetime import UTC, datetime
 
-    from ui import workspace
+    from ui.workspace import workspace
 
     at = open_app(**{"from": "2026-10-20T06:30:00Z", "to": "2026-10-27T18:00:00Z"})
-    count = workspace().store.cursor().execute(
+    count = workspace().store.db.cursor().execute(
         "SELECT count(*) FROM runs WHERE started_at >= ? AND started_at < ?",
         [datetime(2026, 10, 20, 6, 30, tzinfo=UTC), datetime(2026, 10, 27, 18, tzinfo=UTC)]).fetchall()[0][0]
     assert matching(at) == count > 0
@@ -372,10 +371,10 @@ def test_a_malformed_or_naive_window_falls_back_without_failing(data, bad):
 
 
 def test_kind_and_app_in_the_url_narrow_to_those_failures_and_can_be_removed(data):
-    from ui import workspace
+    from ui.workspace import workspace
 
     open_app()
-    app, expected = workspace().store.cursor().execute(
+    app, expected = workspace().store.db.cursor().execute(
         "SELECT failed_app, count(*) FROM runs WHERE error_kind = 'auth' GROUP BY 1 ORDER BY 2 DESC LIMIT 1"
     ).fetchall()[0]
     at = open_app(kind="auth", app=app)

@@ -6,7 +6,7 @@ import re
 
 from helpers import ROOT
 
-from fourgent.store import SURFACE
+from fourgent.store.duckdb.schema import SURFACE
 
 
 def documented_columns() -> dict[str, list[tuple[str, str]]]:
@@ -30,7 +30,7 @@ def test_every_view_is_documented_column_by_column_with_its_type(store):
     docs = documented_columns()
     assert set(docs) == set(SURFACE)
     for view in SURFACE:
-        actual = store.cursor().execute(f"DESCRIBE {view}").fetchall()
+        actual = store.db.cursor().execute(f"DESCRIBE {view}").fetchall()
         described = [(name, _short(kind)) for name, kind, *_ in actual]
         assert described == docs[view], view
 
@@ -42,21 +42,20 @@ def _short(kind: str) -> str:
 def test_a_store_from_before_failed_app_gets_it_filled_on_open(data_paths, write_log, tmp_path):
     from helpers import run_line
 
-    from fourgent.ingest import ingest
-    from fourgent.store import Store
+    from fourgent.store.duckdb import DuckDBStore
 
     steps = [{"name": "Fetch", "app": "HubSpot", "status": "finished"},
              {"name": "Create", "app": "QuickBooks", "status": "failed", "error": "401"}]
-    s = Store(data_paths.db_path)
-    ingest(s, [write_log(tmp_path / "a.jsonl", run_line("f1", status="failed", steps=steps,
+    s = DuckDBStore(data_paths.db_path)
+    s.ingest([write_log(tmp_path / "a.jsonl", run_line("f1", status="failed", steps=steps,
                                                          error={"message": "401", "step": 1, "kind": "auth"}),
                          run_line("f2", status="failed", error={"message": "x", "kind": "logic"}),
                          run_line("ok"))])
     # Make it look like a version 1 store: no failed_app column.
-    s.con.execute("DROP VIEW main.runs; DROP VIEW fg.run_rows; ALTER TABLE fg.runs DROP COLUMN failed_app")
-    s.con.execute("UPDATE fg.meta SET value = '1' WHERE key = 'schema_version'")
-    s.con.close()
-    s = Store(data_paths.db_path)
-    got = dict(s.cursor().execute("SELECT id, failed_app FROM runs").fetchall())
+    s.db.con.execute("DROP VIEW main.runs; DROP VIEW fg.run_rows; ALTER TABLE fg.runs DROP COLUMN failed_app")
+    s.db.con.execute("UPDATE fg.meta SET value = '1' WHERE key = 'schema_version'")
+    s.close()
+    s = DuckDBStore(data_paths.db_path)
+    got = dict(s.db.cursor().execute("SELECT id, failed_app FROM runs").fetchall())
     assert got == {"f1": "QuickBooks", "f2": "QuickBooks", "ok": None}  # f2: no step named, the destination app
-    s.con.close()
+    s.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ui import label, literal
+from ui.text import label, literal
 
 
 @pytest.mark.parametrize("text", ["run_1", "a`b", "``x``", "[x](javascript:alert(1))", "<script>", "`", " "])

@@ -37,18 +37,16 @@ class UrlBinding(Generic[State]):
     # browser's Back button lands on that entry. It stands for this page as last shown.
     owns: frozenset[str] | None = None
 
-    def _keys(self) -> list[str]:
-        return list(self.to_widgets(self.parse({})))
-
     def load(self) -> bool:
         """Put the URL's state in the widgets when it changed from outside or their state is gone; True if so."""
         url = current_url()
         last = st.session_state.get(self.name)
         if self.owns is not None and set(url) - self.owns and last is not None:
             url = last
-        if last == url and all(k in st.session_state for k in self._keys()):
+        widgets = self.to_widgets(self.parse(url))
+        if last == url and all(k in st.session_state for k in widgets):
             return False
-        st.session_state.update(self.to_widgets(self.parse(url)))
+        st.session_state.update(widgets)
         st.session_state[self.name] = url
         return True
 

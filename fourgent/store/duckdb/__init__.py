@@ -46,7 +46,7 @@ class DuckDBStore:
 
     def page(self, f: RunFilter, *, page: int = 1, size: int = 50,
              order: Literal["newest", "oldest"] = "newest") -> pl.DataFrame:
-        return runs.page(self.db.cursor(), f, number=page, size=size, order=order)
+        return runs.page(self.db.cursor(), f, page=page, size=size, order=order)
 
     def count(self, f: RunFilter) -> int:
         return runs.count(self.db.cursor(), f)

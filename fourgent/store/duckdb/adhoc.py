@@ -14,16 +14,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb.sqltypes import DuckDBPyType
 
+from ...results import MAX_ROWS, TIME_LIMIT_S
 from ..errors import QueryError, QueryFailed, QueryStopped
 from ..records import SqlResult
 from .database import Cursor
-from .guard import check
+from . import guard
 
 MAX_BYTES = 64 << 20  # rows kept for display stop here too, whatever the row count
 _BATCH_ROWS = 2_048  # small batches: one batch of wide rows never holds much memory
 
 
-def run(con: Cursor, sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
+def run(con: Cursor, sql: str, *, max_rows: int = MAX_ROWS, time_limit: float = TIME_LIMIT_S) -> SqlResult:
     """Check, then run, `sql`: stopped after `time_limit` s, the first `max_rows` rows kept and the rest counted."""
     started = time.perf_counter()
     # The timer covers the check too: planning folds constant expressions, which is real work.
@@ -31,7 +32,7 @@ def run(con: Cursor, sql: str, *, max_rows: int, time_limit: float) -> SqlResult
     timer.daemon = True
     timer.start()
     try:
-        check(con, sql)
+        guard.check(con, sql)
         sql, names = _displayable(con, sql)
         if time.perf_counter() - started >= time_limit:
             raise duckdb.InterruptException("time limit")  # an interrupt between two statements is lost
@@ -99,7 +100,7 @@ def _displayable(con: Cursor, sql: str) -> tuple[str, list[str] | None]:
     names = [f"c{i}" for i in range(len(types))]  # generated: no name from the query enters this text
     columns = ", ".join(n if _plain_type(t, True) else f"CAST({n} AS VARCHAR) AS {n}" for n, t in zip(names, types))
     wrapped = f"SELECT {columns} FROM (\n{body}\n) AS q({', '.join(names)})"
-    check(con, wrapped)  # what runs is what was checked
+    guard.check(con, wrapped)  # what runs is what was checked
     return wrapped, list(relation.columns)
 
 

@@ -103,7 +103,7 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "one-day range": lambda c: runs.page(c, RunFilter(start=day[0], end=day[1])),
         "status + workflow + range": lambda c: runs.page(
             c, RunFilter(statuses=("failed",), workflows=(wf,), start=day[0] - timedelta(days=6), end=day[1])),
-        "page 200 (no filter)": lambda c: runs.page(c, everything, number=200),
+        "page 200 (no filter)": lambda c: runs.page(c, everything, page=200),
         "exact ID": lambda c: runs.find_exact(c, some_id),
         "reference/ID substring": lambda c: runs.page(c, RunFilter(q=needle)),
         "substring, no match (worst)": lambda c: runs.page(c, RunFilter(q="no such text anywhere")),

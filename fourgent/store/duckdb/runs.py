@@ -24,14 +24,14 @@ def frame(cur: Cursor, sql: str, params: Sequence[Any] | dict[str, Any] | None =
     return cur.sql(sql, params=params or None).pl()
 
 
-def page(cur: Cursor, f: RunFilter, *, number: int = 1, size: int = 50,
+def page(cur: Cursor, f: RunFilter, *, page: int = 1, size: int = 50,
          order: Literal["newest", "oldest"] = "newest", columns: str = TABLE_COLUMNS) -> pl.DataFrame:
     """One page of runs, newest (or oldest) first; ties broken by ID so pages never overlap."""
     where, params = run_where(f)
     direction = "DESC" if order == "newest" else "ASC"
     sql = (f"SELECT {columns} FROM {RUN_ROWS}{where} ORDER BY started_at {direction}, id {direction} "
            "LIMIT ? OFFSET ?")
-    return frame(cur, sql, [*params, size, max(number - 1, 0) * size])
+    return frame(cur, sql, [*params, size, max(page - 1, 0) * size])
 
 
 def count(cur: Cursor, f: RunFilter) -> int:
@@ -114,7 +114,7 @@ def rejected(cur: Cursor, limit: int = 500) -> pl.DataFrame:
 
 def runs_view(cur: Cursor, f: RunFilter, *, number: int = 1, size: int = 50,
               order: Literal["newest", "oldest"] = "newest") -> RunsView:
-    rows = page(cur, f, number=number, size=size, order=order)
+    rows = page(cur, f, page=number, size=size, order=order)
     by_status = status_counts(cur, f)
     statuses = [s for s in f.statuses if s in STATUSES]
     total = sum(by_status[s] for s in statuses) if statuses else sum(by_status.values())

@@ -38,6 +38,7 @@ RESOLVED_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL
 RESOLVED_SINCE_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL AND started_at >= $since "
                       "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
 UNRESOLVED_WHERE = f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})"
+UNRESOLVED_SQL = f"SELECT id FROM fg.runs WHERE {UNRESOLVED_WHERE}"
 
 
 def run_where(f: RunFilter) -> tuple[str, list[Any]]:
