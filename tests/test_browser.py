@@ -32,19 +32,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    samples = SAMPLES
-    data = tmp_path_factory.mktemp("browser") / "data"
-    (data / "logs").mkdir(parents=True)
-    for f in samples.glob("*.jsonl"):
-        shutil.copy(f, data / "logs" / f.name)
+def serve(cwd: Path, entry: str = "app.py", env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A fresh Streamlit server on a free 127.0.0.1 port, once it answers its health check."""
     port = _free_port()
-    env = dict(os.environ, FOURGENT_DATA_DIR=str(data), FOURGENT_DEMO_RUNS="0")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+        [sys.executable, "-m", "streamlit", "run", entry, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=cwd, env=dict(os.environ, **(env or {})), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -52,12 +46,26 @@ def server(tmp_path_factory):
         try:
             with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return proc, url
         except OSError:
             if time.monotonic() > deadline or proc.poll() is not None:
                 proc.kill()
                 pytest.fail("the app did not start")
             time.sleep(0.3)
+
+
+def sample_data(folder: Path) -> Path:
+    data = folder / "data"
+    (data / "logs").mkdir(parents=True)
+    for f in SAMPLES.glob("*.jsonl"):
+        shutil.copy(f, data / "logs" / f.name)
+    return data
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = sample_data(tmp_path_factory.mktemp("browser"))
+    proc, url = serve(ROOT, env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "0"})
     yield {"url": url, "data": data}
     proc.terminate()
     proc.wait(timeout=20)
@@ -228,3 +236,55 @@ def test_bulk_re_trigger_shows_progress_and_a_summary_then_the_runs_are_resolved
     page.wait_for_function(
         f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => +e.innerText < {count})",
         timeout=15_000)
+
+
+@pytest.mark.parametrize("path, title, shows", [
+    ("/run?id=run_01000000000", "Run details", "run_01000000000"),
+    ("/overview?range=30d", "Overview", "compared with the 30 days before"),
+])
+def test_a_deep_link_is_the_first_request_of_a_fresh_server_and_opens_its_page(tmp_path, browser, path, title, shows):
+    data = sample_data(tmp_path)
+    proc, url = serve(ROOT, env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "0"})
+    context = browser.new_context(viewport={"width": 1440, "height": 1000})
+    try:
+        pg = context.new_page()
+        pg.goto(url + path)
+        try:
+            wait_ready(pg, shows)
+        finally:
+            shot(pg, "first-deep-link-" + title.lower().replace(" ", "-"))
+        pg.get_by_role("heading", name=title).first.wait_for(timeout=30_000)
+        pg.wait_for_timeout(1500)  # a late "page not found" would arrive by now
+        assert pg.get_by_text("Page not found").count() == 0
+        nav = [t.split("\n")[-1] for t in pg.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
+        assert nav == ["Workflow Runs", "Overview", "Workflows", "Connections", "Explore (SQL)", "How it works"]
+        assert pg.url == url + path
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_a_pages_folder_breaks_first_deep_links(tmp_path, browser):
+    """Why the page files live in app_pages/: beside an st.navigation entry, a folder named pages/ makes
+    Streamlit 1.67 run the legacy multipage app for the first session, so a first deep link to a page whose
+    file name is not its URL path shows "Page not found"."""
+    (tmp_path / "pages").mkdir()
+    (tmp_path / "pages" / "home.py").write_text('import streamlit as st\nst.title("Home")\n')
+    (tmp_path / "pages" / "run_detail.py").write_text(
+        'import streamlit as st\nst.title("Detail " + st.query_params.get("id", ""))\n')
+    (tmp_path / "app.py").write_text(
+        "import streamlit as st\n"
+        "st.navigation([st.Page('pages/home.py', url_path='home', default=True),\n"
+        "               st.Page('pages/run_detail.py', url_path='run', visibility='hidden')]).run()\n")
+    proc, url = serve(tmp_path)
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(url + "/run?id=abc")
+        wait_ready(pg, "Detail abc")
+        pg.get_by_text("Page not found").first.wait_for(timeout=15_000)
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=20)

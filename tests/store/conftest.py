@@ -1,0 +1,30 @@
+"""Every contract test runs against each store engine: add an engine here and the same tests run on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from fourgent.store import Store
+from fourgent.store.duckdb import DuckDBStore
+
+ENGINES: dict[str, Callable[[Path], Store]] = {
+    "duckdb": lambda folder: DuckDBStore(folder / "store.duckdb"),
+}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine_store(request, tmp_path) -> Iterator[Store]:
+    """A fresh, empty store of each engine."""
+    store = ENGINES[request.param](tmp_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def loaded(engine_store, samples) -> Store:
+    """A store of each engine holding the sample logs: 369 lines, 356 runs, 8 rejected lines."""
+    engine_store.ingest([samples])
+    return engine_store

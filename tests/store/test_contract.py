@@ -1,0 +1,152 @@
+"""The store contract: what every engine behind fourgent.store must do, written against the protocols only."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from helpers import run_line
+
+from fourgent.filters import RunFilter
+from fourgent.overview import Window
+from fourgent.spec import STATUSES
+from fourgent.store import QueryRefused, RunNotFound, Store
+
+SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8
+
+
+def test_ingest_accounts_for_every_line(engine_store: Store, samples):
+    report = engine_store.ingest([samples])
+    assert report.lines == report.snapshots + report.rejected == 369
+    assert report.rejected == SAMPLE_REJECTED and engine_store.run_count() == SAMPLE_RUNS
+    again = engine_store.ingest([samples])
+    assert again.lines == 0 and engine_store.run_count() == SAMPLE_RUNS  # read on from where it stopped
+
+
+def test_the_runs_view_counts_pages_and_orders_alike(loaded: Store):
+    view = loaded.runs_view(RunFilter(), page=1, size=25)
+    assert view.total == view.store_runs == SAMPLE_RUNS and view.rejected_lines == SAMPLE_REJECTED
+    assert sum(view.by_status.values()) == SAMPLE_RUNS and set(view.by_status) == set(STATUSES)
+    newest = view.rows["started_at"].to_list()
+    assert newest == sorted(newest, reverse=True) and len(newest) == 25
+    every = [i for p in range(1, 16) for i in loaded.page(RunFilter(), page=p, size=25)["id"].to_list()]
+    assert len(every) == len(set(every)) == SAMPLE_RUNS  # pages never overlap
+    assert loaded.select_ids(RunFilter(), limit=10) == every[:10]
+    failed = RunFilter(statuses=("failed",))
+    assert loaded.count(failed) == loaded.status_counts(RunFilter())["failed"] == len(loaded.select_ids(failed))
+    assert loaded.daily_counts(RunFilter())["runs"].sum() == SAMPLE_RUNS
+
+
+def test_an_exact_id_is_found_and_text_is_only_ever_a_parameter(loaded: Store):
+    some = loaded.select_ids(RunFilter(), limit=1)[0]
+    assert loaded.find_exact(some) and loaded.runs_view(RunFilter(q=some)).exact_id == some
+    assert loaded.count(RunFilter(q="'; DROP TABLE runs; --")) == 0 and loaded.run_count() == SAMPLE_RUNS
+
+
+@pytest.mark.parametrize("field, value", [
+    ("statuses", ("failed",)), ("workflows", ("stripe-payment-xero-invoice",)),
+    ("start", datetime(2026, 10, 1, tzinfo=UTC)), ("end", datetime(2026, 10, 15, tzinfo=UTC)),
+    ("kinds", ("auth",)), ("apps", ("QuickBooks",)), ("q", "acme"), ("error", "#"),
+])
+def test_the_unresolved_count_is_the_count_of_what_the_bulk_takes(loaded: Store, field, value):
+    f = RunFilter(**{field: value})
+    selection = f.bulk_selection()
+    assert selection is not None
+    assert loaded.unresolved_count(f) == loaded.count(selection) == len(loaded.select_ids(selection))
+
+
+def test_overview_figures_add_up_to_the_runs_counted(loaded: Store):
+    w = Window(datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    view = loaded.overview(w)
+    counted = loaded.count(RunFilter(start=w.start, end=w.end))
+    assert view.now.runs == view.buckets["runs"].sum() == view.per_workflow["runs"].sum() == counted > 0
+    assert view.by_kind["failures"].sum() == view.now.failed == loaded.count(
+        RunFilter(statuses=("failed",), start=w.start, end=w.end))
+    assert loaded.overview(w, exact_max=0).now.runs == counted  # from the rollups: the same counts
+    health = loaded.workflow_health(datetime(2026, 11, 1, tzinfo=UTC))
+    assert set(health["workflow_id"]) == {wf for wf, _ in loaded.workflows()}
+
+
+def test_comments_belong_to_runs_and_come_newest_first(loaded: Store):
+    run_id = loaded.select_ids(RunFilter(), limit=1)[0]
+    loaded.add_comment(run_id, "Ana", "first")
+    loaded.add_comment(run_id, "Li", "second")
+    assert [c.body for c in loaded.comments(run_id)] == ["second", "first"]
+    assert loaded.comment_counts([run_id, "nope"]) == {run_id: 2}
+    with pytest.raises(RunNotFound):
+        loaded.add_comment("no-such-run", "Ana", "x")
+
+
+def test_pauses_are_kept_with_who(loaded: Store):
+    loaded.set_paused("wf", True, "ana")
+    loaded.set_paused("wf", True, "li")  # pausing again keeps the first
+    assert loaded.paused()["wf"][1] == "ana"
+    loaded.set_paused("wf", False)
+    assert loaded.paused() == {}
+
+
+def test_a_claim_is_held_once_until_released(engine_store: Store):
+    assert engine_store.claim(["a", "b"], 10) == {"a", "b"}
+    assert engine_store.claim(["a", "c"], 10) == {"c"}
+    engine_store.release(["a"])
+    assert engine_store.claim(["a"], 10) == {"a"}
+
+
+def test_connections_keep_what_was_put_and_each_call_answered(engine_store: Store):
+    engine_store.put_connection("Xero", "http://x", "ciphertext", "1234")
+    engine_store.put_connection("Slack", "http://s", None, None)
+    assert engine_store.connection("Xero") == ("http://x", "ciphertext") and engine_store.connection("No") is None
+    engine_store.record_calls([], ["Xero"])
+    rows = {r.app: r for r in engine_store.connection_rows()}
+    assert rows["Xero"].refused and not rows["Slack"].refused and list(rows) == ["Slack", "Xero"]
+    engine_store.record_calls(["Xero"], [])
+    assert not next(r for r in engine_store.connection_rows() if r.app == "Xero").refused
+
+
+def test_a_run_record_has_its_steps_lineage_and_source(engine_store: Store, tmp_path, write_log):
+    original = run_line("orig", status="failed", error={"message": "401", "step": 0, "kind": "auth"})
+    child = run_line("child", retrigger_of="orig", started_at="2026-11-20T15:00:00Z",
+                     retriggered_by="ana")
+    engine_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", original, child)], logs_dir=tmp_path / "logs")
+    record = engine_store.run_record("orig")
+    assert record is not None and record.run["status"] == "failed" and len(record.steps) == 1
+    assert [c["id"] for c in record.children] == ["child"] and record.children[0]["by"] == "ana"
+    assert (record.source_file, record.source_line) == ("a.jsonl", 1)
+    assert engine_store.parents(["child", "orig"]) == {"child": "orig"}
+    assert engine_store.originals(["orig"])["orig"][2] == {"deal_id": "1893", "amount": "12000.00"}
+    assert engine_store.retriggered_since(["orig"], datetime(2026, 11, 20, 14, tzinfo=UTC)) == {"orig": "child"}
+    assert engine_store.run_record("nope") is None
+
+
+def test_ad_hoc_sql_reads_the_views_and_refuses_writes(loaded: Store):
+    result = loaded.run_sql("SELECT status, count(*) AS n FROM runs GROUP BY ALL ORDER BY n DESC",
+                            max_rows=100, time_limit=10)
+    assert sum(n for _, n in result.rows) == SAMPLE_RUNS
+    for sql in ("DELETE FROM runs", "CREATE TABLE x (i INT)", "SELECT * FROM read_text('/etc/passwd')"):
+        with pytest.raises(QueryRefused):
+            loaded.run_sql(sql, max_rows=10, time_limit=10)
+    assert loaded.run_count() == SAMPLE_RUNS
+    for view in loaded.surface:
+        assert loaded.describe(view)
+    assert loaded.examples
+
+
+def test_an_export_is_every_matching_run_newest_first(loaded: Store):
+    batches = list(loaded.export_batches(RunFilter(statuses=("failed",)), ("id", "started_at"), cap=1000))
+    ids = [i for b in batches for i in b.column(0).to_pylist()]
+    assert ids == loaded.select_ids(RunFilter(statuses=("failed",)))
+    capped = list(loaded.export_batches(RunFilter(), ("id",), cap=5))
+    assert sum(b.num_rows for b in capped) == 5
+
+
+def test_rejected_lines_are_kept_with_their_reasons(loaded: Store):
+    rejected = loaded.rejected(limit=100)
+    assert rejected.height == SAMPLE_REJECTED and all(rejected["reason"].to_list())
+    failures = loaded.auth_failures_by_app(days=100_000)
+    assert failures and all(n == loaded.count(RunFilter(kinds=("auth",), apps=(app,))) for app, (n, _) in failures.items())
+
+
+def test_the_overview_of_an_empty_window_is_zeros(engine_store: Store):
+    view = engine_store.overview(Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)
+                                        + timedelta(days=1)))
+    assert (view.now.runs, view.now.failure_rate) == (0, None) and view.buckets.is_empty()
