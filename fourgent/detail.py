@@ -10,6 +10,7 @@ from typing import Any
 
 from .store import Store
 
+
 @dataclass
 class RunDetail:
     run: dict[str, Any]

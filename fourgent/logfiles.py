@@ -20,7 +20,6 @@ import pyarrow as pa
 
 from .spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
 
-
 # One transaction per batch of about this many bytes of log. Each batch has a fixed cost
 # (its commit, settling its snapshots, the row groups it leaves part-filled): 1 GB batches
 # ingest a million runs 17% faster than 256 MB ones, for about 3 GB of memory at the peak

@@ -142,3 +142,24 @@ def test_sql_caps_rows_and_stops_at_its_time_limit(data_dir, samples, capsys):
     assert "showing the first 10 of 50 rows" in err
     assert main(["sql", "SELECT count(*) FROM range(1000000000000)", "--timeout", "0.5"]) == 1
     assert "time limit of 0.5 s" in capsys.readouterr().err
+
+
+def test_retrigger_takes_any_runs_page_query(data_dir, write_log, capsys):
+    wf = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded", "destination": "Xero Invoice"}
+    payload = {"record_id": "1", "name": "Deal", "amount": 5.0, "contact_email": "a@example.com"}
+    write_log(data_dir / "logs" / "a.jsonl",
+              run_line("auth1", workflow=wf, status="failed", trigger_payload=payload,
+                       error={"message": "401 Unauthorized", "step": 1, "kind": "auth"}),
+              run_line("logic1", workflow=wf, status="failed", trigger_payload=payload,
+                       error={"message": "422 amount '5.0' rejected", "step": 1, "kind": "logic"}),
+              run_line("ok1", workflow=wf, status="finished", trigger_payload=payload))
+    assert main(["retrigger", "--query", "status=failed&kind=auth", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["new_runs"]) == {"auth1"}
+    assert main(["retrigger", "--query", "?error=# amount … rejected", "--json"]) == 0  # a URL's query, pasted
+    assert set(json.loads(capsys.readouterr().out)["new_runs"]) == {"logic1"}
+    assert main(["retrigger", "--query", "q=ok1", "--json"]) == 0  # no status named: failed runs only
+    assert json.loads(capsys.readouterr().out)["requested"] == 0
+    assert main(["retrigger", "--query", "q=ok1", "--status", "finished", "--json"]) == 0
+    assert set(json.loads(capsys.readouterr().out)["new_runs"]) == {"ok1"}
+    assert main(["retrigger", "--query", "status=bogus&page=-1&kind=auth", "--unresolved", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["requested"] == 0  # auth1 was resolved by its re-trigger

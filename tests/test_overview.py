@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fourgent import overview
+from fourgent.store.duckdb import health
 from fourgent.store.duckdb import overview as overview_sql
 
 ENDED = {"finished", "failed", "skipped"}
@@ -188,7 +189,7 @@ def test_an_empty_window_gives_zeros_not_errors(cur):
 
 def test_workflow_health_counts_the_last_day_and_week_and_each_day(cur, rows):
     now = datetime(2026, 10, 29, 18, tzinfo=UTC)
-    got = {r["workflow_id"]: r for r in overview_sql.workflow_health(cur, now).to_dicts()}
+    got = {r["workflow_id"]: r for r in health.workflow_health(cur, now).to_dicts()}
     assert set(got) == {r["workflow_id"] for r in rows}
     today = now.replace(hour=0, minute=0, second=0, microsecond=0)
     for wf, g in got.items():

@@ -148,7 +148,7 @@ def test_workflows_page_lists_each_integration_and_a_pause_is_stored(demo):
     at = open_page("app_pages/workflows.py")
     frame = at.dataframe[0].value
     assert len(frame) == 6 and set(frame["State"]) == {"▶️ Active"}
-    health = {f"{r['source']} → {r['destination']}": r for r in overview_sql.workflow_health(workspace().store.db.cursor()).to_dicts()}
+    health = {f"{r['source']} → {r['destination']}": r for r in workspace().store.workflow_health().to_dicts()}
     for name, r24, r7 in frame[["Workflow", "Runs 24 h", "Runs 7 d"]].itertuples(index=False):
         assert (r24, r7) == (health[name]["runs_24h"], health[name]["runs_7d"])
     at.toggle(key="active_zendesk-ticket-jira-issue").set_value(False).run()
@@ -207,3 +207,11 @@ def test_each_failures_by_kind_and_app_bar_opens_the_same_count(sampled):
         assert matching_runs(**runs_query(start, end, statuses=("failed",), kinds=(kind,)).link()) == n
     for app, n in by_app.head(4).iter_rows():
         assert matching_runs(**runs_query(start, end, statuses=("failed",), apps=(app,)).link()) == n
+
+
+def test_estimated_durations_are_said_so(demo, monkeypatch):
+    at = open_page("app_pages/overview.py", range="30d")
+    assert not any("estimated" in c.value for c in at.caption)  # 3,000 runs: every figure exact
+    monkeypatch.setattr("fourgent.overview.EXACT_MAX", 0)
+    at = open_page("app_pages/overview.py", range="30d")
+    assert any("durations are estimated from per-day histograms" in c.value for c in at.caption)

@@ -13,7 +13,7 @@ from helpers import run_line
 from fourgent import demo, overview, quantiles
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import overview as overview_sql
-from fourgent.store.duckdb import rollup, sql
+from fourgent.store.duckdb import rollup, sql, unresolved
 from fourgent.store.duckdb import runs as runs_sql
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
@@ -130,7 +130,7 @@ def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_
 def test_the_bulk_count_from_rollups_equals_counting_the_runs(demo_store, f):
     cur = demo_store.db.cursor()
     selection = f.bulk_selection()
-    assert overview_sql.unresolved_count(cur, f) == (runs_sql.count(cur, selection) if selection else 0)
+    assert unresolved.unresolved_count(cur, f) == (runs_sql.count(cur, selection) if selection else 0)
 
 
 def test_histogram_quantiles_are_within_half_a_percent():

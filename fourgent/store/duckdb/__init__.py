@@ -12,9 +12,10 @@ import pyarrow as pa
 
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
-from ...overview import EXACT_MAX, OverviewView, Window
+from ... import overview as domain_overview
+from ...overview import OverviewView, Window
 from ..records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
-from . import adhoc, guard, ingest, overview, rollup, runs
+from . import adhoc, guard, health, ingest, overview, rollup, runs, unresolved
 from .database import Database
 from .examples import EXAMPLES
 from .ledger import Ledger
@@ -89,14 +90,16 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ OverviewReader
 
-    def overview(self, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
-        return overview.overview_view(self.db.cursor(), w, exact_max=exact_max)
+    def overview(self, w: Window, *, exact_max: int | None = None) -> OverviewView:
+        """exact_max: up to this many runs, every figure from the runs (default fourgent.overview.EXACT_MAX)."""
+        limit = domain_overview.EXACT_MAX if exact_max is None else exact_max
+        return overview.overview_view(self.db.cursor(), w, exact_max=limit)
 
     def workflow_health(self, now: datetime | None = None) -> pl.DataFrame:
-        return overview.workflow_health(self.db.cursor(), now)
+        return health.workflow_health(self.db.cursor(), now)
 
     def unresolved_count(self, f: RunFilter) -> int:
-        return overview.unresolved_count(self.db.cursor(), f)
+        return unresolved.unresolved_count(self.db.cursor(), f)
 
     def rollups_current(self) -> bool:
         return rollup.is_current(self.db.cursor())

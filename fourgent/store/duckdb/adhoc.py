@@ -17,8 +17,8 @@ from duckdb.sqltypes import DuckDBPyType
 from ...results import MAX_ROWS, TIME_LIMIT_S
 from ..errors import QueryError, QueryFailed, QueryStopped
 from ..records import SqlResult
-from .database import Cursor
 from . import guard
+from .database import Cursor
 
 MAX_BYTES = 64 << 20  # rows kept for display stop here too, whatever the row count
 _BATCH_ROWS = 2_048  # small batches: one batch of wide rows never holds much memory

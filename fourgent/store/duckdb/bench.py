@@ -23,7 +23,7 @@ import duckdb
 from ... import demo
 from ... import overview as domain_overview
 from ...filters import RunFilter
-from . import overview, runs
+from . import health, overview, runs, unresolved
 from .database import Database
 from .ingest import _LINE_TYPE, ingest
 from .runs import TABLE_COLUMNS
@@ -111,14 +111,14 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "filtered count": lambda c: runs.count(c, RunFilter(statuses=("failed",), workflows=(wf,))),
         "per-status counts": lambda c: runs.status_counts(c, everything),
         "daily counts by status, all": lambda c: runs.daily_counts(c, everything),
-        "unresolved failures count (bulk button)": lambda c: overview.unresolved_count(c, everything),
-        "  the same, 30 days, one workflow": lambda c: overview.unresolved_count(
+        "unresolved failures count (bulk button)": lambda c: unresolved.unresolved_count(c, everything),
+        "  the same, 30 days, one workflow": lambda c: unresolved.unresolved_count(
             c, RunFilter(workflows=(wf,), start=last - timedelta(days=30))),
         "Overview, full render, 7 days": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=7), last)),
         "Overview, full render, 30 days": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=30), last)),
         "Overview, full render, 90 days": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=90), last)),
         "Overview, 30 days, one workflow": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=30), last, (wf,))),
-        "Workflows page": lambda c: overview.workflow_health(c, last),
+        "Workflows page": lambda c: health.workflow_health(c, last),
     }
 
 

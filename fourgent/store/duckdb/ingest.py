@@ -18,8 +18,20 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ...logfiles import (BATCH_BYTES, HEAD_BYTES, SCAN_ROWS, GzipStream, IngestReport, Long, discover,
-                         head_digest, lines_table, long_table, prefetch, segments)
+from ...logfiles import (
+    BATCH_BYTES,
+    HEAD_BYTES,
+    SCAN_ROWS,
+    GzipStream,
+    IngestReport,
+    Long,
+    discover,
+    head_digest,
+    lines_table,
+    long_table,
+    prefetch,
+    segments,
+)
 from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, STATUSES
 from . import rollup
 from .database import Database, in_transaction

@@ -8,18 +8,27 @@ the runs (counts exact, durations' quantiles within 0.5%). What the figures mean
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import polars as pl
 
-from ...filters import RunFilter
-from ...overview import (BUCKET_MS, BUCKET_OFFSET_MS, DAY_MS, EXACT_MAX, SPARK_DAYS, Headline, Histograms,
-                         OverviewView, Window, failure_rates, rolled_buckets, rolled_failures, rolled_headline,
-                         rolled_per_workflow)
+from ...overview import (
+    BUCKET_MS,
+    BUCKET_OFFSET_MS,
+    EXACT_MAX,
+    Headline,
+    OverviewView,
+    Window,
+    failure_rates,
+    rolled_buckets,
+    rolled_failures,
+    rolled_headline,
+    rolled_per_workflow,
+)
 from . import rollup
 from .database import Cursor
-from .runs import count, frame
+from .runs import frame
 from .sql import ENDED_SQL, ERROR_PATTERN_SQL, RUN_ROWS, UNRESOLVED_WHERE, WORKFLOW_NAME_SQL
 
 
@@ -134,128 +143,17 @@ def overview_view(cur: Cursor, w: Window, *, exact_max: int = EXACT_MAX) -> Over
         by_kind, by_app = failures_by_kind_and_app(cur, w)
         return OverviewView(now, previous, buckets, failure_rates(buckets), per_workflow(cur, w),
                             top_errors(cur, w), by_kind, by_app)
-    facts, hist = _facts(cur, w), _hist(cur, w)
+    facts, hist = rollup.window_facts(cur, w), rollup.window_hist(cur, w)
     prev = w.previous()
     buckets = rolled_buckets(facts, w.bucket)
     by_kind, by_app = rolled_failures(facts)
-    return OverviewView(rolled_headline(facts, hist), rolled_headline(_facts(cur, prev), _hist(cur, prev)),
+    return OverviewView(rolled_headline(facts, hist), rolled_headline(rollup.window_facts(cur, prev), rollup.window_hist(cur, prev)),
                         buckets, failure_rates(buckets), rolled_per_workflow(facts, hist), top_errors(cur, w),
                         by_kind, by_app, estimated=True)
-
-
-EPOCH, FAR = datetime(1970, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
-
-
-def unresolved_count(cur: Cursor, f: RunFilter) -> int:
-    """How many unresolved failed runs match the Runs page's filter (what its bulk re-trigger takes).
-
-    From the rollups when every field the filter sets is one they hold (RunFilter.ROLLUP_FIELDS) and they
-    are current: 5 ms at 10M runs against 185 ms counting the runs. Any other field means counting the runs.
-    """
-    selection = f.bulk_selection()
-    if selection is None:
-        return 0
-    if not selection.rollup_answerable or not rollup.is_current(cur):
-        return count(cur, selection)
-    facts = _facts(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows)).filter(pl.col("status") == "failed")
-    if f.kinds:
-        facts = facts.filter(pl.col("error_kind").is_in(list(f.kinds)))
-    if f.apps:
-        facts = facts.filter(pl.col("failed_app").is_in(list(f.apps)))
-    return int(facts["unresolved"].sum()) if len(facts) else 0
 
 
 def _count(cur: Cursor, w: Window) -> int:
     where, params = window_where(w)
     return cur.execute(f"SELECT count(*) FROM {RUN_ROWS} WHERE {where}", params).fetchall()[0][0]
-
-
-def _parts(w: Window) -> tuple[dict[str, Any], str]:
-    """The window as whole days [first, last) plus the partial days' ranges at each edge, as named parameters."""
-    start_ms, end_ms = int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000)
-    first, last = -(-start_ms // DAY_MS), end_ms // DAY_MS
-    if first >= last:  # no whole day inside: all of it is "edge"
-        first = last = start_ms // DAY_MS
-        edges = (w.start, w.end, w.end, w.end)
-    else:
-        day = lambda d: datetime.fromtimestamp(d * DAY_MS / 1000, UTC)
-        edges = (w.start, day(first), day(last), w.end)
-    params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
-                              "e2": edges[3], "since": w.start}
-    only = ""
-    if w.workflows:
-        params["wfs"] = list(w.workflows)
-        only = " AND workflow_id IN (SELECT unnest($wfs::VARCHAR[]))"
-    return params, only
-
-
-def _facts(cur: Cursor, w: Window) -> pl.DataFrame:
-    params, only = _parts(w)
-    return frame(cur, f"""
-        SELECT day, workflow_id, source, destination, status, error_kind, failed_app, runs, unresolved,
-               first_started, last_started
-        FROM fg.day_runs WHERE day >= $first AND day < $last{only}
-        UNION ALL {rollup.facts_sql("started_at >= $s1 AND started_at < $e1" + only)}
-        UNION ALL {rollup.facts_sql("started_at >= $s2 AND started_at < $e2" + only)}""", params)
-
-
-def _hist(cur: Cursor, w: Window) -> Histograms:
-    """(bucket, runs) per workflow, and under None for all of them."""
-    params, only = _parts(w)
-    params.pop("since")
-    rows = cur.execute(f"""
-        SELECT workflow_id, bucket, sum(runs)::BIGINT FROM (
-            SELECT workflow_id, bucket, runs FROM fg.day_durations WHERE day >= $first AND day < $last{only}
-            UNION ALL SELECT workflow_id, bucket, runs FROM ({rollup.hist_sql(
-                "started_at >= $s1 AND started_at < $e1" + only)})
-            UNION ALL SELECT workflow_id, bucket, runs FROM ({rollup.hist_sql(
-                "started_at >= $s2 AND started_at < $e2" + only)})
-        ) GROUP BY ALL""", params).fetchall()
-    hist: Histograms = {None: []}
-    totals: dict[int, int] = {}
-    for wf, bucket, n in rows:
-        hist.setdefault(wf, []).append((bucket, n))
-        totals[bucket] = totals.get(bucket, 0) + n
-    hist[None] = list(totals.items())
-    return hist
-
-
-# ---------------------------------------------------------------- Workflows page
-
-def workflow_health(cur: Cursor, now: datetime | None = None) -> pl.DataFrame:
-    """Per workflow with runs: workflow_id, source, destination, last_run, runs_24h, runs_7d, failed_7d,
-    failure_rate_7d, daily (runs per UTC day over the last SPARK_DAYS days, today last)."""
-    now = now or datetime.now(UTC)
-    today = int(now.timestamp() * 1000) // DAY_MS
-    first_day = today - SPARK_DAYS + 1
-    week_ago = now - timedelta(days=7)
-    recent = cur.execute(
-        "SELECT workflow_id, epoch_ms(started_at) // ? AS d, count(*), count(*) FILTER (started_at >= ?), "
-        "count(*) FILTER (started_at >= ?), count(*) FILTER (started_at >= ? AND status = 'failed'), "
-        f"count(*) FILTER (started_at >= ? AND status IN {ENDED_SQL}) "
-        f"FROM {RUN_ROWS} WHERE started_at >= make_timestamptz(? * 1000) AND started_at < ? GROUP BY ALL",
-        [DAY_MS, now - timedelta(days=1), week_ago, week_ago, week_ago, first_day * DAY_MS, now],
-    ).fetchall()
-    acc: dict[str, list[Any]] = {}
-    for wf, day, runs, r24, r7, f7, e7 in recent:  # at most workflows x SPARK_DAYS rows
-        a = acc.setdefault(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
-        a[0][day - first_day] += runs
-        a[1] += r24
-        a[2] += r7
-        a[3] += f7
-        a[4] += e7
-    everyone = cur.execute(
-        f"SELECT workflow_id, any_value(source), any_value(destination), max(started_at) FROM {RUN_ROWS} "
-        "GROUP BY workflow_id ORDER BY 2, 3, 1").fetchall()
-    rows = []
-    for wf, source, destination, last_run in everyone:
-        daily, r24, r7, f7, e7 = acc.get(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
-        rows.append({"workflow_id": wf, "source": source, "destination": destination, "last_run": last_run,
-                     "runs_24h": r24, "runs_7d": r7, "failed_7d": f7,
-                     "failure_rate_7d": f7 / e7 if e7 else None, "daily": daily})
-    schema = {"workflow_id": pl.String, "source": pl.String, "destination": pl.String,
-              "last_run": pl.Datetime("us", "UTC"), "runs_24h": pl.Int64, "runs_7d": pl.Int64, "failed_7d": pl.Int64,
-              "failure_rate_7d": pl.Float64, "daily": pl.List(pl.Int64)}
-    return pl.DataFrame(rows, schema=schema)
 
 

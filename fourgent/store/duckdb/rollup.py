@@ -14,7 +14,11 @@ the histogram are within 0.5% of the exact value.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import polars as pl
+
+from ...overview import Histograms, Window
 from ...quantiles import BUCKETS_PER_E
 from .database import Cursor, in_transaction
 from .sql import DAY_MS, DAY_SQL, DURATION_SQL, ENDED_SQL, RESOLVED_SINCE_SQL
@@ -87,3 +91,58 @@ def refresh(cur: Cursor) -> int:
         cur.execute(f"INSERT INTO fg.day_durations {hist_sql(where)}", params)
         cur.execute("DELETE FROM fg.dirty_days")
     return days
+
+
+# ---------------------------------------------------------------- reading a window from them
+
+def window_parts(w: Window) -> tuple[dict[str, Any], str]:
+    """The window as whole days [first, last) plus the partial days' ranges at each edge, as named parameters."""
+    start_ms, end_ms = int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000)
+    first, last = -(-start_ms // DAY_MS), end_ms // DAY_MS
+    if first >= last:  # no whole day inside: all of it is "edge"
+        first = last = start_ms // DAY_MS
+        edges = (w.start, w.end, w.end, w.end)
+    else:
+        day = lambda d: datetime.fromtimestamp(d * DAY_MS / 1000, UTC)
+        edges = (w.start, day(first), day(last), w.end)
+    params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
+                              "e2": edges[3], "since": w.start}
+    only = ""
+    if w.workflows:
+        params["wfs"] = list(w.workflows)
+        only = " AND workflow_id IN (SELECT unnest($wfs::VARCHAR[]))"
+    return params, only
+
+
+def window_facts(cur: Cursor, w: Window) -> pl.DataFrame:
+    params, only = window_parts(w)
+    return cur.sql(f"""
+        SELECT day, workflow_id, source, destination, status, error_kind, failed_app, runs, unresolved,
+               first_started, last_started
+        FROM fg.day_runs WHERE day >= $first AND day < $last{only}
+        UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only)}
+        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only)}""", params=params).pl()
+
+
+def window_hist(cur: Cursor, w: Window) -> Histograms:
+    """(bucket, runs) per workflow, and under None for all of them."""
+    params, only = window_parts(w)
+    params.pop("since")
+    rows = cur.execute(f"""
+        SELECT workflow_id, bucket, sum(runs)::BIGINT FROM (
+            SELECT workflow_id, bucket, runs FROM fg.day_durations WHERE day >= $first AND day < $last{only}
+            UNION ALL SELECT workflow_id, bucket, runs FROM ({hist_sql(
+                "started_at >= $s1 AND started_at < $e1" + only)})
+            UNION ALL SELECT workflow_id, bucket, runs FROM ({hist_sql(
+                "started_at >= $s2 AND started_at < $e2" + only)})
+        ) GROUP BY ALL""", params).fetchall()
+    hist: Histograms = {None: []}
+    totals: dict[int, int] = {}
+    for wf, bucket, n in rows:
+        hist.setdefault(wf, []).append((bucket, n))
+        totals[bucket] = totals.get(bucket, 0) + n
+    hist[None] = list(totals.items())
+    return hist
+
+
+# ---------------------------------------------------------------- Workflows page

@@ -1,0 +1,49 @@
+"""The Workflows page's health figures: per workflow, runs in the last day and week and a daily sparkline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+
+from ...overview import DAY_MS, SPARK_DAYS
+from .database import Cursor
+from .sql import ENDED_SQL, RUN_ROWS
+
+
+def workflow_health(cur: Cursor, now: datetime | None = None) -> pl.DataFrame:
+    """Per workflow with runs: workflow_id, source, destination, last_run, runs_24h, runs_7d, failed_7d,
+    failure_rate_7d, daily (runs per UTC day over the last SPARK_DAYS days, today last)."""
+    now = now or datetime.now(UTC)
+    today = int(now.timestamp() * 1000) // DAY_MS
+    first_day = today - SPARK_DAYS + 1
+    week_ago = now - timedelta(days=7)
+    recent = cur.execute(
+        "SELECT workflow_id, epoch_ms(started_at) // ? AS d, count(*), count(*) FILTER (started_at >= ?), "
+        "count(*) FILTER (started_at >= ?), count(*) FILTER (started_at >= ? AND status = 'failed'), "
+        f"count(*) FILTER (started_at >= ? AND status IN {ENDED_SQL}) "
+        f"FROM {RUN_ROWS} WHERE started_at >= make_timestamptz(? * 1000) AND started_at < ? GROUP BY ALL",
+        [DAY_MS, now - timedelta(days=1), week_ago, week_ago, week_ago, first_day * DAY_MS, now],
+    ).fetchall()
+    acc: dict[str, list[Any]] = {}
+    for wf, day, runs, r24, r7, f7, e7 in recent:  # at most workflows x SPARK_DAYS rows
+        a = acc.setdefault(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
+        a[0][day - first_day] += runs
+        a[1] += r24
+        a[2] += r7
+        a[3] += f7
+        a[4] += e7
+    everyone = cur.execute(
+        f"SELECT workflow_id, any_value(source), any_value(destination), max(started_at) FROM {RUN_ROWS} "
+        "GROUP BY workflow_id ORDER BY 2, 3, 1").fetchall()
+    rows = []
+    for wf, source, destination, last_run in everyone:
+        daily, r24, r7, f7, e7 = acc.get(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
+        rows.append({"workflow_id": wf, "source": source, "destination": destination, "last_run": last_run,
+                     "runs_24h": r24, "runs_7d": r7, "failed_7d": f7,
+                     "failure_rate_7d": f7 / e7 if e7 else None, "daily": daily})
+    schema = {"workflow_id": pl.String, "source": pl.String, "destination": pl.String,
+              "last_run": pl.Datetime("us", "UTC"), "runs_24h": pl.Int64, "runs_7d": pl.Int64, "failed_7d": pl.Int64,
+              "failure_rate_7d": pl.Float64, "daily": pl.List(pl.Int64)}
+    return pl.DataFrame(rows, schema=schema)
