@@ -6,8 +6,8 @@ import streamlit as st
 
 from fourgent import display
 from fourgent.connections import CredentialError
-from fourgent.workspace import SANDBOX_URL, check_connection, connection_states, connections, definitions, demo_token
 from fourgent.filters import RunsQuery
+from fourgent.workspace import SANDBOX_URL, check_connection, connection_states, connections, definitions, demo_token
 from ui import pages
 from ui.text import label
 from ui.workspace import workspace

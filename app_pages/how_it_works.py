@@ -11,10 +11,10 @@ from dataclasses import fields
 import streamlit as st
 
 from fourgent import display, executor, retrigger
+from fourgent.retrigger import CAVEAT
 from fourgent.spec import ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
 from fourgent.workflows import RetryPolicy
 from fourgent.workspace import definitions
-from fourgent.retrigger import CAVEAT
 from ui import pages
 from ui.workspace import workspace
 

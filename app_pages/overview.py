@@ -1,4 +1,4 @@
-"""Overview: is the workspace healthy, and where to look first. Every bar, point and row opens the Runs page filtered."""
+"""Overview: is the workspace healthy, and where to look first. Each bar, point and row opens the Runs page filtered."""
 
 from __future__ import annotations
 
@@ -153,7 +153,8 @@ if picked and picked.selection.rows:
 
 by_kind, by_app = view.by_kind, view.by_app
 cols = st.columns(2)
-for col, data, key, title in ((cols[0], by_kind, "kind", "Failures by kind"), (cols[1], by_app, "app", "Failures by app")):
+for col, data, key, title in ((cols[0], by_kind, "kind", "Failures by kind"),
+                              (cols[1], by_app, "app", "Failures by app")):
     with col:
         st.subheader(title)
         # Plotly draws a few HTML tags in labels: kinds and apps come from the logs, so escape them.

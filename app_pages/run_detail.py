@@ -93,9 +93,11 @@ if found.retriggered_from or found.retriggered_as:
             parent = found.retriggered_from
             st.page_link(pages.RUN, label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
                          query_params={"id": parent["id"]})
-            st.text(f"Original run: {display.status_label(parent['status']) if parent['status'] else 'not in the store'}")
+            original = display.status_label(parent["status"]) if parent["status"] else "not in the store"
+            st.text(f"Original run: {original}")
             if parent["by"] or parent["at"]:
-                st.text(f"Re-triggered by {parent['by'] or 'someone unnamed'} at {display.local_time(parent['at'], tz)}")
+                st.text(f"Re-triggered by {parent['by'] or 'someone unnamed'} at "
+                        f"{display.local_time(parent['at'], tz)}")
         for child in found.retriggered_as:
             st.page_link(pages.RUN, label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
                          query_params={"id": child["id"]})
@@ -140,8 +142,8 @@ if found.steps:
             if tries := found.attempts_of(s["step_index"]):
                 st.dataframe({"Attempt": [str(a.get("attempt", "")) for a in tries],
                               "Started": [str(a.get("started_at", "")) for a in tries],
-                              "Took": [display.duration(a["duration_ms"]) if isinstance(a.get("duration_ms"), int | float)
-                                       else "—" for a in tries],
+                              "Took": [display.duration(a["duration_ms"])
+                                       if isinstance(a.get("duration_ms"), int | float) else "—" for a in tries],
                               "Answer": [str(a.get("status_code", "—")) for a in tries],
                               "Outcome": [str(a.get("outcome", "")) for a in tries]},
                              hide_index=True, width="stretch")

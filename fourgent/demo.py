@@ -144,7 +144,8 @@ class RunFactory:
             run["status"] = status
         missing = None
         if kind == "validation":
-            missing = next((f for f in MISSING_FIELDS if payload.get(f) in (None, "")), None) or rng.choice(MISSING_FIELDS)
+            missing = (next((f for f in MISSING_FIELDS if payload.get(f) in (None, "")), None)
+                       or rng.choice(MISSING_FIELDS))
             run["trigger_payload"] = payload = {**payload, missing: None}
         error = None
         for i, (name, app) in enumerate(wf.steps):

@@ -57,7 +57,8 @@ def _cell(value: Any) -> str:
 
 
 def as_json(result: SqlResult) -> str:
-    return json.dumps([dict(zip(result.columns, map(_plain, row))) for row in result.rows], ensure_ascii=False)
+    rows = [dict(zip(result.columns, map(_plain, row), strict=True)) for row in result.rows]
+    return json.dumps(rows, ensure_ascii=False)
 
 
 def as_csv(result: SqlResult) -> str:
@@ -72,8 +73,8 @@ def as_table(result: SqlResult, width: int = 48) -> str:
 
     cells = [[clip(_cell(v)) for v in row] for row in result.rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(result.columns)]
-    line = "  ".join(c.ljust(w) for c, w in zip(result.columns, widths))
+    line = "  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))
     rule = "  ".join("-" * w for w in widths)
-    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    body = ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     count = f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''})"
     return "\n".join([line, rule, *body, count])

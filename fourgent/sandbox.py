@@ -94,7 +94,7 @@ def serve(sandbox: Sandbox, port: int = 0) -> tuple[ThreadingHTTPServer, str]:
             self.end_headers()
             self.wfile.write(out)
 
-        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+        do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815 - http.server's method names
 
         def log_message(self, *args: Any) -> None:  # quiet: requests are kept in sandbox.requests
             pass

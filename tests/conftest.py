@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import SAMPLES
 
 from fourgent.config import Paths
 from fourgent.store.duckdb import DuckDBStore
+from helpers import SAMPLES
 
 
 @pytest.fixture

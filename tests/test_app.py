@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
-from helpers import ROOT
 from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT
 
 
 @pytest.fixture

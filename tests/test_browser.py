@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT, SAMPLES
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -173,7 +174,8 @@ def test_a_line_appended_to_the_logs_shows_within_seconds(server, page):
     with open(server["data"] / "logs" / "live.jsonl", "w") as f:
         f.write(line.replace("run_01000000000", "run_live_0001") + "\n")
     page.wait_for_function(
-        f"() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '{before + 1}')",
+        "() => [...document.querySelectorAll('[data-testid=stMetricValue]')]"
+        f".some(e => e.innerText === '{before + 1}')",
         timeout=12_000)
 
 

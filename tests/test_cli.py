@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import run_line
 
 from fourgent.cli import main
+from helpers import run_line
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ from urllib.parse import parse_qs
 
 import pytest
 import streamlit as st
-from helpers import ROOT
 from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT
 
 APP = str(ROOT / "app.py")
 SECRET = "brand-new-secret-token-9876"

@@ -77,7 +77,8 @@ def test_503_twice_then_200_finishes_after_three_attempts_with_one_idempotency_k
     run = ex.run(hubspot_wf, PAYLOAD)
     assert run["status"] == "finished"
     assert run["steps"][1]["attempts"] == 3
-    keys = {r.idempotency_key for r in sandbox.requests if r.app == "quickbooks" and r.path == "/find-or-create-customer"}
+    keys = {r.idempotency_key for r in sandbox.requests
+            if r.app == "quickbooks" and r.path == "/find-or-create-customer"}
     assert keys == {f"{run['id']}-1"}
 
 

@@ -261,7 +261,7 @@ def test_results_of_any_type_come_back_readable_in_every_output(world):
                TIME '12:30' AS tm, [r.started_at] AS times, [1, 2] AS nums, {'n': 1} AS rec
         FROM runs r JOIN steps s ON s.run_id = r.id ORDER BY r.id LIMIT 2""")
     assert result.columns[:2] == ["id", "id (2)"] and result.frame.height == 2
-    row = dict(zip(result.columns, result.rows[0]))
+    row = dict(zip(result.columns, result.rows[0], strict=True))
     assert (row["t"], row["d"], row["tz"], row["b"], row["bits"]) == ("infinity", "-infinity", "infinity", "ab", "101")
     assert row["l"] == "[1 day]" and row["u"] == "1" and row["nums"] == [1, 2] and row["rec"] == {"n": 1}
     assert row["tm"].isoformat() == "12:30:00"
@@ -328,7 +328,7 @@ def test_the_schema_browser_reads_every_view_from_the_docs():
 
     docs = results.schema_docs(ROOT / "docs" / "schema.md")
     assert set(docs) == {"runs", "steps", "rejected_lines", "comments"}
-    assert ("status", "VARCHAR") == docs["runs"][8][:2] and all(meaning for _, _, meaning in docs["runs"])
+    assert docs["runs"][8][:2] == ("status", "VARCHAR") and all(meaning for _, _, meaning in docs["runs"])
 
 
 def test_a_long_query_does_not_hold_up_other_queries(world):
@@ -344,7 +344,7 @@ def test_a_long_query_does_not_hold_up_other_queries(world):
     worker = threading.Thread(target=long)
     worker.start()
     time.sleep(0.3)
-    
+
     started = time.perf_counter()
     view = runs_sql.runs_view(store.db.cursor(), RunFilter(statuses=("failed",)))
     assert view.total == 28 and time.perf_counter() - started < 2

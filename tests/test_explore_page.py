@@ -8,11 +8,11 @@ import time
 
 import pytest
 import streamlit as st
-from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from fourgent import results
 from fourgent.store.duckdb import examples
+from helpers import ROOT
 
 APP = str(ROOT / "app.py")
 

@@ -6,10 +6,9 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
-from helpers import run_line
-
 from fourgent import display, export
 from fourgent.filters import RunFilter
+from helpers import run_line
 
 
 def test_cells_that_a_spreadsheet_would_run_are_neutralised():

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import duckdb
 import pytest
-from helpers import run_line
 
 from fourgent.spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
+from helpers import run_line
 
 
 def q(store, sql, params=None):

@@ -11,11 +11,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import streamlit as st
-from helpers import button, metric, open_app
 
 from fourgent import demo
 from fourgent.filters import RunFilter, RunsQuery, runs_query
 from fourgent.store.duckdb import DuckDBStore
+from helpers import button, metric, open_app
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 

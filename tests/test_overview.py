@@ -37,7 +37,8 @@ def rows(cur) -> list[dict]:
 
 
 def inside(rows: list[dict], w: overview.Window) -> list[dict]:
-    return [r for r in rows if w.start <= r["started_at"] < w.end and (not w.workflows or r["workflow_id"] in w.workflows)]
+    return [r for r in rows
+            if w.start <= r["started_at"] < w.end and (not w.workflows or r["workflow_id"] in w.workflows)]
 
 
 def bucket_of(t: datetime, size: str) -> datetime:
@@ -183,7 +184,8 @@ def test_an_empty_window_gives_zeros_not_errors(cur):
     w = overview.Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 1, 2, tzinfo=UTC))
     now, _prev = overview_sql.headlines(cur, w)
     assert (now.runs, now.failure_rate, now.median_ms, now.unresolved) == (0, None, None, 0)
-    assert overview_sql.bucket_counts(cur, w).is_empty() and overview.failure_rates(overview_sql.bucket_counts(cur, w)).is_empty()
+    buckets = overview_sql.bucket_counts(cur, w)
+    assert buckets.is_empty() and overview.failure_rates(buckets).is_empty()
     assert overview_sql.per_workflow(cur, w).is_empty() and overview_sql.top_errors(cur, w).is_empty()
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import streamlit as st
-from helpers import ROOT, run_line
 from streamlit.testing.v1 import AppTest
 
 from fourgent import overview
@@ -16,6 +15,7 @@ from fourgent.filters import runs_query
 from fourgent.pauses import paused
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.workflows import RetryPolicy
+from helpers import ROOT, run_line
 from ui.workspace import workspace
 
 APP = str(ROOT / "app.py")

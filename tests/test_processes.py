@@ -9,10 +9,10 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT, run_line
 
 from fourgent.store import StoreBusy
 from fourgent.store.duckdb import DuckDBStore
+from helpers import ROOT, run_line
 
 # Ingests with small batches and stops inside the fourth batch's transaction,
 # after its rows are written and before COMMIT, for the test to kill it there.
@@ -72,7 +72,8 @@ def test_a_killed_ingest_leaves_no_half_batch_and_the_next_one_finishes(tmp_path
     assert report.lines > 0
     runs = store.db.cursor().execute("SELECT count(*), count(DISTINCT id) FROM runs").fetchall()[0]
     assert runs == (3000, 3000)
-    assert store.db.cursor().execute("SELECT count(*), count(DISTINCT line) FROM rejected_lines").fetchall()[0] == (30, 30)
+    rejected = store.db.cursor().execute("SELECT count(*), count(DISTINCT line) FROM rejected_lines").fetchall()
+    assert rejected[0] == (30, 30)
     store.close()
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from helpers import run_line
 
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
+from helpers import run_line
 
 
 @pytest.fixture

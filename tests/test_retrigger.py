@@ -6,7 +6,6 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import run_line
 from test_executor import connect
 
 from fourgent import workflows
@@ -15,6 +14,7 @@ from fourgent.pauses import paused, set_paused
 from fourgent.retrigger import BulkJob, Retriggerer
 from fourgent.sandbox import Sandbox, serve
 from fourgent.store.duckdb import sql
+from helpers import run_line
 
 WF_ID = "hubspot-closed-won-quickbooks-invoice"
 WF = {"id": WF_ID, "source": "HubSpot Closed Won", "destination": "QuickBooks Invoice",
@@ -178,7 +178,7 @@ def test_runs_of_a_paused_workflow_are_not_re_triggered_until_it_is_resumed(stor
 
 
 def test_re_triggering_a_failed_re_trigger_replays_the_original_and_resolves_it(store, tmp_path, write_log, setup):
-    
+
     sandbox, retriggerer, log = setup
     store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(6))])
     token = sandbox.tokens["quickbooks"]

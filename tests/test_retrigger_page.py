@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 import streamlit as st
-from helpers import ROOT
 from streamlit.testing.v1 import AppTest
 
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
 from fourgent.store.duckdb import sql
 from fourgent.workspace import connections, demo_sandbox, demo_token
+from helpers import ROOT
 from ui.workspace import workspace
 
 APP = str(ROOT / "app.py")

@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import pytest
-from helpers import run_line
 
 from fourgent import demo, overview, quantiles
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.store.duckdb import rollup, sql, unresolved
 from fourgent.store.duckdb import runs as runs_sql
+from helpers import run_line
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 WF = {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed Won",
@@ -107,7 +107,8 @@ def test_a_crash_before_the_refresh_is_repaired_by_the_next_ingest(demo_store, t
 def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_store, days, workflows):
     cur = demo_store.db.cursor()
     w = overview.Window(NOW - timedelta(days=days, hours=5), NOW - timedelta(hours=3), workflows)
-    rolled, exact = overview_sql.overview_view(cur, w, exact_max=0), overview_sql.overview_view(cur, w, exact_max=10**12)
+    rolled = overview_sql.overview_view(cur, w, exact_max=0)
+    exact = overview_sql.overview_view(cur, w, exact_max=10**12)
     assert rolled.estimated and not exact.estimated
     for a, b in ((rolled.now, exact.now), (rolled.previous, exact.previous)):
         assert (a.runs, a.failed, a.ended, a.unresolved) == (b.runs, b.failed, b.ended, b.unresolved)

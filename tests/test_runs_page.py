@@ -7,8 +7,9 @@ from datetime import date
 
 import pytest
 import streamlit as st
-from helpers import ROOT, run_line
 from streamlit.testing.v1 import AppTest
+
+from helpers import ROOT, run_line
 
 APP = str(ROOT / "app.py")
 
@@ -38,7 +39,8 @@ def matching(at: AppTest) -> int:
 def test_default_view_shows_newest_first_with_the_page_columns(data):
     at = open_app()
     frame = table(at)
-    assert list(frame.columns) == ["Reference", "ID", "Workflow", "Status", "Re-trigger", "Started", "When", "Notes", "Details"]
+    assert list(frame.columns) == ["Reference", "ID", "Workflow", "Status", "Re-trigger", "Started", "When", "Notes",
+                                   "Details"]
     assert len(frame) == 50 and matching(at) == 356
     assert frame["Started"].is_monotonic_decreasing
     assert "—" in set(frame["Reference"])  # empty references read as an em dash
@@ -137,7 +139,7 @@ def test_detail_page_of_each_status(data, status):
     from fourgent.store.duckdb import DuckDBStore
 
     store = DuckDBStore(data / "check.duckdb")
-    
+
     store.ingest([data / "logs"])
     run_id = store.db.cursor().execute("SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1",
                                     [status]).fetchall()[0][0]

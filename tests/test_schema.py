@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 
-from helpers import ROOT
-
 from fourgent.store.duckdb.schema import SURFACE
+from helpers import ROOT
 
 
 def documented_columns() -> dict[str, list[tuple[str, str]]]:
@@ -40,9 +39,8 @@ def _short(kind: str) -> str:
 
 
 def test_a_store_from_before_failed_app_gets_it_filled_on_open(data_paths, write_log, tmp_path):
-    from helpers import run_line
-
     from fourgent.store.duckdb import DuckDBStore
+    from helpers import run_line
 
     steps = [{"name": "Fetch", "app": "HubSpot", "status": "finished"},
              {"name": "Create", "app": "QuickBooks", "status": "failed", "error": "401"}]

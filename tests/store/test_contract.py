@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from helpers import run_line
 
 from fourgent.filters import RunFilter
 from fourgent.overview import Window
 from fourgent.spec import STATUSES
 from fourgent.store import QueryRefused, RunNotFound, Store
+from helpers import run_line
 
 SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8
 
@@ -143,7 +143,9 @@ def test_rejected_lines_are_kept_with_their_reasons(loaded: Store):
     rejected = loaded.rejected(limit=100)
     assert rejected.height == SAMPLE_REJECTED and all(rejected["reason"].to_list())
     failures = loaded.auth_failures_by_app(days=100_000)
-    assert failures and all(n == loaded.count(RunFilter(kinds=("auth",), apps=(app,))) for app, (n, _) in failures.items())
+    assert failures
+    for app, (n, _) in failures.items():
+        assert n == loaded.count(RunFilter(kinds=("auth",), apps=(app,)))
 
 
 def test_the_overview_of_an_empty_window_is_zeros(engine_store: Store):

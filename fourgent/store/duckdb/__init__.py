@@ -10,9 +10,9 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
+from ... import overview as domain_overview
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
-from ... import overview as domain_overview
 from ...overview import OverviewView, Window
 from ..records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
 from . import adhoc, guard, health, ingest, overview, rollup, runs, unresolved

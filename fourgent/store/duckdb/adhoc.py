@@ -98,7 +98,8 @@ def _displayable(con: Cursor, sql: str) -> tuple[str, list[str] | None]:
         return sql, None
     body = re.sub(r";\s*$", "", statement.query.rstrip())
     names = [f"c{i}" for i in range(len(types))]  # generated: no name from the query enters this text
-    columns = ", ".join(n if _plain_type(t, True) else f"CAST({n} AS VARCHAR) AS {n}" for n, t in zip(names, types))
+    columns = ", ".join(n if _plain_type(t, True) else f"CAST({n} AS VARCHAR) AS {n}"
+                        for n, t in zip(names, types, strict=True))
     wrapped = f"SELECT {columns} FROM (\n{body}\n) AS q({', '.join(names)})"
     guard.check(con, wrapped)  # what runs is what was checked
     return wrapped, list(relation.columns)

@@ -92,9 +92,11 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
     last = cur.execute("SELECT max(started_at) FROM runs").fetchall()[0][0]
     day_end = last.replace(hour=0, minute=0, second=0, microsecond=0)
     day = (day_end - timedelta(days=1), day_end)
-    some_id = cur.execute("SELECT id FROM runs ORDER BY id LIMIT 1 OFFSET (SELECT count(*) // 2 FROM runs)").fetchall()[0][0]
+    some_id = cur.execute(
+        "SELECT id FROM runs ORDER BY id LIMIT 1 OFFSET (SELECT count(*) // 2 FROM runs)").fetchall()[0][0]
     needle = "rocket foods – deal 42"  # rare: about one reference in 20,000
     failed = RunFilter(statuses=("failed",))
+    last_ = domain_overview.last
     everything = RunFilter()
     return {
         "first page, no filter": lambda c: runs.page(c, everything),
@@ -114,10 +116,10 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "unresolved failures count (bulk button)": lambda c: unresolved.unresolved_count(c, everything),
         "  the same, 30 days, one workflow": lambda c: unresolved.unresolved_count(
             c, RunFilter(workflows=(wf,), start=last - timedelta(days=30))),
-        "Overview, full render, 7 days": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=7), last)),
-        "Overview, full render, 30 days": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=30), last)),
-        "Overview, full render, 90 days": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=90), last)),
-        "Overview, 30 days, one workflow": lambda c: overview.overview_view(c, domain_overview.last(timedelta(days=30), last, (wf,))),
+        "Overview, full render, 7 days": lambda c: overview.overview_view(c, last_(timedelta(days=7), last)),
+        "Overview, full render, 30 days": lambda c: overview.overview_view(c, last_(timedelta(days=30), last)),
+        "Overview, full render, 90 days": lambda c: overview.overview_view(c, last_(timedelta(days=90), last)),
+        "Overview, 30 days, one workflow": lambda c: overview.overview_view(c, last_(timedelta(days=30), last, (wf,))),
         "Workflows page": lambda c: health.workflow_health(c, last),
     }
 

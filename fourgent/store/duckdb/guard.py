@@ -219,7 +219,8 @@ class _Walk:
         if name in ("printf", "format"):
             pattern = constant(0)
             widths = [int(n) for n in re.findall(r"\d+", pattern or "")]
-            if pattern is None or "*" in pattern or re.search(r"\{[^}]*\{", pattern) or any(w > SIZE_MAX for w in widths):
+            nested = pattern is not None and re.search(r"\{[^}]*\{", pattern)
+            if pattern is None or "*" in pattern or nested or any(w > SIZE_MAX for w in widths):
                 raise QueryRefused(f"{name}() needs a constant format with widths of at most {SIZE_MAX:,} here.")
         return True
 

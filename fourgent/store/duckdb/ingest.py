@@ -7,6 +7,7 @@ transaction, so a crash leaves nothing half-written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import zlib
@@ -34,7 +35,7 @@ from ...logfiles import (
 )
 from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, STATUSES
 from . import rollup
-from .database import Database, in_transaction
+from .database import Cursor, Database, in_transaction
 
 
 @dataclass
@@ -109,7 +110,8 @@ def _ts_rules(field_name: str, required: bool) -> str:
 _STEP_OK = (
     "lambda s: coalesce(s.name, '') <> '' AND lower(s.status) IN "
     + _STATUS_LIST.replace("[", "(").replace("]", ")")
-    + f" AND {_ts_ok('s.started_at')} AND {_ts_ok('s.finished_at')} AND coalesce(s.attempts, 1) BETWEEN 1 AND 2147483647"
+    + f" AND {_ts_ok('s.started_at')} AND {_ts_ok('s.finished_at')}"
+    + " AND coalesce(s.attempts, 1) BETWEEN 1 AND 2147483647"
 )
 _STATUS_IN = _STATUS_LIST.replace("[", "(").replace("]", ")")
 
@@ -523,11 +525,9 @@ class Ingester:
         return multi_rows, multi_added, updated
 
 
-def _checkpoint(cur) -> None:
-    try:
+def _checkpoint(cur: Cursor) -> None:
+    with contextlib.suppress(duckdb.Error):  # another transaction is open; DuckDB checkpoints on its own later
         cur.execute("CHECKPOINT")
-    except duckdb.Error:
-        pass  # another transaction is open; DuckDB checkpoints on its own later
 
 
 

@@ -147,9 +147,9 @@ def overview_view(cur: Cursor, w: Window, *, exact_max: int = EXACT_MAX) -> Over
     prev = w.previous()
     buckets = rolled_buckets(facts, w.bucket)
     by_kind, by_app = rolled_failures(facts)
-    return OverviewView(rolled_headline(facts, hist), rolled_headline(rollup.window_facts(cur, prev), rollup.window_hist(cur, prev)),
-                        buckets, failure_rates(buckets), rolled_per_workflow(facts, hist), top_errors(cur, w),
-                        by_kind, by_app, estimated=True)
+    previous = rolled_headline(rollup.window_facts(cur, prev), rollup.window_hist(cur, prev))
+    return OverviewView(rolled_headline(facts, hist), previous, buckets, failure_rates(buckets),
+                        rolled_per_workflow(facts, hist), top_errors(cur, w), by_kind, by_app, estimated=True)
 
 
 def _count(cur: Cursor, w: Window) -> int:

@@ -33,7 +33,8 @@ def facts_sql(where: str) -> str:
     SELECT {DAY_SQL} AS day, workflow_id, any_value(source) AS source, any_value(destination) AS destination,
            status, CASE WHEN status = 'failed' THEN error_kind END AS error_kind, failed_app,
            count(*) AS runs,
-           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SINCE_SQL})) AS unresolved,
+           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL
+                            AND id NOT IN ({RESOLVED_SINCE_SQL})) AS unresolved,
            min(started_at) AS first_started, max(started_at) AS last_started
     FROM fg.runs WHERE {where}
     GROUP BY day, workflow_id, status, CASE WHEN status = 'failed' THEN error_kind END, failed_app"""
@@ -103,8 +104,8 @@ def window_parts(w: Window) -> tuple[dict[str, Any], str]:
         first = last = start_ms // DAY_MS
         edges = (w.start, w.end, w.end, w.end)
     else:
-        day = lambda d: datetime.fromtimestamp(d * DAY_MS / 1000, UTC)
-        edges = (w.start, day(first), day(last), w.end)
+        edges = (w.start, datetime.fromtimestamp(first * DAY_MS / 1000, UTC),
+                 datetime.fromtimestamp(last * DAY_MS / 1000, UTC), w.end)
     params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
                               "e2": edges[3], "since": w.start}
     only = ""

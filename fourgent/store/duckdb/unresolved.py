@@ -26,7 +26,8 @@ def unresolved_count(cur: Cursor, f: RunFilter) -> int:
         return 0
     if not selection.rollup_answerable or not rollup.is_current(cur):
         return count(cur, selection)
-    facts = rollup.window_facts(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows)).filter(pl.col("status") == "failed")
+    facts = rollup.window_facts(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows))
+    facts = facts.filter(pl.col("status") == "failed")
     if f.kinds:
         facts = facts.filter(pl.col("error_kind").is_in(list(f.kinds)))
     if f.apps:
