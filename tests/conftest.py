@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,20 +20,33 @@ def samples() -> Path:
 
 
 @pytest.fixture
-def sampled_app(tmp_path, monkeypatch, samples) -> Path:
-    """A data folder holding the sample logs, for the app (pages under AppTest) to read; no demo runs."""
+def dashboard(tmp_path, monkeypatch, samples) -> Iterator[Callable[..., Path]]:
+    """Points the app (its pages under AppTest) at a fresh data folder: `dashboard(3000)` has it write 3,000 demo
+    runs on its first start, `dashboard(samples=True)` gives it the sample logs; extra keywords set variables."""
     import streamlit as st
 
-    data = tmp_path / "data"
-    (data / "logs").mkdir(parents=True)
-    for f in samples.glob("*.jsonl"):
-        shutil.copy(f, data / "logs" / f.name)
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
-    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+    def setup(demo_runs: int = 0, *, with_samples: bool = False, **env: str) -> Path:
+        data = tmp_path / "data"
+        (data / "logs").mkdir(parents=True, exist_ok=True)
+        if with_samples:
+            for f in samples.glob("*.jsonl"):
+                shutil.copy(f, data / "logs" / f.name)
+        monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
+        monkeypatch.setenv("FOURGENT_DEMO_RUNS", str(demo_runs))
+        monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        st.cache_resource.clear()
+        return data
+
+    yield setup
     st.cache_resource.clear()
-    yield data
-    st.cache_resource.clear()
+
+
+@pytest.fixture
+def sampled_app(dashboard) -> Path:
+    """A data folder holding the sample logs, for the app (pages under AppTest) to read; no demo runs."""
+    return dashboard(with_samples=True)
 
 
 @pytest.fixture

@@ -48,6 +48,18 @@ def open_app(**params: str | list[str]):
     return at
 
 
+def open_page(page: str, **params: str | list[str]):
+    """One page of the dashboard under AppTest (e.g. "app_pages/overview.py"), at a URL with these parameters."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=60).run()  # registers the navigation's pages
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
 def metric(at, label: str) -> int:
     """A metric's value as a number (e.g. "Matching runs")."""
     return int(next(m.value for m in at.metric if m.label == label).replace(",", ""))

@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from helpers import ROOT
 
 
 @pytest.fixture
-def app_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "1500")
-    st.cache_resource.clear()
-    yield tmp_path / "data"
-    st.cache_resource.clear()
+def app_env(dashboard):
+    return dashboard(1500)
 
 
 def test_first_start_seeds_demo_runs_and_shows_the_newest(app_env):

@@ -8,23 +8,15 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT
+from helpers import APP, open_page
 
-APP = str(ROOT / "app.py")
 SECRET = "brand-new-secret-token-9876"
 
 
 @pytest.fixture
-def page(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
-    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
-    st.cache_resource.clear()
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.switch_page("app_pages/connections.py").run()
-    assert not at.exception, at.exception
-    yield at
-    st.cache_resource.clear()
+def page(dashboard):
+    dashboard()
+    return open_page("app_pages/connections.py")
 
 
 def everything_shown(at: AppTest) -> str:

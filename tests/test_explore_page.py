@@ -7,33 +7,20 @@ import threading
 import time
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fourgent import results
 from fourgent.store.duckdb import examples
-from helpers import ROOT
-
-APP = str(ROOT / "app.py")
+from helpers import APP, open_page
 
 
 @pytest.fixture
-def demo(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "3000")
-    monkeypatch.setenv("FOURGENT_SQL_TIMEOUT", "3")
-    st.cache_resource.clear()
-    yield
-    st.cache_resource.clear()
+def demo(dashboard):
+    return dashboard(3000, FOURGENT_SQL_TIMEOUT="3")
 
 
 def explore(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page("app_pages/explore.py").run()
-    assert not at.exception, at.exception
-    return at
+    return open_page("app_pages/explore.py", **params)
 
 
 def run(at: AppTest, sql: str) -> AppTest:

@@ -15,38 +15,18 @@ from fourgent.filters import runs_query
 from fourgent.pauses import paused
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.workflows import RetryPolicy
-from helpers import ROOT, run_line
+from helpers import APP, open_page, run_line
 from ui.workspace import workspace
-
-APP = str(ROOT / "app.py")
-
-
-def env(monkeypatch, data, demo_runs: int) -> None:
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", str(demo_runs))
-    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
-    st.cache_resource.clear()
 
 
 @pytest.fixture
-def demo(tmp_path, monkeypatch):
-    env(monkeypatch, tmp_path / "data", 3000)
-    yield tmp_path / "data"
-    st.cache_resource.clear()
+def demo(dashboard):
+    return dashboard(3000)
 
 
 @pytest.fixture
 def sampled(sampled_app):
     return sampled_app
-
-
-def open_page(page: str, **params: str | list[str]) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page(page).run()
-    assert not at.exception, at.exception
-    return at
 
 
 def metric(at: AppTest, label: str) -> str:

@@ -7,43 +7,27 @@ reconnecting it and bulk re-triggering the unresolved failures turns them finish
 from __future__ import annotations
 
 import pytest
-import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
 from fourgent.store.duckdb import sql
 from fourgent.workspace import connections, demo_sandbox, demo_token
-from helpers import ROOT
+from helpers import button, open_app
 from ui.workspace import workspace
 
-APP = str(ROOT / "app.py")
 QB_FLOW = "hubspot-closed-won-quickbooks-invoice"
 
 
 @pytest.fixture
-def demo(tmp_path, monkeypatch):
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "4000")
-    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
-    st.cache_resource.clear()
+def demo(dashboard):
+    dashboard(4000)
     sandbox = demo_sandbox()
     yield sandbox
     sandbox.delay_s.clear()
-    st.cache_resource.clear()
 
 
-def open_runs(**params: str | list[str]) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def button(at: AppTest, starts: str):
-    return next(b for b in at.button if b.label.startswith(starts))
+open_runs = open_app
 
 
 def unresolved(workflow: str = QB_FLOW) -> int:

@@ -9,9 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from helpers import ROOT, run_line
-
-APP = str(ROOT / "app.py")
+from helpers import APP, metric, open_app, run_line
 
 
 @pytest.fixture
@@ -19,21 +17,12 @@ def data(sampled_app):
     return sampled_app
 
 
-def open_app(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
 def table(at: AppTest):
     return next(d.value for d in at.dataframe if "Reference" in d.value.columns)
 
 
 def matching(at: AppTest) -> int:
-    return int(next(m for m in at.metric if m.label == "Matching runs").value.replace(",", ""))
+    return metric(at, "Matching runs")
 
 
 def test_default_view_shows_newest_first_with_the_page_columns(data):
