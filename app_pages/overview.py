@@ -28,7 +28,7 @@ OVERVIEW_URL.load()
 st.title("Overview")
 workflows = dict(ws.store.workflows())
 cols = st.columns([2, 3, 3], vertical_alignment="bottom")
-cols[0].selectbox("Range", list(RANGES), format_func=RANGES.get, key="ov_range")
+cols[0].selectbox("Range", list(RANGES), format_func=RANGES.__getitem__, key="ov_range")
 known = [w for w in st.session_state.get("ov_workflow", []) if w not in workflows]
 cols[1].multiselect("Workflow", list(workflows) + known, format_func=lambda w: workflows.get(w, w),
                     key="ov_workflow", placeholder="All workflows")
@@ -152,9 +152,9 @@ if picked and picked.selection.rows:
     open_runs(window.start, window.end, statuses=("failed",), error=errors["pattern"][picked.selection.rows[0]])
 
 by_kind, by_app = view.by_kind, view.by_app
-cols = st.columns(2)
-for col, data, key, title in ((cols[0], by_kind, "kind", "Failures by kind"),
-                              (cols[1], by_app, "app", "Failures by app")):
+kind_col, app_col = st.columns(2)
+for col, data, key, title in ((kind_col, by_kind, "kind", "Failures by kind"),
+                              (app_col, by_app, "app", "Failures by app")):
     with col:
         st.subheader(title)
         # Plotly draws a few HTML tags in labels: kinds and apps come from the logs, so escape them.
@@ -169,5 +169,5 @@ for col, data, key, title in ((cols[0], by_kind, "kind", "Failures by kind"),
         for point in (event.selection.points if event and event.selection else [])[:1]:
             value = data[key][point["point_index"]]
             if value not in ("(none)", "(unknown)"):  # no value to filter on
-                open_runs(window.start, window.end, statuses=("failed",),
-                          **({"kinds": (value,)} if key == "kind" else {"apps": (value,)}))
+                kinds, apps = ((value,), ()) if key == "kind" else ((), (value,))
+                open_runs(window.start, window.end, statuses=("failed",), kinds=kinds, apps=apps)

@@ -147,8 +147,8 @@ if found.steps:
                               "Answer": [str(a.get("status_code", "—")) for a in tries],
                               "Outcome": [str(a.get("outcome", "")) for a in tries]},
                              hide_index=True, width="stretch")
-            cols = st.columns(2)
-            for col, key in zip(cols, ("input", "output"), strict=True):
+            io_cols = st.columns(2)
+            for col, key in zip(io_cols, ("input", "output"), strict=True):
                 with col:
                     st.caption(key.capitalize())
                     value = json.loads(s[key]) if s[key] else None
@@ -160,12 +160,12 @@ else:
     st.text("No step has run yet.")
 
 # ---------------------------------------------------------------- payload, result, raw record
-cols = st.columns(2)
-with cols[0]:
+payload_col, result_col = st.columns(2)
+with payload_col:
     st.subheader("Trigger payload")
     st.caption("A re-trigger replays exactly this payload.")
     st.code(json.dumps(json.loads(run["trigger_payload"] or "{}"), indent=2, ensure_ascii=False), language="json")
-with cols[1]:
+with result_col:
     st.subheader("Result")
     st.code(json.dumps(json.loads(run["result"]) if run["result"] else None, indent=2, ensure_ascii=False),
             language="json")

@@ -31,7 +31,7 @@ def render_filters(ws: Workspace, query: RunsQuery) -> None:
     top = st.columns([3, 2, 2, 3, 1.4], vertical_alignment="bottom")
     top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
                       on_change=filter_changed)
-    top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.get, key="f_range", on_change=dates_changed)
+    top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.__getitem__, key="f_range", on_change=dates_changed)
     top[2].multiselect("Status", STATUSES, format_func=display.status_label, key="f_status",
                        on_change=filter_changed, placeholder="Any status")
     known = [w for w in query.workflows if w not in workflows]
@@ -93,7 +93,7 @@ def runs_table(live: bool) -> None:
         "ID": rows["id"],
         "Workflow": rows["workflow"],
         "Status": [display.status_label(s) for s in rows["status"].to_list()],
-        "Re-trigger": [display.replay_label(i, of, view.retriggers.get(i))
+        "Re-trigger": [display.replay_label(of, view.retriggers.get(i))
                        for i, of in zip(rows["id"].to_list(), rows["retrigger_of"].to_list(), strict=True)],
         "Started": [display.local_time(t, tz) for t in rows["started_at"].to_list()],
         "When": [display.ago(t, now) for t in rows["started_at"].to_list()],
@@ -209,7 +209,11 @@ def empty_store(ws: Workspace) -> None:
     st.info("No runs yet. Run logs (.jsonl or .jsonl.gz, one run snapshot per line) are read from this folder, "
             "and new lines appear here within seconds:", icon="📭")
     st.code(str(ws.paths.logs_dir), language=None)
-    st.button("Load demo data", type="primary", on_click=ws.load_demo)
+
+    def load_demo() -> None:  # a button's callback returns nothing; the page shows the runs it loaded
+        ws.load_demo()
+
+    st.button("Load demo data", type="primary", on_click=load_demo)
 
 
 ws = workspace()

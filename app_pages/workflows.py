@@ -77,7 +77,9 @@ for r in rows:
             st.text("No definition: runs of this workflow come from the logs only and cannot be re-triggered. "
                     f"Add {wf_id}.json under the data folder's workflows/ to replay them.")  # an ID from a log
             continue
-        st.text(f"Trigger: {definition.source}. Steps, from {definition.path.name}:")
+        source_file = definition.path
+        assert source_file is not None  # definitions() reads every definition from its file
+        st.text(f"Trigger: {definition.source}. Steps, from {source_file.name}:")
         st.dataframe(
             {"#": list(range(1, len(definition.steps) + 1)), "Step": [s.name for s in definition.steps],
              "App": [s.app for s in definition.steps], "Call": [f"{s.method} {s.path}" for s in definition.steps]},
@@ -88,5 +90,5 @@ for r in rows:
         st.text(f"Retries: up to {p.attempts} attempts per step, backoff from {p.backoff_initial_s:g} s to "
                 f"{p.backoff_max_s:g} s, {p.timeout_s:g} s per call, {p.deadline_s:g} s per run")
         with st.popover("Definition (JSON)"):
-            st.text(str(definition.path))
-            st.code(definition.path.read_text(encoding="utf-8"), language="json")
+            st.text(str(source_file))
+            st.code(source_file.read_text(encoding="utf-8"), language="json")

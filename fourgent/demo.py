@@ -19,7 +19,7 @@ class Workflow:
     destination: str
     source_app: str
     destination_app: str
-    steps: tuple[tuple[str, str], ...]  # (step name, app)
+    steps: tuple[tuple[str, str | None], ...]  # (step name, app); no app for a step that calls none
 
 
 WORKFLOWS: tuple[Workflow, ...] = (
@@ -154,9 +154,11 @@ class RunFactory:
             if status == "skipped" and i > 0:
                 break
             took = timedelta(milliseconds=rng.randint(80, 2400))
-            step = {"name": name, "app": app, "status": "finished", "attempts": 1, "started_at": _iso(t)}
+            step: dict[str, object] = {"name": name, "app": app, "status": "finished", "attempts": 1,
+                                       "started_at": _iso(t)}
             step["input"] = {"record_id": record} if i == 0 else {"record_id": record, "from_step": i - 1}
             if i == fail_at:
+                assert kind is not None  # every path that sets fail_at sets kind too
                 message, attempts = (f"Missing required field: {missing}", 1) if missing else \
                     _error(kind, app or wf.destination_app, rng)
                 if kind == "unavailable":

@@ -73,7 +73,7 @@ REPLAY_LABELS = {"finished": "✅ resolved", "failed": "❌ failed again", "runn
                  "pending": "🟡 pending", "skipped": "⚪ skipped"}
 
 
-def replay_label(run_id: str, retrigger_of: str | None, latest_retrigger: str | None) -> str:
+def replay_label(retrigger_of: str | None, latest_retrigger: str | None) -> str:
     """The table's Re-trigger cell: how the run's latest re-trigger went, or ↩ for a run that is one."""
     if latest_retrigger:
         return REPLAY_LABELS.get(latest_retrigger, latest_retrigger)

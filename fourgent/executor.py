@@ -24,6 +24,7 @@ from urllib.parse import quote
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
 
 from .workflows import RetryPolicy, Step, Workflow
 
@@ -112,6 +113,16 @@ def _wait(policy: RetryPolicy, deadline: float) -> Callable[[RetryCallState], fl
     return wait
 
 
+class _PastDeadline(stop_base):
+    """Stop once the run's deadline (a time.monotonic() reading) has passed."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() >= self.deadline
+
+
 class Executor:
     """Replays workflows; one httpx client (connection pooling) for all runs."""
 
@@ -141,7 +152,9 @@ class Executor:
             record["retrigger_of"] = retrigger_of
         record.update(extra or {})
         self._emit(record)
-        if wf.skip_if and payload.get(wf.skip_if.get("field")) == wf.skip_if.get("equals"):
+        skip_field = wf.skip_if.get("field") if wf.skip_if else None
+        skip_value = payload.get(skip_field) if skip_field is not None else None  # no field: no value
+        if wf.skip_if and skip_value == wf.skip_if.get("equals"):
             return self._end(record, "skipped", skip_reason=wf.skip_if.get("reason") or "skip condition met")
         missing = [f for f in wf.required if payload.get(f) in (None, "")]
         if missing:
@@ -223,7 +236,7 @@ class Executor:
             return answer
 
         retrying = Retrying(
-            stop=stop_after_attempt(policy.attempts) | (lambda _: time.monotonic() >= deadline),
+            stop=stop_after_attempt(policy.attempts) | _PastDeadline(deadline),
             wait=_wait(policy, deadline), retry=retry_if_exception_type(_Unavailable), reraise=True, sleep=self.sleep,
         )
         try:

@@ -140,8 +140,8 @@ class RunsQuery:
         if window[0] and window[1] and window[0] < window[1]:
             exact = (window[0], window[1])
         elif start or end:
-            first, last = sorted(d for d in (start, end or start) if d)
-            days = (first, last)
+            picked = sorted(d for d in (start, end) if d)  # one day alone (from= or to=) is that day
+            days = (picked[0], picked[-1])
         try:
             page = min(max(1, int(_one(params, "page", "1"))), MAX_PAGE)
         except ValueError:

@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import NotRequired, Protocol, TypedDict, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -32,6 +32,15 @@ _NEWLINE_SCAN = 1 << 20  # numpy compares this many bytes at a time, to stay in 
 SCAN_ROWS = 4_096  # rows per Arrow record batch handed to DuckDB
 
 
+class Reject(TypedDict):
+    """One of an ingest's first rejected lines: `file_id` as the batch finds it, `file` (its path) once reported."""
+
+    file_id: NotRequired[int]
+    file: NotRequired[str]
+    line: int
+    reason: str
+
+
 @dataclass
 class IngestReport:
     """What one ingest did. lines == snapshots + rejected, always."""
@@ -45,7 +54,7 @@ class IngestReport:
     rejected: int = 0
     bytes: int = 0
     seconds: float = 0.0
-    first_rejects: list[dict[str, object]] = field(default_factory=list)
+    first_rejects: list[Reject] = field(default_factory=list)
     reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
 
     def to_dict(self) -> dict[str, object]:
@@ -159,7 +168,14 @@ class Long:
     length: int
 
 
-def segments(stream, start: int, piece: int) -> Iterator[tuple[int, memoryview | Long]]:
+class ByteStream(Protocol):
+    """What `segments` reads: a binary file, or a GzipStream."""
+
+    def read(self, n: int, /) -> bytes: ...
+    def seek(self, pos: int, /) -> object: ...
+
+
+def segments(stream: ByteStream, start: int, piece: int) -> Iterator[tuple[int, memoryview | Long]]:
     """(offset, complete lines) from `start` on; a last line with no newline is left for later."""
     pos = start
     stream.seek(pos)
@@ -245,7 +261,8 @@ def lines_table(file_id: int, first_line: int, data: memoryview, at_file_start: 
     if clean:
         reasons = pa.nulls(n, pa.string())
     else:
-        raw_lines, why = [], []
+        raw_lines: list[str] = []
+        why: list[str | None] = []
         for i in range(n):
             line = bytes(data[offsets[i] : ends[i]])
             if len(line) > MAX_LINE_BYTES:

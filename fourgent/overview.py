@@ -7,7 +7,7 @@ TIMESTAMPTZ was three times slower at 10M runs.
 
 Two ways to the same figures: up to EXACT_MAX runs in a window (or a window of hours), every
 figure is read from the runs themselves and is exact. Beyond that, the window's whole days come
-from the per-day rollups (fourgent/rollup.py) and only its two partial days from the runs: the
+from the per-day rollups (fourgent/store/duckdb/rollup.py) and only its two partial days from the runs: the
 counts stay exact, and durations' medians and percentiles are estimated from a histogram to
 within 0.5%. Reading 10M runs for a 90-day Overview took 1.3 s; the rollups answer in tens of ms.
 """

@@ -20,7 +20,7 @@ def quantile(hist: list[tuple[int, int]], q: float) -> float | None:
         return None
     pos = (total - 1) * q
     lo, hi = math.floor(pos), math.ceil(pos)
-    values = []
+    values: list[float] = []
     seen = 0
     for bucket, n in hist:
         while len(values) < 2 and (lo if not values else hi) < seen + n:

@@ -108,10 +108,10 @@ class Retriggerer:
                 queue = iter(jobs)
                 while True:
                     while len(pending) < concurrency and not (cancel and cancel.is_set()):
-                        run_id = next(queue, None)
-                        if run_id is None:
+                        next_id = next(queue, None)
+                        if next_id is None:
                             break
-                        pending[pool.submit(replay, run_id)] = run_id
+                        pending[pool.submit(replay, next_id)] = next_id
                     if not pending:
                         break
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -87,6 +87,8 @@ def test_the_default_view_writes_no_parameters() -> None:
     ({"from": ["2026-11-07"], "to": ["2026-11-01"]}, RunsQuery(range="custom", days=(date(2026, 11, 1),
                                                                                     date(2026, 11, 7)))),
     ({"from": ["2026-11-01"]}, RunsQuery(range="custom", days=(date(2026, 11, 1), date(2026, 11, 1)))),
+    ({"to": ["2026-11-05"]}, RunsQuery(range="custom", days=(date(2026, 11, 5), date(2026, 11, 5)))),
+    ({"from": ["nope"], "to": ["2026-11-05"]}, RunsQuery(range="custom", days=(date(2026, 11, 5), date(2026, 11, 5)))),
     ({"from": ["2026-11-24T14:00:00Z"], "to": ["2026-11-24T13:00:00Z"]}, RunsQuery()),  # an empty window
     ({"from": ["2026-11-24T13:00:00"], "to": ["2026-11-24T14:00:00"]}, RunsQuery()),  # no offset
     ({"kind": ["x" * 500] * 30}, RunsQuery(kinds=("x" * 100,) * MAX_REPEATS)),

@@ -243,7 +243,8 @@ def test_date_presets_cover_their_span(data, write_log, preset, minutes_ago, sho
 @pytest.mark.parametrize("params", [{"page": "1000000000000000000"}, {"page": "-3"}, {"page": "x"},
                                     {"from": "2026-01-01", "to": "2026-12-01"}, {"from": "2099-01-01"},
                                     {"from": "2026-09-30", "to": "2026-09-01"}, {"size": "7"},
-                                    {"status": "bogus"}, {"range": "forever"}])
+                                    {"status": "bogus"}, {"range": "forever"}, {"to": "2026-10-01"},
+                                    {"from": "1969-12-31"}, {"from": "x", "to": "2026-10-01"}])
 def test_malformed_or_extreme_urls_still_show_the_page(data, params):
     at = open_app(**params)
     assert at.title[0].value == "Workflow Runs"

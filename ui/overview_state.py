@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from fourgent.filters import Params
-from ui.url_state import UrlBinding
+from ui.url_state import UrlBinding, WidgetValues
 
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
           "custom": "Custom dates"}
@@ -55,7 +55,7 @@ def _to_widgets(q: OverviewQuery) -> dict[str, Any]:
     return widgets
 
 
-def _from_widgets(ss: Mapping[str, Any]) -> OverviewQuery:
+def _from_widgets(ss: WidgetValues) -> OverviewQuery:
     rng = ss.get("ov_range", DEFAULT_RANGE)
     picked = tuple(ss.get("ov_dates") or ()) if rng == "custom" else ()
     if rng == "custom" and not picked:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -12,7 +11,7 @@ import streamlit as st
 from fourgent import display
 from fourgent.filters import RunsQuery
 from fourgent.spec import STATUSES
-from ui.url_state import UrlBinding
+from ui.url_state import UrlBinding, WidgetValues
 
 
 def browser_zone() -> ZoneInfo:
@@ -38,7 +37,7 @@ def _to_widgets(q: RunsQuery) -> dict[str, Any]:
             "f_error": q.error}
 
 
-def _from_widgets(ss: Mapping[str, Any]) -> RunsQuery:
+def _from_widgets(ss: WidgetValues) -> RunsQuery:
     rng = ss.get("f_range", "any")
     window = ss.get("f_window") if rng == "custom" else None
     picked = tuple(ss.get("f_dates") or ()) if rng == "custom" and not window else ()

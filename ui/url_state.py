@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, overload
 
 import streamlit as st
 
 from fourgent.filters import Params
 
 State = TypeVar("State")
+
+
+class WidgetValues(Protocol):
+    """What a page's `from_widgets` reads its widgets' values from: st.session_state, or any Mapping[str, Any]."""
+
+    @overload
+    def get(self, key: str, /) -> Any: ...
+    @overload
+    def get(self, key: str, default: Any, /) -> Any: ...
 
 
 def current_url() -> Params:
@@ -31,7 +40,7 @@ class UrlBinding(Generic[State]):
     parse: Callable[[Mapping[str, list[str]]], State]
     params: Callable[[State], Params]
     to_widgets: Callable[[State], Mapping[str, Any]]
-    from_widgets: Callable[[Mapping[str, Any]], State]
+    from_widgets: Callable[[WidgetValues], State]
     # URL keys this page owns. With any other key in the URL, the URL is not this page's: st.switch_page(
     # query_params=) first sets the next page's parameters on this page's URL, then changes page, so the
     # browser's Back button lands on that entry. It stands for this page as last shown.

@@ -153,7 +153,7 @@ class DuckDBStore:
 
     # ------------------------------------------------------------ AdhocSQL
 
-    surface = SURFACE
+    surface: tuple[str, ...] = SURFACE
 
     def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
         """Check `sql` with the guard, then run it on a cursor of its own (the time limit interrupts only it)."""

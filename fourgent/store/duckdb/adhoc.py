@@ -80,8 +80,10 @@ def _plain_type(t: DuckDBPyType, top: bool) -> bool:
         children = t.children
         if not children:  # an empty struct: no Parquet for it
             return False
-        if t.id == "map" and children[0][1].id not in _KEY_TYPES:  # Python dicts and JSON take simple keys only
-            return False
+        if t.id == "map":  # Python dicts and JSON take simple keys only
+            key = children[0][1]
+            if not isinstance(key, DuckDBPyType) or key.id not in _KEY_TYPES:
+                return False
         inner = [c[1] for c in children] if t.id in ("struct", "map") else [children[0][1]]
         return all(isinstance(c, DuckDBPyType) and _plain_type(c, False) for c in inner)
     return False
@@ -116,10 +118,12 @@ def _frame(con: Cursor, table: pa.Table) -> pl.DataFrame:
         names.append(unique)
     table = _readable(con, table.rename_columns(names))
     try:
-        return pl.from_arrow(table)
+        frame = pl.from_arrow(table)
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, pa.ArrowException) as exc:
         raise QueryFailed(f"The result could not be read back ({type(exc).__name__}); cast its unusual columns "
                           "to VARCHAR and run it again.") from None
+    assert isinstance(frame, pl.DataFrame)  # a Table reads back as a frame; only an Array gives a Series
+    return frame
 
 
 # Python's datetime stops at year 9999; DuckDB's (and its 'infinity') go further.

@@ -6,6 +6,7 @@ what the store's own layout (views, delete marks, rollups) costs.
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeAlias
 
 import duckdb
 
@@ -53,7 +55,11 @@ def generate(logs: Path, runs: int, days: float = 90.0) -> list[Path]:
         return sorted(pool.map(_write_part, jobs))
 
 
-def _sql_type(value: object) -> str:
+# A column's type as _LINE_TYPE spells it: a type name, [element type] or {field: type}.
+_LineType: TypeAlias = "str | list[_LineType] | dict[str, _LineType]"
+
+
+def _sql_type(value: _LineType) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, list):
@@ -237,8 +243,8 @@ def _time_suite(ours_cur: duckdb.DuckDBPyConnection, floor_cur: duckdb.DuckDBPyC
                 repeat: int) -> list[dict[str, object]]:
     results = []
     for name, fn in query_suite(ours_cur).items():
-        ours_ms = _median(lambda fn=fn: fn(ours_cur), repeat)
-        floor_ms = _median(lambda fn=fn: fn(floor_cur), repeat)
+        ours_ms = _median(functools.partial(fn, ours_cur), repeat)
+        floor_ms = _median(functools.partial(fn, floor_cur), repeat)
         results.append({"query": name, "ms": round(ours_ms, 1), "floor_ms": round(floor_ms, 1)})
     return results
 

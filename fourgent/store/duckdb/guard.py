@@ -209,13 +209,16 @@ class _Walk:
             raise QueryRefused("One call of repeat(), lpad(), replace(), printf() or the like per query here: "
                                "chained, they multiply sizes.")
         piece = {"repeat": 0, "list_resize": 2, "array_resize": 2}.get(name)
-        if piece is not None and len(args) > piece and (constant(piece) is None or len(constant(piece)) > PIECE_MAX):
-            raise QueryRefused(f"{name}() here takes a constant of at most {PIECE_MAX} characters as what it "
-                               "repeats.")
-        if name in ("replace", "regexp_replace") and len(args) > 2 and (
-                constant(2) is None or len(constant(2)) > REPLACEMENT_MAX):
-            raise QueryRefused(f"{name}() here takes a constant of at most {REPLACEMENT_MAX} characters as what it "
-                               "puts in.")
+        if piece is not None and len(args) > piece:
+            repeated = constant(piece)
+            if repeated is None or len(repeated) > PIECE_MAX:
+                raise QueryRefused(f"{name}() here takes a constant of at most {PIECE_MAX} characters as what it "
+                                   "repeats.")
+        if name in ("replace", "regexp_replace") and len(args) > 2:
+            replacement = constant(2)
+            if replacement is None or len(replacement) > REPLACEMENT_MAX:
+                raise QueryRefused(f"{name}() here takes a constant of at most {REPLACEMENT_MAX} characters as "
+                                   "what it puts in.")
         if name in ("printf", "format"):
             pattern = constant(0)
             widths = [int(n) for n in re.findall(r"\d+", pattern or "")]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
+from polars.datatypes import DataTypeClass
 
 from ...overview import DAY_MS, SPARK_DAYS
 from .database import Cursor
@@ -43,7 +44,8 @@ def workflow_health(cur: Cursor, now: datetime | None = None) -> pl.DataFrame:
         rows.append({"workflow_id": wf, "source": source, "destination": destination, "last_run": last_run,
                      "runs_24h": r24, "runs_7d": r7, "failed_7d": f7,
                      "failure_rate_7d": f7 / e7 if e7 else None, "daily": daily})
-    schema = {"workflow_id": pl.String, "source": pl.String, "destination": pl.String,
-              "last_run": pl.Datetime("us", "UTC"), "runs_24h": pl.Int64, "runs_7d": pl.Int64, "failed_7d": pl.Int64,
-              "failure_rate_7d": pl.Float64, "daily": pl.List(pl.Int64)}
+    schema: dict[str, pl.DataType | DataTypeClass] = {
+        "workflow_id": pl.String, "source": pl.String, "destination": pl.String,
+        "last_run": pl.Datetime("us", "UTC"), "runs_24h": pl.Int64, "runs_7d": pl.Int64, "failed_7d": pl.Int64,
+        "failure_rate_7d": pl.Float64, "daily": pl.List(pl.Int64)}
     return pl.DataFrame(rows, schema=schema)

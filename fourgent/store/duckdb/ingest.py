@@ -409,7 +409,7 @@ class Ingester:
         )
         batch.lines += 1
 
-    def _flush(self, cur, batch: _Batch, report: IngestReport) -> None:
+    def _flush(self, cur: Cursor, batch: _Batch, report: IngestReport) -> None:
         if not batch.files:
             return
         part = IngestReport(lines=batch.lines, bytes=batch.bytes)
@@ -427,12 +427,13 @@ class Ingester:
             cur.execute("RESET disabled_optimizers")
             cur.execute("DROP TABLE IF EXISTS fg_rej")
         if part.snapshots:
+            assert table is not None  # snapshots come only from the batch's table
             self._settle(cur, self.next_seq - table.num_rows, part)
         report.merge(part)
         if self.on_batch:
             self.on_batch(part)
 
-    def _write_batch(self, cur, batch: _Batch, table: pa.Table | None, part: IngestReport) -> None:
+    def _write_batch(self, cur: Cursor, batch: _Batch, table: pa.Table | None, part: IngestReport) -> None:
         """The batch's rejects, runs and file offsets: all in the caller's one transaction."""
         for pending in batch.files.values():
             if pending.restart:
@@ -450,7 +451,7 @@ class Ingester:
                 [r.file_id, r.path, size, mtime, r.offset, r.lines, r.head_len, r.head_digest],
             )
 
-    def _load(self, cur, table: pa.Table, part: IngestReport) -> None:
+    def _load(self, cur: Cursor, table: pa.Table, part: IngestReport) -> None:
         base = self.next_seq
         self.next_seq += table.num_rows
         table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
@@ -486,7 +487,7 @@ class Ingester:
             # Until _settle runs, this batch's runs may have an older snapshot beside the new one.
             cur.execute("INSERT OR REPLACE INTO fg.meta VALUES ('unsettled_from', ?)", [str(base)])
 
-    def _settle(self, cur, base: int, part: IngestReport | None = None) -> None:
+    def _settle(self, cur: Cursor, base: int, part: IngestReport | None = None) -> None:
         """Keep one row per run among those with rows from seq `base` on: drop the superseded snapshots.
 
         A transaction of its own, after the batch's: deleting rows a transaction has just
@@ -505,7 +506,7 @@ class Ingester:
             part.updated = updated
             part.superseded = stored - part.added - updated
 
-    def _drop_superseded(self, cur, base: int) -> tuple[int, int, int]:
+    def _drop_superseded(self, cur: Cursor, base: int) -> tuple[int, int, int]:
         lo, hi = cur.execute("SELECT min(id), max(id) FROM fg.runs WHERE seq >= ?", [base]).fetchall()[0]
         cur.execute(_TOUCHED_SQL, {"base": base, "lo": lo, "hi": hi})
         # fg_touched holds only runs with several rows; every other snapshot is a new run.

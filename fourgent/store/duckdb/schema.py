@@ -91,7 +91,7 @@ UPDATE fg.runs SET failed_app = {FAILED_APP_SQL} WHERE status = 'failed';
 """
 
 _V3_ROLLUPS = f"""
--- Per-day rollups for the Overview (fourgent/rollup.py keeps them; dirty_days marks what to redo).
+-- Per-day rollups for the Overview (fourgent/store/duckdb/rollup.py keeps them; dirty_days marks what to redo).
 CREATE TABLE IF NOT EXISTS fg.day_runs (
     day INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, source VARCHAR, destination VARCHAR,
     status VARCHAR NOT NULL, error_kind VARCHAR, failed_app VARCHAR,

@@ -31,7 +31,7 @@ ERROR_PATTERN_SQL = (
 # Originals whose latest re-trigger finished (resolved). An unresolved failure is a failed run that was
 # not itself a re-trigger and is not among them: a predicate on the row against this small set (a
 # semi-join of every run against the failed ones took 400 ms at 10M runs).
-RESOLVED_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL "
+RESOLVED_SQL = (f"SELECT retrigger_of FROM {RUN_ROWS} WHERE retrigger_of IS NOT NULL "
                 "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
 # The same set for originals started on or after `$since`: a child starts after its original, so only
 # children started since then need reading.
