@@ -76,16 +76,15 @@ def run_query(sql: str) -> None:
     """Run through the store's guard on a cursor of its own (the time limit interrupts only this query)."""
     st.session_state["x_page"] = 1
     started = time.perf_counter()
-    found: dict[str, Any] = {}
     try:
-        found["result"] = ws.store.run_sql(sql, max_rows=results.MAX_ROWS, time_limit=sql_time_limit())
+        result = ws.store.run_sql(sql, max_rows=results.MAX_ROWS, time_limit=sql_time_limit())
+        outcome = Outcome(sql, time.perf_counter() - started, result=result)
     except QueryRefused as exc:
-        found["refused"] = str(exc)
+        outcome = Outcome(sql, time.perf_counter() - started, refused=str(exc))
     except (QueryStopped, QueryFailed) as exc:
-        found["stopped"] = str(exc)
+        outcome = Outcome(sql, time.perf_counter() - started, stopped=str(exc))
     except QueryError as exc:  # the engine's own words for a bad query; never a traceback
-        found["error"] = str(exc)
-    outcome = Outcome(sql, time.perf_counter() - started, **found)
+        outcome = Outcome(sql, time.perf_counter() - started, error=str(exc))
     st.session_state["x_outcome"] = outcome
     history: list[Ran] = [h for h in st.session_state.get("x_history", []) if h.sql != sql]
     history.insert(0, Ran(sql, outcome.result.total if outcome.result else None))

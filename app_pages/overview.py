@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import html
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from fourgent import display
-from fourgent.filters import runs_query
+from fourgent.filters import FIRST_DAY, LAST_DAY, runs_query
 from fourgent.overview import EXACT_MAX, Window, last
 from fourgent.spec import STATUSES
 from ui import pages
@@ -34,13 +34,13 @@ cols[1].multiselect("Workflow", list(workflows) + known, format_func=lambda w: w
                     key="ov_workflow", placeholder="All workflows")
 now = datetime.now(UTC)
 if st.session_state["ov_range"] == "custom":
-    if not st.session_state.get("ov_dates"):
-        st.session_state["ov_dates"] = ((now - timedelta(days=6)).date(), now.date())
-    cols[2].date_input("From – to", key="ov_dates", min_value=date(1970, 1, 1), max_value=date(2999, 12, 31))
+    st.session_state.setdefault("ov_dates", ((now - timedelta(days=6)).date(), now.date()))
+    cols[2].date_input("From – to", key="ov_dates", min_value=FIRST_DAY, max_value=LAST_DAY)
 state = OVERVIEW_URL.state()
-if state.days:
-    window = Window(datetime.combine(state.days[0], time.min, tz),
-                    datetime.combine(state.days[1] + timedelta(days=1), time.min, tz), state.workflows)
+if state.range == "custom":
+    first, last_day = state.days or (now.date(), now.date())  # an emptied picker: today
+    window = Window(datetime.combine(first, time.min, tz),
+                    datetime.combine(last_day + timedelta(days=1), time.min, tz), state.workflows)
 else:
     window = last(SPANS[state.range], now, state.workflows)
 OVERVIEW_URL.publish(state)

@@ -13,7 +13,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from fourgent import display, export
-from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunsQuery
+from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunFilter, RunsQuery
 from fourgent.spec import STATUSES
 from fourgent.store.records import RunsView
 from fourgent.workspace import Workspace
@@ -125,7 +125,7 @@ def runs_table(live: bool) -> None:
     selected = st.session_state.get("selected_id")
     if selected:
         row_actions(selected)
-    export_button(ws, query, view.total)
+    export_button(ws, f, view.total)
 
     in_flight = view.by_status["running"] + view.by_status["pending"]
     wants_live = in_flight > 0 or (query.page == 1 and not query.oldest)
@@ -188,12 +188,13 @@ def row_actions(run_id: str) -> None:
     retrigger_dialog_if_asked()
 
 
-def export_button(ws: Workspace, query: RunsQuery, total: int) -> None:
+def export_button(ws: Workspace, f: RunFilter, total: int) -> None:
     shown = min(total, export.EXPORT_CAP)
     note = f" (the newest {export.EXPORT_CAP:,})" if total > export.EXPORT_CAP else ""
     st.download_button(
         f"Download {shown:,} matching runs as CSV{note}",
-        data=lambda: export.csv_bytes(ws.store, query.filter(datetime.now(UTC), zone())),
+        # The filter of this render: the download runs outside the page's run, where its zone is unknown.
+        data=lambda: export.csv_bytes(ws.store, f),
         file_name="fourgent-runs.csv", mime="text/csv", icon="⬇️", on_click="ignore",
     )
 
@@ -221,7 +222,7 @@ RUNS_URL.load()
 st.title("Workflow Runs")
 query = RUNS_URL.state()
 render_filters(ws, query)
-bulk_bar(ws, query.filter(datetime.now(UTC), zone()))
+bulk_bar(ws, query.filter(datetime.now(UTC), zone()), query)
 live = bool(st.session_state.get("live", True))
 # A fragment on a timer while the view can still change: filters, page and selection stay put.
 st.fragment(run_every=LIVE_SECONDS if live else None)(runs_table)(live)

@@ -139,17 +139,19 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.data_dir)
     ws.ingest_logs()  # the latest snapshots decide what is failed and unresolved
+    chosen = ""
     if args.run_ids:
         ids = list(dict.fromkeys(args.run_ids))
     else:
         query = retrigger_query(args)
         ids = ws.store.select_ids(query.filter(datetime.now(UTC), ZoneInfo("UTC")), limit=args.limit)
+        chosen = f" — {query.describe(dict(ws.store.workflows()))}"
     if not ids:
         print(json.dumps({"requested": 0, "outcomes": {}, "refused": {}, "new_runs": {}, "seconds": 0})
               if args.json else "Nothing to re-trigger: no run matches.")
         return EXIT_OK
     # On stderr: with --json, stdout is one JSON document.
-    print(f"Re-triggering {len(ids):,} run{'s' if len(ids) != 1 else ''} with their original payloads "
+    print(f"Re-triggering {len(ids):,} run{'s' if len(ids) != 1 else ''}{chosen}, with their original payloads "
           "(the payload from when each run first fired, not the source record's current state) …",
           file=sys.stderr, flush=True)
     result = retrigger(ws, ids, args.who, concurrency=args.concurrency)

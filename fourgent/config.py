@@ -32,9 +32,13 @@ def paths(data_dir: str | os.PathLike[str] | None = None) -> Paths:
     return Paths(Path(chosen).expanduser().resolve())
 
 
+SQL_TIME_LIMIT_S = 10.0  # an ad-hoc query's default time limit
+SQL_MAX_ROWS = 10_000  # rows of an ad-hoc query's result kept; the rest are counted
+
+
 def sql_time_limit() -> float:
     """Seconds an ad-hoc query may run: $FOURGENT_SQL_TIMEOUT, else 10."""
     try:
-        return max(0.1, float(os.environ.get("FOURGENT_SQL_TIMEOUT", "10")))
+        return max(0.1, float(os.environ.get("FOURGENT_SQL_TIMEOUT", str(SQL_TIME_LIMIT_S))))
     except ValueError:
-        return 10.0
+        return SQL_TIME_LIMIT_S

@@ -6,11 +6,14 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from .filters import RunFilter
-from .store import Store
+
+if TYPE_CHECKING:  # the store is handed in; importing it here would tie export and the store in a circle
+    from .store import Store
 
 EXPORT_CAP = 250_000  # Streamlit's download button holds the whole file in memory
 EXPORT_COLUMNS = ("id", "reference", "workflow", "status", "started_at", "finished_at", "duration_ms",

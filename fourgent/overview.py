@@ -20,12 +20,13 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from .quantiles import quantile
+from .spec import ENDED_STATUSES
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 BUCKET_MS = {"hour": HOUR_MS, "day": DAY_MS, "week": 7 * DAY_MS}
 # 1970-01-01 was a Thursday: shifting by three days makes weeks start on Monday.
 BUCKET_OFFSET_MS = {"hour": 0, "day": 0, "week": 3 * DAY_MS}
-ENDED = ("finished", "failed", "skipped")  # a failure rate counts only runs that have ended
+ENDED = ENDED_STATUSES  # a failure rate counts only runs that have ended
 # (bucket, runs) pairs of the durations' histogram per workflow id, and under None for all of them.
 Histograms = dict[str | None, list[tuple[int, int]]]
 SPARK_DAYS = 14  # the Workflows page's sparkline: runs per UTC day, today last

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from . import export
+from .config import SQL_MAX_ROWS as MAX_ROWS
+from .config import SQL_TIME_LIMIT_S as TIME_LIMIT_S
 from .store.records import SqlResult
 
-TIME_LIMIT_S = 10.0
-MAX_ROWS = 10_000
+__all__ = ["MAX_ROWS", "TIME_LIMIT_S", "as_csv", "as_json", "as_table", "schema_docs"]
 
 
 def schema_docs(path: Path) -> dict[str, list[tuple[str, str, str]]]:

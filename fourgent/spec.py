@@ -4,6 +4,7 @@ from typing import Final
 
 STATUSES: Final = ("finished", "failed", "running", "pending", "skipped")
 ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic")
+ENDED_STATUSES: Final = ("finished", "failed", "skipped")  # a run in one of these has ended; failure rates count them
 
 STATUS_MEANINGS: Final = {
     "pending": "Triggered, waiting to start: no step has run yet.",

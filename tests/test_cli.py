@@ -17,6 +17,11 @@ def data_dir(tmp_path, monkeypatch):
     return d
 
 
+# A workflow whose demo credential works, and a payload with every field it requires.
+XERO_FLOW = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded", "destination": "Xero Invoice"}
+PAYLOAD = {"record_id": "1", "name": "Deal", "amount": 5.0, "contact_email": "a@example.com"}
+
+
 def test_ingest_json_summary_accounts_for_the_samples(data_dir, samples, capsys):
     assert main(["ingest", "--json", str(samples)]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -109,8 +114,7 @@ def test_retrigger_replays_failed_runs_and_resolves_them(data_dir, write_log, ca
     from fourgent.sandbox import slug
     from fourgent.workspace import demo_sandbox
 
-    wf = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded", "destination": "Xero Invoice"}
-    payload = {"record_id": "1", "name": "Deal", "amount": 5.0, "contact_email": "a@example.com"}
+    wf, payload = XERO_FLOW, PAYLOAD
     write_log(data_dir / "logs" / "a.jsonl",
               run_line("f1", workflow=wf, status="failed", trigger_payload=payload,
                        error={"message": "401", "step": 1, "kind": "auth"}),
@@ -145,8 +149,7 @@ def test_sql_caps_rows_and_stops_at_its_time_limit(data_dir, samples, capsys):
 
 
 def test_retrigger_takes_any_runs_page_query(data_dir, write_log, capsys):
-    wf = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded", "destination": "Xero Invoice"}
-    payload = {"record_id": "1", "name": "Deal", "amount": 5.0, "contact_email": "a@example.com"}
+    wf, payload = XERO_FLOW, PAYLOAD
     write_log(data_dir / "logs" / "a.jsonl",
               run_line("auth1", workflow=wf, status="failed", trigger_payload=payload,
                        error={"message": "401 Unauthorized", "step": 1, "kind": "auth"}),

@@ -5,12 +5,12 @@ the bulk button's count, the dialog's count and the runs the bulk takes agree wi
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import streamlit as st
 
 from fourgent import demo
 from fourgent.filters import RunFilter, RunsQuery, runs_query
@@ -117,24 +117,18 @@ def test_every_count_of_a_filter_agrees_with_a_plain_count(world, case):
 
 
 @pytest.fixture
-def page_world(tmp_path, monkeypatch):
-    """The dashboard over a data folder of demo runs (its demo apps answer re-triggers in-process)."""
-    data = tmp_path / "data"
-    demo.write_demo(data / "logs", 3000, now=datetime.now(UTC))
-    monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
-    monkeypatch.setenv("FOURGENT_DEMO_RUNS", "0")
-    monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
-    st.cache_resource.clear()
+def page_world(dashboard):
+    """The dashboard over 3,000 demo runs written on its first start (its demo apps answer re-triggers)."""
+    dashboard(3000)
     from ui.workspace import workspace
 
     ws = workspace()
     cur = ws.store.db.cursor().execute("SELECT * FROM runs")
     names = [d[0] for d in cur.description]
-    yield ws, [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
-    st.cache_resource.clear()
+    return ws, [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
-PAGE_FIELDS = ["q", "workflows", "unresolved", "kinds", "apps", "error", "window"]
+PAGE_FIELDS = ["q", "statuses", "workflows", "unresolved", "kinds", "apps", "error", "window", "days"]
 
 
 @pytest.mark.parametrize("field", PAGE_FIELDS)
@@ -144,6 +138,8 @@ def test_the_page_the_button_the_dialog_and_the_bulk_show_one_number(page_world,
     values = field_values(rows)
     if field == "window":
         query = runs_query(now - timedelta(days=8), now - timedelta(days=2))
+    elif field == "days":  # whole days, in UTC (tz=utc below)
+        query = RunsQuery(range="custom", days=((now - timedelta(days=9)).date(), (now - timedelta(days=3)).date()))
     else:
         query = RunsQuery(**{k: v for k, v in values[field].items()})  # type: ignore[arg-type]
     f = query.filter(now, UTC)
@@ -156,6 +152,8 @@ def test_the_page_the_button_the_dialog_and_the_bulk_show_one_number(page_world,
     assert label.startswith(f"↻ Re-trigger the {len(bulk):,} unresolved failed run"), label
     button(at, "↻ Re-trigger the").click().run()
     assert any(t.value.startswith(f"{len(bulk):,} unresolved failed run") for t in at.text), "the dialog's count"
+    said = replace(query, utc=True).describe(dict(ws.store.workflows()))
+    assert f"Of: {said}" in [t.value for t in at.text], "the dialog says which runs in words"
     next(t for t in at.text_input if t.label.startswith("Your name")).set_value("Ana")
     button(at, f"Re-trigger {len(bulk):,} run").click().run()
     job = at.session_state["bulk_job"]

@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from fourgent import display
-from fourgent.filters import RunFilter
+from fourgent.filters import RunFilter, RunsQuery
 from fourgent.pauses import without_paused
 from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, CAVEAT, BulkJob
 from fourgent.workspace import Workspace, retrigger
+from ui.runs_state import browser_zone
 from ui.workspace import author, workspace
 
 
@@ -23,7 +24,7 @@ class BulkAsk:
     opened: datetime
 
 
-def bulk_bar(ws: Workspace, f: RunFilter) -> None:
+def bulk_bar(ws: Workspace, f: RunFilter, query: RunsQuery) -> None:
     """"Re-trigger the N failed runs matching these filters" — or the bulk under way, or its summary."""
     if st.session_state.get("bulk_job"):
         st.fragment(run_every=0.5)(bulk_progress)()  # polls the background job; nothing else reruns
@@ -39,7 +40,7 @@ def bulk_bar(ws: Workspace, f: RunFilter) -> None:
                        "each is replayed once with its original payload.")
     ask: BulkAsk | None = st.session_state.get("confirm_bulk")
     if ask and active:
-        bulk_dialog(active, ask)
+        bulk_dialog(active, ask, query.describe(dict(ws.store.workflows()), browser_zone()))
 
 
 def ask_bulk(n: int) -> None:
@@ -51,9 +52,10 @@ def close_bulk() -> None:
 
 
 @st.dialog("Re-trigger these failed runs?", on_dismiss=close_bulk)
-def bulk_dialog(f: RunFilter, ask: BulkAsk) -> None:
+def bulk_dialog(f: RunFilter, ask: BulkAsk, described: str) -> None:
     n = ask.count
     take = min(n, BULK_CAP)
+    st.text(f"Of: {described}")  # names from the logs: text
     st.text(f"{n:,} unresolved failed run{'s' if n != 1 else ''} match these filters."
             + (f" This re-triggers the newest {BULK_CAP:,}; run it again for the rest." if n > BULK_CAP else ""))
     st.text(CAVEAT)

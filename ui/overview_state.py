@@ -20,7 +20,7 @@ DEFAULT_RANGE = "7d"
 class OverviewQuery:
     """`/overview?range=24h|7d|30d|90d` or `?from=YYYY-MM-DD&to=YYYY-MM-DD`, and `workflow=` repeated."""
 
-    range: str = DEFAULT_RANGE  # a key of RANGES; "custom" with `days`
+    range: str = DEFAULT_RANGE  # a key of RANGES; "custom" with `days` (none while the picker is emptied)
     days: tuple[date, date] | None = None
     workflows: tuple[str, ...] = ()
 
@@ -41,7 +41,7 @@ class OverviewQuery:
         out: Params = {}
         if self.days:
             out["from"], out["to"] = [self.days[0].isoformat()], [self.days[1].isoformat()]
-        elif self.range != DEFAULT_RANGE:
+        elif self.range in SPANS and self.range != DEFAULT_RANGE:
             out["range"] = [self.range]
         if self.workflows:
             out["workflow"] = list(self.workflows)
@@ -58,8 +58,6 @@ def _to_widgets(q: OverviewQuery) -> dict[str, Any]:
 def _from_widgets(ss: WidgetValues) -> OverviewQuery:
     rng = ss.get("ov_range", DEFAULT_RANGE)
     picked = tuple(ss.get("ov_dates") or ()) if rng == "custom" else ()
-    if rng == "custom" and not picked:
-        rng = DEFAULT_RANGE
     return OverviewQuery(rng, (picked[0], picked[-1]) if picked else None, tuple(ss.get("ov_workflow", [])))
 
 

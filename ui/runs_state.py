@@ -50,7 +50,7 @@ def _from_widgets(ss: WidgetValues) -> RunsQuery:
         apps=tuple(ss.get("f_app", [])), error=str(ss.get("f_error", "")))
 
 
-RUNS_URL: UrlBinding[RunsQuery] = UrlBinding("_url", RunsQuery.parse, RunsQuery.params, _to_widgets, _from_widgets)
+RUNS_URL: UrlBinding[RunsQuery] = UrlBinding("_f_url", RunsQuery.parse, RunsQuery.params, _to_widgets, _from_widgets)
 
 
 def filter_changed() -> None:

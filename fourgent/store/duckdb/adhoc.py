@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from duckdb.sqltypes import DuckDBPyType
 
-from ...results import MAX_ROWS, TIME_LIMIT_S
+from ...config import SQL_MAX_ROWS, SQL_TIME_LIMIT_S
 from ..errors import QueryError, QueryFailed, QueryStopped
 from ..records import SqlResult
 from . import guard
@@ -24,7 +24,7 @@ MAX_BYTES = 64 << 20  # rows kept for display stop here too, whatever the row co
 _BATCH_ROWS = 2_048  # small batches: one batch of wide rows never holds much memory
 
 
-def run(con: Cursor, sql: str, *, max_rows: int = MAX_ROWS, time_limit: float = TIME_LIMIT_S) -> SqlResult:
+def run(con: Cursor, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: float = SQL_TIME_LIMIT_S) -> SqlResult:
     """Check, then run, `sql`: stopped after `time_limit` s, the first `max_rows` rows kept and the rest counted."""
     started = time.perf_counter()
     # The timer covers the check too: planning folds constant expressions, which is real work.

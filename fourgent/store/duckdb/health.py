@@ -10,7 +10,7 @@ from polars.datatypes import DataTypeClass
 
 from ...overview import DAY_MS, SPARK_DAYS
 from .database import Cursor
-from .sql import ENDED_SQL, RUN_ROWS
+from .sql import DAY_SQL, ENDED_SQL, RUN_ROWS
 
 
 def workflow_health(cur: Cursor, now: datetime | None = None) -> pl.DataFrame:
@@ -21,11 +21,11 @@ def workflow_health(cur: Cursor, now: datetime | None = None) -> pl.DataFrame:
     first_day = today - SPARK_DAYS + 1
     week_ago = now - timedelta(days=7)
     recent = cur.execute(
-        "SELECT workflow_id, epoch_ms(started_at) // ? AS d, count(*), count(*) FILTER (started_at >= ?), "
+        f"SELECT workflow_id, {DAY_SQL} AS d, count(*), count(*) FILTER (started_at >= ?), "
         "count(*) FILTER (started_at >= ?), count(*) FILTER (started_at >= ? AND status = 'failed'), "
         f"count(*) FILTER (started_at >= ? AND status IN {ENDED_SQL}) "
         f"FROM {RUN_ROWS} WHERE started_at >= make_timestamptz(? * 1000) AND started_at < ? GROUP BY ALL",
-        [DAY_MS, now - timedelta(days=1), week_ago, week_ago, week_ago, first_day * DAY_MS, now],
+        [now - timedelta(days=1), week_ago, week_ago, week_ago, first_day * DAY_MS, now],
     ).fetchall()
     acc: dict[str, list[Any]] = {}
     for wf, day, runs, r24, r7, f7, e7 in recent:  # at most workflows x SPARK_DAYS rows

@@ -36,6 +36,7 @@ from ...logfiles import (
 from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, STATUSES
 from . import rollup
 from .database import Cursor, Database, in_transaction
+from .sql import failed_app_sql
 
 
 @dataclass
@@ -187,8 +188,7 @@ SELECT
     END,
     file_id, line, $base + pos,
     lower(coalesce(j.reference, '') || chr(31) || j.id),
-    CASE WHEN lower(j.status) = 'failed'
-         THEN coalesce(list_extract(j.steps, j.error.step::INTEGER + 1).app, j.workflow.destination_app) END
+    {failed_app_sql("lower(j.status)", "j.steps", "j.error.step::INTEGER", "j.workflow.destination_app")}
 FROM (
     SELECT *, list_distinct(list_filter(json_keys(raw), lambda k: NOT list_contains({_KNOWN_LIST}, k))) AS unknown
     FROM ({_PARSED})

@@ -14,7 +14,7 @@ from ...filters import RunFilter
 from ...spec import STATUSES
 from ..records import RunsView
 from .database import Cursor
-from .sql import RUN_ROWS, WORKFLOW_NAME_SQL, run_where
+from .sql import DAY_SQL, RUN_ROWS, WORKFLOW_NAME_SQL, run_where
 
 TABLE_COLUMNS = ("id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms, error_message, "
                  "retrigger_of")
@@ -52,7 +52,7 @@ def daily_counts(cur: Cursor, f: RunFilter) -> pl.DataFrame:
     return frame(
         cur,
         f"SELECT to_timestamp(d * 86400) AS day, status, runs FROM ("
-        f"SELECT epoch_ms(started_at) // 86400000 AS d, status, count(*) AS runs FROM {RUN_ROWS}{where} "
+        f"SELECT {DAY_SQL} AS d, status, count(*) AS runs FROM {RUN_ROWS}{where} "
         "GROUP BY ALL) ORDER BY day, status",
         params,
     )

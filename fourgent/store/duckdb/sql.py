@@ -5,23 +5,36 @@ from __future__ import annotations
 from typing import Any
 
 from ...filters import RunFilter
-from ...spec import STATUSES
+from ...overview import DAY_MS
+from ...spec import ENDED_STATUSES, STATUSES
 
-DAY_MS = 86_400_000
+__all__ = ["DAY_MS"]
+
 # The runs as the Runs page reads them: the `runs` view plus the internal `search` column.
 RUN_ROWS = "fg.run_rows"
 # A failure rate counts only runs that have ended.
-ENDED = ("finished", "failed", "skipped")
-ENDED_SQL = "('finished', 'failed', 'skipped')"
+ENDED_SQL = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
 # Whole UTC days by integer division: 3x faster than date_trunc on TIMESTAMPTZ at 10M rows.
 DAY_SQL = f"epoch_ms(started_at) // {DAY_MS}"
-DURATION_SQL = "epoch_ms(finished_at) - epoch_ms(started_at)"  # date_diff was 5x slower
+
+
+def duration_sql(row: str = "") -> str:
+    """Milliseconds from started_at to finished_at (of `row.`, e.g. a step): date_diff was 5x slower."""
+    return f"epoch_ms({row}finished_at) - epoch_ms({row}started_at)"
+
+
+DURATION_SQL = duration_sql()
 # A workflow's display name, over grouped rows (building it per row took 130 ms at 10M runs).
 WORKFLOW_NAME_SQL = "any_value(source) || ' → ' || any_value(destination)"
 # The app a failed run failed at: its failed step's app, else the workflow's destination app (kept at ingest
 # as fg.runs.failed_app, so the Overview never reads the wide steps column: 0.8 s at 10M runs).
-FAILED_APP_SQL = ("CASE WHEN status = 'failed' THEN coalesce(list_extract(steps, error_step + 1).app, "
-                  "destination_app) END")
+def failed_app_sql(status: str, steps: str, error_step: str, destination_app: str) -> str:
+    """The failed app of a row's columns, or of a parsed log line's fields at ingest."""
+    return (f"CASE WHEN {status} = 'failed' THEN coalesce(list_extract({steps}, {error_step} + 1).app, "
+            f"{destination_app}) END")
+
+
+FAILED_APP_SQL = failed_app_sql("status", "steps", "error_step", "destination_app")
 # An error message with the parts that vary from run to run taken out, so alike failures group:
 # quoted values become …, and any word holding a digit (IDs, amounts, status codes, durations) becomes #.
 ERROR_PATTERN_SQL = (
@@ -31,12 +44,16 @@ ERROR_PATTERN_SQL = (
 # Originals whose latest re-trigger finished (resolved). An unresolved failure is a failed run that was
 # not itself a re-trigger and is not among them: a predicate on the row against this small set (a
 # semi-join of every run against the failed ones took 400 ms at 10M runs).
-RESOLVED_SQL = (f"SELECT retrigger_of FROM {RUN_ROWS} WHERE retrigger_of IS NOT NULL "
-                "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
-# The same set for originals started on or after `$since`: a child starts after its original, so only
-# children started since then need reading.
-RESOLVED_SINCE_SQL = ("SELECT retrigger_of FROM fg.runs WHERE retrigger_of IS NOT NULL AND started_at >= $since "
-                      "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+def resolved_sql(source: str, since: str = "") -> str:
+    """The resolved originals among the rows of `source`, reading only children started on or after `since`
+    (a parameter) when given: a child starts after its original."""
+    started = f" AND started_at >= {since}" if since else ""
+    return (f"SELECT retrigger_of FROM {source} WHERE retrigger_of IS NOT NULL{started} "
+            "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
+
+
+RESOLVED_SQL = resolved_sql(RUN_ROWS)
+RESOLVED_SINCE_SQL = resolved_sql("fg.runs", since="$since")
 UNRESOLVED_WHERE = f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})"
 UNRESOLVED_SQL = f"SELECT id FROM fg.runs WHERE {UNRESOLVED_WHERE}"
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 
 import polars as pl
 
-from ...filters import RunFilter
+from ...filters import FIRST_DAY, LAST_DAY, RunFilter
 from ...overview import Window
 from . import rollup
 from .database import Cursor
 from .runs import count
 
-EPOCH, FAR = datetime(1970, 1, 1, tzinfo=UTC), datetime(2999, 12, 31, tzinfo=UTC)
+# Any time: the days a Runs filter can name.
+EPOCH = datetime.combine(FIRST_DAY, time.min, tzinfo=UTC)
+FAR = datetime.combine(LAST_DAY, time.max, tzinfo=UTC)
 
 
 def unresolved_count(cur: Cursor, f: RunFilter) -> int:
