@@ -5,9 +5,9 @@ the bulk button's count, the dialog's count and the runs the bulk takes agree wi
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 import re
 from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
