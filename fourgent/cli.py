@@ -7,6 +7,7 @@ each; it keeps the CLI free of a dependency the dashboard does not need.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
@@ -21,7 +22,7 @@ from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
 from .spec import STATUSES
-from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store
+from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store, snapshot_sql
 from .workspace import hand_over, open_workspace
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -97,14 +98,12 @@ def cmd_sql(args: argparse.Namespace) -> int:
         print(f"error: there is no store at {p.db_path} yet (run `python -m fourgent demo` or `ingest`)",
               file=sys.stderr)
         return EXIT_FAILED
+    # The query runs in a worker over the store's read-only snapshot, so the store itself is opened only to
+    # write a missing snapshot (a store from before snapshots); while the dashboard holds it, it keeps it current.
+    with contextlib.suppress(StoreBusy):
+        open_store(p.db_path)
     try:
-        # Read-only unless this process already holds the store; the statement check applies either way.
-        store = open_store(p.db_path, read_only=True)
-    except StoreBusy as exc:
-        print(f"error: {exc} Use the dashboard's Explore page while it runs, or stop it.", file=sys.stderr)
-        return EXIT_FAILED
-    try:
-        result = store.run_sql(args.query, max_rows=args.max_rows, time_limit=args.timeout)
+        result = snapshot_sql(p.db_path, args.query, max_rows=args.max_rows, time_limit=args.timeout)
     except QueryRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -54,6 +54,7 @@ class IngestReport:
     rejected: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    snapshot_seconds: float = 0.0  # then, bringing the read-only snapshot of the views up to date
     first_rejects: list[Reject] = field(default_factory=list)
     reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
 

@@ -25,7 +25,7 @@ from .records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
 
 __all__ = ["AdhocSQL", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
            "QueryFailed", "QueryRefused", "QueryStopped", "RunNotFound", "RunRecord", "RunsReader", "RunsView",
-           "SqlResult", "Store", "StoreBusy", "open_store"]
+           "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
 
 Order = Literal["newest", "oldest"]
 
@@ -136,6 +136,15 @@ def open_store(url: str | os.PathLike[str], *, read_only: bool = False) -> Store
         elif store.read_only and not read_only:
             raise RuntimeError(f"{path} is already open read-only in this process")
         return store
+
+
+def snapshot_sql(url: str | os.PathLike[str], sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
+    """Ad-hoc SQL over a store's read-only snapshot without opening the store (so also while the dashboard
+    holds it): what `python -m fourgent sql` runs."""
+    engine, path = _location(url)
+    from .duckdb import database, worker
+
+    return worker.run(database.snapshot_folder(path), sql, max_rows=max_rows, time_limit=time_limit)
 
 
 def close_store(store: Store) -> None:

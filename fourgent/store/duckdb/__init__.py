@@ -15,7 +15,7 @@ from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import OverviewView, Window
 from ..records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
-from . import adhoc, guard, health, ingest, overview, rollup, runs, unresolved
+from . import guard, health, ingest, overview, rollup, runs, snapshot, unresolved, worker
 from .database import Database
 from .examples import EXAMPLES
 from .ledger import Ledger
@@ -35,6 +35,9 @@ class DuckDBStore:
         self.path = self.db.path
         self.read_only = read_only
         self._ledger = Ledger(self.db)
+        if not read_only and not snapshot.is_complete(self.db.snapshot_dir):  # a new store, or one from before
+            with self.db.write_lock:
+                snapshot.write_all(self.db.cursor(), self.db.snapshot_dir)
 
     def close(self) -> None:
         self.db.close()
@@ -156,8 +159,8 @@ class DuckDBStore:
     surface: tuple[str, ...] = SURFACE
 
     def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
-        """Check `sql` with the guard, then run it on a cursor of its own (the time limit interrupts only it)."""
-        return adhoc.run(self.db.cursor(), sql, max_rows=max_rows, time_limit=time_limit)
+        """Run `sql` in a worker process over the read-only snapshot (worker.py): never on this database."""
+        return worker.run(self.db.snapshot_dir, sql, max_rows=max_rows, time_limit=time_limit)
 
     def check_sql(self, sql: str) -> None:
         """Raise QueryRefused, with the reason, unless the guard lets `sql` run."""

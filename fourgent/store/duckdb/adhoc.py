@@ -24,7 +24,8 @@ MAX_BYTES = 64 << 20  # rows kept for display stop here too, whatever the row co
 _BATCH_ROWS = 2_048  # small batches: one batch of wide rows never holds much memory
 
 
-def run(con: Cursor, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: float = SQL_TIME_LIMIT_S) -> SqlResult:
+def run(con: Cursor, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: float = SQL_TIME_LIMIT_S,
+        leaves: frozenset[str] | None = None) -> SqlResult:
     """Check, then run, `sql`: stopped after `time_limit` s, the first `max_rows` rows kept and the rest counted."""
     started = time.perf_counter()
     # The timer covers the check too: planning folds constant expressions, which is real work.
@@ -32,8 +33,8 @@ def run(con: Cursor, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: floa
     timer.daemon = True
     timer.start()
     try:
-        guard.check(con, sql)
-        sql, names = _displayable(con, sql)
+        guard.check(con, sql, leaves)
+        sql, names = _displayable(con, sql, leaves)
         if time.perf_counter() - started >= time_limit:
             raise duckdb.InterruptException("time limit")  # an interrupt between two statements is lost
         reader = con.sql(sql).to_arrow_reader(_BATCH_ROWS)
@@ -89,7 +90,7 @@ def _plain_type(t: DuckDBPyType, top: bool) -> bool:
     return False
 
 
-def _displayable(con: Cursor, sql: str) -> tuple[str, list[str] | None]:
+def _displayable(con: Cursor, sql: str, leaves: frozenset[str] | None) -> tuple[str, list[str] | None]:
     """`sql`, or a projection over it that casts the columns polars cannot take to text (and its column names)."""
     statement = con.extract_statements(sql)[0]
     if statement.type != duckdb.StatementType.SELECT:
@@ -103,7 +104,7 @@ def _displayable(con: Cursor, sql: str) -> tuple[str, list[str] | None]:
     columns = ", ".join(n if _plain_type(t, True) else f"CAST({n} AS VARCHAR) AS {n}"
                         for n, t in zip(names, types, strict=True))
     wrapped = f"SELECT {columns} FROM (\n{body}\n) AS q({', '.join(names)})"
-    guard.check(con, wrapped)  # what runs is what was checked
+    guard.check(con, wrapped, leaves)  # what runs is what was checked
     return wrapped, list(relation.columns)
 
 

@@ -13,6 +13,11 @@ import duckdb
 from ..errors import StoreBusy
 from .schema import MIGRATIONS, VIEWS
 
+
+def snapshot_folder(db_path: Path) -> Path:
+    """Where a store's snapshot lives: beside the store file (fourgent.duckdb → fourgent.snapshot/)."""
+    return db_path.with_suffix(".snapshot")
+
 Cursor = duckdb.DuckDBPyConnection
 
 
@@ -21,6 +26,7 @@ class Database:
 
     def __init__(self, path: Path | str, *, read_only: bool = False, memory_limit: str | None = None) -> None:
         self.path = Path(path)
+        self.snapshot_dir = snapshot_folder(self.path)  # the read-only copy ad-hoc SQL reads (snapshot.py)
         self.read_only = read_only
         # Serialises writers inside this process: one ingest or ledger transaction at a time.
         self.write_lock = threading.RLock()

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import RunNotFound
 from ..records import Comment, ConnectionRow, RunRecord
+from . import snapshot
 from .database import Database
 
 DETAIL_COLUMNS = ("id, reference, workflow_id, workflow, source, destination, source_app, destination_app, status, "
@@ -32,6 +33,7 @@ class Ledger:
             row = cur.execute(
                 "INSERT INTO fg.comments VALUES (?, ?, ?, now()) RETURNING run_id, author, body, created_at",
                 [run_id, author, body]).fetchall()[0]
+            snapshot.write_comments(cur, self.db.snapshot_dir)  # inside the transaction: visible to it
         return Comment(*row)
 
     def comments(self, run_id: str) -> list[Comment]:

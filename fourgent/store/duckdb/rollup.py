@@ -90,6 +90,7 @@ def refresh(cur: Cursor) -> int:
         since = datetime.fromtimestamp(first * DAY_MS / 1000, UTC)
         cur.execute(f"INSERT INTO fg.day_runs {facts_sql(where)}", {**params, "since": since})
         cur.execute(f"INSERT INTO fg.day_durations {hist_sql(where)}", params)
+        cur.execute("INSERT OR IGNORE INTO fg.snapshot_days SELECT day FROM fg.dirty_days")  # snapshot.py's
         cur.execute("DELETE FROM fg.dirty_days")
     return days
 

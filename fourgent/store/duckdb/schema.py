@@ -125,27 +125,37 @@ ALTER TABLE fg.connections ADD COLUMN IF NOT EXISTS refused_at TIMESTAMPTZ;  -- 
 CREATE TABLE IF NOT EXISTS fg.retrigger_claims (run_id VARCHAR PRIMARY KEY, claimed_at TIMESTAMPTZ NOT NULL);
 """
 
+_V5_SNAPSHOT = f"""
+-- Days whose file of the read-only snapshot (snapshot.py) is to be rewritten; every day of an older store.
+CREATE TABLE IF NOT EXISTS fg.snapshot_days (day INTEGER PRIMARY KEY);
+INSERT OR IGNORE INTO fg.snapshot_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
     (2, _V2_FAILED_APP),
     (3, _V3_ROLLUPS),
     (4, _V4_LEDGER),
+    (5, _V5_SNAPSHOT),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-# The documented SQL surface (docs/schema.md; a test compares the two). Recreated on every open.
-VIEWS = f"""
-CREATE OR REPLACE VIEW fg.run_rows AS
-SELECT id, reference, workflow_id,
+# The columns of the `runs` view, as the Runs page and the snapshot read them from fg.runs.
+RUN_COLUMNS = f"""id, reference, workflow_id,
        source || ' → ' || destination AS workflow,
        source, destination, source_app, destination_app, status,
        started_at, finished_at,
        {duration_sql()} AS duration_ms,
        error_message, error_kind, error_step, skip_reason, retrigger_of, attempt,
        len(steps) AS step_count, trigger_payload, result, updated_at, extra,
-       failed_app, search
-FROM fg.runs;
+       failed_app"""
+
+# The documented SQL surface (docs/schema.md; a test compares the two). Recreated on every open.
+VIEWS = f"""
+CREATE OR REPLACE VIEW fg.run_rows AS SELECT {RUN_COLUMNS}, search FROM fg.runs;
+-- What the snapshot keeps of each run: the `runs` view's columns and the steps the worker unnests.
+CREATE OR REPLACE VIEW fg.snapshot_rows AS SELECT {RUN_COLUMNS}, steps FROM fg.runs;
 
 CREATE OR REPLACE VIEW main.runs AS SELECT * EXCLUDE (search) FROM fg.run_rows;
 

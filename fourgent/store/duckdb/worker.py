@@ -1,0 +1,173 @@
+"""Ad-hoc SQL in a worker process of its own, over the read-only snapshot, with hard OS limits.
+
+The parent (`run`) starts `python -m fourgent.store.duckdb.worker`, hands it one query on stdin and kills
+it at the time limit; the worker's address space is capped (RLIMIT_AS) before it starts. The worker opens
+an in-memory DuckDB whose only files are the snapshot's (external access off, configuration locked),
+defines the four documented views over them, checks the query with the same guard as before (its parser,
+syntax-tree and plan layers), runs it and writes the kept rows back as Arrow IPC. So a write can touch
+nothing real, a crash costs one query, and a runaway is killed on time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.ipc
+
+from ...config import SQL_MAX_ROWS, SQL_TIME_LIMIT_S
+from ..errors import QueryError, QueryFailed, QueryRefused, QueryStopped
+from ..records import SqlResult
+from . import adhoc, guard, snapshot
+from .schema import duration_sql
+
+ROOT = Path(__file__).resolve().parents[3]  # where `fourgent` is importable from, whatever the caller's folder
+MEMORY_ENV = "FOURGENT_SQL_MEMORY"  # the worker's address-space cap, e.g. "2GB"
+DEFAULT_MEMORY = 2 << 30
+STARTUP_S = 3.0  # what a worker may take to start (Python, DuckDB, the views) before its query's time counts
+KILL_GRACE_S = 1.0  # past its time limit, the worker's own interrupt gets this long before the kill
+_UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def memory_cap() -> int:
+    """Bytes of address space a worker may use: $FOURGENT_SQL_MEMORY (e.g. 2GB), else 2 GB."""
+    text = os.environ.get(MEMORY_ENV, "").strip().upper().replace(" ", "")
+    for unit, size in _UNITS.items():
+        if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
+            return int(float(text[: -len(unit)]) * size)
+    return int(text) if text.isdigit() else DEFAULT_MEMORY
+
+
+def run(folder: Path, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: float = SQL_TIME_LIMIT_S,
+        memory: int | None = None) -> SqlResult:
+    """Run one query in a fresh worker over the snapshot in `folder`; raise QueryRefused, QueryStopped,
+    QueryFailed or QueryError in words, whatever happens to the worker."""
+    cap = memory or memory_cap()
+    request = json.dumps({"folder": str(folder), "sql": sql, "max_rows": max_rows, "time_limit": time_limit,
+                          "memory": cap}).encode()
+    started = time.perf_counter()
+    proc = subprocess.Popen(  # noqa: S603 - our own module, by sys.executable
+        [sys.executable, "-c", "import sys; from fourgent.store.duckdb.worker import main; sys.exit(main())"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
+        stderr=subprocess.PIPE, preexec_fn=lambda: _limit(cap), start_new_session=True)
+    try:
+        out, err = proc.communicate(request, timeout=STARTUP_S + time_limit + KILL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise QueryStopped(f"The query was stopped after its time limit of {time_limit:g} s. "
+                           "Narrow it (a WHERE on started_at, a LIMIT) and run it again.") from None
+    if proc.returncode != 0:
+        raise QueryFailed(_death(proc.returncode, err))
+    header, _, body = out.partition(b"\n")
+    try:
+        answer = json.loads(header)
+    except ValueError:
+        raise QueryFailed("The query's worker answered something unreadable; nothing else was affected.") from None
+    if "error" in answer:
+        kind = {"refused": QueryRefused, "stopped": QueryStopped, "failed": QueryFailed}.get(answer["error"],
+                                                                                            QueryError)
+        raise kind(answer["message"])
+    table = pa.ipc.open_stream(body).read_all()
+    import polars as pl
+
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)  # a Table always comes back as a DataFrame
+    return SqlResult(frame, int(answer["total"]), time.perf_counter() - started)
+
+
+def _limit(cap: int) -> None:
+    """In the child, before it runs anything: its address space, and no core dump of what it read."""
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def _death(code: int, err: bytes) -> str:
+    if code < 0 and -code == signal.SIGSEGV:
+        return "The query crashed the SQL engine (segmentation fault); nothing else was affected. Simplify it."
+    if code < 0:
+        return f"The query's worker was stopped by signal {signal.Signals(-code).name}; nothing else was affected."
+    last = err.decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+    if "MemoryError" in last[0] or "bad_alloc" in last[0]:
+        return "The query ran out of the memory a query may use. Narrow it (a WHERE, a LIMIT) and run it again."
+    return f"The query's worker failed ({last[0][:300]})."
+
+
+# ---------------------------------------------------------------- the worker's side
+
+def views_sql(folder: Path) -> str:
+    """The documented views over the snapshot's files (paths this module made, quoted as literals)."""
+    q = str(folder).replace("'", "''")
+    return f"""
+    CREATE VIEW fg_runs AS SELECT * FROM read_parquet('{q}/{snapshot.RUNS}/*.parquet', union_by_name = true);
+    CREATE VIEW runs AS SELECT * EXCLUDE (steps) FROM fg_runs;
+    CREATE VIEW steps AS
+    SELECT run_id, step_index, s.name, s.app, s.status, s.attempts, s.started_at, s.finished_at,
+           {duration_sql('s.')} AS duration_ms, s.error, s.input, s.output
+    FROM (SELECT id AS run_id, unnest(range(len(steps))) AS step_index, unnest(steps) AS s FROM fg_runs);
+    CREATE VIEW rejected_lines AS SELECT * FROM read_parquet('{q}/{snapshot.REJECTED}');
+    CREATE VIEW comments AS SELECT * FROM read_parquet('{q}/{snapshot.COMMENTS}');
+    """
+
+
+# What the worker's plans may read: generated rows, and the snapshot's files through the views (a query
+# cannot name read_parquet itself: the guard allows no such table function, and no other folder is readable).
+LEAVES = guard.ALLOWED_LEAVES | {"READ_PARQUET"}
+
+
+def open_snapshot(folder: Path, memory: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that can read the snapshot's files and nothing else, its settings locked."""
+    con = duckdb.connect(":memory:")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET GLOBAL TimeZone = 'UTC'")
+    con.execute("SET memory_limit = ?", [f"{max(memory // 2, 64 << 20) // (1 << 20)}MB"])
+    con.execute("SET threads = 2")
+    con.execute("SET enable_progress_bar = false")  # it would print to stdout, where the answer goes
+    con.execute("SET allowed_directories = ?", [[str(folder)]])
+    con.execute("SET enable_external_access = false")
+    con.execute(views_sql(folder))
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def main() -> int:
+    request = json.loads(sys.stdin.buffer.read())
+    folder = Path(request["folder"])
+    out = sys.stdout.buffer
+
+    def answer(header: dict[str, object], body: bytes = b"") -> int:
+        out.write(json.dumps(header).encode() + b"\n" + body)
+        out.flush()
+        return 0
+
+    if not snapshot.is_complete(folder):
+        return answer({"error": "failed", "message": "The read-only copy of the views is not written yet: "
+                                                     "it is made by the next ingest. Try again in a few seconds."})
+    con = open_snapshot(folder, int(request["memory"]))
+    try:
+        result = adhoc.run(con, request["sql"], max_rows=int(request["max_rows"]),
+                           time_limit=float(request["time_limit"]), leaves=LEAVES)
+    except QueryRefused as exc:
+        return answer({"error": "refused", "message": str(exc)})
+    except QueryStopped as exc:
+        return answer({"error": "stopped", "message": str(exc)})
+    except QueryFailed as exc:
+        return answer({"error": "failed", "message": str(exc)})
+    except QueryError as exc:
+        return answer({"error": "engine", "message": str(exc)})
+    sink = pa.BufferOutputStream()
+    table = result.frame.to_arrow()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return answer({"total": result.total}, sink.getvalue().to_pybytes())
+
+
