@@ -97,14 +97,13 @@ def use(sql: str) -> None:
     st.session_state["x_sql"] = sql
 
 
-# A link with ?sql= reproduces the query: it is loaded and run once. The editor's state is gone too when
-# the browser's Back button returns here (Streamlit drops the state of widgets another page's run did not draw).
-if EXPLORE_URL.load():
-    linked = EXPLORE_URL.state().sql
-    last: Outcome | None = st.session_state.get("x_outcome")
-    if linked and (last is None or last.sql != linked):
-        run_query(linked)
+# A link with ?sql= puts the query in the editor and waits for a click: a link never runs anything by
+# itself (another site could frame it). The editor's state is gone too when the browser's Back button returns
+# here (Streamlit drops the state of widgets another page's run did not draw): the URL restores it.
+EXPLORE_URL.load()
 st.session_state.setdefault("x_sql", next(iter(ws.store.examples.values())))
+last_run: Outcome | None = st.session_state.get("x_outcome")
+waiting = bool(EXPLORE_URL.state().sql) and (last_run is None or last_run.sql != st.session_state["x_sql"])
 
 st.title("Explore")
 st.caption(f"Read-only SQL (DuckDB) over the views runs, steps, rejected_lines and comments. One statement; "
@@ -116,6 +115,8 @@ with st.form("x_form", border=False):
     submitted = st.form_submit_button("▶ Run", type="primary", help="Ctrl+Enter (⌘+Enter) runs it too")
 if submitted:
     run_query(st.session_state["x_sql"])
+elif waiting:
+    st.info("This query came with a link: read it, then press Run to run it.", icon="🔗")
 
 cols = st.columns(3)
 with cols[0].popover("Example queries", width="stretch"):

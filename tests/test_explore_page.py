@@ -45,11 +45,27 @@ def test_each_example_from_the_menu_runs_and_shows_rows(demo):
         assert at.query_params["sql"] == examples.EXAMPLES[title]
 
 
-def test_a_link_with_the_query_runs_it(demo):
+def test_a_link_fills_the_editor_and_runs_nothing_until_run_is_pressed(demo):
     at = explore(sql="SELECT status, count(*) AS n FROM runs GROUP BY ALL ORDER BY status")
     assert at.text_area(key="x_sql").value.startswith("SELECT status")
+    assert "x_outcome" not in at.session_state  # nothing ran
+    assert at.info[0].value.startswith("This query came with a link")
+    next(b for b in at.button if b.label == "▶ Run").click().run()
     assert rows_caption(at).startswith("5 rows")
     assert list(at.dataframe[-1].value.columns) == ["status", "n"]
+
+
+def test_a_linked_write_never_runs_and_would_change_nothing(demo):
+    from ui.workspace import workspace
+
+    store = workspace().store
+    before = store.paused()
+    sql = "WITH x AS (INSERT INTO fg.paused VALUES ('all', now(), 'attacker') RETURNING *) SELECT * FROM x"
+    at = explore(sql=sql)
+    assert "x_outcome" not in at.session_state
+    at = run(at, sql)  # pressed anyway: it runs in the worker, over the read-only snapshot
+    assert at.error or at.warning
+    assert store.paused() == before
 
 
 def test_returning_by_the_back_button_shows_the_query_of_the_url_in_the_editor(demo):
@@ -90,6 +106,7 @@ def test_history_lists_this_sessions_queries_newest_first(demo):
 def test_column_names_from_a_linked_query_are_not_html_in_the_chart(demo):
     at = explore(sql="""SELECT started_at AS "<a href='https://evil.example/'>Click</a>", duration_ms AS "<b>dur</b>"
                         FROM runs LIMIT 50""")
+    next(b for b in at.button if b.label == "▶ Run").click().run()
     spec = json.dumps(json.loads(at.get("plotly_chart")[0].proto.spec))
     assert "<a href" not in spec and "<b>dur</b>" not in spec
     assert "&lt;a href=" in spec and "&lt;b&gt;dur&lt;/b&gt;" in spec
