@@ -44,12 +44,12 @@ with st.container(border=True):
     cols = st.columns([3, 3, 2])
     with cols[0]:
         st.caption("Reference")
-        st.text(display.reference(run["reference"]))
+        st.text(display.visible(display.reference(run["reference"])))
         st.caption("Run ID")
-        st.code(run["id"], language=None)
+        st.code(display.visible(run["id"]), language=None)
     with cols[1]:
         st.caption("Workflow")
-        st.text(run["workflow"])
+        st.text(display.visible(run["workflow"]))
         st.caption("Status")
         st.text(display.status_label(run["status"]))
     with cols[2]:
@@ -75,7 +75,7 @@ if run["status"] == "failed":
         if step:
             st.text(f"{step['name']}" + (f" ({step['app']})" if step["app"] else "")
                     + f" · {step['attempts']} attempt{'s' if step['attempts'] != 1 else ''}")
-        st.code(run["error_message"] or "", language=None, wrap_lines=True)
+        st.code(display.visible(run["error_message"] or ""), language=None, wrap_lines=True)
         st.caption("What to do next")
         st.text(detail.next_step(found))
         if run["error_kind"] == "auth":
@@ -151,7 +151,7 @@ if found.steps:
             for col, key in zip(io_cols, ("input", "output"), strict=True):
                 with col:
                     st.caption(key.capitalize())
-                    value = json.loads(s[key]) if s[key] else None
+                    value = display.loads(s[key])
                     if isinstance(value, dict | list):
                         st.json(value, expanded=1)
                     else:  # st.json draws only objects and arrays
@@ -164,15 +164,15 @@ payload_col, result_col = st.columns(2)
 with payload_col:
     st.subheader("Trigger payload")
     st.caption("A re-trigger replays exactly this payload.")
-    st.code(json.dumps(json.loads(run["trigger_payload"] or "{}"), indent=2, ensure_ascii=False), language="json")
+    st.code(json.dumps(display.loads(run["trigger_payload"] or "{}"), indent=2, ensure_ascii=False), language="json")
 with result_col:
     st.subheader("Result")
-    st.code(json.dumps(json.loads(run["result"]) if run["result"] else None, indent=2, ensure_ascii=False),
+    st.code(json.dumps(display.loads(run["result"]), indent=2, ensure_ascii=False),
             language="json")
 with st.expander("Raw record (with any fields the spec does not name)"):
     if found.source_file:
         st.text(f"Latest snapshot read from {found.source_file}, line {found.source_line}")
-    st.json(found.record(), expanded=2)
+    st.json(display.bounded(found.record()), expanded=2)
 
 # ---------------------------------------------------------------- comments
 st.subheader("Comments")
@@ -191,5 +191,5 @@ if not notes:
 for note in notes:
     with st.container(border=True):
         st.caption(f"{display.local_time(note.created_at, tz)} · {display.ago(note.created_at)}")
-        st.text(f"{note.author}:")
-        st.text(note.body)
+        st.text(f"{display.visible(note.author)}:")
+        st.text(display.visible(note.body))

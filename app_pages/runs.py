@@ -89,9 +89,9 @@ def runs_table(live: bool) -> None:
         st.rerun()
     rows = view.rows
     table = pl.DataFrame({
-        "Reference": [display.reference(r) for r in rows["reference"].to_list()],
-        "ID": rows["id"],
-        "Workflow": rows["workflow"],
+        "Reference": [display.visible(display.reference(r)) for r in rows["reference"].to_list()],
+        "ID": [display.visible(i) for i in rows["id"].to_list()],
+        "Workflow": [display.visible(w) for w in rows["workflow"].to_list()],
         "Status": [display.status_label(s) for s in rows["status"].to_list()],
         "Re-trigger": [display.replay_label(of, view.retriggers.get(i))
                        for i, of in zip(rows["id"].to_list(), rows["retrigger_of"].to_list(), strict=True)],

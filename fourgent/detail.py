@@ -78,7 +78,11 @@ def _instant(value: Any) -> datetime | None:
 
 
 def _load(value: str | None) -> Any:
-    return json.loads(value) if isinstance(value, str) else value
+    """A JSON value of the store; one nested too deeply for Python's parser is summarised, not a crash."""
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except RecursionError:
+        return f"… (a value nested too deeply to show, {len(value or ''):,} characters)"
 
 
 def get(store: Store, run_id: str) -> RunDetail | None:

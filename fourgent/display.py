@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -104,3 +105,39 @@ def span(length: timedelta) -> str:
     if hours < 48:
         return f"{hours:.0f} hours"
     return f"{hours / 24:.0f} days"
+
+
+# Characters that change how the text around them is drawn without being seen: bidirectional overrides and
+# isolates (`invoice\u202egpj.exe` reads "invoiceexe.jpg"), marks, and zero-width ones. Shown by name instead.
+_HIDDEN = {c: f"⟨U+{ord(c):04X}⟩" for c in
+           "\u061c\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff"}
+_HIDDEN_TABLE = str.maketrans(_HIDDEN)
+MAX_DEPTH = 32  # levels of a nested value a page draws; deeper levels are summarised
+
+
+def visible(text: str) -> str:
+    """Text from a log or a person with its invisible direction and width controls shown by name."""
+    return text.translate(_HIDDEN_TABLE)
+
+
+def bounded(value: object, depth: int = MAX_DEPTH) -> object:
+    """A nested value as a page may draw it: strings made `visible`, levels past `depth` summarised."""
+    if isinstance(value, str):
+        return visible(value)
+    if isinstance(value, dict | list):
+        if depth <= 0:
+            return f"… ({'object' if isinstance(value, dict) else 'list'} nested deeper than {MAX_DEPTH} levels)"
+        if isinstance(value, dict):
+            return {visible(str(k)): bounded(v, depth - 1) for k, v in value.items()}
+        return [bounded(v, depth - 1) for v in value]
+    return value
+
+
+def loads(text: str | None) -> object:
+    """A JSON value from the store for a page: too deep for Python's parser, it is summarised, not a crash."""
+    if text is None:
+        return None
+    try:
+        return bounded(json.loads(text))
+    except RecursionError:
+        return f"… (a value nested too deeply to show, {len(text):,} characters)"

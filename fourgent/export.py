@@ -19,11 +19,15 @@ EXPORT_CAP = 250_000  # Streamlit's download button holds the whole file in memo
 EXPORT_COLUMNS = ("id", "reference", "workflow", "status", "started_at", "finished_at", "duration_ms",
                   "error_kind", "error_message")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Spreadsheets skip leading white space (and line breaks) before reading a formula: " =1+1" and "\n=1+1" run.
+_LEADING_SPACE = " \t\r\n\v\f\u00a0\u3000"
 
 
 def neutralise(value: object) -> object:
-    """A cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP's advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    """A cell a spreadsheet would run as a formula gets a leading apostrophe (OWASP's advice), also when the
+    formula follows white space or a line break."""
+    if isinstance(value, str) and (value.startswith(_FORMULA_START)
+                                   or value.lstrip(_LEADING_SPACE).startswith(_FORMULA_START)):
         return "'" + value
     return value
 

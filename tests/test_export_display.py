@@ -12,9 +12,10 @@ from helpers import run_line
 
 
 def test_cells_that_a_spreadsheet_would_run_are_neutralised():
-    for bad in ("=HYPERLINK(\"http://x\")", "+1 Telecom", "-5", "@SUM(A1)", "\tTab", "\rCR"):
+    for bad in ("=HYPERLINK(\"http://x\")", "+1 Telecom", "-5", "@SUM(A1)", "\tTab", "\rCR", " =1+1", "\n=1+1",
+                "  \n @SUM(A1)", "\u00a0=cmd"):
         assert export.neutralise(bad) == "'" + bad
-    assert export.neutralise("Acme Corp") == "Acme Corp"
+    assert export.neutralise("Acme Corp") == "Acme Corp" and export.neutralise(" Acme = 1") == " Acme = 1"
     assert export.neutralise(42) == 42
 
 
@@ -60,3 +61,23 @@ def test_times_show_in_the_browsers_zone_or_utc_when_unknown():
 def test_empty_references_show_as_an_em_dash():
     assert display.reference(None) == display.reference("") == "—"
     assert display.status_label("failed") == "🔴 Failed"
+
+
+def test_invisible_direction_controls_are_shown_by_name():
+    assert display.visible("invoice\u202egpj.exe") == "invoice⟨U+202E⟩gpj.exe"
+    assert display.visible("a\u200bb\u2066c\u2069") == "a⟨U+200B⟩b⟨U+2066⟩c⟨U+2069⟩"
+    assert display.visible("Zoë's Café – Deal 42 → Xero") == "Zoë's Café – Deal 42 → Xero"  # ordinary text stays
+
+
+def test_a_deeply_nested_value_is_summarised_for_the_page_not_a_crash():
+    deep: object = "bottom"
+    for _ in range(100):
+        deep = [deep]
+    shown = display.bounded({"k\u202e": deep})
+    level = shown["k⟨U+202E⟩"]
+    for _ in range(display.MAX_DEPTH - 1):
+        level = level[0]
+    assert level == f"… (list nested deeper than {display.MAX_DEPTH} levels)"
+    text = "[" * 100_000 + "]" * 100_000
+    assert display.loads(text) == "… (a value nested too deeply to show, 200,000 characters)"
+    assert display.loads('{"a": "x\u202ey"}') == {"a": "x⟨U+202E⟩y"} and display.loads(None) is None

@@ -375,3 +375,15 @@ def test_kind_and_app_in_the_url_narrow_to_those_failures_and_can_be_removed(dat
     assert at.query_params["kind"] == "auth" and at.query_params["app"] == app
     at.button(key="drop_kind_app").click().run()
     assert matching(at) == 356 and "kind" not in at.query_params
+
+
+def test_a_payload_nested_100000_deep_and_hidden_direction_controls_do_not_break_or_disguise_the_run(data):
+    deep = "[" * 100_000 + "]" * 100_000
+    line = json.dumps(run_line("run_deep", reference="invoice\u202egpj.exe", trigger_payload={"x": 1}))
+    line = line.replace('"trigger_payload": {"x": 1}', '"trigger_payload": {"x": ' + deep + "}")
+    (data / "logs" / "deep.jsonl").write_text(line + "\n")
+    at = detail("run_deep")
+    assert "invoice⟨U+202E⟩gpj.exe" in [t.value for t in at.text]
+    assert any("nested too deeply to show" in c.value for c in at.code)
+    runs = open_app(q="run_deep")
+    assert list(table(runs)["Reference"]) == ["invoice⟨U+202E⟩gpj.exe"]
