@@ -36,6 +36,8 @@ def _print_report(report: IngestReport) -> None:
           f"{report.superseded:,} snapshot{'s' if report.superseded != 1 else ''} superseded by a later one")
     for path in report.reread:
         print(f"Re-read from the start (replaced or truncated): {path}")
+    for path in report.links_left_out:
+        print(f"Not read: {path} is a link to outside the folder it is in")
     if report.rejected:
         shown = report.first_rejects
         print(f"Rejected lines (first {len(shown)} of {report.rejected:,}; all are in the view rejected_lines):")

@@ -7,6 +7,7 @@ zero-copy; the store's engine parses, validates and types every line. Nothing he
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import threading
 import zlib
@@ -57,6 +58,7 @@ class IngestReport:
     snapshot_seconds: float = 0.0  # then, bringing the read-only snapshot of the views up to date
     first_rejects: list[Reject] = field(default_factory=list)
     reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
+    links_left_out: list[str] = field(default_factory=list)  # links in a folder that point outside it
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -76,12 +78,16 @@ def is_log_file(path: Path) -> bool:
     return path.name.endswith(LOG_SUFFIXES)
 
 
-def discover(paths: Iterable[Path]) -> list[Path]:
-    """Run log files under the given files and folders, in the order their snapshots count (sorted by path)."""
+def discover(paths: Iterable[Path], left_out: list[str] | None = None) -> list[Path]:
+    """Run log files under the given files and folders, in the order their snapshots count (sorted by path).
+
+    Inside a folder, a link is followed only while it stays in that folder: `logs/passwd.jsonl -> /etc/passwd`
+    would show another file's lines to every visitor as rejected lines. Links left out are added to
+    `left_out`. A file named on its own is read as named."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found.extend(p for p in sorted(path.rglob("*")) if p.is_file() and is_log_file(p))
+            found.extend(_walk(path, left_out if left_out is not None else []))
         elif path.is_file():
             if not is_log_file(path):
                 raise NotALogFile(f"{path} is not a run log (expected .jsonl or .jsonl.gz)")
@@ -89,6 +95,36 @@ def discover(paths: Iterable[Path]) -> list[Path]:
         else:
             raise NotALogFile(f"{path} does not exist")
     return found
+
+
+def _walk(folder: Path, left_out: list[str]) -> list[Path]:
+    root = folder.resolve()
+    found: list[Path] = []
+    for top, dirs, files in os.walk(folder, followlinks=False):
+        here = Path(top)
+        for name in dirs:  # os.walk does not descend into linked folders: say so when one leaves the folder
+            if (here / name).is_symlink() and not (here / name).resolve().is_relative_to(root):
+                left_out.append(str(here / name))
+        for name in files:
+            path = here / name
+            if not is_log_file(path):
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(root):
+                left_out.append(str(path))
+                continue
+            if path.is_file():
+                found.append(path)
+    # A link to a file of the folder is that file: read once, under its own name (its key in the store).
+    real = {p.resolve() for p in found if not p.is_symlink()}
+    kept: list[Path] = []
+    seen: set[Path] = set()
+    for p in sorted(found):
+        target = p.resolve()
+        if (p.is_symlink() and target in real) or target in seen:
+            continue
+        seen.add(target)
+        kept.append(p)
+    return kept
 
 
 

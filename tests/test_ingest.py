@@ -175,6 +175,16 @@ BAD_LINES = [
     (run_line("r", started_at="2026-11-20 14:03:11"), '"started_at" is not an RFC 3339 timestamp with offset'),
     (run_line("r", started_at="2026-02-30T10:00:00Z"), '"started_at" is not an RFC 3339 timestamp with offset'),
     (run_line("r", finished_at="yesterday"), '"finished_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", started_at="99999-01-01T00:00:00Z"), '"started_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", started_at="9999-12-31T23:59:59-12:00"), '"started_at" is not an RFC 3339 timestamp'),  # 10000 UTC
+    (run_line("r", started_at="0000-12-31T10:00:00Z"), '"started_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", started_at="2026-11-20T24:00:00Z"), '"started_at" is not an RFC 3339 timestamp with offset'),
+    (run_line("r", started_at="2026-11-20T10:00:00+24:00"), '"started_at" is not an RFC 3339 timestamp'),
+    (run_line("r", finished_at="2026-11-20T10:00:00-99:99"), '"finished_at" is not an RFC 3339 timestamp'),
+    (run_line("r", updated_at="2026-11-20T10:00:00+05:60"), '"updated_at" is not an RFC 3339 timestamp'),
+    (json.dumps(run_line("r")).replace('"status"', '"attempt": 1e400, "status"'),
+     '"attempt" must be a whole number from 1'),
+    (json.dumps(run_line("r")).replace('"attempts": 1', '"attempts": 1e400'), "step 0: needs"),
     (run_line("r", status="failed"), 'status "failed" without "error.message"'),
     (run_line("r", status="failed", error={"message": ""}), 'status "failed" without "error.message"'),
     (run_line("r", attempt=0), '"attempt" must be a whole number from 1'),
@@ -344,3 +354,22 @@ def test_a_failed_batch_leaves_no_setting_behind(store, tmp_path, write_log, mon
         "'preserve_insertion_order', 'checkpoint_threshold')").fetchall())
     assert settings["disabled_optimizers"] == "" and settings["preserve_insertion_order"] == "true"
     assert settings["checkpoint_threshold"] == "16.0 MiB"
+
+
+def test_links_that_leave_the_logs_folder_are_not_followed_and_are_reported(store, tmp_path, write_log, capsys):
+    logs = tmp_path / "logs"
+    outside = write_log(tmp_path / "elsewhere" / "secret.jsonl", "root:x:0:0:root:/root:/bin/bash\n",
+                        run_line("outside_run"))
+    write_log(logs / "real.jsonl", run_line("inside_run"))
+    (logs / "passwd.jsonl").symlink_to(outside)
+    (logs / "mirror").symlink_to(outside.parent, target_is_directory=True)
+    (logs / "alias.jsonl").symlink_to(logs / "real.jsonl")  # stays inside: read
+    report = store.ingest([logs], logs_dir=logs)
+    assert sorted(report.links_left_out) == [str(logs / "mirror"), str(logs / "passwd.jsonl")]
+    assert report.rejected == 0
+    ids = {r[0] for r in store.db.cursor().execute("SELECT id FROM runs").fetchall()}
+    assert ids == {"inside_run"}
+    from fourgent.cli import main
+
+    assert main(["ingest", str(logs)]) == 0
+    assert f"Not read: {logs / 'passwd.jsonl'} is a link to outside the folder it is in" in capsys.readouterr().out
