@@ -176,6 +176,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.retrigger:
         bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
         return EXIT_OK
+    if args.explore:
+        if not args.workdir:
+            print("error: --explore times the store an earlier run left in --workdir DIR", file=sys.stderr)
+            return EXIT_USAGE
+        bench.explore_bench(Path(args.workdir))
+        return EXIT_OK
     bench.main(runs=args.runs, workdir=Path(args.workdir) if args.workdir else None, repeat=args.repeat,
                queries_only=args.queries_only)
     return EXIT_OK
@@ -243,6 +249,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
     p.add_argument("--queries-only", action="store_true",
                    help="time the queries again on the stores an earlier run left in --workdir")
+    p.add_argument("--explore", action="store_true",
+                   help="instead: ad-hoc SQL through its worker over the snapshot, on the store in --workdir")
     p.add_argument("--retrigger", action="store_true",
                    help="instead: bulk re-trigger of failed runs against the demo apps (--runs defaults to 1000)")
     p.set_defaults(func=cmd_bench)

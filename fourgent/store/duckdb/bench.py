@@ -26,7 +26,7 @@ from ... import demo
 from ... import overview as domain_overview
 from ...filters import RunFilter
 from . import health, overview, runs, unresolved
-from .database import Database
+from .database import Database, snapshot_folder
 from .ingest import _LINE_TYPE, ingest
 from .runs import TABLE_COLUMNS
 from .sql import RUN_ROWS
@@ -267,3 +267,59 @@ def _print(s: dict) -> None:
         print(f"  {r['query']:<40}{r['ms']:>14,}{r['floor_ms']:>16,}")
 
 
+
+
+EXPLORE_QUERIES = {
+    "SELECT 1 (the worker's own cost)": "SELECT 1 AS one",
+    "count of runs": "SELECT count(*) FROM runs",
+    "runs per status": "SELECT status, count(*) FROM runs GROUP BY ALL",
+    "failures by app, 7 days": "SELECT failed_app, count(*) FROM runs WHERE status = 'failed' "
+                               "AND started_at >= now() - INTERVAL 7 DAY GROUP BY ALL",
+    "slowest steps": "SELECT name, median(duration_ms) AS p50 FROM steps GROUP BY ALL ORDER BY p50 DESC LIMIT 5",
+}
+
+
+def explore_bench(workdir: Path, repeat: int = 5) -> dict[str, object]:
+    """Ad-hoc SQL through its worker over the snapshot, beside the same query in the dashboard's own process
+    (the old path, the floor); the snapshot's first write, its lag after a small ingest, and its disk cost."""
+    from . import DuckDBStore, adhoc, worker
+
+    store_db = workdir / "store.duckdb"
+    folder = snapshot_folder(store_db)
+    shutil.rmtree(folder, ignore_errors=True)
+    started = time.perf_counter()
+    store = DuckDBStore(store_db)  # writes the whole snapshot: a store from before snapshots
+    first_write = time.perf_counter() - started
+    size = sum(f.stat().st_size for f in folder.rglob("*.parquet"))
+    runs = store.run_count()
+    timings: dict[str, dict[str, float]] = {}
+    out: dict[str, object] = {"runs": runs, "first_snapshot_s": round(first_write, 2),
+                              "snapshot_mb": round(size / 1e6, 1),
+                              "store_mb": round(store_db.stat().st_size / 1e6, 1), "queries": timings}
+    print(f"\nExplore over the snapshot — {runs:,} runs — snapshot written in {first_write:.1f} s, "
+          f"{size / 1e6:,.0f} MB ({store_db.stat().st_size / 1e6:,.0f} MB store)")
+    print(f"{'query (median of ' + str(repeat) + ')':<42}{'worker ms':>12}{'in-process ms':>16}")
+    for label, sql in EXPLORE_QUERIES.items():
+        ours = _median(functools.partial(worker.run, folder, sql, time_limit=60), repeat)
+        floor = _median(functools.partial(adhoc.run, store.db.cursor(), sql, time_limit=60), repeat)
+        timings[label] = {"worker_ms": round(ours, 1), "in_process_ms": round(floor, 1)}
+        print(f"  {label:<40}{ours:>12.1f}{floor:>16.1f}")
+    # The lag: 1,000 runs started now, ingested; the snapshot then rewrites today's file.
+    now = datetime.now(UTC)
+    log = workdir / "lag.jsonl"
+    with open(log, "w", encoding="utf-8") as f:
+        for i in range(1000):
+            f.write(json.dumps({"id": f"lag_{now:%H%M%S}_{i:04d}", "workflow": {"id": "lag", "source": "A",
+                                "destination": "B"}, "status": "finished", "started_at": now.isoformat(),
+                                "finished_at": now.isoformat()}) + "\n")
+    lags = []
+    for _ in range(3):
+        report = store.ingest([log])
+        lags.append(report.snapshot_seconds)
+        log.write_text(log.read_text().replace('"finished"', '"finished" '))  # a changed file: read again
+    out["lag_s"] = round(statistics.median(lags), 2)
+    print(f"  snapshot lag after an ingest of 1,000 runs (median of 3): {statistics.median(lags):.2f} s "
+          f"(today's file rewritten)")
+    log.unlink()
+    store.close()
+    return out
