@@ -21,7 +21,7 @@ from . import __version__, results
 from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
-from .spec import STATUSES
+from .spec import REJECTS_KEPT_PER_FILE, STATUSES
 from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store, snapshot_sql
 from .workspace import hand_over, open_workspace
 
@@ -38,6 +38,9 @@ def _print_report(report: IngestReport) -> None:
         print(f"Re-read from the start (replaced or truncated): {path}")
     for path in report.links_left_out:
         print(f"Not read: {path} is a link to outside the folder it is in")
+    if report.rejects_not_kept:
+        print(f"{report.rejects_not_kept:,} rejected lines were counted but not kept: a file keeps its first "
+              f"{REJECTS_KEPT_PER_FILE:,}")
     if report.rejected:
         shown = report.first_rejects
         print(f"Rejected lines (first {len(shown)} of {report.rejected:,}; all are in the view rejected_lines):")

@@ -53,6 +53,7 @@ class IngestReport:
     updated: int = 0  # runs whose current snapshot was replaced
     superseded: int = 0  # snapshots that arrived but were older than the one kept
     rejected: int = 0
+    rejects_not_kept: int = 0  # rejected lines past a file's REJECTS_KEPT_PER_FILE: counted, text not kept
     bytes: int = 0
     seconds: float = 0.0
     snapshot_seconds: float = 0.0  # then, bringing the read-only snapshot of the views up to date
@@ -64,7 +65,7 @@ class IngestReport:
         return asdict(self)
 
     def merge(self, other: IngestReport) -> None:
-        for name in ("lines", "snapshots", "added", "updated", "superseded", "rejected", "bytes"):
+        for name in ("lines", "snapshots", "added", "updated", "superseded", "rejected", "rejects_not_kept", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         room = 10 - len(self.first_rejects)
         self.first_rejects.extend(other.first_rejects[:room])

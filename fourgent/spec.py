@@ -32,4 +32,7 @@ KNOWN_FIELDS: Final = (
 MAX_LINE_BYTES: Final = 1 << 20
 # How much of a rejected line's text is kept in `rejected_lines.raw`.
 RAW_KEEP_CHARS: Final = 4096
+# Rejected lines kept per file (with their text); past it they are counted, not kept: one small .gz once
+# decompressed into 35 million rejected lines.
+REJECTS_KEPT_PER_FILE: Final = 10_000
 ID_MAX_CHARS: Final = 128

@@ -373,3 +373,20 @@ def test_links_that_leave_the_logs_folder_are_not_followed_and_are_reported(stor
 
     assert main(["ingest", str(logs)]) == 0
     assert f"Not read: {logs / 'passwd.jsonl'} is a link to outside the folder it is in" in capsys.readouterr().out
+
+
+def test_a_file_keeps_its_first_rejected_lines_and_counts_the_rest(store, tmp_path, write_log, monkeypatch):
+    monkeypatch.setattr("fourgent.store.duckdb.ingest.REJECTS_KEPT_PER_FILE", 5)
+    noisy = write_log(tmp_path / "noisy.jsonl", *[f"garbage {i}\n" for i in range(12)], run_line("fine"))
+    quiet = write_log(tmp_path / "quiet.jsonl", "junk\n", run_line("also_fine"))
+    report = store.ingest([noisy, quiet], batch_bytes=64)  # several batches: the cap holds across them
+    assert (report.rejected, report.rejects_not_kept, report.snapshots) == (13, 7, 2)
+    kept = store.db.cursor().execute("SELECT file, count(*), max(line) FROM rejected_lines GROUP BY ALL "
+                                     "ORDER BY 1").fetchall()
+    assert [(f.rsplit("/", 1)[-1], n, last) for f, n, last in kept] == [("noisy.jsonl", 5, 5), ("quiet.jsonl", 1, 1)]
+    from fourgent.filters import RunFilter
+
+    assert store.runs_view(RunFilter()).rejected_lines == 13  # the page's count: every rejected line
+    write_log(noisy, *[f"garbage {i}\n" for i in range(3)], run_line("fine"))  # replaced: read again
+    store.ingest([noisy])
+    assert store.runs_view(RunFilter()).rejected_lines == 4

@@ -25,6 +25,7 @@ import duckdb
 from ... import demo
 from ... import overview as domain_overview
 from ...filters import RunFilter
+from ..errors import QueryError, QueryFailed, QueryStopped
 from . import health, overview, runs, unresolved
 from .database import Database, snapshot_folder
 from .ingest import _LINE_TYPE, ingest
@@ -300,18 +301,23 @@ def explore_bench(workdir: Path, repeat: int = 5) -> dict[str, object]:
           f"{size / 1e6:,.0f} MB ({store_db.stat().st_size / 1e6:,.0f} MB store)")
     print(f"{'query (median of ' + str(repeat) + ')':<42}{'worker ms':>12}{'in-process ms':>16}")
     for label, sql in EXPLORE_QUERIES.items():
-        ours = _median(functools.partial(worker.run, folder, sql, time_limit=60), repeat)
+        try:
+            ours = _median(functools.partial(worker.run, folder, sql, time_limit=60), repeat)
+        except (QueryError, QueryFailed, QueryStopped) as exc:  # over the worker's limits: say so, go on
+            print(f"  {label:<40} not answered in the worker: {str(exc).splitlines()[0][:80]}")
+            continue
         floor = _median(functools.partial(adhoc.run, store.db.cursor(), sql, time_limit=60), repeat)
         timings[label] = {"worker_ms": round(ours, 1), "in_process_ms": round(floor, 1)}
         print(f"  {label:<40}{ours:>12.1f}{floor:>16.1f}")
-    # The lag: 1,000 runs started now, ingested; the snapshot then rewrites today's file.
-    now = datetime.now(UTC)
+    # The lag: 1,000 runs of yesterday (a whole day's file to rewrite), ingested.
+    now = datetime.now(UTC) - timedelta(days=1)
     log = workdir / "lag.jsonl"
     with open(log, "w", encoding="utf-8") as f:
         for i in range(1000):
             f.write(json.dumps({"id": f"lag_{now:%H%M%S}_{i:04d}", "workflow": {"id": "lag", "source": "A",
                                 "destination": "B"}, "status": "finished", "started_at": now.isoformat(),
                                 "finished_at": now.isoformat()}) + "\n")
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     lags = []
     for _ in range(3):
         report = store.ingest([log])
@@ -319,7 +325,7 @@ def explore_bench(workdir: Path, repeat: int = 5) -> dict[str, object]:
         log.write_text(log.read_text().replace('"finished"', '"finished" '))  # a changed file: read again
     out["lag_s"] = round(statistics.median(lags), 2)
     print(f"  snapshot lag after an ingest of 1,000 runs (median of 3): {statistics.median(lags):.2f} s "
-          f"(today's file rewritten)")
+          f"(yesterday's file rewritten: {store.count(RunFilter(start=day, end=day + timedelta(days=1))):,} runs)")
     log.unlink()
     store.close()
     return out

@@ -33,7 +33,7 @@ from ...logfiles import (
     prefetch,
     segments,
 )
-from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, STATUSES
+from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, REJECTS_KEPT_PER_FILE, STATUSES
 from . import rollup, snapshot
 from .database import Cursor, Database, in_transaction
 from .sql import failed_app_sql
@@ -216,6 +216,15 @@ WHERE pos IN (SELECT pos FROM fg_batch
               EXCEPT SELECT seq - $base FROM fg.runs WHERE seq >= $base)
 """
 
+# Each file keeps its first REJECTS_KEPT_PER_FILE rejected lines; the rest are counted on its fg.files row.
+_RANKED_REJECTS = """
+    SELECT r.*, row_number() OVER (PARTITION BY r.file_id ORDER BY r.pos) + coalesce(k.kept, 0) AS nth
+    FROM fg_rej r LEFT JOIN (SELECT file_id, count(*) AS kept FROM fg.rejects
+                             WHERE file_id IN (SELECT DISTINCT file_id FROM fg_rej) GROUP BY ALL) k USING (file_id)"""
+_KEEP_REJECTS_SQL = f"""
+INSERT INTO fg.rejects SELECT file_id, line, reason, raw, now() FROM ({_RANKED_REJECTS}) WHERE nth <= ?"""
+_NOT_KEPT_SQL = f"SELECT file_id, count(*) FROM ({_RANKED_REJECTS}) WHERE nth > ? GROUP BY ALL"
+
 # Snapshot order (spec rule 1): by updated_at when both have it, else by position.
 # Applied one snapshot at a time, that rule keeps, of a run's snapshots in
 # order, the latest by (updated_at, position) among those after its last
@@ -286,6 +295,7 @@ class Ingester:
         self.logs_dir = logs_dir.resolve() if logs_dir else None
         self.batch_bytes = batch_bytes
         self.on_batch = on_batch
+        self.not_kept: dict[int, int] = {}  # this batch's rejected lines past each file's cap
 
     def _key(self, path: Path) -> str:
         resolved = path.resolve()
@@ -459,18 +469,24 @@ class Ingester:
         for pending in batch.files.values():
             if pending.restart:
                 cur.execute("DELETE FROM fg.rejects WHERE file_id = ?", [pending.row.file_id])
+                cur.execute("UPDATE fg.files SET rejects_not_kept = 0 WHERE file_id = ?", [pending.row.file_id])
+        self.not_kept = {}
         if table is not None and table.num_rows:
             self._load(cur, table, part)
         for pending in batch.files.values():
             r = pending.row
             size, mtime = (pending.stat_size, pending.stat_mtime_ns) if pending.complete else (-1, 0)
             cur.execute(
-                """INSERT INTO fg.files VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
+                """INSERT INTO fg.files (file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest,
+                                         read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
                    ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
                    "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
                    head_digest = excluded.head_digest, read_at = excluded.read_at""",
                 [r.file_id, r.path, size, mtime, r.offset, r.lines, r.head_len, r.head_digest],
             )
+        if self.not_kept:  # after the files' rows exist: a new file's too
+            cur.executemany("UPDATE fg.files SET rejects_not_kept = rejects_not_kept + ? WHERE file_id = ?",
+                            [(n, file_id) for file_id, n in self.not_kept.items()])
 
     def _load(self, cur: Cursor, table: pa.Table, part: IngestReport) -> None:
         base = self.next_seq
@@ -491,9 +507,10 @@ class Ingester:
                 if bad_json:
                     cur.executemany("UPDATE fg_rej SET reason = ? WHERE pos = ?",
                                     [(_json_error(raw), pos) for pos, raw in bad_json])
-                part.rejected = cur.execute(
-                    "INSERT INTO fg.rejects SELECT file_id, line, reason, raw, now() FROM fg_rej"
-                ).fetchall()[0][0]
+                part.rejected = cur.execute("SELECT count(*) FROM fg_rej").fetchall()[0][0]
+                self.not_kept = dict(cur.execute(_NOT_KEPT_SQL, [REJECTS_KEPT_PER_FILE]).fetchall())
+                kept = cur.execute(_KEEP_REJECTS_SQL, [REJECTS_KEPT_PER_FILE]).fetchall()[0][0]
+                part.rejects_not_kept = part.rejected - kept
                 part.first_rejects = [
                     {"file_id": f, "line": ln, "reason": why}
                     for f, ln, why in cur.execute(

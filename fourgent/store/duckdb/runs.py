@@ -122,7 +122,8 @@ def runs_view(cur: Cursor, f: RunFilter, *, number: int = 1, size: int = 50,
     exact = q if q and find_exact(cur, q) else None
     ids = rows["id"].to_list()
     rejected_lines, store_runs = cur.execute(
-        f"SELECT (SELECT count(*) FROM fg.rejects), (SELECT count(*) FROM {RUN_ROWS})").fetchall()[0]
+        "SELECT (SELECT count(*) FROM fg.rejects) + coalesce((SELECT sum(rejects_not_kept) FROM fg.files), 0)"
+        f"::BIGINT, (SELECT count(*) FROM {RUN_ROWS})").fetchall()[0]
     return RunsView(rows, total, by_status, exact, comment_counts(cur, ids), latest_retriggers(cur, ids),
                     rejected_lines, store_runs)
 

@@ -131,6 +131,11 @@ CREATE TABLE IF NOT EXISTS fg.snapshot_days (day INTEGER PRIMARY KEY);
 INSERT OR IGNORE INTO fg.snapshot_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
 """
 
+_V6_REJECTS_CAP = """
+-- Rejected lines of a file past the ones kept (spec.REJECTS_KEPT_PER_FILE): counted here, their text not kept.
+ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS rejects_not_kept BIGINT DEFAULT 0;
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -138,6 +143,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (3, _V3_ROLLUPS),
     (4, _V4_LEDGER),
     (5, _V5_SNAPSHOT),
+    (6, _V6_REJECTS_CAP),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -31,14 +31,14 @@ from .schema import duration_sql
 
 ROOT = Path(__file__).resolve().parents[3]  # where `fourgent` is importable from, whatever the caller's folder
 MEMORY_ENV = "FOURGENT_SQL_MEMORY"  # the worker's address-space cap, e.g. "2GB"
-DEFAULT_MEMORY = 2 << 30
+DEFAULT_MEMORY = 4 << 30  # the slowest-steps example over 10M runs' 40M steps needs more than 2 GB
 STARTUP_S = 1.5  # what a worker may take to start (Python, DuckDB, the views: 0.45 s measured) before its time
 KILL_GRACE_S = 0.5  # past its time limit, the worker's own interrupt gets this long before the kill
 _UNITS = {"KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 
 
 def memory_cap() -> int:
-    """Bytes of address space a worker may use: $FOURGENT_SQL_MEMORY (e.g. 2GB), else 2 GB."""
+    """Bytes of address space a worker may use: $FOURGENT_SQL_MEMORY (e.g. 2GB), else 4 GB."""
     text = os.environ.get(MEMORY_ENV, "").strip().upper().replace(" ", "")
     for unit, size in _UNITS.items():
         if text.endswith(unit) and text[: -len(unit)].replace(".", "", 1).isdigit():
