@@ -14,7 +14,14 @@ from ui.workspace import workspace
 
 ws = workspace()
 ws.refresh()
-conns = connections(ws)
+try:
+    conns = connections(ws)
+except CredentialError as exc:  # e.g. the key file is gone while credentials are stored: say so, change nothing
+    st.title("Connections")
+    st.error(str(exc), icon="🔑")
+    st.stop()
+for warning in conns.warnings:
+    st.warning(warning, icon="🔑")
 defs = definitions(ws)
 tz = display.zone(st.context.timezone)
 

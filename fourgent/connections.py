@@ -28,8 +28,11 @@ class CredentialError(ValueError):
     """A credential that cannot be stored or read; the message never contains it."""
 
 
-def load_key(key_file: Path) -> Fernet:
-    """FOURGENT_SECRET_KEY, else the key file (created 0600 on first use)."""
+def load_key(key_file: Path, *, credentials_stored: int = 0) -> Fernet:
+    """FOURGENT_SECRET_KEY, else the key file (created 0600 on first use).
+
+    A missing key file is made anew only while no credential is stored: a new key cannot read the ones the
+    old key encrypted, so replacing it without a word would lose them all."""
     env = os.environ.get(KEY_ENV)
     if env:
         try:
@@ -37,11 +40,30 @@ def load_key(key_file: Path) -> Fernet:
         except ValueError:
             raise CredentialError(f"{KEY_ENV} is not a Fernet key (32 url-safe base64-encoded bytes)") from None
     if not key_file.exists():
+        if credentials_stored:
+            raise CredentialError(
+                f"The key file {key_file} is missing, and {credentials_stored} stored credential(s) were "
+                f"encrypted with it. Put the file back (or set {KEY_ENV} to the key) to use them; a new key "
+                "cannot read them.")
         key_file.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
-    return Fernet(key_file.read_bytes().strip())
+    try:
+        return Fernet(key_file.read_bytes().strip())
+    except (ValueError, OSError) as exc:
+        raise CredentialError(f"The key file {key_file} cannot be used ({type(exc).__name__}): it must hold one "
+                              "Fernet key (32 url-safe base64-encoded bytes).") from None
+
+
+def key_warnings(key_file: Path) -> list[str]:
+    """What is loose about where the key is kept, in words (the dashboard shows them; nothing stops)."""
+    if os.environ.get(KEY_ENV) or not key_file.exists():
+        return []
+    mode = key_file.stat().st_mode & 0o777
+    if mode & 0o077:
+        return [f"The key file {key_file} can be read by other users (mode {mode:o}): run chmod 600 on it."]
+    return []
 
 
 def mask(hint: str | None) -> str:
@@ -64,7 +86,9 @@ class Connections:
 
     def __init__(self, store: Store, key_file: Path) -> None:
         self.store = store
-        self.fernet = load_key(key_file)
+        stored = sum(1 for row in store.connection_rows() if row.token_encrypted)
+        self.fernet = load_key(key_file, credentials_stored=stored)
+        self.warnings = key_warnings(key_file)
 
     def save(self, app: str, base_url: str, token: str | None) -> None:
         """Store an app's base URL and credential (None: keep none, the app shows as Missing)."""

@@ -76,3 +76,29 @@ def test_a_success_after_a_refusal_clears_expired(conns):
     conns.record(ok=["Jira"])
     (state,) = conns.states()
     assert state.credential == "Connected" and state.last_success_at is not None
+
+
+def test_a_missing_key_file_is_not_replaced_while_credentials_need_it(conns, store, tmp_path):
+    conns.save("Xero", "http://x", SECRET)
+    key = tmp_path / "secret.key"
+    kept = key.read_bytes()
+    key.unlink()
+    with pytest.raises(CredentialError, match="is missing, and 1 stored credential"):
+        Connections(store, key)
+    assert not key.exists()  # no new key was made behind the user's back
+    key.write_bytes(kept)
+    assert Connections(store, key).get("Xero").token == SECRET  # put back: readable again
+
+
+def test_a_loose_or_broken_key_file_is_said_in_words(conns, store, tmp_path):
+    key = tmp_path / "secret.key"
+    assert Connections(store, key).warnings == []
+    key.chmod(0o644)
+    assert "can be read by other users (mode 644)" in Connections(store, key).warnings[0]
+    key.write_text("not a key")
+    with pytest.raises(CredentialError, match="cannot be used"):
+        Connections(store, key)
+
+
+def test_the_store_file_is_for_its_owner_only(store):
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600

@@ -123,3 +123,13 @@ def test_auth_failures_after_the_credential_was_set_show_it_expired(tmp_path, mo
     runs.run()
     assert next(m.value for m in runs.metric if m.label == "Matching runs") == "1"  # the same run, no other
     st.cache_resource.clear()
+
+
+def test_a_missing_key_is_said_in_words_and_the_page_changes_nothing(page, tmp_path):
+    from ui.workspace import workspace
+
+    key = workspace().paths.data_dir / "secret.key"
+    key.unlink()
+    at = open_page("app_pages/connections.py")
+    assert "is missing" in at.error[0].value and "stored credential" in at.error[0].value
+    assert not key.exists()

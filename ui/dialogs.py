@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from fourgent import comments, display
+from fourgent.connections import CredentialError
 from fourgent.retrigger import CAVEAT
 from fourgent.workspace import retrigger
 from ui import pages
@@ -63,7 +64,11 @@ def _retrigger_dialog(ask: RetriggerAsk) -> None:
         # A double click reruns this with the same confirmation: it has been used, so nothing more happens.
         if st.session_state.get("retrigger_used") != ask.nonce:
             st.session_state["retrigger_used"] = ask.nonce
-            result = retrigger(workspace(), [ask.run], name.strip(), concurrency=1, since=ask.opened)
+            try:
+                result = retrigger(workspace(), [ask.run], name.strip(), concurrency=1, since=ask.opened)
+            except CredentialError as exc:  # the key cannot read the stored credentials: in words
+                st.error(str(exc))
+                return
             st.session_state["author"] = name.strip()
             st.session_state["retriggered"] = RetriggerDone(
                 ask.run, result.new_runs.get(ask.run), result.refused.get(ask.run), next(iter(result.outcomes), None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -46,6 +47,7 @@ class Database:
             self.con.execute("SET memory_limit = ?", [memory_limit])
         if not read_only:
             self._migrate()
+            os.chmod(self.path, 0o600)  # run payloads and encrypted credentials: not for other users
 
     def _migrate(self) -> None:
         with self.write_lock:
