@@ -21,7 +21,7 @@ from . import __version__, results
 from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
-from .spec import REJECTS_KEPT_PER_FILE, STATUSES
+from .spec import GZ_INFLATE_RATIO, REJECTS_KEPT_PER_FILE, STATUSES
 from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store, snapshot_sql
 from .workspace import hand_over, open_workspace
 
@@ -36,6 +36,8 @@ def _print_report(report: IngestReport) -> None:
           f"{report.superseded:,} snapshot{'s' if report.superseded != 1 else ''} superseded by a later one")
     for path in report.reread:
         print(f"Re-read from the start (replaced or truncated): {path}")
+    for path in report.cut:
+        print(f"Read only in part: {path} decompresses to over {GZ_INFLATE_RATIO}x its size (the rest is not read)")
     for path in report.links_left_out:
         print(f"Not read: {path} is a link to outside the folder it is in")
     if report.rejects_not_kept:

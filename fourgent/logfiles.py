@@ -60,6 +60,7 @@ class IngestReport:
     first_rejects: list[Reject] = field(default_factory=list)
     reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
     links_left_out: list[str] = field(default_factory=list)  # links in a folder that point outside it
+    cut: list[str] = field(default_factory=list)  # .gz files that inflated past their cap: the rest not read
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

@@ -35,4 +35,8 @@ RAW_KEEP_CHARS: Final = 4096
 # Rejected lines kept per file (with their text); past it they are counted, not kept: one small .gz once
 # decompressed into 35 million rejected lines.
 REJECTS_KEPT_PER_FILE: Final = 10_000
+# A .gz log may inflate to at most GZ_INFLATE_RATIO times its size (logs compress 10-50x), and always to
+# GZ_INFLATE_MIN: a 100 KB file once inflated to 35 million lines (4.6 GB of memory, 72 s).
+GZ_INFLATE_RATIO: Final = 200
+GZ_INFLATE_MIN: Final = 64 << 20
 ID_MAX_CHARS: Final = 128

@@ -390,3 +390,24 @@ def test_a_file_keeps_its_first_rejected_lines_and_counts_the_rest(store, tmp_pa
     write_log(noisy, *[f"garbage {i}\n" for i in range(3)], run_line("fine"))  # replaced: read again
     store.ingest([noisy])
     assert store.runs_view(RunFilter()).rejected_lines == 4
+
+
+def test_a_gz_that_inflates_past_its_cap_is_read_only_in_part_and_said_so(store, tmp_path, monkeypatch, capsys):
+    import gzip
+
+    monkeypatch.setattr("fourgent.store.duckdb.ingest.GZ_INFLATE_MIN", 64 << 10)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(bomb, "wt") as f:
+        f.write(json.dumps(run_line("first")) + "\n")
+        f.write("x\n" * 2_000_000)  # 4 MB of rejected lines from a few KB
+    assert bomb.stat().st_size < 64 << 10
+    report = store.ingest([bomb])
+    assert report.cut == [str(bomb.resolve())]
+    cap = 200 * bomb.stat().st_size  # GZ_INFLATE_RATIO times its size: at most one piece of that past it
+    assert report.bytes <= 2 * cap + 4096 and report.lines < 2_000_001 // 2 and report.snapshots == 1
+    again = store.ingest([bomb])
+    assert again.lines == 0  # counted as read until it changes
+    from fourgent.cli import _print_report
+
+    _print_report(report)
+    assert f"Read only in part: {bomb.resolve()} decompresses to over 200x its size" in capsys.readouterr().out

@@ -33,7 +33,15 @@ from ...logfiles import (
     prefetch,
     segments,
 )
-from ...spec import ID_MAX_CHARS, KNOWN_FIELDS, RAW_KEEP_CHARS, REJECTS_KEPT_PER_FILE, STATUSES
+from ...spec import (
+    GZ_INFLATE_MIN,
+    GZ_INFLATE_RATIO,
+    ID_MAX_CHARS,
+    KNOWN_FIELDS,
+    RAW_KEEP_CHARS,
+    REJECTS_KEPT_PER_FILE,
+    STATUSES,
+)
 from . import rollup, snapshot
 from .database import Cursor, Database, in_transaction
 from .sql import failed_app_sql
@@ -390,8 +398,13 @@ class Ingester:
         )
         stream = GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed in the finally below
         counted = False
+        # A .gz file may inflate to at most this much (read in pieces no larger, so at most one piece past it):
+        # 100 KB once inflated to 35 million lines. The rest is not read; the file counts as read to its end
+        # until it changes.
+        inflate_cap = max(GZ_INFLATE_MIN, GZ_INFLATE_RATIO * st.st_size) if gz else None
         try:
-            pieces = segments(stream, pending.row.offset, self.batch_bytes)
+            piece = self.batch_bytes if inflate_cap is None else min(self.batch_bytes, inflate_cap)
+            pieces = segments(stream, pending.row.offset, piece)
             while True:
                 try:
                     item = next(pieces)
@@ -401,6 +414,9 @@ class Ingester:
                     self._corrupt_gzip(pending, exc, batch)
                     break
                 offset, data = item
+                if inflate_cap is not None and offset >= inflate_cap:
+                    report.cut.append(row.path)
+                    break
                 if not counted:
                     report.files += 1
                     counted = True
