@@ -1,7 +1,7 @@
 """Ad-hoc SQL in a worker process of its own, over the read-only snapshot, with hard OS limits.
 
-The parent (`run`) starts `python -m fourgent.store.duckdb.worker`, hands it one query on stdin and kills
-it at the time limit; the worker's address space is capped (RLIMIT_AS) before it starts. The worker opens
+The parent (`run`) starts a Python process that caps its own address space (RLIMIT_AS, a hard limit) before
+it imports anything, hands it one query on stdin and kills it at the time limit. The worker opens
 an in-memory DuckDB whose only files are the snapshot's (external access off, configuration locked),
 defines the four documented views over them, checks the query with the same guard as before (its parser,
 syntax-tree and plan layers), runs it and writes the kept rows back as Arrow IPC. So a write can touch
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -58,10 +57,14 @@ def run(folder: Path, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: flo
     request = json.dumps({"folder": str(folder), "sql": sql, "max_rows": max_rows, "memory": cap,
                           "time_limit": time_limit if interrupt else 10 * (STARTUP_S + time_limit)}).encode()
     started = time.perf_counter()
+    # The child caps itself before it imports anything: the dashboard is threaded, where preexec_fn is unsafe,
+    # and a hard limit once set cannot be raised again by what runs after it (a query cannot run Python).
+    program = (f"import resource, sys; resource.setrlimit(resource.RLIMIT_AS, ({cap}, {cap})); "
+               "resource.setrlimit(resource.RLIMIT_CORE, (0, 0)); "
+               "from fourgent.store.duckdb.worker import main; sys.exit(main())")
     proc = subprocess.Popen(  # noqa: S603 - our own module, by sys.executable
-        [sys.executable, "-c", "import sys; from fourgent.store.duckdb.worker import main; sys.exit(main())"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT,
-        stderr=subprocess.PIPE, preexec_fn=lambda: _limit(cap), start_new_session=True)
+        [sys.executable, "-c", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=ROOT, start_new_session=True)
     try:
         out, err = proc.communicate(request, timeout=STARTUP_S + time_limit + KILL_GRACE_S)
     except subprocess.TimeoutExpired:
@@ -86,12 +89,6 @@ def run(folder: Path, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: flo
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)  # a Table always comes back as a DataFrame
     return SqlResult(frame, int(answer["total"]), time.perf_counter() - started)
-
-
-def _limit(cap: int) -> None:
-    """In the child, before it runs anything: its address space, and no core dump of what it read."""
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def _death(code: int, err: bytes) -> str:
