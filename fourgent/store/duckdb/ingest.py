@@ -306,7 +306,10 @@ class Ingester:
         self.not_kept: dict[int, int] = {}  # this batch's rejected lines past each file's cap
 
     def _key(self, path: Path) -> str:
-        resolved = path.resolve()
+        # A plain file found under the (resolved) logs folder is keyed by its path there; only links and
+        # relative paths are resolved, which cost most of a refresh over many files.
+        plain = path.is_absolute() and not path.is_symlink()
+        resolved = path if plain else path.resolve()
         if self.logs_dir is not None and resolved.is_relative_to(self.logs_dir):
             key = resolved.relative_to(self.logs_dir).as_posix()
         else:
