@@ -492,17 +492,32 @@ class Ingester:
         self.not_kept = {}
         if table is not None and table.num_rows:
             self._load(cur, table, part)
-        for pending in batch.files.values():
-            r = pending.row
-            size, mtime = (pending.stat_size, pending.stat_mtime_ns) if pending.complete else (-1, 0)
-            cur.execute(
-                """INSERT INTO fg.files (file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest,
-                                         read_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, now())
-                   ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-                   "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
-                   head_digest = excluded.head_digest, read_at = excluded.read_at""",
-                [r.file_id, r.path, size, mtime, r.offset, r.lines, r.head_len, r.head_digest],
-            )
+        # Every file of the batch in one statement: one statement per file was most of a first ingest of
+        # 20,000 small files (67 s).
+        rows = [(p.row, *((p.stat_size, p.stat_mtime_ns) if p.complete else (-1, 0))) for p in batch.files.values()]
+        if rows:
+            files = pa.table({
+                "file_id": pa.array([r.file_id for r, _, _ in rows], pa.int32()),
+                "path": pa.array([r.path for r, _, _ in rows], pa.string()),
+                "size": pa.array([size for _, size, _ in rows], pa.int64()),
+                "mtime_ns": pa.array([mtime for _, _, mtime in rows], pa.int64()),
+                "offset": pa.array([r.offset for r, _, _ in rows], pa.int64()),
+                "lines": pa.array([r.lines for r, _, _ in rows], pa.int64()),
+                "head_len": pa.array([r.head_len for r, _, _ in rows], pa.int32()),
+                "head_digest": pa.array([r.head_digest for r, _, _ in rows], pa.string()),
+            })
+            cur.register("fg_files_batch", files)
+            try:
+                cur.execute(
+                    """INSERT INTO fg.files (file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest,
+                                             read_at)
+                       SELECT file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest, now()
+                       FROM fg_files_batch
+                       ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                       "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
+                       head_digest = excluded.head_digest, read_at = excluded.read_at""")
+            finally:
+                cur.unregister("fg_files_batch")
         if self.not_kept:  # after the files' rows exist: a new file's too
             cur.executemany("UPDATE fg.files SET rejects_not_kept = rejects_not_kept + ? WHERE file_id = ?",
                             [(n, file_id) for file_id, n in self.not_kept.items()])
