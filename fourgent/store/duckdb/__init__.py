@@ -15,7 +15,7 @@ from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import OverviewView, Window
 from ..records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
-from . import guard, health, ingest, overview, rollup, runs, snapshot, unresolved, worker
+from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
 from .database import Database
 from .examples import EXAMPLES
 from .ledger import Ledger
@@ -161,10 +161,6 @@ class DuckDBStore:
     def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
         """Run `sql` in a worker process over the read-only snapshot (worker.py): never on this database."""
         return worker.run(self.db.snapshot_dir, sql, max_rows=max_rows, time_limit=time_limit)
-
-    def check_sql(self, sql: str) -> None:
-        """Raise QueryRefused, with the reason, unless the guard lets `sql` run."""
-        guard.check(self.db.cursor(), sql)
 
     def describe(self, view: str) -> list[tuple[str, str]]:
         """(column, type) of one documented view."""
