@@ -79,7 +79,9 @@ st.markdown(
     "A re-trigger is a **new run** with a new ID and `retrigger_of` set to the original; the original shows "
     "*re-triggered as …*, the new one *re-triggered from …*, with who re-triggered it and when. A failed run "
     "whose latest re-trigger finished counts as **resolved**; the Runs page's *Unresolved failures only* shows "
-    "the rest. One click makes one re-trigger: a run already being re-triggered (a double click, a second tab) "
+    "the rest. Only re-triggers this dashboard started count: it records each one (who asked, when) before the "
+    "run starts, and a log line that merely says `retrigger_of` is shown as a claim and resolves nothing. "
+    "One click makes one re-trigger: a run already being re-triggered (a double click, a second tab) "
     "is refused, and so is a run re-triggered since you opened the confirmation. A paused workflow is not "
     "re-triggered."
 )

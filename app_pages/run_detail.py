@@ -105,6 +105,12 @@ if found.retriggered_from or found.retriggered_as:
             st.text(f"{display.status_label(child['status'])} · started {display.local_time(child['started_at'], tz)}"
                     + who)
 
+if run["retrigger_claim"]:
+    with st.container(border=True):
+        st.caption("Lineage")
+        st.text(f"This run's log line says it re-triggered {run['retrigger_claim']}, but this dashboard did not "
+                "start it, so it is not counted as a re-trigger and resolves nothing.")
+
 # ---------------------------------------------------------------- re-trigger
 retrigger_outcome(run["id"])
 st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" else "secondary",

@@ -88,14 +88,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from . import demo
 
     p = resolve_paths(args.data_dir).ensure()
-    files = demo.write_demo(p.logs_dir, args.runs, seed=args.seed, days=args.days)
-    print(f"Wrote {args.runs:,} demo runs to {len(files)} file(s) in {p.logs_dir}")
     try:
         ws = open_workspace(args.data_dir)
     except StoreBusy as exc:
-        print(f"The dashboard (process {exc.pid}) holds the store; it reads these within a few seconds.")
-        return EXIT_OK
-    _print_report(ws.ingest_logs(files))
+        print(f"The dashboard (process {exc.pid}) holds the store: stop it, or use its own demo (an empty "
+              "data folder loads one on start).")
+        return EXIT_USAGE
+    written = demo.write_demo(p.logs_dir, args.runs, seed=args.seed, days=args.days)
+    print(f"Wrote {args.runs:,} demo runs to {len(written.files)} file(s) in {p.logs_dir}")
+    _print_report(ws.load_logs(written))
     return EXIT_OK
 
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from .store.records import Retrigger
+
 
 @dataclass(frozen=True)
 class Workflow:
@@ -185,6 +187,7 @@ class RunFactory:
         if retrigger_of:
             run["retrigger_of"] = retrigger_of
             run["retriggered_by"] = rng.choice(("ana@example.com", "sam@example.com"))
+            run["retriggered_at"] = run["started_at"]
         return run
 
 
@@ -230,13 +233,26 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
                 yield again
 
 
+@dataclass(frozen=True)
+class DemoLogs:
+    """The files written, and the re-triggers in them as Fourgent would have recorded them when it ran them.
+
+    A store reads a line's lineage only when it recorded that re-trigger, so whoever loads the demo records
+    these (`Store.record_retriggers`) before reading the files.
+    """
+
+    files: list[Path]
+    retriggers: list[Retrigger]
+
+
 def write_demo(logs_dir: Path, runs: int, *, seed: int = 7, days: float = 30.0, per_file: int = 250_000,
-               now: datetime | None = None) -> list[Path]:
-    """Write demo logs as logs_dir/demo-<seed>-NNNN.jsonl (per_file records each); returns the files."""
+               now: datetime | None = None) -> DemoLogs:
+    """Write demo logs as logs_dir/demo-<seed>-NNNN.jsonl (per_file records each)."""
     logs_dir.mkdir(parents=True, exist_ok=True)
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     records = generate(runs, seed=seed, days=days, now=now)
     written: list[Path] = []
+    retriggers: list[Retrigger] = []
     while chunk := list(itertools.islice(records, per_file)):
         final = logs_dir / f"demo-{seed}-{len(written) + 1:04d}.jsonl"
         tmp = final.with_name("." + final.name + ".tmp")  # not *.jsonl: ingest never reads it half-written
@@ -244,4 +260,7 @@ def write_demo(logs_dir: Path, runs: int, *, seed: int = 7, days: float = 30.0, 
             out.writelines(dumps(record) + "\n" for record in chunk)
         os.replace(tmp, final)
         written.append(final)
-    return written
+        retriggers += [Retrigger(r["id"], r["retrigger_of"], r["retriggered_by"],
+                                 datetime.fromisoformat(r["retriggered_at"]))
+                       for r in chunk if "retrigger_of" in r]
+    return DemoLogs(written, retriggers)

@@ -69,14 +69,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def _instant(value: Any) -> datetime | None:
-    """An ISO timestamp written by the re-triggerer; anything else (a log from elsewhere) is no time."""
-    try:
-        return datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
 def _load(value: str | None) -> Any:
     """A JSON value of the store; one nested too deeply for Python's parser is summarised, not a crash."""
     try:
@@ -89,11 +81,7 @@ def get(store: Store, run_id: str) -> RunDetail | None:
     found = store.run_record(run_id)
     if found is None:
         return None
-    parent = found.parent
-    if parent is not None:
-        extra = _load(found.run["extra"]) or {}
-        parent["by"], parent["at"] = extra.get("retriggered_by"), _instant(extra.get("retriggered_at"))  # this replay's
-    return RunDetail(found.run, found.steps, parent, found.children, found.source_file, found.source_line)
+    return RunDetail(found.run, found.steps, found.parent, found.children, found.source_file, found.source_line)
 
 
 _MISSING_FIELD = re.compile(r"[Mm]issing required field:?\s*['\"]?([\w.\-]+)")

@@ -123,6 +123,10 @@ class _PastDeadline(stop_base):
         return time.monotonic() >= self.deadline
 
 
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex[:20]}"
+
+
 class Executor:
     """Replays workflows; one httpx client (connection pooling) for all runs."""
 
@@ -137,7 +141,7 @@ class Executor:
             retrigger_of: str | None = None, run_id: str | None = None,
             extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Execute `wf` with `payload`; every state change is written as a run-log line. Returns the last one."""
-        run_id = run_id or f"run_{uuid.uuid4().hex[:20]}"
+        run_id = run_id or new_run_id()
         started = _now()
         record: dict[str, Any] = {
             "id": run_id, "reference": reference,

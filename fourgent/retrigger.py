@@ -10,8 +10,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from .executor import Executor
-from .store import Store
+from .executor import Executor, new_run_id
+from .store import Retrigger, Store
 from .workflows import Workflow
 
 # What every confirmation says before a re-trigger (and the How it works page repeats).
@@ -96,12 +96,17 @@ class Retriggerer:
                     taken[root] = run_id
                     jobs.append(run_id)
             done = 0
-            extra = {"retriggered_by": who, "retriggered_at": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
+            at = datetime.now(UTC)
+            extra = {"retriggered_by": who, "retriggered_at": at.isoformat().replace("+00:00", "Z")}
+            # Recorded before any run starts: the store reads a line's lineage only when it is one of these.
+            planned = {run_id: Retrigger(new_run_id(), roots[run_id], who, at) for run_id in jobs}
+            self.store.record_retriggers(list(planned.values()))
+            started_ids: set[str] = set()
 
             def replay(run_id: str) -> dict:
                 workflow_id, reference, payload = originals[roots[run_id]]
                 return self.executor.run(self.definitions[workflow_id], payload, reference=reference,
-                                         retrigger_of=roots[run_id], extra=extra)
+                                         retrigger_of=roots[run_id], run_id=planned[run_id].run_id, extra=extra)
 
             with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fourgent-retrigger") as pool:
                 pending: dict[Future, str] = {}
@@ -111,6 +116,7 @@ class Retriggerer:
                         next_id = next(queue, None)
                         if next_id is None:
                             break
+                        started_ids.add(next_id)
                         pending[pool.submit(replay, next_id)] = next_id
                     if not pending:
                         break
@@ -124,6 +130,7 @@ class Retriggerer:
                         if progress:
                             progress(done, len(jobs))
                 result.cancelled = len(jobs) - done
+            self.store.forget_retriggers([planned[r].run_id for r in jobs if r not in started_ids])
         finally:
             self.store.release(sorted(claimed))
         result.seconds = time.perf_counter() - started

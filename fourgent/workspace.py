@@ -62,8 +62,12 @@ class Workspace:
 
     def load_demo(self, runs: int | None = None) -> IngestReport:
         """Write demo logs into logs/ and read them."""
-        demo.write_demo(self.paths.logs_dir, runs or DEMO_RUNS)
-        return self.ingest_logs()
+        return self.load_logs(demo.write_demo(self.paths.logs_dir, runs or DEMO_RUNS))
+
+    def load_logs(self, written: demo.DemoLogs) -> IngestReport:
+        """Read demo logs, their re-triggers recorded first as the ones Fourgent ran."""
+        self.store.record_retriggers(written.retriggers)
+        return self.ingest_logs(written.files)
 
 
 def open_workspace(data_dir: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Workspace:

@@ -11,7 +11,7 @@ import pytest
 
 from fourgent.config import Paths
 from fourgent.store.duckdb import DuckDBStore
-from helpers import SAMPLES
+from helpers import SAMPLES, record_sample_lineage
 
 
 @pytest.fixture
@@ -31,6 +31,9 @@ def dashboard(tmp_path, monkeypatch, samples) -> Iterator[Callable[..., Path]]:
         if with_samples:
             for f in samples.glob("*.jsonl"):
                 shutil.copy(f, data / "logs" / f.name)
+            ledger = DuckDBStore(Paths(data).db_path)  # as if this dashboard had run the samples' re-triggers
+            record_sample_lineage(ledger)
+            ledger.close()
         monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
         monkeypatch.setenv("FOURGENT_DEMO_RUNS", str(demo_runs))
         monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)

@@ -68,3 +68,34 @@ def metric(at, label: str) -> int:
 def button(at, starts: str):
     """The first button whose label starts with `starts`."""
     return next(b for b in at.button if b.label.startswith(starts))
+
+
+def load_demo(store, logs: Path, runs: int, **options):
+    """Demo logs written to `logs` and read into `store`, their re-triggers recorded first as Fourgent's
+    (what loading the demo does): returns the ingest report."""
+    from fourgent import demo
+
+    written = demo.write_demo(logs, runs, **options)
+    store.record_retriggers(written.retriggers)
+    return store.ingest(written.files)
+
+
+def record_as_ours(store, *lines: dict) -> None:
+    """Record the re-triggers among these lines as ones Fourgent started (what the re-triggerer does before
+    it runs them), so the store reads their lineage: a line's `retrigger_of` alone is only a claim."""
+    from datetime import datetime
+
+    from fourgent.store import Retrigger
+
+    store.record_retriggers([Retrigger(line["id"], line["retrigger_of"], line.get("retriggered_by") or "tester",
+                                       datetime.fromisoformat(line["started_at"]))
+                             for line in lines if line.get("retrigger_of")])
+
+
+def record_sample_lineage(store) -> None:
+    """The sample logs' re-triggers recorded as Fourgent's, before the samples are read."""
+    import json
+
+    lines = [json.loads(text) for f in sorted(SAMPLES.glob("*.jsonl"))
+             for text in f.read_text(encoding="utf-8").splitlines() if '"retrigger_of"' in text]
+    record_as_ours(store, *lines)

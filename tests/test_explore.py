@@ -19,6 +19,7 @@ from fourgent.filters import RunFilter
 from fourgent.store import errors
 from fourgent.store.duckdb import adhoc, examples, guard
 from fourgent.store.duckdb import runs as runs_sql
+from helpers import load_demo
 
 SECRET = "tok-live-very-secret-4242"
 CANARY = "canary-file-content-7731"
@@ -306,9 +307,7 @@ def test_cli_csv_neutralises_formulas_like_the_download(world):
 
 
 def test_every_example_runs_and_returns_rows_on_the_demo_data(store, tmp_path):
-    from fourgent import demo
-
-    store.ingest(demo.write_demo(tmp_path / "logs", 3000))
+    load_demo(store, tmp_path / "logs", 3000)
     for title, sql in examples.EXAMPLES.items():
         assert adhoc.run(store.db.cursor(), sql).total > 0, title
 

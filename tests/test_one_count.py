@@ -12,10 +12,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fourgent import demo
 from fourgent.filters import RunFilter, RunsQuery, runs_query
 from fourgent.store.duckdb import DuckDBStore
-from helpers import button, metric, open_app
+from helpers import button, load_demo, metric, open_app
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -31,7 +30,7 @@ def world(tmp_path_factory):
     rows of its `runs` view, read plainly."""
     folder = tmp_path_factory.mktemp("one-count")
     store = DuckDBStore(folder / "store.duckdb")
-    store.ingest(demo.write_demo(folder / "logs", 3000, now=NOW))
+    load_demo(store, folder / "logs", 3000, now=NOW)
     assert store.rollups_current()
     cur = store.db.cursor().execute("SELECT * FROM runs")
     names = [d[0] for d in cur.description]

@@ -13,6 +13,7 @@ import pytest
 from fourgent import overview
 from fourgent.store.duckdb import health
 from fourgent.store.duckdb import overview as overview_sql
+from helpers import record_sample_lineage
 
 ENDED = {"finished", "failed", "skipped"}
 WINDOWS = {
@@ -24,6 +25,7 @@ WINDOWS = {
 
 @pytest.fixture
 def cur(store, samples):
+    record_sample_lineage(store)
     store.ingest([samples])
     return store.db.cursor()
 

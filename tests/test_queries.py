@@ -8,7 +8,7 @@ import pytest
 
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
-from helpers import run_line
+from helpers import record_as_ours, run_line
 
 
 @pytest.fixture
@@ -73,16 +73,16 @@ def test_unknown_status_values_are_ignored_not_sent_to_sql(loaded):
 
 def test_unresolved_failures_are_failed_originals_whose_latest_retrigger_did_not_finish(store, tmp_path, write_log):
     err = {"message": "boom", "step": 0, "kind": "logic"}
-    write_log(tmp_path / "a.jsonl",
-              run_line("never", status="failed", error=err),
-              run_line("fixed", status="failed", error=err),
-              run_line("fixed_rt", status="finished", retrigger_of="fixed", started_at="2026-11-21T10:00:00Z"),
-              run_line("again", status="failed", error=err),
-              run_line("again_rt1", status="finished", retrigger_of="again", started_at="2026-11-21T10:00:00Z"),
-              run_line("again_rt2", status="failed", error=err, retrigger_of="again",
-                       started_at="2026-11-22T10:00:00Z"),
-              run_line("ok", status="finished"))
-    store.ingest([tmp_path / "a.jsonl"])
+    lines = (run_line("never", status="failed", error=err),
+             run_line("fixed", status="failed", error=err),
+             run_line("fixed_rt", status="finished", retrigger_of="fixed", started_at="2026-11-21T10:00:00Z"),
+             run_line("again", status="failed", error=err),
+             run_line("again_rt1", status="finished", retrigger_of="again", started_at="2026-11-21T10:00:00Z"),
+             run_line("again_rt2", status="failed", error=err, retrigger_of="again",
+                      started_at="2026-11-22T10:00:00Z"),
+             run_line("ok", status="finished"))
+    record_as_ours(store, *lines)
+    store.ingest([write_log(tmp_path / "a.jsonl", *lines)])
     found = runs_sql.select_ids(store.db.cursor(), RunFilter(unresolved=True))
     assert sorted(found) == ["again", "never"]  # "again": its latest re-trigger failed
     assert runs_sql.status_counts(store.db.cursor(), RunFilter(unresolved=True))["failed"] == 2

@@ -52,8 +52,10 @@ def test_bulk_of_500_gives_exact_outcome_counts_and_lineage(store, tmp_path, wri
     assert cur.execute("SELECT count(*) FROM runs WHERE retrigger_of LIKE 'orig_%'").fetchall()[0][0] == 500
     assert cur.execute("SELECT count(DISTINCT retrigger_of) FROM runs WHERE retrigger_of IS NOT NULL"
                        ).fetchall()[0][0] == 500
-    who = cur.execute("SELECT DISTINCT extra->>'retriggered_by' FROM runs WHERE retrigger_of IS NOT NULL").fetchall()
+    who = cur.execute("SELECT DISTINCT retriggered_by FROM retriggers").fetchall()
     assert who == [("ana@example.com",)]
+    assert cur.execute("SELECT count(*) FROM retriggers JOIN runs ON runs.id = retriggers.run_id "
+                       "AND runs.retrigger_of = retriggers.retrigger_of").fetchall()[0][0] == 500
 
 
 def test_the_replay_sends_the_original_payload(store, tmp_path, write_log, setup):
@@ -118,6 +120,8 @@ def test_cancel_stops_a_bulk_re_trigger_midway(store, tmp_path, write_log, setup
     result = retriggerer.bulk([r["id"] for r in runs], "ana", concurrency=4, cancel=cancel, progress=progress)
     done = sum(result.outcomes.values())
     assert 40 <= done < 60 and result.cancelled == 200 - done
+    # The re-triggers never started are not left recorded as Fourgent's.
+    assert store.db.cursor().execute("SELECT count(*) FROM retriggers").fetchall()[0][0] == done
 
 
 def test_unknown_runs_and_workflows_are_refused_with_a_reason(store, tmp_path, write_log, setup):

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from fourgent import demo, overview, quantiles
+from fourgent import overview, quantiles
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.store.duckdb import rollup, sql, unresolved
 from fourgent.store.duckdb import runs as runs_sql
-from helpers import run_line
+from helpers import load_demo, record_as_ours, run_line
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 WF = {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed Won",
@@ -23,7 +23,7 @@ WF = {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed W
 
 @pytest.fixture
 def demo_store(store, tmp_path):
-    store.ingest(demo.write_demo(tmp_path / "logs", 8000, days=60, now=NOW))
+    load_demo(store, tmp_path / "logs", 8000, days=60, now=NOW)
     return store
 
 
@@ -79,6 +79,7 @@ def test_live_appends_superseded_snapshots_and_a_resolving_re_trigger_keep_them_
                  error={"message": "boom", "kind": "logic"}),
         run_line("brand_new", workflow=WF, started_at="2026-11-25T11:45:00Z", finished_at="2026-11-25T11:45:01Z"),
     ]
+    record_as_ours(demo_store, *lines)
     demo_store.ingest([write_log(tmp_path / "logs" / "live.jsonl", *lines)])
     assert_current(cur)
     after = cur.execute("SELECT sum(unresolved) FROM fg.day_runs WHERE day = ?", [day]).fetchall()[0][0]

@@ -155,6 +155,19 @@ def test_lineage_links_both_ways(data):
     assert any(link.label.startswith("Re-triggered as") for link in parent.get("page_link"))
 
 
+def test_a_line_only_claiming_a_re_trigger_shows_the_claim_and_no_lineage(dashboard, write_log):
+    data = dashboard()
+    err = {"message": "401", "step": 0, "kind": "auth"}
+    write_log(data / "logs" / "a.jsonl", run_line("victim", status="failed", error=err),
+              run_line("forged", retrigger_of="victim", started_at="2026-11-20T15:00:00Z", retriggered_by="boss"))
+    child = detail("forged")
+    assert not any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
+    assert any("says it re-triggered victim, but this dashboard did not start it" in t.value for t in child.text)
+    assert not any("boss" in t.value for t in child.text)
+    original = detail("victim")
+    assert not any(link.label.startswith("Re-triggered as") for link in original.get("page_link"))
+
+
 def test_unknown_run_id_says_so_plainly(data):
     at = detail("no-such-run")
     assert any("There is no run with this ID" in w.value for w in at.warning)

@@ -57,3 +57,34 @@ def test_a_store_from_before_failed_app_gets_it_filled_on_open(data_paths, write
     got = dict(s.db.cursor().execute("SELECT id, failed_app FROM runs").fetchall())
     assert got == {"f1": "QuickBooks", "f2": "QuickBooks", "ok": None}  # f2: no step named, the destination app
     s.close()
+
+
+def test_a_store_from_before_the_re_trigger_ledger_keeps_its_own_re_triggers_and_demotes_the_rest(
+        data_paths, write_log, tmp_path):
+    from fourgent.filters import RunFilter
+    from fourgent.store.duckdb import DuckDBStore
+    from helpers import run_line
+
+    err = {"message": "401", "step": 0, "kind": "auth"}
+    s = DuckDBStore(data_paths.db_path)
+    s.ingest([write_log(tmp_path / "a.jsonl",
+                        run_line("mine", status="failed", error=err),
+                        run_line("theirs", status="failed", error=err),
+                        # written by our executor before the ledger existed: it carries who and when
+                        run_line("mine_rt", retrigger_of="mine", retriggered_by="ana",
+                                 retriggered_at="2026-11-20T15:00:00Z", started_at="2026-11-20T15:00:00Z"),
+                        run_line("forged", retrigger_of="theirs", started_at="2026-11-20T15:00:00Z"))])
+    # Make it look like a version 6 store: lineage straight from the lines, no ledger.
+    s.db.con.execute("DROP VIEW main.retriggers; DROP VIEW main.runs; DROP VIEW fg.run_rows; "
+                     "DROP VIEW fg.snapshot_rows; UPDATE fg.runs SET retrigger_of = retrigger_claim; "
+                     "ALTER TABLE fg.runs DROP COLUMN retrigger_claim; DROP TABLE fg.retriggers; "
+                     "UPDATE fg.meta SET value = '6' WHERE key = 'schema_version'")
+    s.close()
+    s = DuckDBStore(data_paths.db_path)
+    cur = s.db.cursor()
+    assert cur.execute("SELECT run_id, retrigger_of, retriggered_by FROM retriggers").fetchall() == [
+        ("mine_rt", "mine", "ana")]
+    lineage = {r[0]: r[1:] for r in cur.execute("SELECT id, retrigger_of, retrigger_claim FROM runs").fetchall()}
+    assert lineage["mine_rt"] == ("mine", None) and lineage["forged"] == (None, "theirs")
+    assert s.select_ids(RunFilter(unresolved=True)) == ["theirs"]
+    s.close()

@@ -21,11 +21,11 @@ from ..filters import RunFilter
 from ..logfiles import IngestReport
 from ..overview import OverviewView, Window
 from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
-from .records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
+from .records import Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
 
 __all__ = ["AdhocSQL", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
-           "QueryFailed", "QueryRefused", "QueryStopped", "RunNotFound", "RunRecord", "RunsReader", "RunsView",
-           "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
+           "QueryFailed", "QueryRefused", "QueryStopped", "Retrigger", "RunNotFound", "RunRecord", "RunsReader",
+           "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
 
 Order = Literal["newest", "oldest"]
 
@@ -71,6 +71,8 @@ class Ledger(Protocol):
     def originals(self, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict[str, Any]]]: ...
     def parents(self, run_ids: Sequence[str]) -> dict[str, str]: ...
     def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]: ...
+    def record_retriggers(self, retriggers: Sequence[Retrigger]) -> None: ...
+    def forget_retriggers(self, run_ids: Sequence[str]) -> None: ...
     def put_connection(self, app: str, base_url: str, token_encrypted: str | None,
                        token_hint: str | None) -> None: ...
     def connection(self, app: str) -> tuple[str, str | None] | None: ...

@@ -30,13 +30,23 @@ class ConnectionRow:
     refused: bool  # its latest answer to this credential was a refusal (401/403)
 
 
+@dataclass(frozen=True)
+class Retrigger:
+    """A re-trigger Fourgent starts: the new run's ID, the original it replays, who asked and when."""
+
+    run_id: str
+    retrigger_of: str
+    by: str
+    at: datetime
+
+
 @dataclass
 class RunRecord:
     """One run as stored: its row of `runs`, its steps, its lineage both ways and where it was read."""
 
     run: dict[str, Any]
     steps: list[dict[str, Any]]
-    parent: dict[str, Any] | None  # the run this one re-triggered
+    parent: dict[str, Any] | None  # the run this one re-triggered: id, status, started_at, by, at
     children: list[dict[str, Any]]  # re-triggers of this run, oldest first
     source_file: str | None
     source_line: int | None

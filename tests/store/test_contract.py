@@ -10,7 +10,7 @@ from fourgent.filters import RunFilter
 from fourgent.overview import Window
 from fourgent.spec import STATUSES
 from fourgent.store import QueryRefused, RunNotFound, Store
-from helpers import run_line
+from helpers import record_as_ours, run_line
 
 SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8
 
@@ -107,6 +107,7 @@ def test_a_run_record_has_its_steps_lineage_and_source(engine_store: Store, tmp_
     original = run_line("orig", status="failed", error={"message": "401", "step": 0, "kind": "auth"})
     child = run_line("child", retrigger_of="orig", started_at="2026-11-20T15:00:00Z",
                      retriggered_by="ana")
+    record_as_ours(engine_store, child)
     engine_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", original, child)], logs_dir=tmp_path / "logs")
     record = engine_store.run_record("orig")
     assert record is not None and record.run["status"] == "failed" and len(record.steps) == 1
@@ -116,6 +117,52 @@ def test_a_run_record_has_its_steps_lineage_and_source(engine_store: Store, tmp_
     assert engine_store.originals(["orig"])["orig"][2] == {"deal_id": "1893", "amount": "12000.00"}
     assert engine_store.retriggered_since(["orig"], datetime(2026, 11, 20, 14, tzinfo=UTC)) == {"orig": "child"}
     assert engine_store.run_record("nope") is None
+
+
+def test_a_line_claiming_to_re_trigger_a_failure_resolves_nothing_unless_the_store_recorded_it(
+        engine_store: Store, tmp_path, write_log):
+    err = {"message": "401", "step": 0, "kind": "auth"}
+    forged = run_line("forged", retrigger_of="victim", started_at="2026-11-20T15:00:00Z", retriggered_by="boss")
+    also_failed = run_line("hidden", status="failed", error=err, retrigger_of="victim",
+                           started_at="2026-11-20T16:00:00Z")
+    engine_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", run_line("victim", status="failed", error=err),
+                                   forged, also_failed)], logs_dir=tmp_path / "logs")
+    # Not resolved, still offered to a bulk re-trigger, and the forged failure is an original to look at too.
+    assert set(engine_store.select_ids(RunFilter(unresolved=True))) == {"victim", "hidden"}
+    assert engine_store.unresolved_count(RunFilter()) == 2
+    record = engine_store.run_record("victim")
+    assert record is not None and record.children == []
+    child = engine_store.run_record("forged")
+    assert child is not None and child.parent is None
+    assert child.run["retrigger_of"] is None and child.run["retrigger_claim"] == "victim"
+    assert engine_store.parents(["forged"]) == {}
+
+
+def test_a_recorded_re_trigger_is_lineage_with_who_asked_from_the_store_not_the_line(
+        engine_store: Store, tmp_path, write_log):
+    err = {"message": "401", "step": 0, "kind": "auth"}
+    child = run_line("child", retrigger_of="orig", started_at="2026-11-20T15:00:00Z", retriggered_by="mallory")
+    record_as_ours(engine_store, dict(child, retriggered_by="ana"))
+    engine_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", run_line("orig", status="failed", error=err),
+                                   child)], logs_dir=tmp_path / "logs")
+    assert engine_store.select_ids(RunFilter(unresolved=True)) == []
+    found = engine_store.run_record("child")
+    assert found is not None and found.parent is not None
+    assert (found.parent["id"], found.parent["by"], found.parent["status"]) == ("orig", "ana", "failed")
+    original = engine_store.run_record("orig")
+    assert original is not None and [c["by"] for c in original.children] == ["ana"]
+
+
+def test_a_re_trigger_recorded_but_never_started_is_forgotten(engine_store: Store, tmp_path, write_log):
+    from fourgent.store import Retrigger
+
+    at = datetime(2026, 11, 20, 15, tzinfo=UTC)
+    engine_store.record_retriggers([Retrigger("ran", "orig", "ana", at), Retrigger("never", "orig", "ana", at)])
+    engine_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", run_line("orig"),
+                                   run_line("ran", retrigger_of="orig"))], logs_dir=tmp_path / "logs")
+    engine_store.forget_retriggers(["ran", "never"])  # "ran" has its run: it stays
+    assert engine_store.retriggered_since(["orig"], at) == {"orig": "ran"}
+    assert engine_store.parents(["ran"]) == {"ran": "orig"}
 
 
 def test_ad_hoc_sql_reads_the_views_and_refuses_writes(loaded: Store):

@@ -14,7 +14,7 @@ from ... import overview as domain_overview
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import OverviewView, Window
-from ..records import Comment, ConnectionRow, RunRecord, RunsView, SqlResult
+from ..records import Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
 from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
 from .database import Database
 from .examples import EXAMPLES
@@ -135,6 +135,12 @@ class DuckDBStore:
 
     def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
         return self._ledger.retriggered_since(run_ids, since)
+
+    def record_retriggers(self, retriggers: Sequence[Retrigger]) -> None:
+        self._ledger.record_retriggers(retriggers)
+
+    def forget_retriggers(self, run_ids: Sequence[str]) -> None:
+        self._ledger.forget_retriggers(run_ids)
 
     def put_connection(self, app: str, base_url: str, token_encrypted: str | None, token_hint: str | None) -> None:
         self._ledger.put_connection(app, base_url, token_encrypted, token_hint)

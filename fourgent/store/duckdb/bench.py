@@ -44,7 +44,19 @@ def _write_part(args: tuple[Path, int, int, int, float, str]) -> Path:
     part_now = now - span * (parts - 1 - part) / parts
     files = demo.write_demo(logs / f"part-{part:03d}", runs, seed=1000 + part, days=days / parts,
                             per_file=runs, now=part_now)
-    return files[0]
+    return files.files[0]
+
+
+def record_demo_lineage(db: Database, files: list[Path]) -> None:
+    """The demo's re-triggers recorded as Fourgent's before ingest, as loading the demo does (demo.DemoLogs):
+    read back from the (possibly cached) files, since the generator ran in other processes."""
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)  # paths this module wrote
+    with db.transaction() as cur:
+        cur.execute(f"""INSERT OR IGNORE INTO fg.retriggers
+            SELECT id, retrigger_of, retriggered_by, retriggered_at::TIMESTAMPTZ
+            FROM read_json([{listed}], columns = {{id: 'VARCHAR', retrigger_of: 'VARCHAR',
+                           retriggered_by: 'VARCHAR', retriggered_at: 'VARCHAR'}}, format = 'newline_delimited')
+            WHERE retrigger_of IS NOT NULL""")
 
 
 def generate(logs: Path, runs: int, days: float = 90.0) -> list[Path]:
@@ -178,6 +190,7 @@ def main(runs: int = 1_000_000, workdir: Path | None = None, repeat: int = 7,
 
         print("fourgent ingest …", flush=True)
         store = Database(store_db)
+        record_demo_lineage(store, files)
         t = time.perf_counter()
         report = ingest(store, [logs])
         store.con.execute("CHECKPOINT")

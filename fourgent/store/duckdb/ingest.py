@@ -182,19 +182,25 @@ _PARSED = f"""
            CASE WHEN pre_reason IS NULL THEN try(json_transform(raw, '{_LINE_TYPE}')) END AS j
     FROM fg_batch"""
 
+# A line's lineage counts only when Fourgent started that re-trigger (fg.retriggers, written before the
+# run starts); any other "retrigger_of" is kept as the line's claim and resolves nothing.
+_OURS = ("coalesce(j.id || chr(31) || j.retrigger_of IN "
+         "(SELECT run_id || chr(31) || retrigger_of FROM fg.retriggers), false)")
+
 # Good lines go straight into fg.runs: one pass, one materialisation. Lines
 # left out are found afterwards by position and given their reason.
 _INSERT_SQL = f"""
 INSERT INTO fg.runs (id, reference, workflow_id, source, destination, source_app, destination_app, status,
                      started_at, finished_at, updated_at, error_message, error_kind, error_step, skip_reason,
-                     retrigger_of, attempt, trigger_payload, result, steps, extra, file_id, line, seq, search,
-                     failed_app)
+                     retrigger_of, retrigger_claim, attempt, trigger_payload, result, steps, extra, file_id, line,
+                     seq, search, failed_app)
 SELECT
     j.id, nullif(j.reference, ''),
     j.workflow.id, j.workflow.source, j.workflow.destination, j.workflow.source_app, j.workflow.destination_app,
     lower(j.status),
     {_ts("j.started_at")}, {_ts("j.finished_at")}, {_ts("j.updated_at")},
-    j.error.message, j.error.kind, j.error.step::INTEGER, j.skip_reason, j.retrigger_of,
+    j.error.message, j.error.kind, j.error.step::INTEGER, j.skip_reason,
+    CASE WHEN {_OURS} THEN j.retrigger_of END, CASE WHEN NOT {_OURS} THEN j.retrigger_of END,
     coalesce(j.attempt, 1)::INTEGER,
     coalesce(j.trigger_payload, '{{}}'::JSON), j.result,
     coalesce(list_transform(j.steps, lambda s: {{

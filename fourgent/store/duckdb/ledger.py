@@ -8,13 +8,14 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import RunNotFound
-from ..records import Comment, ConnectionRow, RunRecord
+from ..records import Comment, ConnectionRow, Retrigger, RunRecord
 from . import snapshot
 from .database import Database
+from .sql import DAY_SQL
 
 DETAIL_COLUMNS = ("id, reference, workflow_id, workflow, source, destination, source_app, destination_app, status, "
                   "started_at, finished_at, duration_ms, error_message, error_kind, error_step, skip_reason, "
-                  "retrigger_of, attempt, step_count, trigger_payload, result, updated_at, extra")
+                  "retrigger_of, retrigger_claim, attempt, step_count, trigger_payload, result, updated_at, extra")
 STEP_COLUMNS = "step_index, name, app, status, attempts, started_at, finished_at, duration_ms, error, input, output"
 
 
@@ -87,11 +88,31 @@ class Ledger:
             "WHERE c.id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)]).fetchall())
 
     def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
-        """Per run re-triggered since `since`: its newest re-trigger's id."""
+        """Per run re-triggered since `since`: its newest re-trigger's id (its run need not be read yet)."""
         return dict(self.db.cursor().execute(
-            "SELECT retrigger_of, arg_max(id, started_at) FROM runs "
-            "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) AND started_at >= ? GROUP BY 1",
+            "SELECT retrigger_of, arg_max(run_id, retriggered_at) FROM fg.retriggers "
+            "WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) AND retriggered_at >= ? GROUP BY 1",
             [list(run_ids), since]).fetchall())
+
+    def record_retriggers(self, retriggers: Sequence[Retrigger]) -> None:
+        """Before the runs start: the re-triggers about to run, so their lines are read as lineage."""
+        if not retriggers:
+            return
+        with self.db.transaction() as cur:
+            cur.executemany("INSERT INTO fg.retriggers VALUES (?, ?, ?, ?)",
+                            [[r.run_id, r.retrigger_of, r.by, r.at] for r in retriggers])
+            cur.execute(f"""INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs
+                            WHERE id IN (SELECT unnest(?::VARCHAR[]))""", [[r.retrigger_of for r in retriggers]])
+            snapshot.write_retriggers(cur, self.db.snapshot_dir)
+
+    def forget_retriggers(self, run_ids: Sequence[str]) -> None:
+        """Re-triggers recorded but never started (a cancelled bulk's rest)."""
+        if not run_ids:
+            return
+        with self.db.transaction() as cur:
+            cur.execute("DELETE FROM fg.retriggers WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
+                        "AND run_id NOT IN (SELECT id FROM fg.runs)", [list(run_ids)])
+            snapshot.write_retriggers(cur, self.db.snapshot_dir)
 
     # ------------------------------------------------------------ one run in full
 
@@ -108,14 +129,19 @@ class Ledger:
         steps = [dict(zip(step_names, r, strict=True)) for r in steps_cur.fetchall()]
         parent = None
         if run["retrigger_of"]:
-            found_parent = cur.execute("SELECT id, status, started_at FROM runs WHERE id = ?",
-                                       [run["retrigger_of"]]).fetchall()
-            parent = dict(zip(("id", "status", "started_at"), found_parent[0], strict=True)) if found_parent else {
-                "id": run["retrigger_of"], "status": None, "started_at": None}
+            found_parent = cur.execute(
+                "SELECT p.id, p.status, p.started_at, t.retriggered_by, t.retriggered_at FROM fg.retriggers t "
+                "LEFT JOIN runs p ON p.id = t.retrigger_of WHERE t.run_id = ?", [run_id]).fetchall()
+            by, at = found_parent[0][3:] if found_parent else (None, None)
+            parent = {"id": run["retrigger_of"], "status": None, "started_at": None, "by": by, "at": at}
+            if found_parent and found_parent[0][0] is not None:
+                parent.update(status=found_parent[0][1], started_at=found_parent[0][2])
+        # The lineage people see is the one Fourgent recorded: who asked, from the ledger, not from a line.
         children = [
             dict(zip(("id", "status", "started_at", "by"), r, strict=True))
-            for r in cur.execute("SELECT id, status, started_at, extra->>'retriggered_by' FROM runs "
-                                 "WHERE retrigger_of = ? ORDER BY started_at", [run_id]).fetchall()
+            for r in cur.execute("SELECT c.id, c.status, c.started_at, t.retriggered_by FROM runs c "
+                                 "JOIN fg.retriggers t ON t.run_id = c.id "
+                                 "WHERE c.retrigger_of = ? ORDER BY c.started_at", [run_id]).fetchall()
         ]
         where = cur.execute("SELECT f.path, r.line FROM fg.runs r JOIN fg.files f USING (file_id) WHERE r.id = ?",
                             [run_id]).fetchall()

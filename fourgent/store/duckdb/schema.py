@@ -136,6 +136,31 @@ _V6_REJECTS_CAP = """
 ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS rejects_not_kept BIGINT DEFAULT 0;
 """
 
+_V7_LINEAGE = f"""
+-- The re-triggers Fourgent started (retrigger.py writes the row before the run starts): a log line's
+-- "retrigger_of" is lineage only when it matches one; otherwise it is kept as a claim and trusted for nothing.
+CREATE TABLE IF NOT EXISTS fg.retriggers (
+    run_id         VARCHAR PRIMARY KEY,   -- the new run
+    retrigger_of   VARCHAR NOT NULL,      -- the original it replays
+    retriggered_by VARCHAR NOT NULL,
+    retriggered_at TIMESTAMPTZ NOT NULL
+);
+ALTER TABLE fg.runs ADD COLUMN IF NOT EXISTS retrigger_claim VARCHAR;
+-- Before this version lineage was the lines' word. Lines our executor wrote (they carry retriggered_by and
+-- retriggered_at) are taken into the ledger once, so failures already replayed do not come back as
+-- unresolved and get replayed twice; every other line's lineage becomes a claim.
+INSERT OR IGNORE INTO fg.retriggers
+SELECT id, retrigger_of, extra->>'retriggered_by',
+       coalesce(try_cast(extra->>'retriggered_at' AS TIMESTAMPTZ), started_at)
+FROM fg.runs
+WHERE retrigger_of IS NOT NULL AND extra->>'retriggered_by' IS NOT NULL AND extra->>'retriggered_at' IS NOT NULL
+QUALIFY row_number() OVER (PARTITION BY id ORDER BY seq DESC) = 1;
+UPDATE fg.runs SET retrigger_claim = retrigger_of, retrigger_of = NULL
+WHERE retrigger_of IS NOT NULL AND id NOT IN (SELECT run_id FROM fg.retriggers);
+INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
+INSERT OR IGNORE INTO fg.snapshot_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -144,6 +169,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (4, _V4_LEDGER),
     (5, _V5_SNAPSHOT),
     (6, _V6_REJECTS_CAP),
+    (7, _V7_LINEAGE),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -153,7 +179,7 @@ RUN_COLUMNS = f"""id, reference, workflow_id,
        source, destination, source_app, destination_app, status,
        started_at, finished_at,
        {duration_sql()} AS duration_ms,
-       error_message, error_kind, error_step, skip_reason, retrigger_of, attempt,
+       error_message, error_kind, error_step, skip_reason, retrigger_of, retrigger_claim, attempt,
        len(steps) AS step_count, trigger_payload, result, updated_at, extra,
        failed_app"""
 
@@ -178,6 +204,9 @@ FROM fg.rejects r JOIN fg.files f USING (file_id);
 
 CREATE OR REPLACE VIEW main.comments AS
 SELECT run_id, author, body, created_at FROM fg.comments;
+
+CREATE OR REPLACE VIEW main.retriggers AS
+SELECT run_id, retrigger_of, retriggered_by, retriggered_at FROM fg.retriggers;
 """
 
-SURFACE = ("runs", "steps", "rejected_lines", "comments")
+SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers")

@@ -4,7 +4,7 @@ Explore and `python -m fourgent sql` never query the dashboard's database: a wor
 in-memory DuckDB over these Parquet files (worker.py). The runs are one file per UTC day, so an ingest
 rewrites only the days it changed: the same days the rollups recompute, marked in `fg.snapshot_days` in the
 rollups' own transaction, so a crash before the files are written leaves the marks for the next ingest.
-Comments and rejected lines are small and rewritten whole when they change. Each file is written under a
+Comments, re-triggers and rejected lines are small and rewritten whole when they change. Each file is written under a
 temporary name and renamed, so a worker reads a whole day or the previous one, never half a file.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 from .database import Cursor
 from .sql import DAY_MS, DAY_SQL
 
-RUNS, REJECTED, COMMENTS = "runs", "rejected_lines.parquet", "comments.parquet"
+RUNS, REJECTED, COMMENTS, RETRIGGERS = "runs", "rejected_lines.parquet", "comments.parquet", "retriggers.parquet"
 EMPTY = "empty.parquet"  # a day-less file with the runs' columns, so the worker's glob always matches
 
 
@@ -40,6 +40,7 @@ def write_all(cur: Cursor, folder: Path) -> int:
     cur.execute("INSERT OR IGNORE INTO fg.snapshot_days SELECT DISTINCT " + DAY_SQL + " FROM fg.runs")
     write_rejected(cur, folder)
     write_comments(cur, folder)
+    write_retriggers(cur, folder)
     return refresh(cur, folder)
 
 
@@ -74,5 +75,10 @@ def write_comments(cur: Cursor, folder: Path) -> None:
     _write(cur, "SELECT * FROM comments", folder / COMMENTS)
 
 
+def write_retriggers(cur: Cursor, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(cur, "SELECT * FROM retriggers", folder / RETRIGGERS)
+
+
 def is_complete(folder: Path) -> bool:
-    return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", REJECTED, COMMENTS))
+    return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", REJECTED, COMMENTS, RETRIGGERS))

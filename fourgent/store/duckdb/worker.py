@@ -116,6 +116,7 @@ def views_sql(folder: Path) -> str:
     FROM (SELECT id AS run_id, unnest(range(len(steps))) AS step_index, unnest(steps) AS s FROM fg_runs);
     CREATE VIEW rejected_lines AS SELECT * FROM read_parquet('{q}/{snapshot.REJECTED}');
     CREATE VIEW comments AS SELECT * FROM read_parquet('{q}/{snapshot.COMMENTS}');
+    CREATE VIEW retriggers AS SELECT * FROM read_parquet('{q}/{snapshot.RETRIGGERS}');
     """
 
 
