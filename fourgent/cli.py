@@ -182,6 +182,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.retrigger:
         bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
         return EXIT_OK
+    if args.refresh:
+        bench.refresh_bench(files=args.files)
+        return EXIT_OK
     if args.explore:
         if not args.workdir:
             print("error: --explore times the store an earlier run left in --workdir DIR", file=sys.stderr)
@@ -259,6 +262,9 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: ad-hoc SQL through its worker over the snapshot, on the store in --workdir")
     p.add_argument("--retrigger", action="store_true",
                    help="instead: bulk re-trigger of failed runs against the demo apps (--runs defaults to 1000)")
+    p.add_argument("--refresh", action="store_true",
+                   help="instead: a refresh with nothing new over --files one-line log files")
+    p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")
     p.set_defaults(func=cmd_bench)
     return top
 

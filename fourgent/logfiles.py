@@ -86,48 +86,60 @@ def discover(paths: Iterable[Path], left_out: list[str] | None = None) -> list[P
     Inside a folder, a link is followed only while it stays in that folder: `logs/passwd.jsonl -> /etc/passwd`
     would show another file's lines to every visitor as rejected lines. Links left out are added to
     `left_out`. A file named on its own is read as named."""
-    found: list[Path] = []
+    return [Path(found) for found, _ in scan(paths, left_out)]
+
+
+def scan(paths: Iterable[Path], left_out: list[str] | None = None) -> list[tuple[str, str]]:
+    """What `discover` finds, as (path as found, real path) strings: a plain file under a folder is its own
+    real path. Strings, not Paths: building and sorting 20,000 Paths was most of a refresh with nothing new."""
+    found: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():
             found.extend(_walk(path, left_out if left_out is not None else []))
         elif path.is_file():
             if not is_log_file(path):
                 raise NotALogFile(f"{path} is not a run log (expected .jsonl or .jsonl.gz)")
-            found.append(path)
+            found.append((str(path), str(path.resolve())))
         else:
             raise NotALogFile(f"{path} does not exist")
     return found
 
 
-def _walk(folder: Path, left_out: list[str]) -> list[Path]:
+def _path_order(found: tuple[str, str]) -> str:
+    # Path order compares component by component; with the separator as the lowest character, plain string
+    # order is the same ("a/x" before "a-b/x").
+    return found[0].replace(os.sep, "\0")
+
+
+def _walk(folder: Path, left_out: list[str]) -> list[tuple[str, str]]:
     # os.scandir tells links and kinds from the directory itself: only links pay for resolving (a refresh
     # of 20,000 files spent most of its time resolving every path).
     root = folder.resolve()
-    files: list[Path] = []
-    links: list[tuple[Path, Path]] = []
-    stack = [root]  # paths under the resolved folder: a plain file's path is then its real one
+    files: list[tuple[str, str]] = []
+    links: list[tuple[str, str]] = []
+    stack = [str(root)]  # paths under the resolved folder: a plain file's path is then its real one
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
-                path = Path(entry.path)
                 if entry.is_symlink():
-                    target = path.resolve()
+                    target = Path(entry.path).resolve()
                     if not target.is_relative_to(root):
                         left_out.append(entry.path)
-                    elif is_log_file(path) and target.is_file():
-                        links.append((path, target))
+                    elif entry.name.endswith(LOG_SUFFIXES) and target.is_file():
+                        links.append((entry.path, str(target)))
                     # a linked folder inside is not descended into (it would read its files twice)
                 elif entry.is_dir(follow_symlinks=False):
-                    stack.append(path)
-                elif entry.is_file(follow_symlinks=False) and is_log_file(path):
-                    files.append(path)
+                    stack.append(entry.path)
+                elif entry.name.endswith(LOG_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                    files.append((entry.path, entry.path))
     # A link to a file of the folder is that file: read once, under its own name (its key in the store).
-    seen = set(files)
-    for path, target in sorted(links):
-        if target not in seen:
-            seen.add(target)
-            files.append(path)
-    return sorted(files)
+    seen = {real for _, real in files} if links else set()
+    for path, real in sorted(links, key=_path_order):
+        if real not in seen:
+            seen.add(real)
+            files.append((path, real))
+    files.sort(key=_path_order)
+    return files
 
 
 

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, SAMPLES
+from fourgent.config import Paths
+from fourgent.store.duckdb import DuckDBStore
+from helpers import ROOT, SAMPLES, record_sample_lineage
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
@@ -33,8 +35,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(cwd: Path, entry: str = "app.py", env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """A fresh Streamlit server on a free 127.0.0.1 port, once it answers its health check."""
+def serve(cwd: Path, entry: str = "serve.py", env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A fresh server of `entry` (the README's serve.py) on a free 127.0.0.1 port, once it answers its health check."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", entry, "--server.port", str(port),
@@ -60,6 +62,9 @@ def sample_data(folder: Path) -> Path:
     (data / "logs").mkdir(parents=True)
     for f in SAMPLES.glob("*.jsonl"):
         shutil.copy(f, data / "logs" / f.name)
+    ledger = DuckDBStore(Paths(data).db_path)  # as if this dashboard had run the samples' re-triggers
+    record_sample_lineage(ledger)
+    ledger.close()
     return data
 
 
@@ -279,7 +284,7 @@ def test_a_pages_folder_breaks_first_deep_links(tmp_path, browser):
         "import streamlit as st\n"
         "st.navigation([st.Page('pages/home.py', url_path='home', default=True),\n"
         "               st.Page('pages/run_detail.py', url_path='run', visibility='hidden')]).run()\n")
-    proc, url = serve(tmp_path)
+    proc, url = serve(tmp_path, entry="app.py")
     context = browser.new_context()
     try:
         pg = context.new_page()
@@ -288,5 +293,52 @@ def test_a_pages_folder_breaks_first_deep_links(tmp_path, browser):
         pg.get_by_text("Page not found").first.wait_for(timeout=15_000)
     finally:
         context.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def _framed(browser, tmp_path: Path, target: str) -> bool:
+    """Whether a page of another origin (another port) shows `target` inside an iframe."""
+    import functools
+    import http.server
+    import threading
+
+    (tmp_path / "evil.html").write_text(f'<h1>Win a prize</h1><iframe src="{target}" width="900" height="600">'
+                                        '</iframe>')
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(f"http://127.0.0.1:{evil.server_address[1]}/evil.html")
+        frame = pg.frame_locator("iframe")
+        try:
+            frame.locator('[data-testid="stApp"]').wait_for(timeout=15_000)
+            return True
+        except sync_api.TimeoutError:
+            return False
+    finally:
+        context.close()
+        evil.shutdown()
+        evil.server_close()
+
+
+def test_another_site_cannot_frame_the_dashboard(server, browser, tmp_path):
+    target = server["url"] + "/explore?sql=SELECT%201"
+    with urllib.request.urlopen(target, timeout=10) as r:
+        assert r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
+    assert not _framed(browser, tmp_path, target)
+
+
+def test_without_serve_py_the_dashboard_can_be_framed(tmp_path, browser):
+    """The other side of the test above: Streamlit's own server sets no such header, so app.py served
+    directly (not the README's command) can be framed."""
+    data = sample_data(tmp_path)
+    proc, url = serve(ROOT, entry="app.py", env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "0"})
+    try:
+        assert _framed(browser, tmp_path, url + "/explore")
+    finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -100,3 +100,35 @@ def test_a_store_from_before_snapshots_gets_one_on_open(tmp_path, samples):
 def test_a_missing_snapshot_is_said_in_words(tmp_path):
     with pytest.raises(QueryFailed, match="not written yet"):
         worker.run(tmp_path / "nowhere.snapshot", "SELECT 1", time_limit=5)
+
+
+@pytest.mark.parametrize("sql", [
+    # pattern matching over long generated strings: ran 136 s against a 2 s limit in the old process
+    "SELECT count(*) FROM (SELECT repeat('a', 5000) || r::VARCHAR AS s FROM range(1000000) t(r)) "
+    "WHERE s LIKE '%a_a_a_a_a_a_a_a_a_a_b%'",
+    "SELECT count(*) FROM (SELECT repeat('a', 5000) || r::VARCHAR AS s FROM range(1000000) t(r)) "
+    "WHERE s GLOB '*a*a*a*a*a*a*a*a*b'",
+    "SELECT count(*) FROM (SELECT repeat('a', 5000) || r::VARCHAR AS s FROM range(1000000) t(r)) "
+    "WHERE regexp_matches(s, '(a|aa)*b')",
+])
+def test_pattern_matching_is_stopped_at_the_limit_while_the_dashboard_serves_another_session(world, sql):
+    import threading
+
+    served: list[int] = []
+    stop = threading.Event()
+
+    def another_session() -> None:
+        while not stop.is_set():
+            served.append(world.runs_view(RunFilter(statuses=("failed",))).total)
+
+    reader = threading.Thread(target=another_session)
+    reader.start()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(QueryStopped, match="time limit of 1 s"):
+            world.run_sql(sql, max_rows=10, time_limit=1)
+    finally:
+        stop.set()
+        reader.join()
+    assert time.perf_counter() - started <= 1 + worker.STARTUP_S + worker.KILL_GRACE_S + 0.5
+    assert len(served) >= 3 and len(set(served)) == 1  # pages kept answering, the same answer

@@ -8,11 +8,15 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from ..errors import StoreBusy
 from .schema import MIGRATIONS, VIEWS
+
+if TYPE_CHECKING:
+    from .ingest import FileRow
 
 
 def snapshot_folder(db_path: Path) -> Path:
@@ -31,6 +35,9 @@ class Database:
         self.read_only = read_only
         # Serialises writers inside this process: one ingest or ledger transaction at a time.
         self.write_lock = threading.RLock()
+        # fg.files as the last ingest left it, when that ingest wrote nothing (ingest.py): a refresh with
+        # nothing new then skips reading 20,000 rows back.
+        self.files_read: dict[str, FileRow] | None = None
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -26,11 +27,11 @@ from ...logfiles import (
     GzipStream,
     IngestReport,
     Long,
-    discover,
     head_digest,
     lines_table,
     long_table,
     prefetch,
+    scan,
     segments,
 )
 from ...spec import (
@@ -48,7 +49,7 @@ from .sql import failed_app_sql
 
 
 @dataclass
-class _FileRow:
+class FileRow:
     file_id: int
     path: str
     size: int
@@ -281,7 +282,7 @@ def _json_error(raw: str) -> str:
 
 @dataclass
 class _PendingFile:
-    row: _FileRow
+    row: FileRow
     restart: bool
     complete: bool = False  # read up to its end: record its size and mtime so it is skipped until it changes
     stat_size: int = 0
@@ -306,35 +307,35 @@ class Ingester:
     def __init__(self, store: Database, *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
                  on_batch: Callable[[IngestReport], None] | None = None) -> None:
         self.store = store
-        self.logs_dir = logs_dir.resolve() if logs_dir else None
+        self.logs_prefix = os.path.join(logs_dir.resolve(), "") if logs_dir else ""
         self.batch_bytes = batch_bytes
         self.on_batch = on_batch
         self.not_kept: dict[int, int] = {}  # this batch's rejected lines past each file's cap
 
-    def _key(self, path: Path) -> str:
-        # A plain file found under the (resolved) logs folder is keyed by its path there; only links and
-        # relative paths are resolved, which cost most of a refresh over many files.
-        plain = path.is_absolute() and not path.is_symlink()
-        resolved = path if plain else path.resolve()
-        if self.logs_dir is not None and resolved.is_relative_to(self.logs_dir):
-            key = resolved.relative_to(self.logs_dir).as_posix()
-        else:
-            key = str(resolved)
+    def _key(self, real: str) -> str:
+        """A file's name in the store: its real path under the logs folder, else its whole real path."""
+        key = real[len(self.logs_prefix):] if self.logs_prefix and real.startswith(self.logs_prefix) else real
+        if os.sep != "/":
+            key = key.replace(os.sep, "/")
         # A file name that is not UTF-8 keeps its odd bytes as \xNN, so it can be stored.
-        return key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return key if key.isascii() else key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
     def run(self, paths: Sequence[Path]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
-        files = discover(paths, report.links_left_out)
+        files = scan(paths, report.links_left_out)
         with self.store.write_lock:
             cur = self.store.cursor()
-            known = {
-                r[1]: _FileRow(*r)
-                for r in cur.execute(
-                    "SELECT file_id, path, size, mtime_ns, \"offset\", lines, head_len, head_digest FROM fg.files"
-                ).fetchall()
-            }
+            known = self.store.files_read
+            if known is None:
+                known = {
+                    r[1]: FileRow(*r)
+                    for r in cur.execute(
+                        "SELECT file_id, path, size, mtime_ns, \"offset\", lines, head_len, head_digest FROM fg.files"
+                    ).fetchall()
+                }
+            # Kept between ingests only while nothing was written: the next ingest reads fg.files again.
+            self.store.files_read = None
             self.next_file_id = max((r.file_id for r in known.values()), default=0)
             unsettled = cur.execute("SELECT value FROM fg.meta WHERE key = 'unsettled_from'").fetchall()
             if unsettled:  # an ingest died between a batch and its settling
@@ -345,11 +346,15 @@ class Ingester:
             # checkpoints once the WAL passes 16 MB, at every commit of a large ingest; one
             # checkpoint at the end costs a third of those.
             cur.execute("SET checkpoint_threshold = '1GB'")
+            flushed = False
             try:
                 for batch in prefetch(self._batches(files, known, report)):
+                    flushed = True
                     self._flush(cur, batch, report)
             finally:
                 cur.execute("RESET checkpoint_threshold")
+            if not flushed:
+                self.store.files_read = known
             rollup.refresh(cur)  # also repairs what a crashed ingest left marked
             if report.lines:
                 _checkpoint(cur)
@@ -376,20 +381,23 @@ class Ingester:
             cur.close()
         return report
 
-    def _batches(self, files: list[Path], known: dict[str, _FileRow], report: IngestReport) -> Iterator[_Batch]:
+    def _batches(self, files: list[tuple[str, str]], known: dict[str, FileRow],
+                 report: IngestReport) -> Iterator[_Batch]:
         batch = _Batch()
-        for path in files:
-            batch = yield from self._read_file(path, known.get(self._key(path)), batch, report)
+        for found, real in files:
+            key = self._key(real)
+            row = known.get(key)
+            st = os.stat(found)
+            if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
+                continue  # unchanged since it was last read to its end
+            batch = yield from self._read_file(Path(found), key, row, st, batch, report)
         if batch.files:
             yield batch
 
-    def _read_file(self, path: Path, row: _FileRow | None, batch: _Batch,
+    def _read_file(self, path: Path, key: str, row: FileRow | None, st: os.stat_result, batch: _Batch,
                    report: IngestReport) -> Generator[_Batch, None, _Batch]:
         """Add the file's new lines to `batch`, yielding each batch that fills up; returns the last, unfilled one."""
-        st = path.stat()
         gz = path.name.endswith(".gz")
-        if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
-            return batch  # unchanged since it was last read to its end
         restart = False
         if row is not None:
             shrank = st.st_size < row.size if gz else st.st_size < row.offset
@@ -398,10 +406,10 @@ class Ingester:
                 report.reread.append(row.path)
         if row is None:
             self.next_file_id += 1
-            row = _FileRow(self.next_file_id, self._key(path), -1, 0, 0, 0, 0, "")
+            row = FileRow(self.next_file_id, key, -1, 0, 0, 0, 0, "")
         head_len = min(HEAD_BYTES, st.st_size)
         pending = _PendingFile(
-            _FileRow(row.file_id, row.path, -1, 0, 0 if restart else row.offset, 0 if restart else row.lines,
+            FileRow(row.file_id, row.path, -1, 0, 0 if restart else row.offset, 0 if restart else row.lines,
                      head_len, head_digest(path, head_len)),
             restart, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
         )

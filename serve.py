@@ -1,0 +1,14 @@
+"""The dashboard's web server: Streamlit's own, serving app.py, with headers that keep other sites from framing it.
+
+Run it with `streamlit run serve.py` (the README's command): Streamlit finds `app` and serves it through
+Starlette. `streamlit run app.py` also works, without those headers.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+from starlette.middleware import Middleware
+
+from ui.headers import SecurityHeaders
+
+app = st.App("app.py", middleware=[Middleware(SecurityHeaders)])
