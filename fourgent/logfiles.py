@@ -86,12 +86,13 @@ def discover(paths: Iterable[Path], left_out: list[str] | None = None) -> list[P
     Inside a folder, a link is followed only while it stays in that folder: `logs/passwd.jsonl -> /etc/passwd`
     would show another file's lines to every visitor as rejected lines. Links left out are added to
     `left_out`. A file named on its own is read as named."""
-    return [Path(found) for found, _ in scan(paths, left_out)]
+    return [Path(found) for found, _ in sorted(scan(paths, left_out), key=path_order)]
 
 
 def scan(paths: Iterable[Path], left_out: list[str] | None = None) -> list[tuple[str, str]]:
-    """What `discover` finds, as (path as found, real path) strings: a plain file under a folder is its own
-    real path. Strings, not Paths: building and sorting 20,000 Paths was most of a refresh with nothing new."""
+    """What `discover` finds, unordered, as (path as found, real path) strings: a plain file under a folder is
+    its own real path. Strings, not Paths: building and sorting 20,000 Paths was most of a refresh with
+    nothing new; ingest sorts only the files that changed."""
     found: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():
@@ -105,7 +106,8 @@ def scan(paths: Iterable[Path], left_out: list[str] | None = None) -> list[tuple
     return found
 
 
-def _path_order(found: tuple[str, str]) -> str:
+def path_order(found: tuple[str, *tuple[object, ...]]) -> str:
+    """The sort key of a found file (its path as found first)."""
     # Path order compares component by component; with the separator as the lowest character, plain string
     # order is the same ("a/x" before "a-b/x").
     return found[0].replace(os.sep, "\0")
@@ -128,17 +130,16 @@ def _walk(folder: Path, left_out: list[str]) -> list[tuple[str, str]]:
                     elif entry.name.endswith(LOG_SUFFIXES) and target.is_file():
                         links.append((entry.path, str(target)))
                     # a linked folder inside is not descended into (it would read its files twice)
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
                 elif entry.name.endswith(LOG_SUFFIXES) and entry.is_file(follow_symlinks=False):
                     files.append((entry.path, entry.path))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
     # A link to a file of the folder is that file: read once, under its own name (its key in the store).
     seen = {real for _, real in files} if links else set()
-    for path, real in sorted(links, key=_path_order):
+    for path, real in sorted(links, key=path_order):
         if real not in seen:
             seen.add(real)
             files.append((path, real))
-    files.sort(key=_path_order)
     return files
 
 

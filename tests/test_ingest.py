@@ -5,9 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fourgent.spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
 from helpers import run_line
@@ -411,3 +414,24 @@ def test_a_gz_that_inflates_past_its_cap_is_read_only_in_part_and_said_so(store,
 
     _print_report(report)
     assert f"Read only in part: {bomb.resolve()} decompresses to over 200x its size" in capsys.readouterr().out
+
+
+@given(st.lists(st.lists(st.sampled_from(["a", "a-b", "a.b", "b", "A", "a b", "é", "_"]), min_size=1, max_size=3)
+                .map(lambda parts: "/logs/" + "/".join(parts) + ".jsonl"), min_size=2, max_size=12, unique=True))
+def test_files_are_read_in_path_order_by_their_string_key(paths):
+    from fourgent.logfiles import path_order
+
+    assert sorted(paths, key=lambda p: path_order((p, p))) == [str(p) for p in sorted(map(Path, paths))]
+
+
+def test_only_the_changed_files_of_a_refresh_are_read_and_in_path_order(store, tmp_path, write_log):
+    logs = tmp_path / "logs"
+    for name in ("a-b/x.jsonl", "a/x.jsonl", "c.jsonl"):
+        write_log(logs / name, run_line(f"run_{name}"))
+    store.ingest([logs], logs_dir=logs)
+    # The same run in two files that both change: the later file in path order ("a/" before "a-b/") wins.
+    write_log(logs / "a-b" / "x.jsonl", run_line("same", status="finished"), mode="ab")
+    write_log(logs / "a" / "x.jsonl", run_line("same", status="failed", error={"message": "x"}), mode="ab")
+    report = store.ingest([logs], logs_dir=logs)
+    assert report.files == 2 and report.lines == 2
+    assert store.db.cursor().execute("SELECT status FROM runs WHERE id = 'same'").fetchall() == [("finished",)]

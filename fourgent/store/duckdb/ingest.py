@@ -30,6 +30,7 @@ from ...logfiles import (
     head_digest,
     lines_table,
     long_table,
+    path_order,
     prefetch,
     scan,
     segments,
@@ -336,7 +337,8 @@ class Ingester:
                 }
             # Kept between ingests only while nothing was written: the next ingest reads fg.files again.
             self.store.files_read = None
-            self.next_file_id = max((r.file_id for r in known.values()), default=0)
+            self.known = known
+            self.next_file_id: int | None = None  # worked out when a new file turns up
             unsettled = cur.execute("SELECT value FROM fg.meta WHERE key = 'unsettled_from'").fetchall()
             if unsettled:  # an ingest died between a batch and its settling
                 self._settle(cur, int(unsettled[0][0]))
@@ -384,12 +386,14 @@ class Ingester:
     def _batches(self, files: list[tuple[str, str]], known: dict[str, FileRow],
                  report: IngestReport) -> Iterator[_Batch]:
         batch = _Batch()
+        changed = []
         for found, real in files:
             key = self._key(real)
             row = known.get(key)
             st = os.stat(found)
-            if row is not None and row.size == st.st_size and row.mtime_ns == st.st_mtime_ns:
-                continue  # unchanged since it was last read to its end
+            if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
+                changed.append((found, key, row, st))  # else unchanged since it was last read to its end
+        for found, key, row, st in sorted(changed, key=path_order):
             batch = yield from self._read_file(Path(found), key, row, st, batch, report)
         if batch.files:
             yield batch
@@ -405,6 +409,8 @@ class Ingester:
                 restart = True
                 report.reread.append(row.path)
         if row is None:
+            if self.next_file_id is None:
+                self.next_file_id = max((r.file_id for r in self.known.values()), default=0)
             self.next_file_id += 1
             row = FileRow(self.next_file_id, key, -1, 0, 0, 0, 0, "")
         head_len = min(HEAD_BYTES, st.st_size)
