@@ -6,6 +6,7 @@ import streamlit as st
 
 from fourgent.store import StoreBusy
 from ui import pages
+from ui.auth import gate
 from ui.workspace import workspace
 
 st.set_page_config(page_title="Fourgent Runs", page_icon="⚡", layout="wide")
@@ -15,6 +16,7 @@ try:
 except StoreBusy as exc:
     st.error(str(exc) + " Stop the other process (or point FOURGENT_DATA_DIR elsewhere) and reload.")
     st.stop()
+gate()  # the signed-in user (or a sign-in page), before any page
 
 st.navigation([
     st.Page(pages.RUNS, title="Workflow Runs", icon="📋", url_path="runs", default=True),

@@ -5,10 +5,20 @@ from __future__ import annotations
 import streamlit as st
 
 from fourgent import display
+from fourgent.access import Action, Forbidden
 from fourgent.connections import CredentialError
 from fourgent.filters import RunsQuery
-from fourgent.workspace import SANDBOX_URL, check_connection, connection_states, connections, definitions, demo_token
+from fourgent.workspace import (
+    SANDBOX_URL,
+    check_connection,
+    connection_states,
+    connections,
+    definitions,
+    demo_token,
+    save_connection,
+)
 from ui import pages
+from ui.auth import actor, may, needs
 from ui.text import label
 from ui.workspace import workspace
 
@@ -31,9 +41,9 @@ def save(app: str) -> None:
     token = st.session_state.get(f"token_{app}", "")
     st.session_state[f"token_{app}"] = ""
     try:
-        conns.save(app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
+        save_connection(ws, actor(), app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
         st.session_state["connections_saved"] = app
-    except CredentialError as exc:
+    except (CredentialError, Forbidden) as exc:
         st.session_state["connections_error"] = str(exc)
 
 
@@ -74,12 +84,15 @@ for s in states:
             st.page_link(pages.RUNS, label=f"{count} run(s) failed with auth in the last 7 days", icon="🔎",
                          query_params=RunsQuery(statuses=("failed",), kinds=("auth",), apps=(s.app,),
                                                 range="7d").link())
+        if not may(Action.CONNECTION_REPLACE):
+            st.caption(needs(Action.CONNECTION_REPLACE))
+            continue
         with st.form(f"reconnect_{s.app}"):
             st.text_input("Base URL", value=s.base_url, key=f"url_{s.app}")
             st.text_input("New credential", type="password", key=f"token_{s.app}")
             st.form_submit_button("Reconnect / update credential", on_click=save, args=(s.app,))
         if st.button("Test connection", key=f"test_{s.app}"):
-            st.session_state["connections_tested"] = (s.app, *check_connection(ws, s.app))
+            st.session_state["connections_tested"] = (s.app, *check_connection(ws, actor(), s.app))
             st.rerun()  # the table above shows the new state
         tested = st.session_state.get("connections_tested")
         if tested and tested[0] == s.app:

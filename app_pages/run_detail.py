@@ -9,11 +9,13 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from fourgent import comments, detail, display
+from fourgent.access import Action, Forbidden
 from fourgent.spec import ERROR_KINDS
 from ui import pages
+from ui.auth import actor, may, needs
 from ui.dialogs import CAVEAT, ask_retrigger, retrigger_dialog_if_asked, retrigger_outcome
 from ui.text import literal
-from ui.workspace import author, workspace
+from ui.workspace import workspace
 
 ws = workspace()
 run_id = st.query_params.get("id", "")
@@ -114,7 +116,8 @@ if run["retrigger_claim"]:
 # ---------------------------------------------------------------- re-trigger
 retrigger_outcome(run["id"])
 st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" else "secondary",
-          help=CAVEAT, on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
+          help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER), disabled=not may(Action.RETRIGGER),
+          on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
 retrigger_dialog_if_asked()
 
 # ---------------------------------------------------------------- steps
@@ -182,15 +185,15 @@ with st.expander("Raw record (with any fields the spec does not name)"):
 
 # ---------------------------------------------------------------- comments
 st.subheader("Comments")
-with st.form("comment", clear_on_submit=True):
-    name = st.text_input("Your name", value=author(), max_chars=comments.MAX_AUTHOR)
-    body = st.text_area("Add a note for whoever looks at this run next", max_chars=comments.MAX_BODY)
-    if st.form_submit_button("Add comment", type="primary"):
-        try:
-            comments.add(ws.store, run["id"], name, body)
-            st.session_state["author"] = name.strip()
-        except comments.CommentRejected as exc:
-            st.error(str(exc))
+if may(Action.COMMENT):
+    with st.form("comment", clear_on_submit=True):
+        body = st.text_area("Add a note for whoever looks at this run next", max_chars=comments.MAX_BODY)
+        st.caption(f"Signed as {actor().who}.")
+        if st.form_submit_button("Add comment", type="primary"):
+            try:
+                comments.add(ws.store, actor(), run["id"], body)
+            except (comments.CommentRejected, Forbidden) as exc:
+                st.error(str(exc))
 notes = comments.for_run(ws.store, run["id"])
 if not notes:
     st.text("No comments yet.")

@@ -7,13 +7,15 @@ import json
 import streamlit as st
 
 from fourgent import display
+from fourgent.access import Action, Forbidden
 from fourgent.filters import RunsQuery
 from fourgent.overview import SPARK_DAYS
 from fourgent.pauses import paused, set_paused
 from fourgent.workspace import definitions
 from ui import pages
+from ui.auth import actor, may, needs
 from ui.text import label
-from ui.workspace import author, workspace
+from ui.workspace import workspace
 
 ws = workspace()
 ws.refresh()
@@ -53,9 +55,14 @@ st.dataframe(
 
 def toggle(workflow_id: str) -> None:
     active = st.session_state[f"active_{workflow_id}"]
-    set_paused(ws.store, workflow_id, not active, author() or "dashboard")
+    try:
+        set_paused(ws.store, actor(), workflow_id, not active)
+    except Forbidden as exc:
+        st.session_state["workflows_refused"] = str(exc)
 
 
+if refused := st.session_state.pop("workflows_refused", None):
+    st.error(refused)
 for r in rows:
     wf_id = r["workflow_id"]
     definition = defs.get(wf_id)
@@ -67,7 +74,8 @@ for r in rows:
         cols[2].page_link(pages.RUNS, label="Its unresolved failures", icon="🔁",
                           query_params=RunsQuery(workflows=(wf_id,), unresolved=True).link())
         st.toggle("Active (re-triggers allowed)", value=wf_id not in stopped, key=f"active_{wf_id}",
-                  on_change=toggle, args=(wf_id,))
+                  on_change=toggle, args=(wf_id,), disabled=not may(Action.PAUSE),
+                  help=None if may(Action.PAUSE) else needs(Action.PAUSE))
         if wf_id in stopped:
             at, by = stopped[wf_id]
             st.text(f"Paused {display.local_time(at, tz)}" + (f" by {by}" if by else ""))  # a name: text

@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from .access import cli_actor
 from .retrigger import BULK_CONCURRENCY
 from .store import close_store, open_store
 from .store.duckdb.bench import explore_bench, main, refresh_bench
@@ -74,7 +75,7 @@ def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> di
         ws = open_workspace(tmp / "ws")
         ws.ingest_logs()
         started = time.perf_counter()
-        result = retrigger(ws, ids, "bench", concurrency=concurrency)
+        result = retrigger(ws, cli_actor("bench"), ids, concurrency=concurrency)
         seconds = time.perf_counter() - started
         label = "dashboard path (replay + bookkeeping + ingest)"
         out[label] = {"seconds": round(seconds, 2), "runs_per_s": round(runs / seconds),

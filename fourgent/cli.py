@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from . import __version__, results
+from .access import cli_actor
 from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
@@ -161,7 +162,8 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
     print(f"Re-triggering {len(ids):,} run{'s' if len(ids) != 1 else ''}{chosen}, with their original payloads "
           "(the payload from when each run first fired, not the source record's current state) …",
           file=sys.stderr, flush=True)
-    result = retrigger(ws, ids, args.who, concurrency=args.concurrency)
+    bulk = None if args.run_ids else retrigger_query(args).to_string()
+    result = retrigger(ws, cli_actor(args.as_name), ids, bulk_filter=bulk, concurrency=args.concurrency)
     summary = {"requested": result.requested, "outcomes": dict(result.outcomes), "refused": result.refused,
                "new_runs": result.new_runs, "seconds": round(result.seconds, 2)}
     if args.json:
@@ -245,7 +247,8 @@ def parser() -> argparse.ArgumentParser:
                    help="with no RUN_ID: runs matching a Runs page URL query, e.g. 'status=failed&kind=auth&range=7d' "
                    "(every parameter of the page's URL; custom days in UTC)")
     p.add_argument("--limit", type=int, default=10_000, help="at most this many runs (default 10000)")
-    p.add_argument("--who", default="cli", help="recorded as who re-triggered (default: cli)")
+    p.add_argument("--as", dest="as_name", metavar="NAME",
+                   help="recorded as who re-triggered, marked (cli) (default: your OS user)")
     p.add_argument("--concurrency", type=int, default=8, help="runs at a time (default 8)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_retrigger)

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+from .access import Action, Actor
+from .audit import perform
 from .store import Comment, RunNotFound, Store
 
 MAX_BODY = 10_000
-MAX_AUTHOR = 100
 
 
 class CommentRejected(ValueError):
     """A comment that cannot be stored; the message says why."""
 
 
-def add(store: Store, run_id: str, author: str, body: str) -> Comment:
-    author, body = author.strip(), body.strip()
-    if not author:
-        raise CommentRejected("Say who you are: the author name is empty.")
-    if len(author) > MAX_AUTHOR:
-        raise CommentRejected(f"The author name is over {MAX_AUTHOR} characters.")
+def add(store: Store, actor: Actor, run_id: str, body: str) -> Comment:
+    """A note on a run, its author the acting user (never a typed name); an operator's action."""
+    body = body.strip()
     if not body:
         raise CommentRejected("The comment is empty.")
     if len(body) > MAX_BODY:
         raise CommentRejected(f"The comment is {len(body):,} characters; the limit is {MAX_BODY:,}.")
-    try:
-        return store.add_comment(run_id, author, body)
-    except RunNotFound as exc:
-        raise CommentRejected(str(exc)) from None
+
+    def do() -> Comment:
+        try:
+            return store.add_comment(run_id, actor.who, body)
+        except RunNotFound as exc:
+            raise CommentRejected(str(exc)) from None
+
+    return perform(store, actor, Action.COMMENT, run_id, do, detail={"characters": len(body)})
 
 
 def for_run(store: Store, run_id: str) -> list[Comment]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import ClassVar, Literal
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
 from .spec import STATUSES
@@ -201,6 +201,10 @@ class RunsQuery:
         if self.error:
             out["error"] = [self.error]
         return out
+
+    def to_string(self) -> str:
+        """The query string of `params()`, as `from_string` reads it back (the audit records a bulk's filter so)."""
+        return urlencode(self.params(), doseq=True)
 
     def link(self) -> dict[str, str | list[str]]:
         """`params()` as st.page_link / st.switch_page take query_params (single values unwrapped)."""

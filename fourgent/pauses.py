@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from .access import Action, Actor
+from .audit import perform
 from .filters import RunFilter
 from .store import Store
 
@@ -13,8 +15,10 @@ def paused(store: Store) -> dict[str, tuple[datetime, str]]:
     return store.paused()
 
 
-def set_paused(store: Store, workflow_id: str, pause: bool, who: str = "") -> None:
-    store.set_paused(workflow_id, pause, who)
+def set_paused(store: Store, actor: Actor, workflow_id: str, pause: bool) -> None:
+    """Pause or resume a workflow as `actor` (an operator's action), recorded with who."""
+    perform(store, actor, Action.PAUSE if pause else Action.UNPAUSE, workflow_id,
+            lambda: store.set_paused(workflow_id, pause, actor.who))
 
 
 def without_paused(store: Store, f: RunFilter) -> tuple[RunFilter | None, list[str]]:

@@ -144,8 +144,9 @@ class BulkJob:
     and a Cancel button can reach the running bulk.
     """
 
-    def __init__(self, start: Callable[..., BulkResult], run_ids: Sequence[str], who: str, *,
+    def __init__(self, start: Callable[..., BulkResult], run_ids: Sequence[str], *,
                  concurrency: int = 16, since: datetime | None = None) -> None:
+        """`start(run_ids, concurrency=, cancel=, progress=, since=)` runs the bulk (who acts is its own)."""
         self.total = len(run_ids)
         self.done = 0
         self.result: BulkResult | None = None
@@ -154,7 +155,7 @@ class BulkJob:
 
         def work() -> None:
             try:
-                self.result = start(run_ids, who, concurrency=concurrency, cancel=self._cancel,
+                self.result = start(run_ids, concurrency=concurrency, cancel=self._cancel,
                                     progress=self._progress, since=since)
             except Exception as exc:  # noqa: BLE001 - shown to the user; the thread must not die silently
                 self.error = f"{type(exc).__name__}: {exc}"

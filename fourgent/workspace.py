@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 
 from . import demo, workflows
+from .access import Action, Actor
+from .audit import perform
 from .config import Paths
 from .config import paths as resolve_paths
 from .connections import Connections, ConnectionState
@@ -152,15 +154,40 @@ def demo_token(app: str) -> str:
     return f"demo-{slug(app)}"
 
 
-def retrigger(ws: Workspace, run_ids: Sequence[str], who: str, *, concurrency: int = 16,
-              cancel: threading.Event | None = None, progress: Callable[[int, int], None] | None = None,
-              since: datetime | None = None, client: httpx.Client | None = None) -> BulkResult:
-    """Re-trigger runs, note which apps answered or refused their credential, then read the new runs."""
-    result = retriggerer(ws, client).bulk(run_ids, who, concurrency=concurrency, cancel=cancel, progress=progress,
-                                          since=since)
-    connections(ws).record(ok=result.apps_ok, refused=result.apps_refused)
-    ws.ingest_logs()
-    return result
+SINGLE_RUNS_LISTED = 20  # an audit entry names the runs of a re-trigger up to this many
+
+
+def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filter: str | None = None,
+              concurrency: int = 16, cancel: threading.Event | None = None,
+              progress: Callable[[int, int], None] | None = None, since: datetime | None = None,
+              client: httpx.Client | None = None) -> BulkResult:
+    """Re-trigger runs as `actor` (an operator's action), note which apps answered or refused their
+    credential, then read the new runs. `bulk_filter`: the Runs page link a bulk re-trigger took its runs
+    from, recorded in the audit with the count."""
+
+    def do() -> BulkResult:
+        result = retriggerer(ws, client).bulk(run_ids, actor.who, concurrency=concurrency, cancel=cancel,
+                                              progress=progress, since=since)
+        connections(ws).record(ok=result.apps_ok, refused=result.apps_refused)
+        ws.ingest_logs()
+        return result
+
+    bulk = bulk_filter is not None
+    detail: dict[str, object] = {"count": len(run_ids)}
+    if bulk:
+        detail["filter"] = bulk_filter
+    if len(run_ids) <= SINGLE_RUNS_LISTED:
+        detail["runs"] = list(run_ids)
+    return perform(ws.store, actor, Action.RETRIGGER_BULK if bulk else Action.RETRIGGER,
+                   bulk_filter if bulk else ", ".join(run_ids[:3]), do, detail=detail,
+                   outcome=lambda r: {"outcomes": dict(r.outcomes), "refused": len(r.refused),
+                                      "cancelled": r.cancelled})
+
+
+def save_connection(ws: Workspace, actor: Actor, app: str, base_url: str, token: str | None) -> None:
+    """Set an app's base URL and credential as `actor` (an admin's action); the audit never holds the secret."""
+    perform(ws.store, actor, Action.CONNECTION_REPLACE, app, lambda: connections(ws).save(app, base_url, token),
+            detail={"base_url": base_url, "credential": "replaced" if token else "none"})
 
 
 def retriggerer(ws: Workspace, client: httpx.Client | None = None) -> Retriggerer:
@@ -182,9 +209,14 @@ def connection_states(ws: Workspace) -> tuple[list[ConnectionState], dict[str, t
     return conns.states(expired=expired), failures
 
 
-def check_connection(ws: Workspace, app: str) -> tuple[bool, str]:
-    """Call the app's base URL with its credential; record the answer (a refusal marks it Expired).
-    Returns (connected, what it answered); the credential never appears in what is returned."""
+def check_connection(ws: Workspace, actor: Actor, app: str) -> tuple[bool, str]:
+    """Call the app's base URL with its credential as `actor` (an admin's action); record the answer (a
+    refusal marks it Expired). Returns (connected, what it answered); the credential never appears in it."""
+    return perform(ws.store, actor, Action.CONNECTION_TEST, app, lambda: _check_connection(ws, app),
+                   outcome=lambda r: {"connected": r[0], "answer": r[1]})
+
+
+def _check_connection(ws: Workspace, app: str) -> tuple[bool, str]:
     conns = connections(ws)
     conn = conns.get(app)
     if conn is None or not conn.base_url:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import pytest
@@ -121,7 +122,7 @@ def test_retrigger_replays_failed_runs_and_resolves_them(data_dir, write_log, ca
               run_line("f2", workflow=wf, status="failed", trigger_payload={**payload, "contact_email": None},
                        error={"message": "Missing required field: contact_email", "step": 1, "kind": "validation"}))
     assert demo_sandbox().tokens[slug("Xero")] == "demo-xero"
-    assert main(["retrigger", "--unresolved", "--who", "ana", "--json"]) == 0
+    assert main(["retrigger", "--unresolved", "--as", "ana", "--json"]) == 0
     out, err = capsys.readouterr()
     summary = json.loads(out)  # stdout is exactly one JSON document
     assert "Re-triggering 2 runs" in err and "demo-xero" not in out + err  # no credential in what it prints
@@ -135,6 +136,16 @@ def test_retrigger_replays_failed_runs_and_resolves_them(data_dir, write_log, ca
     assert json.loads(capsys.readouterr().out) == [{"n": 3}]
     secret_key = (data_dir / "secret.key").read_bytes()
     assert b"demo-xero" not in (data_dir / "fourgent.duckdb").read_bytes() and secret_key
+    # The CLI acts as its OS user (or --as), marked as the CLI, and each call has its audit entry.
+    assert main(["sql", "SELECT actor, via, action, target, detail->>'count' AS n, outcome FROM audit "
+                 "ORDER BY entry", "--format", "json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert [(e["actor"], e["via"], e["action"], e["n"]) for e in entries] == [
+        ("ana", "cli", "bulk re-trigger", "2"), (getpass.getuser(), "cli", "bulk re-trigger", "1")]
+    assert entries[0]["target"] == "status=failed&unresolved=1" and {e["outcome"] for e in entries} == {"ok"}
+    assert main(["sql", "SELECT DISTINCT retriggered_by FROM retriggers ORDER BY 1", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"retriggered_by": "ana (cli)"},
+                                                    {"retriggered_by": f"{getpass.getuser()} (cli)"}]
 
 
 def test_sql_caps_rows_and_stops_at_its_time_limit(data_dir, samples, capsys):

@@ -11,8 +11,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from fourgent import overview
+from fourgent.access import Actor, Role
 from fourgent.filters import runs_query
-from fourgent.pauses import paused
+from fourgent.pauses import paused, set_paused
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.workflows import RetryPolicy
 from helpers import APP, open_page, run_line
@@ -144,8 +145,10 @@ def test_workflow_ids_and_who_paused_stay_text_on_the_workflows_page(sampled, wr
     write_log(sampled / "logs" / "evil.jsonl", run_line("evil", workflow={
         "id": evil_id, "source": "**Src**", "destination": "<b>Dst</b>"}))
     at = open_page("app_pages/workflows.py")
-    at.session_state["author"] = "[Support desk](https://evil.example/help)"
-    at.toggle(key=f"active_{evil_id}").set_value(False).run()
+    # A signed-in name is the identity provider's word: shown as text too.
+    set_paused(workspace().store, Actor("[Support desk](https://evil.example/help)", Role.OPERATOR, "web"),
+               evil_id, True)
+    at.run()
     markdown = [m.value for m in (*at.markdown, *at.caption, *at.get("expandable"))
                 if isinstance(getattr(m, "value", None), str)]
     markdown += [e.proto.label for e in at.get("expandable")]
@@ -163,7 +166,6 @@ def test_a_paused_workflows_run_is_not_re_triggered_from_its_detail_page(demo):
     ).fetchall()[0][0]
     at = open_page("app_pages/run_detail.py", id=run_id)
     next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
-    next(t for t in at.text_input if t.label.startswith("Your name (recorded")).set_value("Ana")
     next(b for b in at.button if b.label == "Re-trigger").click().run()
     assert "workflow zendesk-ticket-jira-issue is paused" in [t.value for t in at.text]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -9,6 +10,7 @@ import pytest
 from test_executor import connect
 
 from fourgent import workflows
+from fourgent.access import Actor, Role
 from fourgent.executor import Executor, log_writer
 from fourgent.pauses import paused, set_paused
 from fourgent.retrigger import BulkJob, Retriggerer
@@ -19,6 +21,9 @@ from helpers import run_line
 WF_ID = "hubspot-closed-won-quickbooks-invoice"
 WF = {"id": WF_ID, "source": "HubSpot Closed Won", "destination": "QuickBooks Invoice",
       "source_app": "HubSpot", "destination_app": "QuickBooks"}
+
+
+ANA = Actor("ana@example.com", Role.OPERATOR, "web")
 
 
 def failed_run(i: int, email: str | None = "a@example.com") -> dict:
@@ -156,7 +161,7 @@ def test_a_bulk_job_reports_progress_and_its_result_from_a_thread(store, tmp_pat
     _sandbox, retriggerer, _ = setup
     runs = [failed_run(i) for i in range(30)]
     store.ingest([write_log(tmp_path / "orig.jsonl", *runs)])
-    job = BulkJob(retriggerer.bulk, [r["id"] for r in runs], "ana", concurrency=4)
+    job = BulkJob(functools.partial(retriggerer.bulk, who="ana"), [r["id"] for r in runs], concurrency=4)
     assert job.wait(60)
     assert job.error is None and job.done == job.total == 30
     assert job.result.outcomes == {"finished": 30}
@@ -166,18 +171,18 @@ def test_a_bulk_job_that_raises_keeps_the_error_to_show(setup):
     def broken(*args, **kwargs):
         raise RuntimeError("store gone")
 
-    job = BulkJob(broken, ["x"], "ana")
+    job = BulkJob(broken, ["x"])
     assert job.wait(10) and job.error == "RuntimeError: store gone" and job.result is None
 
 
 def test_runs_of_a_paused_workflow_are_not_re_triggered_until_it_is_resumed(store, tmp_path, write_log, setup):
     _, retriggerer, _ = setup
     store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(5))])
-    set_paused(store, WF_ID, True, "ana")
-    assert paused(store)[WF_ID][1] == "ana"
+    set_paused(store, ANA, WF_ID, True)
+    assert paused(store)[WF_ID][1] == "ana@example.com"
     result = retriggerer.bulk(["orig_0005"], "li")
     assert result.refused == {"orig_0005": f"workflow {WF_ID} is paused"} and not result.outcomes
-    set_paused(store, WF_ID, False)
+    set_paused(store, ANA, WF_ID, False)
     assert retriggerer.bulk(["orig_0005"], "li").outcomes == {"finished": 1}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from fourgent.access import SINGLE_USER
 from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
 from fourgent.store.duckdb import sql
@@ -34,9 +35,8 @@ def unresolved(workflow: str = QB_FLOW) -> int:
     return runs_sql.count(workspace().store.db.cursor(), RunFilter(workflows=(workflow,), unresolved=True))
 
 
-def run_bulk(at: AppTest, name: str = "Ana") -> AppTest:
+def run_bulk(at: AppTest) -> AppTest:
     button(at, "↻ Re-trigger the").click().run()
-    next(t for t in at.text_input if t.label.startswith("Your name (recorded with each")).set_value(name)
     button(at, "Re-trigger ").click().run()
     assert not at.exception, at.exception
     job = at.session_state["bulk_job"]
@@ -88,7 +88,7 @@ def test_a_paused_workflow_is_left_out_of_the_bulk_count_and_said_so(demo):
 
     cur = workspace().store.db.cursor()
     everything = runs_sql.count(cur, RunFilter().bulk_selection())
-    set_paused(workspace().store, "zendesk-ticket-jira-issue", True, "ana")
+    set_paused(workspace().store, SINGLE_USER, "zendesk-ticket-jira-issue", True)
     held = runs_sql.count(cur, RunFilter(workflows=("zendesk-ticket-jira-issue",)).bulk_selection())
     assert held > 0
     at = open_runs()
@@ -102,7 +102,6 @@ def test_cancel_stops_a_bulk_re_trigger_and_says_how_many_were_not_started(demo)
     demo.delay_s["hubspot"] = 0.4  # each run waits on HubSpot: time to press Cancel
     at = open_runs(status="failed")
     button(at, "↻ Re-trigger the").click().run()
-    next(t for t in at.text_input if t.label.startswith("Your name (recorded with each")).set_value("Ana")
     button(at, "Re-trigger ").click().run()
     assert any(p for p in at.get("progress"))
     button(at, "Cancel").click().run()
@@ -122,7 +121,6 @@ def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(dem
     at.session_state["selected_id"] = run_id
     at.run()
     at.button(key="row_retrigger").click().run()
-    next(t for t in at.text_input if t.label.startswith("Your name (recorded with the")).set_value("Li")
     ask = at.session_state["confirm_retrigger"]
     button(at, "Re-trigger").click().run()
     assert not at.exception, at.exception

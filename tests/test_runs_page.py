@@ -173,8 +173,7 @@ def test_unknown_run_id_says_so_plainly(data):
     assert any("There is no run with this ID" in w.value for w in at.warning)
 
 
-def add_comment(at: AppTest, name: str, body: str) -> AppTest:
-    at.text_input[0].set_value(name)
+def add_comment(at: AppTest, body: str) -> AppTest:
     at.text_area[0].set_value(body)
     next(b for b in at.button if b.label == "Add comment").click().run()
     assert not at.exception, at.exception
@@ -182,7 +181,7 @@ def add_comment(at: AppTest, name: str, body: str) -> AppTest:
 
 
 def test_comments_survive_a_restart_and_a_re_ingest(data):
-    at = add_comment(detail("run_01000000170"), "Ana", "Reconnected Slack; re-trigger after lunch.")
+    at = add_comment(detail("run_01000000170"), "Reconnected Slack; re-trigger after lunch.")
     assert any(t.value == "Reconnected Slack; re-trigger after lunch." for t in at.text)
     # Restart: a new process would open the store afresh.
     st.cache_resource.clear()
@@ -195,13 +194,13 @@ def test_comments_survive_a_restart_and_a_re_ingest(data):
     log.write_bytes(b"\n" + log.read_bytes())
     at = detail("run_01000000170")
     assert any(t.value == "Reconnected Slack; re-trigger after lunch." for t in at.text)
-    assert any(t.value == "Ana:" for t in at.text)
+    assert any(t.value == "local user (single-user):" for t in at.text)
     runs = open_app()
     assert "💬 1" in set(table(runs)["Notes"]) or matching(runs) == 356
 
 
 def test_an_empty_comment_is_refused_with_a_message(data):
-    at = add_comment(detail("run_01000000170"), "Ana", "   ")
+    at = add_comment(detail("run_01000000170"), "   ")
     assert any("The comment is empty." in e.value for e in at.error)
 
 
@@ -215,7 +214,7 @@ def test_text_from_logs_is_never_rendered_as_markup(data, write_log):
                   steps=[{"name": text, "app": text, "status": "failed", "error": text}]), mode="ab")
     for i, text in enumerate(HOSTILE):
         at = detail(f"hostile_{i}")
-        add_comment(at, text, text)
+        add_comment(at, text)
         markdown = " ".join(m.value for m in at.markdown) + " ".join(
             getattr(e, "label", "") or "" for e in at.expander)
         assert text not in markdown, f"{text!r} reached Markdown"
@@ -304,16 +303,16 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     at = detail("run_01000000170")
     next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
     assert not at.exception
-    next(t for t in at.text_input if t.label.startswith("Your name (recorded")).set_value("Ana")
     next(b for b in at.button if b.label == "Re-trigger").click().run()
     assert not at.exception, at.exception
     done = next(t.value for t in at.text if t.value.startswith("Re-triggered run_01000000170 as run_"))
     new_id = done.split()[3].rstrip(":")
     child = detail(new_id)
     assert any(link.label.startswith("Re-triggered from") for link in child.get("page_link"))
-    assert any(t.value.startswith("Re-triggered by Ana at 20") for t in child.text)  # who and when, on the new run too
+    # who (the acting user) and when, on the new run too
+    assert any(t.value.startswith("Re-triggered by local user (single-user) at 20") for t in child.text)
     parent = detail("run_01000000170")
-    assert any("by Ana" in t.value for t in parent.text)
+    assert any("by local user (single-user)" in t.value for t in parent.text)
     assert [s.value for s in parent.success] == [f"Resolved: re-triggered as `{new_id}`, which finished."]
 
 

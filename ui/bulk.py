@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from fourgent import display
+from fourgent.access import Action
 from fourgent.filters import RunFilter, RunsQuery
 from fourgent.pauses import without_paused
 from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, CAVEAT, BulkJob
 from fourgent.workspace import Workspace, retrigger
+from ui.auth import actor, may, needs
 from ui.runs_state import browser_zone
-from ui.workspace import author, workspace
+from ui.workspace import workspace
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ def bulk_bar(ws: Workspace, f: RunFilter, query: RunsQuery) -> None:
                        "each is replayed once with its original payload.")
     ask: BulkAsk | None = st.session_state.get("confirm_bulk")
     if ask and active:
-        bulk_dialog(active, ask, query.describe(dict(ws.store.workflows()), browser_zone()))
+        bulk_dialog(active, ask, query.describe(dict(ws.store.workflows()), browser_zone()), query.to_string())
 
 
 def ask_bulk(n: int) -> None:
@@ -52,7 +54,8 @@ def close_bulk() -> None:
 
 
 @st.dialog("Re-trigger these failed runs?", on_dismiss=close_bulk)
-def bulk_dialog(f: RunFilter, ask: BulkAsk, described: str) -> None:
+def bulk_dialog(f: RunFilter, ask: BulkAsk, described: str, link: str) -> None:
+    """`link`: the Runs page's query string, recorded in the audit with the count."""
     n = ask.count
     take = min(n, BULK_CAP)
     st.text(f"Of: {described}")  # names from the logs: text
@@ -60,20 +63,19 @@ def bulk_dialog(f: RunFilter, ask: BulkAsk, described: str) -> None:
             + (f" This re-triggers the newest {BULK_CAP:,}; run it again for the rest." if n > BULK_CAP else ""))
     st.text(CAVEAT)
     st.text(f"{BULK_CONCURRENCY} runs at a time; you can cancel while it runs (runs already started finish).")
-    name = st.text_input("Your name (recorded with each re-trigger)", value=author(), max_chars=100)
-    if st.button(f"Re-trigger {take:,} run{'s' if take != 1 else ''}", type="primary"):
-        if not name.strip():
-            st.error("Say who you are: the name is recorded with the re-triggers.")
-            return
+    st.text(f"Recorded as re-triggered by {actor().who}.")
+    allowed = may(Action.RETRIGGER_BULK)
+    if st.button(f"Re-trigger {take:,} run{'s' if take != 1 else ''}", type="primary", disabled=not allowed,
+                 help=None if allowed else needs(Action.RETRIGGER_BULK)):
         if not st.session_state.get("bulk_job"):  # a double click starts one bulk, not two
             ws = workspace()
             # The runs are chosen now, not when the dialog opened: anything resolved meanwhile is left out.
             selection = f.bulk_selection()
             ids = ws.store.select_ids(selection, limit=BULK_CAP) if selection else []
+            who = actor()
             st.session_state["bulk_job"] = BulkJob(
-                lambda *a, **k: retrigger(ws, *a, **k), ids, name.strip(),
+                lambda run_ids, **k: retrigger(ws, who, run_ids, bulk_filter=link, **k), ids,
                 concurrency=BULK_CONCURRENCY, since=ask.opened)
-            st.session_state["author"] = name.strip()
         close_bulk()
         st.rerun()
 

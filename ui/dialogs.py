@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 import streamlit as st
 
 from fourgent import comments, display
+from fourgent.access import Action, Forbidden
 from fourgent.connections import CredentialError
 from fourgent.retrigger import CAVEAT
 from fourgent.workspace import retrigger
 from ui import pages
-from ui.workspace import author, workspace
+from ui.auth import actor, may, needs
+from ui.workspace import workspace
 
 __all__ = ["CAVEAT", "ask_retrigger", "comment_dialog", "retrigger_dialog_if_asked", "retrigger_outcome"]
 
@@ -56,20 +58,17 @@ def _retrigger_dialog(ask: RetriggerAsk) -> None:
     if ask.original:
         st.text(f"This run is itself a re-trigger of {ask.original}: the replay uses that run's payload and is "
                 "recorded as another re-trigger of it, so it shows as resolved when this one finishes.")
-    name = st.text_input("Your name (recorded with the re-trigger)", value=author(), max_chars=100)
-    if st.button("Re-trigger", type="primary"):
-        if not name.strip():
-            st.error("Say who you are: the name is recorded with the re-trigger.")
-            return
+    st.text(f"Recorded as re-triggered by {actor().who}.")
+    if st.button("Re-trigger", type="primary", disabled=not may(Action.RETRIGGER), help=None if may(
+            Action.RETRIGGER) else needs(Action.RETRIGGER)):
         # A double click reruns this with the same confirmation: it has been used, so nothing more happens.
         if st.session_state.get("retrigger_used") != ask.nonce:
             st.session_state["retrigger_used"] = ask.nonce
             try:
-                result = retrigger(workspace(), [ask.run], name.strip(), concurrency=1, since=ask.opened)
-            except CredentialError as exc:  # the key cannot read the stored credentials: in words
+                result = retrigger(workspace(), actor(), [ask.run], concurrency=1, since=ask.opened)
+            except (CredentialError, Forbidden) as exc:  # in words: the key cannot read credentials, or a role
                 st.error(str(exc))
                 return
-            st.session_state["author"] = name.strip()
             st.session_state["retriggered"] = RetriggerDone(
                 ask.run, result.new_runs.get(ask.run), result.refused.get(ask.run), next(iter(result.outcomes), None))
         _close_retrigger()
@@ -99,13 +98,12 @@ def retrigger_outcome(run_id: str) -> None:
 @st.dialog("Comment on this run")
 def comment_dialog(run_id: str) -> None:
     st.text(f"Run {run_id}")
-    name = st.text_input("Your name", value=author(), max_chars=comments.MAX_AUTHOR)
     body = st.text_area("Comment", max_chars=comments.MAX_BODY, height=160)
+    st.caption(f"Signed as {actor().who}.")
     if st.button("Add comment", type="primary"):
         try:
-            comments.add(workspace().store, run_id, name, body)
-        except comments.CommentRejected as exc:
+            comments.add(workspace().store, actor(), run_id, body)
+        except (comments.CommentRejected, Forbidden) as exc:
             st.error(str(exc))
             return
-        st.session_state["author"] = name.strip()
         st.rerun()

@@ -15,7 +15,3 @@ def workspace() -> Workspace:
         ws.ingest_logs()
     return ws
 
-
-def author() -> str:
-    """The name this session last gave (comments, re-triggers, pauses)."""
-    return str(st.session_state.get("author", ""))

@@ -40,6 +40,21 @@ class Retrigger:
     at: datetime
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One action as the audit records it: who, as what, did what to what, and how it ended."""
+
+    at: datetime
+    actor: str
+    role: str
+    via: str
+    action: str
+    target: str | None
+    detail: dict[str, Any] | None  # never a secret
+    outcome: str  # ok, refused or failed
+    message: str | None = None
+
+
 @dataclass
 class RunRecord:
     """One run as stored: its row of `runs`, its steps, its lineage both ways and where it was read."""

@@ -14,7 +14,7 @@ from ... import overview as domain_overview
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import OverviewView, Window
-from ..records import Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
+from ..records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
 from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
 from .database import Database
 from .examples import EXAMPLES
@@ -141,6 +141,13 @@ class DuckDBStore:
 
     def forget_retriggers(self, run_ids: Sequence[str]) -> None:
         self._ledger.forget_retriggers(run_ids)
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        self._ledger.record_audit(entry)
+
+    def audit_entries(self, *, actor: str = "", action: str = "", outcome: str = "", since: datetime | None = None,
+                      limit: int = 1000) -> list[AuditEntry]:
+        return self._ledger.audit_entries(actor=actor, action=action, outcome=outcome, since=since, limit=limit)
 
     def put_connection(self, app: str, base_url: str, token_encrypted: str | None, token_hint: str | None) -> None:
         self._ledger.put_connection(app, base_url, token_encrypted, token_hint)

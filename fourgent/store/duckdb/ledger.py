@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import RunNotFound
-from ..records import Comment, ConnectionRow, Retrigger, RunRecord
+from ..records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord
 from . import snapshot
 from .database import Database
 from .sql import DAY_SQL
@@ -147,6 +147,29 @@ class Ledger:
                             [run_id]).fetchall()
         source_file, source_line = where[0] if where else (None, None)
         return RunRecord(run, steps, parent, children, source_file, source_line)
+
+    # ------------------------------------------------------------ the audit (append-only: no update, no delete)
+
+    def record_audit(self, entry: AuditEntry) -> None:
+        with self.db.transaction() as cur:
+            cur.execute("INSERT INTO fg.audit (acted_at, actor, role, via, action, target, detail, outcome, message) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [entry.at, entry.actor, entry.role, entry.via, entry.action, entry.target,
+                         json.dumps(entry.detail) if entry.detail is not None else None, entry.outcome,
+                         entry.message])
+            snapshot.write_audit(cur, self.db.snapshot_dir)
+
+    def audit_entries(self, *, actor: str = "", action: str = "", outcome: str = "", since: datetime | None = None,
+                      limit: int = 1000) -> list[AuditEntry]:
+        """Newest first, under the filters given (empty: any)."""
+        rows = self.db.cursor().execute(
+            "SELECT acted_at, actor, role, via, action, target, detail, outcome, message FROM audit "
+            "WHERE (? = '' OR contains(lower(actor), lower(?))) AND (? = '' OR action = ?) "
+            "AND (? = '' OR outcome = ?) AND (?::TIMESTAMPTZ IS NULL OR acted_at >= ?) "
+            "ORDER BY entry DESC LIMIT ?",
+            [actor, actor, action, action, outcome, outcome, since, since, limit]).fetchall()
+        return [AuditEntry(at=r[0], actor=r[1], role=r[2], via=r[3], action=r[4], target=r[5],
+                           detail=json.loads(r[6]) if r[6] else None, outcome=r[7], message=r[8]) for r in rows]
 
     # ------------------------------------------------------------ connections
 

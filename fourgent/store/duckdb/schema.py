@@ -161,6 +161,24 @@ INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
 INSERT OR IGNORE INTO fg.snapshot_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
 """
 
+_V8_AUDIT = """
+-- Every action that changes something, refused and failed ones too (audit.perform). Append-only: the store
+-- has no statement that updates or deletes a row here.
+CREATE SEQUENCE IF NOT EXISTS fg.audit_entry;
+CREATE TABLE IF NOT EXISTS fg.audit (
+    entry    BIGINT PRIMARY KEY DEFAULT nextval('fg.audit_entry'),
+    acted_at TIMESTAMPTZ NOT NULL,
+    actor    VARCHAR NOT NULL,   -- a signed-in user's email, or an OS user marked (cli)
+    role     VARCHAR NOT NULL,
+    via      VARCHAR NOT NULL,   -- web, cli or single-user
+    action   VARCHAR NOT NULL,
+    target   VARCHAR,            -- a run, a workflow, an app, or a filter
+    detail   JSON,               -- never a secret
+    outcome  VARCHAR NOT NULL,   -- ok, refused or failed
+    message  VARCHAR             -- why, when not ok
+);
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -170,6 +188,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (5, _V5_SNAPSHOT),
     (6, _V6_REJECTS_CAP),
     (7, _V7_LINEAGE),
+    (8, _V8_AUDIT),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -207,6 +226,9 @@ SELECT run_id, author, body, created_at FROM fg.comments;
 
 CREATE OR REPLACE VIEW main.retriggers AS
 SELECT run_id, retrigger_of, retriggered_by, retriggered_at FROM fg.retriggers;
+
+CREATE OR REPLACE VIEW main.audit AS
+SELECT entry, acted_at, actor, role, via, action, target, detail, outcome, message FROM fg.audit;
 """
 
-SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers")
+SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "audit")

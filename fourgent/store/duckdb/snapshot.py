@@ -4,8 +4,9 @@ Explore and `python -m fourgent sql` never query the dashboard's database: a wor
 in-memory DuckDB over these Parquet files (worker.py). The runs are one file per UTC day, so an ingest
 rewrites only the days it changed: the same days the rollups recompute, marked in `fg.snapshot_days` in the
 rollups' own transaction, so a crash before the files are written leaves the marks for the next ingest.
-Comments, re-triggers and rejected lines are small and rewritten whole when they change. Each file is written under a
-temporary name and renamed, so a worker reads a whole day or the previous one, never half a file.
+Comments, re-triggers, the audit and rejected lines are small and rewritten whole when they change. Each
+file is written under a temporary name and renamed, so a worker reads a whole day or the previous one, never
+half a file.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from pathlib import Path
 from .database import Cursor
 from .sql import DAY_MS, DAY_SQL
 
-RUNS, REJECTED, COMMENTS, RETRIGGERS = "runs", "rejected_lines.parquet", "comments.parquet", "retriggers.parquet"
+RUNS, REJECTED, COMMENTS, RETRIGGERS, AUDIT = ("runs", "rejected_lines.parquet", "comments.parquet",
+                                               "retriggers.parquet", "audit.parquet")
 EMPTY = "empty.parquet"  # a day-less file with the runs' columns, so the worker's glob always matches
 
 
@@ -41,6 +43,7 @@ def write_all(cur: Cursor, folder: Path) -> int:
     write_rejected(cur, folder)
     write_comments(cur, folder)
     write_retriggers(cur, folder)
+    write_audit(cur, folder)
     return refresh(cur, folder)
 
 
@@ -80,5 +83,10 @@ def write_retriggers(cur: Cursor, folder: Path) -> None:
     _write(cur, "SELECT * FROM retriggers", folder / RETRIGGERS)
 
 
+def write_audit(cur: Cursor, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    _write(cur, "SELECT * FROM audit", folder / AUDIT)
+
+
 def is_complete(folder: Path) -> bool:
-    return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", REJECTED, COMMENTS, RETRIGGERS))
+    return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", REJECTED, COMMENTS, RETRIGGERS, AUDIT))
