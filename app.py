@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from fourgent.access import Role
 from fourgent.store import StoreBusy
 from ui import pages
 from ui.auth import gate
@@ -16,7 +17,7 @@ try:
 except StoreBusy as exc:
     st.error(str(exc) + " Stop the other process (or point FOURGENT_DATA_DIR elsewhere) and reload.")
     st.stop()
-gate()  # the signed-in user (or a sign-in page), before any page
+acting = gate()  # the signed-in user (or a sign-in page), before any page
 
 st.navigation([
     st.Page(pages.RUNS, title="Workflow Runs", icon="📋", url_path="runs", default=True),
@@ -25,5 +26,6 @@ st.navigation([
     st.Page(pages.CONNECTIONS, title="Connections", icon="🔌", url_path="connections"),
     st.Page(pages.EXPLORE, title="Explore (SQL)", icon="🔎", url_path="explore"),
     st.Page(pages.HOW_IT_WORKS, title="How it works", icon="📖", url_path="how-it-works"),
+    *([st.Page(pages.AUDIT, title="Audit", icon="🧾", url_path="audit")] if acting.role >= Role.ADMIN else []),
     st.Page(pages.RUN, title="Run details", icon="🔍", url_path="run", visibility="hidden"),
 ]).run()

@@ -63,6 +63,11 @@ def frame_csv(frame: pl.DataFrame) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def json_text(value: object) -> str:
+    """A JSON value as one line of text ("" for none), for a table cell or a CSV."""
+    return "" if value is None else json.dumps(value, ensure_ascii=False, default=str)
+
+
 def _cell(value: object) -> object:
     if value is None:
         return ""
