@@ -6,9 +6,15 @@ Starlette. `streamlit run app.py` also works, without those headers.
 
 from __future__ import annotations
 
+import sys
+
 import streamlit as st
 from starlette.middleware import Middleware
 
+from ui.auth import open_without_login
 from ui.headers import SecurityHeaders
+
+if refused := open_without_login():
+    sys.exit(refused)
 
 app = st.App("app.py", middleware=[Middleware(SecurityHeaders)])

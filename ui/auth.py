@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,6 +27,21 @@ def _secrets_section(name: str) -> Mapping[str, Any] | None:
 def login_configured() -> bool:
     """An `[auth]` section in .streamlit/secrets.toml turns on sign-in (README, "Deploying for a team")."""
     return _secrets_section("auth") is not None
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+ANONYMOUS_ENV = "FOURGENT_ALLOW_ANONYMOUS"
+
+
+def open_without_login() -> str | None:
+    """Why this server must not start: it would listen beyond this machine with no sign-in (None: it may)."""
+    address = str(st.get_option("server.address") or "")
+    if address in LOOPBACK or login_configured() or os.environ.get(ANONYMOUS_ENV) == "1":
+        return None
+    where = address or "every network interface"
+    return (f"Refusing to serve Fourgent Runs on {where} without sign-in: anyone who can reach the port could "
+            "re-trigger runs and replace credentials. Configure [auth] in .streamlit/secrets.toml (README, "
+            f'"Deploying for a team"), listen on 127.0.0.1, or set {ANONYMOUS_ENV}=1 to allow it knowingly.')
 
 
 def role_map() -> RoleMap:
