@@ -43,5 +43,6 @@ def perform(store: Store, actor: Actor, action: Action, target: str | None, do: 
     return done
 
 
-def sign_in(store: Store, actor: Actor) -> None:
-    perform(store, actor, Action.SIGN_IN, None, lambda: None)
+def sign_in(store: Store, actor: Actor, *, issued: object = None) -> None:
+    """`issued`: the ID token's `iat`, which tells this sign-in from the user's others."""
+    perform(store, actor, Action.SIGN_IN, None, lambda: None, detail={"issued": issued} if issued else None)

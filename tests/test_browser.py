@@ -35,12 +35,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(cwd: Path, entry: str = "serve.py", env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+def serve(cwd: Path, entry: str = "serve.py", env: dict[str, str] | None = None,
+          args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
     """A fresh server of `entry` (the README's serve.py) on a free 127.0.0.1 port, once it answers its health check."""
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", entry, "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
+         "--server.address", "127.0.0.1", "--server.headless", "true", *args],
         cwd=cwd, env=dict(os.environ, **(env or {})), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"

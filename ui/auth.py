@@ -74,12 +74,22 @@ def gate() -> Actor:
     actor = Actor(email, role, "web")
     st.session_state[ACTOR_KEY] = actor
     if st.session_state.get(SIGNED_IN_KEY) != email:
-        audit.sign_in(workspace().store, actor)
+        _record_sign_in(actor, st.user.get("iat"))
         st.session_state[SIGNED_IN_KEY] = email
     with st.sidebar:
         st.caption(f"{st.user.get('name') or email} · {role.label}")
         st.button("Sign out", on_click=st.logout, key="auth_sign_out")
     return actor
+
+
+def _record_sign_in(actor: Actor, issued: object) -> None:
+    """One entry per sign-in, not per browser tab or reload: a sign-in is an ID token, told by when it was
+    issued (`iat`); each new session of the same sign-in finds its entry."""
+    store = workspace().store
+    if issued is not None and any(e.actor == actor.name and (e.detail or {}).get("issued") == issued
+                                  for e in store.audit_entries(actor=actor.name, action="sign-in", limit=20)):
+        return
+    audit.sign_in(store, actor, issued=issued)
 
 
 def actor() -> Actor:
