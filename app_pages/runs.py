@@ -13,11 +13,14 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from fourgent import display, export
+from fourgent.access import Action
+from fourgent.audit import perform
 from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunFilter, RunsQuery
 from fourgent.spec import STATUSES
 from fourgent.store.records import RunsView
 from fourgent.workspace import Workspace
 from ui import pages
+from ui.auth import actor, may, needs
 from ui.bulk import bulk_bar
 from ui.dialogs import CAVEAT, ask_retrigger, comment_dialog, retrigger_dialog_if_asked, retrigger_outcome
 from ui.runs_state import RUNS_URL, clear_filters, dates_changed, drop_narrowed, filter_changed, only_status, zone
@@ -177,11 +180,13 @@ def row_actions(run_id: str) -> None:
     with st.container(border=True):
         cols = st.columns([3, 1, 1, 1], vertical_alignment="center")
         cols[0].text(f"Selected: {run_id}")
-        if cols[1].button("💬 Comment", width="stretch"):
+        if cols[1].button("💬 Comment", width="stretch", disabled=not may(Action.COMMENT),
+                          help=None if may(Action.COMMENT) else needs(Action.COMMENT)):
             comment_dialog(run_id)
         cols[2].page_link(pages.RUN, label="View details", icon="🔍", query_params={"id": run_id})
         with cols[3].popover("More options", width="stretch"):
-            st.button("↻ Re-trigger", help=CAVEAT, on_click=ask_retrigger, args=(run_id,), key="row_retrigger")
+            st.button("↻ Re-trigger", help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER),
+                      on_click=ask_retrigger, args=(run_id,), key="row_retrigger", disabled=not may(Action.RETRIGGER))
             st.text("Run ID, to copy:")
             st.code(run_id, language=None)
     retrigger_outcome(run_id)
@@ -212,9 +217,11 @@ def empty_store(ws: Workspace) -> None:
     st.code(str(ws.paths.logs_dir), language=None)
 
     def load_demo() -> None:  # a button's callback returns nothing; the page shows the runs it loaded
-        ws.load_demo()
+        perform(ws.store, actor(), Action.DEMO_LOADED, str(ws.paths.logs_dir), ws.load_demo,
+                outcome=lambda report: {"runs": report.added})
 
-    st.button("Load demo data", type="primary", on_click=load_demo)
+    st.button("Load demo data", type="primary", on_click=load_demo, disabled=not may(Action.DEMO_LOADED),
+              help=None if may(Action.DEMO_LOADED) else needs(Action.DEMO_LOADED))
 
 
 ws = workspace()

@@ -34,6 +34,7 @@ class Action(StrEnum):
     UNPAUSE = "unpause"
     CONNECTION_REPLACE = "connection replaced"
     CONNECTION_TEST = "connection tested"
+    DEMO_LOADED = "demo loaded"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -46,6 +47,7 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.UNPAUSE: Role.OPERATOR,
     Action.CONNECTION_REPLACE: Role.ADMIN,
     Action.CONNECTION_TEST: Role.ADMIN,
+    Action.DEMO_LOADED: Role.ADMIN,
 }
 
 Via = Literal["web", "cli", "single-user"]

@@ -37,9 +37,10 @@ def bulk_bar(ws: Workspace, f: RunFilter, query: RunsQuery) -> None:
     n = ws.store.unresolved_count(active) if active else 0
     if n:
         st.button(f"↻ Re-trigger the {n:,} unresolved failed run{'s' if n != 1 else ''} matching these filters",
-                  on_click=ask_bulk, args=(n,), key="bulk_retrigger",
+                  on_click=ask_bulk, args=(n,), key="bulk_retrigger", disabled=not may(Action.RETRIGGER_BULK),
                   help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered); "
-                       "each is replayed once with its original payload.")
+                       "each is replayed once with its original payload."
+                       + ("" if may(Action.RETRIGGER_BULK) else " " + needs(Action.RETRIGGER_BULK)))
     ask: BulkAsk | None = st.session_state.get("confirm_bulk")
     if ask and active:
         bulk_dialog(active, ask, query.describe(dict(ws.store.workflows()), browser_zone()), query.to_string())
