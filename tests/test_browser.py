@@ -113,6 +113,7 @@ def test_filter_to_failed_open_a_run_comment_and_see_it_after_reload(server, pag
     page.goto(server["url"])
     wait_ready(page, "Matching runs")
     assert metric_value(page, "Matching runs") == "356"
+    assert "Single-user mode (no login)" in page.locator('[data-testid="stSidebar"]').inner_text()
     shot(page, "runs-page")
 
     page.get_by_role("button", name="🔴 Failed · 28").click()
@@ -133,7 +134,7 @@ def test_filter_to_failed_open_a_run_comment_and_see_it_after_reload(server, pag
     page.goto(server["url"] + "/run?id=run_01000000170")
     wait_ready(page, "Run details")
     page.get_by_text("Failed at step", exact=False).first.wait_for()
-    page.get_by_label("Your name").fill("Ana")
+    page.get_by_text("Signed as local user (single-user).").wait_for()  # the actor, not a typed name
     page.get_by_label("Add a note for whoever looks at this run next").fill("Reconnected Slack <b>now</b>")
     page.get_by_role("button", name="Add comment").click()
     page.get_by_text("Reconnected Slack <b>now</b>", exact=True).wait_for(timeout=15_000)
@@ -234,7 +235,7 @@ def test_bulk_re_trigger_shows_progress_and_a_summary_then_the_runs_are_resolved
     assert count > 0
     bulk.click()
     dialog = page.get_by_role("dialog")
-    dialog.get_by_label("Your name (recorded with each re-trigger)").fill("Ana")
+    dialog.get_by_text("Recorded as re-triggered by local user (single-user).").wait_for()
     shot(page, "bulk-confirm")
     dialog.get_by_role("button", name=f"Re-trigger {count:,} run", exact=False).click()
     page.get_by_text(f"Re-triggered {count:,} of {count:,}", exact=False).wait_for(timeout=60_000)
@@ -265,7 +266,8 @@ def test_a_deep_link_is_the_first_request_of_a_fresh_server_and_opens_its_page(t
         pg.wait_for_timeout(1500)  # a late "page not found" would arrive by now
         assert pg.get_by_text("Page not found").count() == 0
         nav = [t.split("\n")[-1] for t in pg.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
-        assert nav == ["Workflow Runs", "Overview", "Workflows", "Connections", "Explore (SQL)", "How it works"]
+        assert nav == ["Workflow Runs", "Overview", "Workflows", "Connections", "Explore (SQL)", "How it works",
+                       "Audit"]  # the single user is the admin
         assert pg.url == url + path
     finally:
         context.close()
