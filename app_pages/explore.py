@@ -15,9 +15,11 @@ import polars as pl
 import streamlit as st
 
 from fourgent import export, results
+from fourgent.access import Role
 from fourgent.config import sql_time_limit
 from fourgent.filters import Params
 from fourgent.store import QueryError, QueryFailed, QueryRefused, QueryStopped, SqlResult
+from ui.auth import actor
 from ui.text import literal
 from ui.url_state import UrlBinding
 from ui.workspace import workspace
@@ -77,7 +79,8 @@ def run_query(sql: str) -> None:
     st.session_state["x_page"] = 1
     started = time.perf_counter()
     try:
-        result = ws.store.run_sql(sql, max_rows=results.MAX_ROWS, time_limit=sql_time_limit())
+        result = ws.store.run_sql(sql, max_rows=results.MAX_ROWS, time_limit=sql_time_limit(),
+                                  with_audit=actor().role >= Role.ADMIN)  # who did what: admins only
         outcome = Outcome(sql, time.perf_counter() - started, result=result)
     except QueryRefused as exc:
         outcome = Outcome(sql, time.perf_counter() - started, refused=str(exc))

@@ -108,7 +108,11 @@ class RoleMap:
             if not isinstance(value, Sequence) or not all(isinstance(v, str) for v in value):
                 problems.append(f"roles.{key} must be a list of strings")
                 return frozenset()
-            return frozenset(v.strip().lower() for v in value if v.strip())
+            found = frozenset(v.strip().lower() for v in value if v.strip())
+            if not key.endswith("_groups"):
+                problems.extend(f'roles.{key}: "{v}" is neither an email nor a domain written "@{v}"'
+                                for v in sorted(found) if "@" not in v)
+            return found
 
         others_text = str(config.get("others", "viewer")).strip().lower()
         others: Role | None

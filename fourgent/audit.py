@@ -46,3 +46,9 @@ def perform(store: Store, actor: Actor, action: Action, target: str | None, do: 
 def sign_in(store: Store, actor: Actor, *, issued: object = None) -> None:
     """`issued`: the ID token's `iat`, which tells this sign-in from the user's others."""
     perform(store, actor, Action.SIGN_IN, None, lambda: None, detail={"issued": issued} if issued else None)
+
+
+def refused_sign_in(store: Store, name: str) -> None:
+    """Someone the provider signed in who has no role here (roles.others = "refuse")."""
+    store.record_audit(AuditEntry(datetime.now(UTC), name, "none", "web", Action.SIGN_IN.value, None, None,
+                                  "refused", "no role on this dashboard"))

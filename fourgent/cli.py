@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from . import __version__, results
-from .access import cli_actor
+from .access import Action, cli_actor
+from .audit import perform
 from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
@@ -95,9 +96,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"The dashboard (process {exc.pid}) holds the store: stop it, or use its own demo (an empty "
               "data folder loads one on start).")
         return EXIT_USAGE
-    written = demo.write_demo(p.logs_dir, args.runs, seed=args.seed, days=args.days)
-    print(f"Wrote {args.runs:,} demo runs to {len(written.files)} file(s) in {p.logs_dir}")
-    _print_report(ws.load_logs(written))
+    def load() -> IngestReport:
+        written = demo.write_demo(p.logs_dir, args.runs, seed=args.seed, days=args.days)
+        print(f"Wrote {args.runs:,} demo runs to {len(written.files)} file(s) in {p.logs_dir}")
+        return ws.load_logs(written)
+
+    _print_report(perform(ws.store, cli_actor(), Action.DEMO_LOADED, str(p.logs_dir), load,
+                          outcome=lambda report: {"runs": report.added}))
     return EXIT_OK
 
 

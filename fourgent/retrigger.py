@@ -72,6 +72,8 @@ class Retriggerer:
         result = BulkResult(requested=len(run_ids))
         roots = self._roots(list(dict.fromkeys(run_ids)))
         claimed = self.store.claim(list(dict.fromkeys(roots.values())), CLAIM_MINUTES)
+        planned: dict[str, Retrigger] = {}
+        started_ids: set[str] = set()
         try:
             originals = self.store.originals(sorted(claimed))
             meanwhile = self.store.retriggered_since(sorted(claimed), since) if since else {}
@@ -101,7 +103,6 @@ class Retriggerer:
             # Recorded before any run starts: the store reads a line's lineage only when it is one of these.
             planned = {run_id: Retrigger(new_run_id(), roots[run_id], who, at) for run_id in jobs}
             self.store.record_retriggers(list(planned.values()))
-            started_ids: set[str] = set()
 
             def replay(run_id: str) -> dict:
                 workflow_id, reference, payload = originals[roots[run_id]]
@@ -130,8 +131,9 @@ class Retriggerer:
                         if progress:
                             progress(done, len(jobs))
                 result.cancelled = len(jobs) - done
-            self.store.forget_retriggers([planned[r].run_id for r in jobs if r not in started_ids])
         finally:
+            # Never started (cancelled, or the bulk failed): not Fourgent's re-triggers after all.
+            self.store.forget_retriggers([p.run_id for r, p in planned.items() if r not in started_ids])
             self.store.release(sorted(claimed))
         result.seconds = time.perf_counter() - started
         return result

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -187,7 +188,16 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
 def save_connection(ws: Workspace, actor: Actor, app: str, base_url: str, token: str | None) -> None:
     """Set an app's base URL and credential as `actor` (an admin's action); the audit never holds the secret."""
     perform(ws.store, actor, Action.CONNECTION_REPLACE, app, lambda: connections(ws).save(app, base_url, token),
-            detail={"base_url": base_url, "credential": "replaced" if token else "none"})
+            detail={"base_url": without_secrets(base_url), "credential": "replaced" if token else "none"})
+
+
+def without_secrets(url: str) -> str:
+    """A URL as the audit keeps it: no user, password, query or fragment (where keys sometimes hide)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    hidden = " (query removed)" if parts.query or parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
 
 
 def retriggerer(ws: Workspace, client: httpx.Client | None = None) -> Retriggerer:

@@ -115,3 +115,15 @@ def test_a_failed_action_is_audited_as_failed_with_why(ws):
         comments.add(ws.store, OPERATOR, "no-such-run", "hello")
     [entry] = ws.store.audit_entries()
     assert entry.outcome == "failed" and entry.message is not None and "no run with that ID" in entry.message
+
+
+def test_a_connections_url_is_audited_without_its_user_password_or_query(ws):
+    save_connection(ws, ADMIN, "Xero", "https://bot:tok3n@api.example.com:8443/v2?api_key=k3y#x", "a-token-123456")
+    [entry] = ws.store.audit_entries()
+    assert entry.detail == {"base_url": "https://api.example.com:8443/v2 (query removed)", "credential": "replaced"}
+
+
+def test_a_domain_written_without_its_at_sign_is_reported_not_silently_ignored():
+    roles = RoleMap.from_config({"operators": ["example.com"], "operator_groups": ["ops"]})
+    assert roles.problems == ('roles.operators: "example.com" is neither an email nor a domain written '
+                              '"@example.com"',)

@@ -69,3 +69,12 @@ def test_someone_with_no_role_is_refused_when_strangers_are(team):
     at = signed_in("kim@elsewhere.org", roles={"admins": ["ada@example.com"], "others": "refuse"})
     assert any("kim@elsewhere.org has no role on this dashboard" in e.value for e in at.error)
     assert [b.label for b in at.button] == ["Sign out"] and not at.dataframe
+
+
+def test_an_email_the_provider_does_not_vouch_for_gives_no_email_role(team):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets = SECRETS
+    at.user = {"is_logged_in": True, "email": "ada@example.com", "email_verified": False, "sub": "u-42"}
+    at.run()
+    # Not the admin the address names: with no group either, the stranger rule needs a vouched address.
+    assert any("sub:u-42 has no role on this dashboard" in e.value for e in at.error)

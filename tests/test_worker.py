@@ -132,3 +132,14 @@ def test_pattern_matching_is_stopped_at_the_limit_while_the_dashboard_serves_ano
         reader.join()
     assert time.perf_counter() - started <= 1 + worker.STARTUP_S + worker.KILL_GRACE_S + 0.5
     assert len(served) >= 3 and len(set(served)) == 1  # pages kept answering, the same answer
+
+
+def test_the_audit_is_read_only_by_an_admins_query(world):
+    from fourgent.access import SINGLE_USER
+    from fourgent.audit import sign_in
+
+    sign_in(world, SINGLE_USER)
+    with pytest.raises(QueryError, match="The audit is for admins"):
+        world.run_sql("SELECT count(*) FROM audit", max_rows=10, time_limit=5)
+    assert world.run_sql("SELECT count(*) FROM audit", max_rows=10, time_limit=5, with_audit=True).rows == [(1,)]
+    assert world.run_sql("SELECT count(*) FROM runs", max_rows=10, time_limit=5).rows == [(356,)]

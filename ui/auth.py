@@ -3,39 +3,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from typing import Any
 
 import streamlit as st
 
 from fourgent import audit
-from fourgent.access import MIN_ROLE, SINGLE_USER, Action, Actor, RoleMap
-from ui.workspace import workspace
+from fourgent.access import MIN_ROLE, SINGLE_USER, Action, Actor, Role, RoleMap
+from ui.workspace import login_configured, secrets_section, workspace
 
-ACTOR_KEY = "auth_actor"  # this session's Actor, set by gate() on every run
 SIGNED_IN_KEY = "auth_signed_in"  # the sign-in of this session has its audit entry
-
-
-def _secrets_section(name: str) -> Mapping[str, Any] | None:
-    try:
-        section = st.secrets.get(name)
-    except FileNotFoundError:  # no secrets.toml at all
-        return None
-    return section if isinstance(section, Mapping) else None
-
-
-def login_configured() -> bool:
-    """An `[auth]` section in .streamlit/secrets.toml turns on sign-in (README, "Deploying for a team")."""
-    return _secrets_section("auth") is not None
-
-
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 ANONYMOUS_ENV = "FOURGENT_ALLOW_ANONYMOUS"
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-Ip")
 
 
-def open_without_login() -> str | None:
-    """Why this server must not start: it would listen beyond this machine with no sign-in (None: it may)."""
-    address = str(st.get_option("server.address") or "")
+def open_without_login(address: str | None = None) -> str | None:
+    """Why the dashboard must not serve: it would be reachable beyond this machine with no sign-in (None: it
+    may). `address`: what the server listens on (default: its setting)."""
+    if address is None:
+        address = str(st.get_option("server.address") or "")
     if address in LOOPBACK or login_configured() or os.environ.get(ANONYMOUS_ENV) == "1":
         return None
     where = address or "every network interface"
@@ -44,14 +29,52 @@ def open_without_login() -> str | None:
             f'"Deploying for a team"), listen on 127.0.0.1, or set {ANONYMOUS_ENV}=1 to allow it knowingly.')
 
 
+def _proxied() -> bool:
+    """The request came through a reverse proxy: then 127.0.0.1 is not "this machine only"."""
+    headers = st.context.headers
+    return any(headers.get(h) for h in PROXY_HEADERS)
+
+
 def role_map() -> RoleMap:
-    return RoleMap.from_config(_secrets_section("roles"))
+    return RoleMap.from_config(secrets_section("roles"))
+
+
+def _signed_in() -> tuple[Actor | None, str]:
+    """The signed-in user as an Actor (None: no role here), and the name they go by.
+
+    The identity is the email when the provider vouches for it (`email_verified` not false); otherwise the
+    provider's subject, which never matches an email or domain rule, only a group."""
+    email = str(st.user.get("email") or "")
+    verified = st.user.get("email_verified") is not False
+    name = email if email and verified else f"sub:{st.user.get('sub') or '?'}"
+    roles = role_map()
+    claim: object = st.user.get(roles.groups_claim) or []
+    groups = [str(g) for g in claim] if isinstance(claim, list) else [str(claim)]
+    role = roles.role_for(email if verified else None, groups)
+    return (Actor(name, role, "web") if role is not None else None), name
+
+
+def current() -> Actor | None:
+    """The acting user now, worked out afresh (a widget callback runs before the page: never a stale role).
+    None: nobody may act (not signed in, no role, or an open server without sign-in)."""
+    if not login_configured():
+        if open_without_login() or (_proxied() and os.environ.get(ANONYMOUS_ENV) != "1"):
+            return None
+        return SINGLE_USER
+    if not st.user.is_logged_in:
+        return None
+    return _signed_in()[0]
 
 
 def gate() -> Actor:
-    """Every page's first step (app.py): the acting user, or a sign-in page and a stop."""
+    """Every page's first step (app.py): the acting user, or a sign-in page (or a refusal) and a stop."""
     if not login_configured():
-        st.session_state[ACTOR_KEY] = SINGLE_USER
+        refused = open_without_login()
+        if refused is None and _proxied() and os.environ.get(ANONYMOUS_ENV) != "1":
+            refused = open_without_login("a reverse proxy")
+        if refused:
+            st.error(refused)
+            st.stop()
         st.sidebar.caption("Single-user mode (no login): listening on this machine only.")
         return SINGLE_USER
     if not st.user.is_logged_in:
@@ -59,25 +82,23 @@ def gate() -> Actor:
         st.text("Sign in to see and re-trigger your integration runs.")
         st.button("Sign in", type="primary", on_click=st.login)
         st.stop()
-    roles = role_map()
-    for problem in roles.problems:
-        st.sidebar.warning(f"Access settings: {problem}", icon="⚠️")
-    email = str(st.user.get("email") or "")
-    claim: object = st.user.get(roles.groups_claim) or []
-    groups = [str(g) for g in claim] if isinstance(claim, list) else [str(claim)]
-    role = roles.role_for(email, groups)
-    if role is None:
+    actor, name = _signed_in()
+    if actor is None:
+        if st.session_state.get(SIGNED_IN_KEY) != f"refused:{name}":
+            audit.refused_sign_in(workspace().store, name)
+            st.session_state[SIGNED_IN_KEY] = f"refused:{name}"
         st.title("Fourgent Runs")
-        st.error(f"{email or 'This account'} has no role on this dashboard. Ask an admin to add you.")
+        st.error(f"{name} has no role on this dashboard. Ask an admin to add you.")
         st.button("Sign out", on_click=st.logout)
         st.stop()
-    actor = Actor(email, role, "web")
-    st.session_state[ACTOR_KEY] = actor
-    if st.session_state.get(SIGNED_IN_KEY) != email:
+    if st.session_state.get(SIGNED_IN_KEY) != actor.name:
         _record_sign_in(actor, st.user.get("iat"))
-        st.session_state[SIGNED_IN_KEY] = email
+        st.session_state[SIGNED_IN_KEY] = actor.name
     with st.sidebar:
-        st.caption(f"{st.user.get('name') or email} · {role.label}")
+        if actor.role >= Role.ADMIN:
+            for problem in role_map().problems:
+                st.warning(f"Access settings: {problem}", icon="⚠️")
+        st.caption(f"{st.user.get('name') or actor.name} · {actor.role.label}")
         st.button("Sign out", on_click=st.logout, key="auth_sign_out")
     return actor
 
@@ -93,19 +114,19 @@ def _record_sign_in(actor: Actor, issued: object) -> None:
 
 
 def actor() -> Actor:
-    """The acting user of this run of the page (gate() ran first, in app.py)."""
-    found = st.session_state.get(ACTOR_KEY)
-    if isinstance(found, Actor):
-        return found
-    if login_configured():  # never a default identity where sign-in is required
+    """The acting user of this run (or callback); stops the run when nobody may act."""
+    found = current()
+    if found is None:
         st.stop()
-    return SINGLE_USER
+    return found
 
 
 def may(action: Action) -> bool:
-    return actor().may(action)
+    found = current()
+    return found is not None and found.may(action)
 
 
 def needs(action: Action) -> str:
     """The help text of a button this user may not press."""
-    return f"Needs the {MIN_ROLE[action].label} role; you are a {actor().role.label}."
+    found = current()
+    return f"Needs the {MIN_ROLE[action].label} role; you are a {found.role.label if found else 'guest'}."

@@ -97,7 +97,9 @@ class AdhocSQL(Protocol):
     surface: tuple[str, ...]
     examples: dict[str, str]
 
-    def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult: ...
+    def run_sql(self, sql: str, *, max_rows: int, time_limit: float, with_audit: bool = False) -> SqlResult:
+        """`with_audit`: the `audit` view is readable (an admin's query)."""
+        ...
     def describe(self, view: str) -> list[tuple[str, str]]: ...
 
 
@@ -144,11 +146,13 @@ def open_store(url: str | os.PathLike[str], *, read_only: bool = False) -> Store
 
 def snapshot_sql(url: str | os.PathLike[str], sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
     """Ad-hoc SQL over a store's read-only snapshot without opening the store (so also while the dashboard
-    holds it): what `python -m fourgent sql` runs."""
+    holds it): what `python -m fourgent sql` runs. The CLI acts as an admin (access.cli_actor): it reads the
+    audit too."""
     engine, path = _location(url)
     from .duckdb import database, worker
 
-    return worker.run(database.snapshot_folder(path), sql, max_rows=max_rows, time_limit=time_limit)
+    return worker.run(database.snapshot_folder(path), sql, max_rows=max_rows, time_limit=time_limit,
+                      with_audit=True)
 
 
 def close_store(store: Store) -> None:

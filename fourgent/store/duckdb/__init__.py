@@ -171,9 +171,10 @@ class DuckDBStore:
 
     surface: tuple[str, ...] = SURFACE
 
-    def run_sql(self, sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
+    def run_sql(self, sql: str, *, max_rows: int, time_limit: float, with_audit: bool = False) -> SqlResult:
         """Run `sql` in a worker process over the read-only snapshot (worker.py): never on this database."""
-        return worker.run(self.db.snapshot_dir, sql, max_rows=max_rows, time_limit=time_limit)
+        return worker.run(self.db.snapshot_dir, sql, max_rows=max_rows, time_limit=time_limit,
+                          with_audit=with_audit)
 
     def describe(self, view: str) -> list[tuple[str, str]]:
         """(column, type) of one documented view."""

@@ -146,14 +146,14 @@ CREATE TABLE IF NOT EXISTS fg.retriggers (
     retriggered_at TIMESTAMPTZ NOT NULL
 );
 ALTER TABLE fg.runs ADD COLUMN IF NOT EXISTS retrigger_claim VARCHAR;
--- Before this version lineage was the lines' word. Lines our executor wrote (they carry retriggered_by and
--- retriggered_at) are taken into the ledger once, so failures already replayed do not come back as
+-- Before this version lineage was the lines' word. Lines our executor (and the demo) wrote carry
+-- retriggered_by: they are taken into the ledger once, so failures already replayed do not come back as
 -- unresolved and get replayed twice; every other line's lineage becomes a claim.
 INSERT OR IGNORE INTO fg.retriggers
 SELECT id, retrigger_of, extra->>'retriggered_by',
        coalesce(try_cast(extra->>'retriggered_at' AS TIMESTAMPTZ), started_at)
 FROM fg.runs
-WHERE retrigger_of IS NOT NULL AND extra->>'retriggered_by' IS NOT NULL AND extra->>'retriggered_at' IS NOT NULL
+WHERE retrigger_of IS NOT NULL AND extra->>'retriggered_by' IS NOT NULL
 QUALIFY row_number() OVER (PARTITION BY id ORDER BY seq DESC) = 1;
 UPDATE fg.runs SET retrigger_claim = retrigger_of, retrigger_of = NULL
 WHERE retrigger_of IS NOT NULL AND id NOT IN (SELECT run_id FROM fg.retriggers);

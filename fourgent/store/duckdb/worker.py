@@ -46,15 +46,17 @@ def memory_cap() -> int:
 
 
 def run(folder: Path, sql: str, *, max_rows: int = SQL_MAX_ROWS, time_limit: float = SQL_TIME_LIMIT_S,
-        memory: int | None = None, interrupt: bool = True) -> SqlResult:
+        memory: int | None = None, interrupt: bool = True, with_audit: bool = False) -> SqlResult:
     """Run one query in a fresh worker over the snapshot in `folder`; raise QueryRefused, QueryStopped,
     QueryFailed or QueryError in words, whatever happens to the worker.
 
     The worker interrupts its own query at the time limit (a clean message); what DuckDB does not stop when
     interrupted (pattern matching, constant folding) is killed STARTUP_S + KILL_GRACE_S later at the most.
-    `interrupt=False` leaves only the kill (the tests prove it holds alone)."""
+    `interrupt=False` leaves only the kill (the tests prove it holds alone). `with_audit`: the `audit` view
+    reads the audit (an admin's query); otherwise reading it fails in words."""
     cap = memory or memory_cap()
     request = json.dumps({"folder": str(folder), "sql": sql, "max_rows": max_rows, "memory": cap,
+                          "audit": with_audit,
                           "time_limit": time_limit if interrupt else 10 * (STARTUP_S + time_limit)}).encode()
     started = time.perf_counter()
     # The child caps itself before it imports anything: the dashboard is threaded, where preexec_fn is unsafe,
@@ -126,7 +128,11 @@ def views_sql(folder: Path) -> str:
 LEAVES = guard.ALLOWED_LEAVES | {"READ_PARQUET"}
 
 
-def open_snapshot(folder: Path, memory: int) -> duckdb.DuckDBPyConnection:
+# What `audit` is for a query that may not read it: the same name, so the message is this one.
+NO_AUDIT_SQL = "CREATE OR REPLACE VIEW audit AS SELECT * FROM range(1) WHERE error('The audit is for admins.')"
+
+
+def open_snapshot(folder: Path, memory: int, with_audit: bool = True) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that can read the snapshot's files and nothing else, its settings locked."""
     con = duckdb.connect(":memory:")
     con.execute("SET autoinstall_known_extensions = false")
@@ -138,6 +144,8 @@ def open_snapshot(folder: Path, memory: int) -> duckdb.DuckDBPyConnection:
     con.execute("SET allowed_directories = ?", [[str(folder)]])
     con.execute("SET enable_external_access = false")
     con.execute(views_sql(folder))
+    if not with_audit:
+        con.execute(NO_AUDIT_SQL)
     con.execute("SET lock_configuration = true")
     return con
 
@@ -155,7 +163,7 @@ def main() -> int:
     if not snapshot.is_complete(folder):
         return answer({"error": "failed", "message": "The read-only copy of the views is not written yet: "
                                                      "it is made by the next ingest. Try again in a few seconds."})
-    con = open_snapshot(folder, int(request["memory"]))
+    con = open_snapshot(folder, int(request["memory"]), with_audit=bool(request.get("audit")))
     try:
         result = adhoc.run(con, request["sql"], max_rows=int(request["max_rows"]),
                            time_limit=float(request["time_limit"]), leaves=LEAVES)
