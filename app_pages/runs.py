@@ -15,6 +15,7 @@ from streamlit.delta_generator import DeltaGenerator
 from fourgent import display, export
 from fourgent.access import Action
 from fourgent.audit import perform
+from fourgent.demo import DemoExists
 from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunFilter, RunsQuery
 from fourgent.spec import STATUSES
 from fourgent.store.records import RunsView
@@ -217,8 +218,14 @@ def empty_store(ws: Workspace) -> None:
     st.code(str(ws.paths.logs_dir), language=None)
 
     def load_demo() -> None:  # a button's callback returns nothing; the page shows the runs it loaded
-        perform(ws.store, actor(), Action.DEMO_LOADED, str(ws.paths.logs_dir), ws.load_demo,
-                outcome=lambda report: {"runs": report.added})
+        try:
+            perform(ws.store, actor(), Action.DEMO_LOADED, str(ws.paths.logs_dir), ws.load_demo,
+                    outcome=lambda report: {"runs": report.added})
+        except DemoExists as exc:
+            st.session_state["runs_demo_refused"] = str(exc)
+
+    if refused := st.session_state.pop("runs_demo_refused", None):
+        st.error(refused)
 
     st.button("Load demo data", type="primary", on_click=load_demo, disabled=not may(Action.DEMO_LOADED),
               help=None if may(Action.DEMO_LOADED) else needs(Action.DEMO_LOADED))

@@ -101,8 +101,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Wrote {args.runs:,} demo runs to {len(written.files)} file(s) in {p.logs_dir}")
         return ws.load_logs(written)
 
-    _print_report(perform(ws.store, cli_actor(), Action.DEMO_LOADED, str(p.logs_dir), load,
-                          outcome=lambda report: {"runs": report.added}))
+    try:
+        _print_report(perform(ws.store, cli_actor(), Action.DEMO_LOADED, str(p.logs_dir), load,
+                              outcome=lambda report: {"runs": report.added}))
+    except demo.DemoExists as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     return EXIT_OK
 
 

@@ -233,6 +233,10 @@ def generate(runs: int, *, seed: int = 7, days: float = 30.0, now: datetime | No
                 yield again
 
 
+class DemoExists(FileExistsError):
+    """Demo logs of this seed are in the folder already; the message names the file."""
+
+
 @dataclass(frozen=True)
 class DemoLogs:
     """The files written, and the re-triggers in them as Fourgent would have recorded them when it ran them.
@@ -247,8 +251,13 @@ class DemoLogs:
 
 def write_demo(logs_dir: Path, runs: int, *, seed: int = 7, days: float = 30.0, per_file: int = 250_000,
                now: datetime | None = None) -> DemoLogs:
-    """Write demo logs as logs_dir/demo-<seed>-NNNN.jsonl (per_file records each)."""
+    """Write demo logs as logs_dir/demo-<seed>-NNNN.jsonl (per_file records each); never over a file that is
+    there (DemoExists names it): a seed makes the same run IDs, so a second demo of it would only clash."""
     logs_dir.mkdir(parents=True, exist_ok=True)
+    there = sorted(logs_dir.glob(f"demo-{seed}-*.jsonl"))
+    if there:
+        raise DemoExists(f"{there[0]} is there already: demo logs of seed {seed} were written before. "
+                         "Nothing was written; choose another --seed (or move that file away).")
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
     records = generate(runs, seed=seed, days=days, now=now)
     written: list[Path] = []
@@ -258,7 +267,10 @@ def write_demo(logs_dir: Path, runs: int, *, seed: int = 7, days: float = 30.0, 
         tmp = final.with_name("." + final.name + ".tmp")  # not *.jsonl: ingest never reads it half-written
         with open(tmp, "w", encoding="utf-8", newline="\n") as out:
             out.writelines(dumps(record) + "\n" for record in chunk)
-        os.replace(tmp, final)
+        try:
+            os.link(tmp, final)  # unlike a rename, never replaces a file that appeared meanwhile
+        finally:
+            tmp.unlink()
         written.append(final)
         retriggers += [Retrigger(r["id"], r["retrigger_of"], r["retriggered_by"],
                                  datetime.fromisoformat(r["retriggered_at"]))

@@ -67,6 +67,19 @@ def test_demo_writes_and_ingests_every_status_and_error_kind(data_dir, capsys):
     assert json.loads(capsys.readouterr().out)[0]["n"] > 0  # re-triggered runs point at their originals
 
 
+def test_a_second_demo_of_the_same_seed_replaces_nothing_and_names_the_file(data_dir, capsys):
+    assert main(["demo", "--runs", "500", "--seed", "4"]) == 0
+    first = data_dir / "logs" / "demo-4-0001.jsonl"
+    before = first.read_bytes()
+    capsys.readouterr()
+    assert main(["demo", "--runs", "800", "--seed", "4"]) == 2
+    err = capsys.readouterr().err
+    assert str(first) in err and "Nothing was written" in err and first.read_bytes() == before
+    assert main(["demo", "--runs", "300", "--seed", "5"]) == 0  # another seed adds its own file
+    assert sorted(f.name for f in (data_dir / "logs").glob("demo-*.jsonl")) == ["demo-4-0001.jsonl",
+                                                                              "demo-5-0001.jsonl"]
+
+
 @pytest.mark.parametrize("query", [
     "DELETE FROM runs",
     "DROP VIEW runs",
