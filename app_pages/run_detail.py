@@ -40,6 +40,12 @@ run = found.run
 st.page_link(pages.RUNS, label="Workflow Runs", icon=":material/arrow_back:",
              query_params=st.session_state.get("runs_url") or None)
 st.title("Run details")
+latest = found.retriggered_as[-1] if found.retriggered_as else None
+resolved = run["status"] == "failed" and latest is not None and latest["status"] == "finished"
+if resolved and latest:  # what matters first: this failure needs nothing more
+    by = f" (re-triggered by {literal(latest['by'])})" if latest["by"] else ""
+    st.success(f"Resolved by {literal(latest['id'])}{by} at {display.local_time(latest['started_at'], tz)}: "
+               "its replay finished. Nothing more to do for this run.", icon="✅")
 
 # ---------------------------------------------------------------- header
 with st.container(border=True):
@@ -64,9 +70,6 @@ with st.container(border=True):
 
 # ---------------------------------------------------------------- why it failed
 if run["status"] == "failed":
-    latest = found.retriggered_as[-1] if found.retriggered_as else None
-    if latest and latest["status"] == "finished":
-        st.success(f"Resolved: re-triggered as {literal(latest['id'])}, which finished.", icon="✅")
     step = found.failed_step
     with st.container(border=True):
         where = f"step {step['step_index'] + 1} of {len(found.steps)}" if step else "an unknown step"
@@ -78,8 +81,9 @@ if run["status"] == "failed":
             st.text(f"{step['name']}" + (f" ({step['app']})" if step["app"] else "")
                     + f" · {step['attempts']} attempt{'s' if step['attempts'] != 1 else ''}")
         st.code(display.visible(run["error_message"] or ""), language=None, wrap_lines=True)
-        st.caption("What to do next")
-        st.text(detail.next_step(found))
+        if not resolved:
+            st.caption("What to do next")
+            st.text(detail.next_step(found))
         if run["error_kind"] == "auth":
             st.page_link(pages.CONNECTIONS, label="Open Connections", icon="🔌")
 elif run["status"] == "skipped" and run["skip_reason"]:
@@ -115,7 +119,7 @@ if run["retrigger_claim"]:
 
 # ---------------------------------------------------------------- re-trigger
 retrigger_outcome(run["id"])
-st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" else "secondary",
+st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" and not resolved else "secondary",
           help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER), disabled=not may(Action.RETRIGGER),
           on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
 retrigger_dialog_if_asked()

@@ -313,7 +313,10 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     assert any(t.value.startswith("Re-triggered by local user (single-user) at 20") for t in child.text)
     parent = detail("run_01000000170")
     assert any("by local user (single-user)" in t.value for t in parent.text)
-    assert [s.value for s in parent.success] == [f"Resolved: re-triggered as `{new_id}`, which finished."]
+    [resolved] = [s.value for s in parent.success]
+    assert resolved.startswith(f"Resolved by `{new_id}` (re-triggered by `local user (single-user)`) at 20")
+    assert not any(c.value == "What to do next" for c in parent.caption)  # the fix advice is for unresolved runs
+    assert next(b for b in parent.button if b.label == "↻ Re-trigger this run").proto.type == "secondary"
 
 
 def test_a_steps_attempts_are_listed_and_odd_attempt_logs_do_not_break_the_page(data, write_log):
