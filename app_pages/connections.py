@@ -22,6 +22,9 @@ from ui.auth import actor, may, needs
 from ui.text import label
 from ui.workspace import workspace
 
+CREDENTIAL_LABELS = {"Connected": "🟢 Connected", "Untested": "🟡 Untested", "Expired": "🔴 Expired",
+                     "Missing": "⚪ Missing"}
+
 ws = workspace()
 ws.refresh()
 try:
@@ -41,16 +44,26 @@ def save(app: str) -> None:
     token = st.session_state.get(f"token_{app}", "")
     st.session_state[f"token_{app}"] = ""
     try:
-        save_connection(ws, actor(), app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
-        st.session_state["connections_saved"] = app
+        tested = save_connection(ws, actor(), app, st.session_state.get(f"url_{app}", "").strip(), token.strip())
+        st.session_state["connections_saved"] = (app, *tested)
     except (CredentialError, Forbidden) as exc:
         st.session_state["connections_error"] = str(exc)
 
 
 st.title("Connections")
 st.caption("Credentials are stored encrypted and only ever shown masked.")
-if saved := st.session_state.pop("connections_saved", None):
-    st.success("Saved. Replay the runs that failed meanwhile: the Runs page re-triggers them in bulk.")
+if found := st.session_state.pop("connections_saved", None):
+    saved, connected, answer = found
+    if connected:
+        st.success("Saved and tested: connected. Replay the runs that failed meanwhile: the Runs page "
+                   "re-triggers them in bulk.")
+    elif answer.startswith("Refused"):
+        st.error(f"Saved, but {label(saved)} refused it when tested:")
+    else:
+        st.warning(f"Saved, not tested ({label(saved)} did not answer a test call): it shows as Untested until a "
+                   "call succeeds.")
+    if not connected:
+        st.text(answer)  # the app's own reason phrase: text
     uses = [wf.id for wf in defs.values() if saved in wf.apps]
     st.page_link(pages.RUNS, label=f"Unresolved failures of the workflows that use {label(saved)}", icon="🔁",
                  query_params=RunsQuery(workflows=tuple(uses), unresolved=True).link())
@@ -62,7 +75,7 @@ st.dataframe(
     {
         "App": [s.app for s in states],
         "Base URL": [s.base_url for s in states],
-        "Credential": [{"Connected": "🟢 Connected", "Expired": "🔴 Expired", "Missing": "⚪ Missing"}[s.credential]
+        "Credential": [CREDENTIAL_LABELS[s.credential]
                        for s in states],
         "Token": [s.masked for s in states],
         "Last successful call": [display.local_time(s.last_success_at, tz) for s in states],
@@ -73,7 +86,7 @@ st.dataframe(
 
 for s in states:
     count = failures.get(s.app, (0, None))[0]
-    icon = {"Connected": "🟢", "Expired": "🔴", "Missing": "⚪"}[s.credential]
+    icon = CREDENTIAL_LABELS[s.credential].split()[0]
     with st.expander(f"{icon} {label(s.app)}"):
         st.text(f"{s.app} · {s.base_url} · credential {s.credential.lower()} {s.masked}")
         if s.base_url.startswith(SANDBOX_URL):

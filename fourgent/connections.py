@@ -17,7 +17,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from .executor import Connection
-from .store import Store
+from .store import ConnectionRow, Store
 
 KEY_ENV = "FOURGENT_SECRET_KEY"
 
@@ -75,7 +75,7 @@ def mask(hint: str | None) -> str:
 class ConnectionState:
     app: str
     base_url: str
-    credential: str  # "Connected", "Expired" or "Missing"
+    credential: str  # "Connected", "Untested", "Expired" or "Missing"
     masked: str
     updated_at: datetime | None
     last_success_at: datetime | None
@@ -127,11 +127,16 @@ class Connections:
 
         Expired: the app's latest answer to this credential was a refusal (recorded by `record`), or
         `expired` names it (runs in the logs failed with auth after the credential was last set).
+        Untested: no call has succeeded with it since it was set (a saved token is not a working one).
         """
-        return [
-            ConnectionState(r.app, r.base_url,
-                            "Missing" if not r.token_encrypted
-                            else "Expired" if r.refused or r.app in expired else "Connected",
-                            mask(r.token_hint) if r.token_encrypted else "—", r.updated_at, r.last_success_at)
-            for r in self.store.connection_rows()
-        ]
+        def state(r: ConnectionRow) -> str:
+            if not r.token_encrypted:
+                return "Missing"
+            if r.refused or r.app in expired:
+                return "Expired"
+            tested = r.last_success_at is not None and (r.updated_at is None or r.last_success_at >= r.updated_at)
+            return "Connected" if tested else "Untested"
+
+        return [ConnectionState(r.app, r.base_url, state(r), mask(r.token_hint) if r.token_encrypted else "—",
+                                r.updated_at, r.last_success_at)
+                for r in self.store.connection_rows()]

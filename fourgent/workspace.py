@@ -142,7 +142,8 @@ def connections(ws: Workspace) -> Connections:
             # The demo's story: QuickBooks' token has expired, so its runs fail until it is reconnected.
             stale = "-expired" if app == demo.EXPIRED_APP else ""
             conns.save(app, f"{SANDBOX_URL}/{slug(app)}", f"{demo_token(app)}{stale}")
-        conns.record(refused=[demo.EXPIRED_APP])
+        # The demo apps accept their demo tokens by construction: they start Connected, but the expired one.
+        conns.record(ok=[a for a in apps if a != demo.EXPIRED_APP], refused=[demo.EXPIRED_APP])
     else:
         for app in apps:
             if app not in stored:
@@ -185,10 +186,18 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
                                       "cancelled": r.cancelled})
 
 
-def save_connection(ws: Workspace, actor: Actor, app: str, base_url: str, token: str | None) -> None:
-    """Set an app's base URL and credential as `actor` (an admin's action); the audit never holds the secret."""
-    perform(ws.store, actor, Action.CONNECTION_REPLACE, app, lambda: connections(ws).save(app, base_url, token),
-            detail={"base_url": without_secrets(base_url), "credential": "replaced" if token else "none"})
+def save_connection(ws: Workspace, actor: Actor, app: str, base_url: str, token: str | None) -> tuple[bool, str]:
+    """Set an app's base URL and credential as `actor` (an admin's action), then test it with one call, so a
+    wrong token shows as Expired at once, not as Connected; returns the test's (connected, answer). The
+    audit never holds the secret."""
+
+    def do() -> tuple[bool, str]:
+        connections(ws).save(app, base_url, token)
+        return _check_connection(ws, app) if token else (False, "No credential to test.")
+
+    return perform(ws.store, actor, Action.CONNECTION_REPLACE, app, do,
+                   detail={"base_url": without_secrets(base_url), "credential": "replaced" if token else "none"},
+                   outcome=lambda r: {"tested": r[0], "answer": r[1]})
 
 
 def without_secrets(url: str) -> str:

@@ -102,7 +102,8 @@ def test_a_credential_replaced_by_an_admin_is_audited_without_the_secret(ws):
     connected, _ = check_connection(ws, ADMIN, "Xero")
     tested, replaced = ws.store.audit_entries()[:2]
     assert (replaced.action, replaced.outcome) == ("connection replaced", "ok")
-    assert replaced.detail == {"base_url": "http://sandbox/xero", "credential": "replaced"}
+    assert replaced.detail == {"base_url": "http://sandbox/xero", "credential": "replaced", "tested": False,
+                               "answer": "Refused: 401 Unauthorized"}
     assert tested.action == "connection tested" and tested.detail is not None
     assert tested.detail["connected"] is connected is False  # the demo Xero wants its own demo token
     ws.store.close()
@@ -120,10 +121,26 @@ def test_a_failed_action_is_audited_as_failed_with_why(ws):
 def test_a_connections_url_is_audited_without_its_user_password_or_query(ws):
     save_connection(ws, ADMIN, "Xero", "https://bot:tok3n@api.example.com:8443/v2?api_key=k3y#x", "a-token-123456")
     [entry] = ws.store.audit_entries()
-    assert entry.detail == {"base_url": "https://api.example.com:8443/v2 (query removed)", "credential": "replaced"}
+    assert entry.detail is not None and entry.detail["base_url"] == "https://api.example.com:8443/v2 (query removed)"
+    assert "tok3n" not in str(entry.detail) and "k3y" not in str(entry.detail)
 
 
 def test_a_domain_written_without_its_at_sign_is_reported_not_silently_ignored():
     roles = RoleMap.from_config({"operators": ["example.com"], "operator_groups": ["ops"]})
     assert roles.problems == ('roles.operators: "example.com" is neither an email nor a domain written '
                               '"@example.com"',)
+
+
+def test_saving_a_credential_tests_it_so_a_wrong_token_never_reads_as_connected(ws):
+    from fourgent.workspace import connection_states, demo_token
+
+    def state(app: str) -> str:
+        return next(s.credential for s in connection_states(ws)[0] if s.app == app)
+
+    assert state("Xero") == "Connected"  # the demo's own token
+    assert save_connection(ws, ADMIN, "Xero", "http://sandbox/xero", "wrong-token-0000")[0] is False
+    assert state("Xero") == "Expired"
+    assert save_connection(ws, ADMIN, "Xero", "http://sandbox/xero", demo_token("Xero")) == (True, "Connected: 200 OK")
+    assert state("Xero") == "Connected"
+    connected, answer = save_connection(ws, ADMIN, "Xero", "http://127.0.0.1:9/xero", "a-token-nobody-checks")
+    assert not connected and answer.startswith("Could not reach it") and state("Xero") == "Untested"

@@ -51,7 +51,9 @@ def test_an_app_a_later_definition_adds_is_listed_missing_and_can_be_connected(p
     [t for t in page.text_input if t.label == "New credential"][notion].set_value("secret-notion-token-1234")
     [b for b in page.button if b.label == "Reconnect / update credential"][notion].click().run()
     frame = page.dataframe[0].value.set_index("App")
-    assert frame.loc["Notion", "Credential"] == "🟢 Connected" and frame.loc["Notion", "Token"].endswith("1234")
+    # Saved, but nothing answered its test call: it is not shown as working.
+    assert frame.loc["Notion", "Credential"] == "🟡 Untested" and frame.loc["Notion", "Token"].endswith("1234")
+    assert any("Saved, not tested" in w.value for w in page.warning)
     assert frame.loc["Notion", "Base URL"] == "https://api.notion.example"
 
 
@@ -71,7 +73,8 @@ def test_reconnecting_stores_the_credential_masked_and_never_shows_it(page):
     form_inputs[0].set_value(SECRET)
     next(b for b in page.button if b.label == "Reconnect / update credential").click().run()
     assert not page.exception
-    assert any("Saved" in s.value for s in page.success)
+    assert any("Saved, but" in e.value and "refused it when tested" in e.value for e in page.error)
+    assert any(t.value == "Refused: 401 Unauthorized" for t in page.text)  # a wrong token is said so at once
     assert "••••••••9876" in set(page.dataframe[0].value["Token"])
     assert SECRET not in everything_shown(page)
 
