@@ -129,7 +129,7 @@ def runs_table(live: bool) -> None:
     selected = st.session_state.get("selected_id")
     if selected:
         row_actions(selected)
-    export_button(ws, f, view.total)
+    export_button(ws, f, view.total, query.oldest)
 
     in_flight = view.by_status["running"] + view.by_status["pending"]
     wants_live = in_flight > 0 or (query.page == 1 and not query.oldest)
@@ -194,13 +194,13 @@ def row_actions(run_id: str) -> None:
     retrigger_dialog_if_asked()
 
 
-def export_button(ws: Workspace, f: RunFilter, total: int) -> None:
+def export_button(ws: Workspace, f: RunFilter, total: int, oldest: bool) -> None:
     shown = min(total, export.EXPORT_CAP)
     note = f" (the newest {export.EXPORT_CAP:,})" if total > export.EXPORT_CAP else ""
     st.download_button(
         f"Download {shown:,} matching runs as CSV{note}",
         # The filter of this render: the download runs outside the page's run, where its zone is unknown.
-        data=lambda: export.csv_bytes(ws.store, f),
+        data=lambda: export.csv_bytes(ws.store, f, oldest=oldest),  # the table's order
         file_name="fourgent-runs.csv", mime="text/csv", icon="⬇️", on_click="ignore",
     )
 

@@ -17,7 +17,11 @@ if TYPE_CHECKING:  # the store is handed in; importing it here would tie export 
 
 EXPORT_CAP = 250_000  # Streamlit's download button holds the whole file in memory
 EXPORT_COLUMNS = ("id", "reference", "workflow", "status", "started_at", "finished_at", "duration_ms",
-                  "error_kind", "error_message")
+                  "error_kind", "error_message", "retrigger_of")
+# The Runs table's Re-trigger column, in words: how the run's latest re-trigger went, or that it is one.
+RETRIGGER_STATES = {"finished": "resolved", "failed": "failed again", "running": "replay running",
+                    "pending": "replay pending", "skipped": "replay skipped"}
+CSV_HEADER = (*EXPORT_COLUMNS, "retrigger_state")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Spreadsheets skip leading white space (and line breaks) before reading a formula: " =1+1" and "\n=1+1" run.
 _LEADING_SPACE = " \t\r\n\v\f\u00a0\u3000"
@@ -32,15 +36,23 @@ def neutralise(value: object) -> object:
     return value
 
 
-def csv_chunks(store: Store, f: RunFilter, cap: int = EXPORT_CAP) -> Iterator[str]:
-    reader = store.export_batches(f, EXPORT_COLUMNS, cap)
+def retrigger_state(retrigger_of: str | None, latest: str | None) -> str:
+    if latest:
+        return RETRIGGER_STATES.get(latest, f"replay {latest}")
+    return "replay" if retrigger_of else ""
+
+
+def csv_chunks(store: Store, f: RunFilter, cap: int = EXPORT_CAP, *, oldest: bool = False) -> Iterator[str]:
+    """The runs in the page's order (`oldest`: oldest first), with the Runs table's re-trigger state."""
+    reader = store.export_batches(f, (*EXPORT_COLUMNS, "latest_retrigger"), cap, "oldest" if oldest else "newest")
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(EXPORT_COLUMNS)
+    writer.writerow(CSV_HEADER)
     for record_batch in reader:
         columns = [record_batch.column(i).to_pylist() for i in range(record_batch.num_columns)]
-        for row in zip(*columns, strict=True):
-            writer.writerow([neutralise(v.isoformat() if hasattr(v, "isoformat") else v) for v in row])
+        for *row, latest in zip(*columns, strict=True):
+            cells = [*row, retrigger_state(row[-1], latest)]
+            writer.writerow([neutralise(v.isoformat() if hasattr(v, "isoformat") else v) for v in cells])
         yield out.getvalue()
         out.seek(0)
         out.truncate()
@@ -49,8 +61,8 @@ def csv_chunks(store: Store, f: RunFilter, cap: int = EXPORT_CAP) -> Iterator[st
         yield rest
 
 
-def csv_bytes(store: Store, f: RunFilter, cap: int = EXPORT_CAP) -> bytes:
-    return "".join(csv_chunks(store, f, cap)).encode("utf-8")
+def csv_bytes(store: Store, f: RunFilter, cap: int = EXPORT_CAP, *, oldest: bool = False) -> bytes:
+    return "".join(csv_chunks(store, f, cap, oldest=oldest)).encode("utf-8")
 
 
 def frame_csv(frame: pl.DataFrame) -> bytes:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from fourgent import display, export
 from fourgent.filters import RunFilter
-from helpers import run_line
+from helpers import record_as_ours, run_line
 
 
 def test_cells_that_a_spreadsheet_would_run_are_neutralised():
@@ -25,7 +25,7 @@ def test_export_holds_every_matching_run_not_just_the_page(store, tmp_path, writ
     store.ingest([write_log(tmp_path / "a.jsonl", *lines)])
     data = export.csv_bytes(store, RunFilter()).decode()
     rows = list(csv.reader(io.StringIO(data)))
-    assert rows[0] == list(export.EXPORT_COLUMNS)
+    assert rows[0] == list(export.CSV_HEADER)
     assert len(rows) == 121
     refs = {r[1] for r in rows[1:]}
     assert "'=cmd|' /C calc'!A0" in refs and "=cmd|' /C calc'!A0" not in refs
@@ -38,6 +38,25 @@ def test_export_respects_the_filter_and_the_cap(store, samples):
     assert len(rows) == 29 and {r[3] for r in rows[1:]} == {"failed"}
     capped = export.csv_bytes(store, RunFilter(), cap=10).decode().splitlines()
     assert len(capped) == 11
+
+
+def test_export_follows_the_pages_order_and_says_how_each_re_trigger_went(store, tmp_path, write_log):
+    err = {"message": "401", "step": 0, "kind": "auth"}
+    lines = [run_line("fixed", status="failed", error=err, started_at="2026-11-20T10:00:00Z"),
+             run_line("stuck", status="failed", error=err, started_at="2026-11-20T10:01:00Z"),
+             run_line("fixed_rt", retrigger_of="fixed", started_at="2026-11-20T11:00:00Z"),
+             run_line("stuck_rt", status="failed", error=err, retrigger_of="stuck", started_at="2026-11-20T11:01:00Z"),
+             run_line("plain", started_at="2026-11-20T12:00:00Z")]
+    record_as_ours(store, *lines)
+    store.ingest([write_log(tmp_path / "a.jsonl", *lines)])
+    newest = list(csv.DictReader(io.StringIO(export.csv_bytes(store, RunFilter()).decode())))
+    assert [r["id"] for r in newest] == ["plain", "stuck_rt", "fixed_rt", "stuck", "fixed"]
+    assert {r["id"]: r["retrigger_state"] for r in newest} == {
+        "plain": "", "stuck_rt": "replay", "fixed_rt": "replay", "stuck": "failed again", "fixed": "resolved"}
+    oldest = list(csv.DictReader(io.StringIO(export.csv_bytes(store, RunFilter(), oldest=True).decode())))
+    assert [r["id"] for r in oldest] == ["fixed", "stuck", "fixed_rt", "stuck_rt", "plain"]
+    capped = list(csv.DictReader(io.StringIO(export.csv_bytes(store, RunFilter(), cap=2, oldest=True).decode())))
+    assert [r["id"] for r in capped] == ["fixed", "stuck"]  # the cap keeps the page's first rows
 
 
 def test_relative_times_and_durations_read_like_a_person_would_say_them():

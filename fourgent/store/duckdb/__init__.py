@@ -79,8 +79,9 @@ class DuckDBStore:
     def rejected(self, limit: int = 500) -> pl.DataFrame:
         return runs.rejected(self.db.cursor(), limit)
 
-    def export_batches(self, f: RunFilter, columns: Sequence[str], cap: int) -> Iterator[pa.RecordBatch]:
-        return runs.export_batches(self.db.cursor(), f, columns, cap)
+    def export_batches(self, f: RunFilter, columns: Sequence[str], cap: int,
+                       order: Literal["newest", "oldest"] = "newest") -> Iterator[pa.RecordBatch]:
+        return runs.export_batches(self.db.cursor(), f, columns, cap, order)
 
     def auth_failures_by_app(self, days: int = 7) -> dict[str, tuple[int, datetime]]:
         return runs.auth_failures_by_app(self.db.cursor(), days)

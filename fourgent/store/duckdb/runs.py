@@ -128,9 +128,19 @@ def runs_view(cur: Cursor, f: RunFilter, *, number: int = 1, size: int = 50,
                     rejected_lines, store_runs)
 
 
+# Columns an export may ask for beyond the view's: the status of a run's latest re-trigger.
+LATEST_RETRIGGER_SQL = (f"(SELECT arg_max(c.status, c.started_at) FROM {RUN_ROWS} c "
+                        "WHERE c.retrigger_of = r.id) AS latest_retrigger")
+
+
 def export_batches(cur: Cursor, f: RunFilter, columns: Sequence[str], cap: int,
-                   batch: int = 10_000) -> Iterator[pa.RecordBatch]:
-    """The matching runs, newest first, as Arrow batches of `columns` (at most `cap` rows)."""
+                   order: Literal["newest", "oldest"] = "newest", batch: int = 10_000) -> Iterator[pa.RecordBatch]:
+    """The matching runs in the page's order, as Arrow batches of `columns` (at most `cap` rows);
+    `latest_retrigger` is the status of each run's latest re-trigger."""
     where, params = run_where(f)
-    sql = f"SELECT {', '.join(columns)} FROM {RUN_ROWS}{where} ORDER BY started_at DESC, id DESC LIMIT ?"
+    select = ", ".join(LATEST_RETRIGGER_SQL if c == "latest_retrigger" else f"r.{c}" for c in columns)
+    direction = "DESC" if order == "newest" else "ASC"
+    # The filter's WHERE names the view's columns bare: it applies inside, the lineage join outside.
+    sql = (f"SELECT {select} FROM (SELECT * FROM {RUN_ROWS}{where} ORDER BY started_at {direction}, "
+           f"id {direction} LIMIT ?) r ORDER BY r.started_at {direction}, r.id {direction}")
     yield from cur.sql(sql, params=[*params, cap]).to_arrow_reader(batch)
