@@ -72,9 +72,12 @@ with st.container(border=True):
 if run["status"] == "failed":
     step = found.failed_step
     with st.container(border=True):
-        where = f"step {step['step_index'] + 1} of {len(found.steps)}" if step else "an unknown step"
+        # No failed step: the engine refused the run before any step (a validation of its payload), or the
+        # log does not say which step failed.
+        where = (f"step {step['step_index'] + 1} of {len(found.steps)}" if step
+                 else "before any step ran" if not found.steps else "an unnamed step")
         kind = run["error_kind"] if run["error_kind"] in ERROR_KINDS else "other"  # log text stays out of Markdown
-        st.subheader(f"❌ Failed at {where} · {kind} error")
+        st.subheader(f"❌ Failed {'' if where.startswith('before') else 'at '}{where} · {kind} error")
         if run["error_kind"] and kind == "other":
             st.text(f"Error kind: {run['error_kind']}")
         if step:

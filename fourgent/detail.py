@@ -100,10 +100,19 @@ def next_step(detail: RunDetail) -> str | None:
                 "then re-trigger this run.")
     if kind == "validation":
         match = _MISSING_FIELD.search(run["error_message"] or "")
-        what = f"the required field “{match.group(1)}”" if match else "a required field"
-        return (f"The source record is missing {what}. Fill it in {run['source_app'] or run['source']}, "
-                "then re-trigger: the replay uses the payload from when the run first fired, so check it "
-                "carries the field.")
+        source = run["source_app"] or run["source"]
+        at = f" at step {step['step_index'] + 1} ({step['name']})" if step else " before any step ran"
+        if not match:
+            return (f"The run was refused{at}: a field of its payload is missing or wrong. A re-trigger replays "
+                    f"the same payload, so fix the record in {source} and let {source} fire the workflow again.")
+        field = match.group(1)
+        payload = _load(run["trigger_payload"]) or {}
+        if isinstance(payload, dict) and payload.get(field) not in (None, ""):
+            return (f"The run was refused{at} for lacking “{field}”, which its payload carries now. "
+                    "Re-trigger this run.")
+        return (f"The run was refused{at}: its payload lacks the required field “{field}”. A re-trigger replays "
+                f"this same payload and would fail again. Fill in “{field}” in {source} and let {source} fire "
+                "the workflow again (a replay with an edited payload is not available yet).")
     if kind == "unavailable":
         attempts = (step or {}).get("attempts") or 1
         return (f"{app} did not answer in time or answered with an error; the engine tried "

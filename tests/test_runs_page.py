@@ -402,3 +402,22 @@ def test_a_payload_nested_100000_deep_and_hidden_direction_controls_do_not_break
     assert any("nested too deeply to show" in c.value for c in at.code)
     runs = open_app(q="run_deep")
     assert list(table(runs)["Reference"]) == ["invoice⟨U+202E⟩gpj.exe"]
+
+
+def test_a_validation_failure_names_where_and_the_field_and_says_a_replay_would_fail_again(dashboard, write_log):
+    data = dashboard()
+    refused = {"message": "Missing required field: contact_email", "step": None, "kind": "validation"}
+    write_log(data / "logs" / "a.jsonl",
+              run_line("no_email", status="failed", error=refused, steps=[],
+                       trigger_payload={"deal_id": "1893", "contact_email": None}),
+              run_line("has_it_now", status="failed", error=refused, steps=[],
+                       trigger_payload={"deal_id": "1894", "contact_email": "a@example.com"}))
+    at = detail("no_email")
+    assert "❌ Failed before any step ran · validation error" in [h.value for h in at.subheader]
+    advice = [t.value for t in at.text if t.value.startswith("The run was refused")]
+    assert advice == ["The run was refused before any step ran: its payload lacks the required field "
+                      "“contact_email”. A re-trigger replays this same payload and would fail again. Fill in "
+                      "“contact_email” in HubSpot and let HubSpot fire the workflow again (a replay with an "
+                      "edited payload is not available yet)."]
+    now = detail("has_it_now")
+    assert any(t.value.endswith("which its payload carries now. Re-trigger this run.") for t in now.text)
