@@ -15,16 +15,18 @@ from streamlit.delta_generator import DeltaGenerator
 from fourgent import display, export
 from fourgent.access import Action
 from fourgent.audit import perform
+from fourgent.connections import CredentialError
 from fourgent.demo import DemoExists
 from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunFilter, RunsQuery
 from fourgent.spec import STATUSES
 from fourgent.store.records import RunsView
-from fourgent.workspace import Workspace
+from fourgent.workspace import Workspace, connection_states
 from ui import pages
 from ui.auth import actor, may, needs
 from ui.bulk import bulk_bar
 from ui.dialogs import CAVEAT, ask_retrigger, comment_dialog, retrigger_dialog_if_asked, retrigger_outcome
 from ui.runs_state import RUNS_URL, clear_filters, dates_changed, drop_narrowed, filter_changed, only_status, zone
+from ui.text import label
 from ui.workspace import workspace
 
 LIVE_SECONDS = 5
@@ -231,9 +233,26 @@ def empty_store(ws: Workspace) -> None:
               help=None if may(Action.DEMO_LOADED) else needs(Action.DEMO_LOADED))
 
 
+def broken_connections(ws: Workspace) -> None:
+    """A banner per app whose recent runs failed at its credential while its connection is still broken:
+    replaying them first would only fail again."""
+    try:
+        states, failures = connection_states(ws)
+    except CredentialError:
+        return  # the Connections page says why, in words
+    for s in states:
+        failed = failures.get(s.app, (0, None))[0]
+        if s.credential in ("Expired", "Missing") and failed:
+            with st.container(border=True):
+                st.text(f"⚠️ {failed:,} run{'s' if failed != 1 else ''} failed at {s.app}'s credential in the last "
+                        f"7 days, and its connection is {s.credential.lower()}: reconnect it before re-triggering.")
+                st.page_link(pages.CONNECTIONS, label=f"Reconnect {label(s.app)}", icon="🔌")
+
+
 ws = workspace()
 RUNS_URL.load()
 st.title("Workflow Runs")
+broken_connections(ws)
 query = RUNS_URL.state()
 render_filters(ws, query)
 bulk_bar(ws, query.filter(datetime.now(UTC), zone()), query)

@@ -139,3 +139,15 @@ def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(dem
     new_id = outcome.split()[3].rstrip(":")
     replay = open_runs(q=new_id).dataframe[0].value.set_index("ID")
     assert replay.loc[new_id, "Re-trigger"] == "↩ replay"
+
+
+def test_the_runs_page_warns_while_failures_point_at_a_broken_connection(demo):
+    banner = "failed at QuickBooks's credential in the last 7 days, and its connection is expired"
+    at = open_runs()
+    [text] = [t.value for t in at.text if banner in t.value]
+    failed = workspace().store.auth_failures_by_app()["QuickBooks"][0]
+    assert text.startswith(f"⚠️ {failed:,} runs failed")
+    assert any(link.label.startswith("Reconnect") and "QuickBooks" in link.label for link in at.get("page_link"))
+    connections(workspace()).save("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
+    connections(workspace()).record(ok=["QuickBooks"])
+    assert not [t for t in open_runs().text if banner in t.value]  # reconnected: no more warning
