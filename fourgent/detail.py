@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .spec import MISSING_FIELD_PATTERN
 from .store import Store
 
 
@@ -84,7 +85,7 @@ def get(store: Store, run_id: str) -> RunDetail | None:
     return RunDetail(found.run, found.steps, found.parent, found.children, found.source_file, found.source_line)
 
 
-_MISSING_FIELD = re.compile(r"[Mm]issing required field:?\s*['\"]?([\w.\-]+)")
+_MISSING_FIELD = re.compile(MISSING_FIELD_PATTERN)
 
 
 def next_step(detail: RunDetail) -> str | None:

@@ -40,3 +40,8 @@ REJECTS_KEPT_PER_FILE: Final = 10_000
 GZ_INFLATE_RATIO: Final = 200
 GZ_INFLATE_MIN: Final = 64 << 20
 ID_MAX_CHARS: Final = 128
+
+# How a validation error names the field it missed ("Missing required field: contact_email"), read by the run's
+# page and by the bulk re-trigger (a replay of a payload that lacks the field would fail again). RE2 and
+# Python read it alike.
+MISSING_FIELD_PATTERN = r"[Mm]issing required field:?\s*['\"]?([\w.\-]+)"

@@ -22,6 +22,7 @@ from .config import Paths
 from .config import paths as resolve_paths
 from .connections import Connections, ConnectionState
 from .executor import AUTH_STATUSES, Executor, log_writer
+from .filters import RunFilter
 from .logfiles import IngestReport, discover
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
@@ -252,3 +253,27 @@ def _check_connection(ws: Workspace, app: str) -> tuple[bool, str]:
     if answer.status_code in AUTH_STATUSES:
         conns.record(refused=[app])
     return False, f"Refused: {answer.status_code} {answer.reason_phrase}"
+
+
+@dataclass(frozen=True)
+class BulkPlan:
+    """What a bulk re-trigger of the unresolved failures under a filter would do, before it runs: the ones a
+    replay cannot fix now are left out unless the user includes them on purpose."""
+
+    waiting: dict[str, int]  # auth failures per app whose connection is still Expired or Missing
+    unfixable: int  # validation failures whose payload lacks the field their error names
+
+    @property
+    def left_out(self) -> int:
+        return sum(self.waiting.values()) + self.unfixable
+
+
+def broken_apps(ws: Workspace) -> list[str]:
+    """Apps whose connection is Expired or Missing: an auth failure there would fail again."""
+    states, _ = connection_states(ws)
+    return sorted(s.app for s in states if s.credential in ("Expired", "Missing"))
+
+
+def bulk_plan(ws: Workspace, selection: RunFilter) -> BulkPlan:
+    waiting, unfixable = ws.store.futile_split(selection, broken_apps(ws))
+    return BulkPlan(waiting, unfixable)

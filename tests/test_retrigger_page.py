@@ -35,8 +35,11 @@ def unresolved(workflow: str = QB_FLOW) -> int:
     return runs_sql.count(workspace().store.db.cursor(), RunFilter(workflows=(workflow,), unresolved=True))
 
 
-def run_bulk(at: AppTest) -> AppTest:
+def run_bulk(at: AppTest, *, include: bool = False) -> AppTest:
+    """Open the bulk confirmation and confirm it (`include`: also the failures it leaves out by default)."""
     button(at, "↻ Re-trigger the").click().run()
+    if include:
+        at.checkbox(key="bulk_include").check().run()
     button(at, "Re-trigger ").click().run()
     assert not at.exception, at.exception
     job = at.session_state["bulk_job"]
@@ -54,8 +57,17 @@ def test_the_expired_demo_app_fails_until_reconnected_then_a_bulk_re_trigger_res
     assert button(at, "↻ Re-trigger the").label == (
         f"↻ Re-trigger the {before:,} unresolved failed runs matching these filters")
 
-    # Before reconnecting: the replays reach QuickBooks and are refused again.
-    at = run_bulk(at)
+    # Before reconnecting, the confirmation leaves QuickBooks' auth failures out and says why.
+    button(at, "↻ Re-trigger the").click().run()
+    waiting = next(t.value for t in at.text if "wait for QuickBooks to be reconnected" in t.value)
+    held = int(waiting.split()[0].replace(",", ""))
+    assert held >= recent_auth
+    edits = [int(t.value.split()[0].replace(",", "")) for t in at.text if "need an edited payload" in t.value]
+    assert button(at, "Re-trigger ").label.startswith(f"Re-trigger {before - held - sum(edits):,} run")
+    assert any(link.label.startswith("Open Connections") for link in at.get("page_link"))
+    at.run()
+    # Included on purpose, the replays reach QuickBooks and are refused again.
+    at = run_bulk(open_runs(workflow=QB_FLOW, unresolved="1"), include=True)
     summary = next(t.value for t in at.text if t.value.startswith("Re-triggered "))
     assert f"of {before:,}" in summary
     assert any(t.value == "Still refused (reconnect in Connections): QuickBooks" for t in at.text)

@@ -12,9 +12,11 @@ from fourgent.access import Action
 from fourgent.filters import RunFilter, RunsQuery
 from fourgent.pauses import without_paused
 from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, CAVEAT, BulkJob
-from fourgent.workspace import Workspace, retrigger
+from fourgent.workspace import BulkPlan, Workspace, bulk_plan, retrigger
+from ui import pages
 from ui.auth import actor, may, needs
 from ui.runs_state import browser_zone
+from ui.text import label
 from ui.workspace import workspace
 
 
@@ -58,10 +60,23 @@ def close_bulk() -> None:
 def bulk_dialog(f: RunFilter, ask: BulkAsk, described: str, link: str) -> None:
     """`link`: the Runs page's query string, recorded in the audit with the count."""
     n = ask.count
-    take = min(n, BULK_CAP)
     st.text(f"Of: {described}")  # names from the logs: text
-    st.text(f"{n:,} unresolved failed run{'s' if n != 1 else ''} match these filters."
-            + (f" This re-triggers the newest {BULK_CAP:,}; run it again for the rest." if n > BULK_CAP else ""))
+    st.text(f"{n:,} unresolved failed run{'s' if n != 1 else ''} match these filters.")
+    ws = workspace()
+    chosen = f.bulk_selection()
+    plan = bulk_plan(ws, chosen) if chosen else BulkPlan({}, 0)
+    for app, held in sorted(plan.waiting.items()):
+        st.text(f"{held:,} wait for {app} to be reconnected: its connection is still broken, so they would "
+                "fail again.")
+        st.page_link(pages.CONNECTIONS, label=f"Open Connections ({label(app)})", icon="🔌")
+    if plan.unfixable:
+        st.text(f"{plan.unfixable:,} need an edited payload: their payload lacks the field their validation "
+                "named, and a re-trigger sends the same payload.")
+    include = bool(plan.left_out) and st.checkbox(f"Include these {plan.left_out:,} anyway", key="bulk_include")
+    n = n if include else max(0, n - plan.left_out)
+    take = min(n, BULK_CAP)
+    if n > BULK_CAP:
+        st.text(f"This re-triggers the newest {BULK_CAP:,}; run it again for the rest.")
     st.text(CAVEAT)
     st.text(f"{BULK_CONCURRENCY} runs at a time; you can cancel while it runs (runs already started finish).")
     st.text(f"Recorded as re-triggered by {actor().who}.")
@@ -72,7 +87,9 @@ def bulk_dialog(f: RunFilter, ask: BulkAsk, described: str, link: str) -> None:
             ws = workspace()
             # The runs are chosen now, not when the dialog opened: anything resolved meanwhile is left out.
             selection = f.bulk_selection()
-            ids = ws.store.select_ids(selection, limit=BULK_CAP) if selection else []
+            skipped = () if include else tuple(plan.waiting)
+            ids = ws.store.select_ids(selection, limit=BULK_CAP, waiting_apps=skipped,
+                                      unfixable=not include) if selection else []
             who = actor()
             st.session_state["bulk_job"] = BulkJob(
                 lambda run_ids, **k: retrigger(ws, who, run_ids, bulk_filter=link, **k), ids,

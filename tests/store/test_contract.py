@@ -199,3 +199,24 @@ def test_the_overview_of_an_empty_window_is_zeros(engine_store: Store):
     view = engine_store.overview(Window(datetime(2001, 1, 1, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)
                                         + timedelta(days=1)))
     assert (view.now.runs, view.now.failure_rate) == (0, None) and view.buckets.is_empty()
+
+
+def test_a_bulk_leaves_out_what_a_replay_cannot_fix_and_counts_it(engine_store: Store, tmp_path, write_log):
+    qb = {"id": "hubspot-closed-won-quickbooks-invoice", "source": "HubSpot Closed Won",
+          "destination": "QuickBooks Invoice", "source_app": "HubSpot", "destination_app": "QuickBooks"}
+    missing = {"message": "Missing required field: contact_email", "step": None, "kind": "validation"}
+    lines = [run_line("auth_qb", workflow=qb, status="failed", error={"message": "401", "step": None, "kind": "auth"}),
+             run_line("no_email", workflow=qb, status="failed", error=missing, trigger_payload={"contact_email": ""}),
+             run_line("email_now", workflow=qb, status="failed", error=missing,
+                      trigger_payload={"contact_email": "a@example.com"}),
+             run_line("odd_message", workflow=qb, status="failed",
+                      error={"message": "bad", "step": None, "kind": "validation"}),
+             run_line("flaky", workflow=qb, status="failed", error={"message": "503", "step": None,
+                                                                     "kind": "unavailable"})]
+    engine_store.ingest([write_log(tmp_path / "logs" / "a.jsonl", *lines)], logs_dir=tmp_path / "logs")
+    selection = RunFilter(unresolved=True)
+    assert engine_store.futile_split(selection, ["QuickBooks"]) == ({"QuickBooks": 1}, 1)
+    assert engine_store.futile_split(selection, []) == ({}, 1)
+    left = engine_store.select_ids(selection, waiting_apps=["QuickBooks"], unfixable=True)
+    assert sorted(left) == ["email_now", "flaky", "odd_message"]
+    assert len(engine_store.select_ids(selection)) == 5  # by default a selection leaves nothing out

@@ -61,8 +61,12 @@ class DuckDBStore:
     def daily_counts(self, f: RunFilter) -> pl.DataFrame:
         return runs.daily_counts(self.db.cursor(), f)
 
-    def select_ids(self, f: RunFilter, *, limit: int = 100_000) -> list[str]:
-        return runs.select_ids(self.db.cursor(), f, limit=limit)
+    def select_ids(self, f: RunFilter, *, limit: int = 100_000, waiting_apps: Sequence[str] = (),
+                   unfixable: bool = False) -> list[str]:
+        return runs.select_ids(self.db.cursor(), f, limit=limit, waiting_apps=waiting_apps, unfixable=unfixable)
+
+    def futile_split(self, f: RunFilter, waiting_apps: Sequence[str]) -> tuple[dict[str, int], int]:
+        return runs.futile_split(self.db.cursor(), f, waiting_apps)
 
     def find_exact(self, run_id: str) -> bool:
         return runs.find_exact(self.db.cursor(), run_id)

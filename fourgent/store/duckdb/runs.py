@@ -14,7 +14,16 @@ from ...filters import RunFilter
 from ...spec import STATUSES
 from ..records import RunsView
 from .database import Cursor
-from .sql import DAY_SQL, RUN_ROWS, WORKFLOW_NAME_SQL, run_where
+from .sql import (
+    DAY_SQL,
+    RUN_ROWS,
+    UNFIXABLE_PARAMS,
+    UNFIXABLE_SQL,
+    WAITING_SQL,
+    WORKFLOW_NAME_SQL,
+    leave_out_where,
+    run_where,
+)
 
 TABLE_COLUMNS = ("id, reference, workflow, workflow_id, status, started_at, finished_at, duration_ms, error_message, "
                  "retrigger_of")
@@ -78,11 +87,29 @@ def comment_counts(cur: Cursor, ids: Sequence[str]) -> dict[str, int]:
     return dict(rows)
 
 
-def select_ids(cur: Cursor, f: RunFilter, *, limit: int = 100_000) -> list[str]:
-    """Run IDs under a filter (newest first), for bulk actions."""
+def select_ids(cur: Cursor, f: RunFilter, *, limit: int = 100_000, waiting_apps: Sequence[str] = (),
+               unfixable: bool = False) -> list[str]:
+    """Run IDs under a filter (newest first), for bulk actions; leaving out the auth failures of
+    `waiting_apps` and, with `unfixable`, validation failures a replay cannot fix (sql.leave_out_where)."""
     where, params = run_where(f)
+    left_out, more = leave_out_where(waiting_apps, unfixable)
+    if left_out:
+        where = (where + left_out) if where else " WHERE true" + left_out
     sql = f"SELECT id FROM {RUN_ROWS}{where} ORDER BY started_at DESC, id DESC LIMIT ?"
-    return [r[0] for r in cur.execute(sql, [*params, limit]).fetchall()]
+    return [r[0] for r in cur.execute(sql, [*params, *more, limit]).fetchall()]
+
+
+def futile_split(cur: Cursor, f: RunFilter, waiting_apps: Sequence[str]) -> tuple[dict[str, int], int]:
+    """Of the runs under `f`: the auth failures per app of `waiting_apps`, and the validation failures a
+    replay cannot fix (what a bulk re-trigger leaves out by default). One pass."""
+    where, params = run_where(f)
+    where = where or " WHERE true"
+    rows = cur.execute(
+        f"SELECT CASE WHEN {WAITING_SQL} THEN failed_app END AS app, count(*) FROM {RUN_ROWS}{where} "
+        f"AND ({WAITING_SQL} OR {UNFIXABLE_SQL}) GROUP BY 1",
+        [list(waiting_apps), *params, list(waiting_apps), *UNFIXABLE_PARAMS]).fetchall()
+    waiting = {app: n for app, n in rows if app is not None}
+    return waiting, sum(n for app, n in rows if app is None)
 
 
 def auth_failures_by_app(cur: Cursor, days: int = 7) -> dict[str, tuple[int, datetime]]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from ...filters import RunFilter
 from ...overview import DAY_MS
-from ...spec import ENDED_STATUSES, STATUSES
+from ...spec import ENDED_STATUSES, MISSING_FIELD_PATTERN, STATUSES
 
 __all__ = ["DAY_MS"]
 
@@ -93,3 +94,28 @@ def run_where(f: RunFilter) -> tuple[str, list[Any]]:
             parts.append(f"status = 'failed' AND {column} IN (SELECT unnest(?::VARCHAR[]))")
             params.append(list(values))
     return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
+# Failures a replay cannot fix, which a bulk re-trigger leaves out unless asked: an auth failure at an app whose
+# connection is still broken (the apps are a parameter), and a validation failure whose payload lacks the field
+# its error names (a replay sends the same payload). Each a predicate on the row, false when it cannot say.
+_FIELD = "regexp_extract(error_message, ?, 1)"
+WAITING_SQL = "coalesce(error_kind = 'auth' AND failed_app IN (SELECT unnest(?::VARCHAR[])), false)"
+# CASE, not AND: a JSON path is only built for a row whose error names a field ('$.""' is an error).
+UNFIXABLE_SQL = (f"CASE WHEN error_kind = 'validation' AND {_FIELD} <> '' THEN "
+                 f"coalesce(json_extract_string(trigger_payload, '$.\"' || {_FIELD} || '\"'), '') = '' "
+                 "ELSE false END")
+UNFIXABLE_PARAMS = [MISSING_FIELD_PATTERN, MISSING_FIELD_PATTERN]  # one per {_FIELD}
+
+
+def leave_out_where(waiting_apps: Sequence[str], unfixable: bool) -> tuple[str, list[Any]]:
+    """AND-conditions (or "") leaving those failures out of a selection, and their parameters."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if waiting_apps:
+        parts.append(f"NOT {WAITING_SQL}")
+        params.append(list(waiting_apps))
+    if unfixable:
+        parts.append(f"NOT {UNFIXABLE_SQL}")
+        params += UNFIXABLE_PARAMS
+    return "".join(f" AND {p}" for p in parts), params
