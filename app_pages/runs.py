@@ -34,7 +34,7 @@ LIVE_SECONDS = 5
 
 def render_filters(ws: Workspace, query: RunsQuery) -> None:
     workflows = dict(ws.store.workflows())
-    top = st.columns([3, 2, 2, 3, 1.4], vertical_alignment="bottom")
+    top = st.columns([3, 2, 2, 3], vertical_alignment="bottom")
     top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
                       on_change=filter_changed)
     top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.__getitem__, key="f_range", on_change=dates_changed)
@@ -43,9 +43,11 @@ def render_filters(ws: Workspace, query: RunsQuery) -> None:
     known = [w for w in query.workflows if w not in workflows]
     top[3].multiselect("Workflow", list(workflows) + known, format_func=lambda w: workflows.get(w, w),
                        key="f_workflow", on_change=filter_changed, placeholder="Any workflow")
-    top[4].button("Clear filters", on_click=clear_filters, width="stretch")
-    st.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
-              help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
+    # Beside the toggle at its natural width: in a fifth column it read "Clear fil…" at 1280 px.
+    row = st.container(horizontal=True, vertical_alignment="center", gap="medium")
+    row.toggle("Unresolved failures only", key="f_unresolved", on_change=filter_changed,
+               help="Failed runs whose latest re-trigger did not finish (or that were never re-triggered)")
+    row.button("Clear filters", on_click=clear_filters, width="content")
     if narrowed := query.narrowed():  # set by a link (the Overview's failures by kind, app or error)
         cols = st.columns([6, 1], vertical_alignment="center")
         cols[0].text("Failed runs where " + " and ".join(f"{what} = {' or '.join(values)}"
@@ -148,11 +150,12 @@ def publish() -> None:
 
 
 def status_bar(view: RunsView) -> None:
-    cols = st.columns(len(STATUSES) + 1)
-    cols[0].metric("Matching runs", f"{view.total:,}")
-    for col, status in zip(cols[1:], STATUSES, strict=True):
-        col.button(f"{display.status_label(status)} · {view.by_status[status]:,}", key=f"only_{status}",
-                   on_click=only_status, args=(status,), width="stretch", help=f"Show only {status} runs")
+    # The count buttons at their natural width, wrapping when the page is narrow: whole labels at 1280 px.
+    row = st.container(horizontal=True, vertical_alignment="center", gap="small")
+    row.metric("Matching runs", f"{view.total:,}", width="content")
+    for status in STATUSES:
+        row.button(f"{display.status_label(status)} · {view.by_status[status]:,}", key=f"only_{status}",
+                   on_click=only_status, args=(status,), width="content", help=f"Show only {status} runs")
 
 
 def pager(total: int, pages_total: int, query: RunsQuery) -> None:

@@ -348,3 +348,22 @@ def test_without_serve_py_the_dashboard_can_be_framed(tmp_path, browser):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_filter_and_count_labels_are_whole_at_common_widths(server, browser, width):
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        pg = context.new_page()
+        pg.goto(server["url"] + "/?status=failed")
+        wait_ready(pg, "Matching runs")
+        pg.get_by_role("button", name="Clear filters").wait_for()
+        labels = ["Clear filters", *(f"{s} ·" for s in ("Finished", "Failed", "Running", "Pending", "Skipped"))]
+        for text in labels:
+            button = pg.locator("button", has_text=text).first
+            # A cut label overflows its box (the "…" of text-overflow): the text is wider than the button shows.
+            cut = button.evaluate("b => [...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)")
+            assert not cut, f"{text!r} is cut at {width} px"
+        shot(pg, f"runs-{width}")
+    finally:
+        context.close()
