@@ -34,7 +34,7 @@ LIVE_SECONDS = 5
 
 def render_filters(ws: Workspace, query: RunsQuery) -> None:
     workflows = dict(ws.store.workflows())
-    top = st.columns([3, 2, 2, 3], vertical_alignment="bottom")
+    top = st.columns([3, 2, 3, 3], vertical_alignment="bottom")  # room for a status chip: "🔴 Failed ×", not "Fa…"
     top[0].text_input("Reference or ID", key="f_q", placeholder="Search references and run IDs",
                       on_change=filter_changed)
     top[1].selectbox("Date", list(PRESETS), format_func=PRESETS.__getitem__, key="f_range", on_change=dates_changed)
