@@ -364,7 +364,7 @@ def test_filter_and_count_labels_are_whole_at_common_widths(server, browser, wid
             # A cut label overflows its box (the "…" of text-overflow): the text is wider than the button shows.
             cut = button.evaluate("b => [...b.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)")
             assert not cut, f"{text!r} is cut at {width} px"
-        chip = pg.locator('[data-baseweb="tag"]').first  # the Status filter's "🔴 Failed ×"
+        chip = pg.locator('[data-testid="stMultiSelectTagsContainer"] [data-tag]').first  # "🔴 Failed ×"
         assert not chip.evaluate("t => [...t.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)"), \
             f"the status chip is cut at {width} px"
         shot(pg, f"runs-{width}")
