@@ -370,3 +370,19 @@ def test_filter_and_count_labels_are_whole_at_common_widths(server, browser, wid
         shot(pg, f"runs-{width}")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_the_theme_follows_the_browsers_preference(server, browser, scheme):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    try:
+        pg = context.new_page()
+        pg.goto(server["url"])
+        wait_ready(pg, "Matching runs")
+        rgb = pg.evaluate("() => getComputedStyle(document.querySelector('[data-testid=stApp]')).backgroundColor")
+        r, g, b = (int(v) for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3])
+        luminance = (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255
+        assert (luminance < 0.3) if scheme == "dark" else (luminance > 0.8), (scheme, rgb)
+        shot(pg, f"runs-1280-{scheme}")
+    finally:
+        context.close()
