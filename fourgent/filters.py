@@ -45,6 +45,7 @@ class RunFilter:
     kinds: tuple[str, ...] = ()  # failed runs with these error kinds (auth, validation, …)
     apps: tuple[str, ...] = ()  # failed runs whose failed step called one of these apps (runs.failed_app)
     error: str = ""  # failed runs whose error message has this pattern (as the Overview's Top errors group)
+    originals: bool = False  # leave out re-triggers Fourgent ran: each run counted once, as it first fired
 
     # What per-day rollups can count: a filter that sets any other field is counted over the runs.
     # Every engine's rollup path applies each of these (the contract tests set each field on its own).
@@ -111,7 +112,8 @@ def iso(t: datetime) -> str:
 @dataclass(frozen=True)
 class RunsQuery:
     """The Runs page's URL: `?q=&status=failed,skipped&workflow=<id>&workflow=<id>&range=24h&from=&to=&page=&size=
-    &order=oldest&tz=utc&unresolved=1&kind=auth&app=QuickBooks&error=<pattern>` (documented in the README)."""
+    &order=oldest&tz=utc&unresolved=1&kind=auth&app=QuickBooks&error=<pattern>&originals=1` (documented in the
+    README)."""
 
     q: str = ""
     statuses: tuple[str, ...] = ()  # in STATUSES order
@@ -127,6 +129,7 @@ class RunsQuery:
     kinds: tuple[str, ...] = ()
     apps: tuple[str, ...] = ()
     error: str = ""
+    originals: bool = False  # re-triggers left out (the Overview's click-throughs: a failure and its replays once)
 
     @classmethod
     def parse(cls, params: Mapping[str, Sequence[str]]) -> RunsQuery:
@@ -162,6 +165,7 @@ class RunsQuery:
             kinds=tuple(v[:MAX_KIND] for v in params.get("kind", []) if v)[:MAX_REPEATS],
             apps=tuple(v[:MAX_APP] for v in params.get("app", []) if v)[:MAX_REPEATS],
             error=_one(params, "error")[:MAX_ERROR],
+            originals=_one(params, "originals") == "1",
         )
 
     @classmethod
@@ -200,6 +204,8 @@ class RunsQuery:
             out["app"] = list(self.apps)
         if self.error:
             out["error"] = [self.error]
+        if self.originals:
+            out["originals"] = ["1"]
         return out
 
     def to_string(self) -> str:
@@ -225,11 +231,13 @@ class RunsQuery:
         elif self.range in PRESET_SPAN:
             start = now - PRESET_SPAN[self.range]
         return RunFilter(q=self.q.strip(), statuses=self.statuses, workflows=self.workflows, start=start, end=end,
-                         unresolved=self.unresolved, kinds=self.kinds, apps=self.apps, error=self.error)
+                         unresolved=self.unresolved, kinds=self.kinds, apps=self.apps, error=self.error,
+                         originals=self.originals)
 
     def narrowed(self) -> list[tuple[str, tuple[str, ...]]]:
         """The conditions a link set that have no widget of their own (kind, app, error), for a removable line."""
-        parts = [("kind", self.kinds), ("app", self.apps), ("error", (self.error,) if self.error else ())]
+        parts = [("kind", self.kinds), ("app", self.apps), ("error", (self.error,) if self.error else ()),
+                 ("re-triggers", ("left out",) if self.originals else ())]
         return [(name, values) for name, values in parts if values]
 
     def describe(self, workflow_names: Mapping[str, str] | None = None, zone: ZoneInfo | None = None) -> str:
@@ -259,6 +267,8 @@ class RunsQuery:
             conditions.append("the failed step called " + " or ".join(self.apps))
         if self.error:
             conditions.append(f"the error reads “{self.error}”")
+        if self.originals:
+            conditions.append("the run is not a re-trigger")
         if conditions:
             parts.append("where " + " and ".join(conditions))
         return " ".join(parts)

@@ -51,6 +51,7 @@ def queries(draw: st.DrawFn) -> RunsQuery:
         kinds=tuple(draw(st.lists(text, max_size=MAX_REPEATS))),
         apps=tuple(draw(st.lists(text, max_size=MAX_REPEATS))),
         error=draw(st.text(max_size=60)),
+        originals=draw(st.booleans()),
     )
 
 
@@ -144,10 +145,18 @@ def test_every_filter_field_is_either_in_the_rollups_or_known_to_need_the_runs()
 
     names = {f.name for f in fields(RunFilter)}
     assert names >= RunFilter.ROLLUP_FIELDS
-    assert names - RunFilter.ROLLUP_FIELDS == {"q", "error"}  # a new field is counted over the runs unless added
+    assert names - RunFilter.ROLLUP_FIELDS == {"q", "error", "originals"}  # counted over the runs unless added
 
 
 def test_the_bulk_takes_the_unresolved_failures_among_the_filtered_runs() -> None:
     assert RunFilter(statuses=("finished",)).bulk_selection() is None
     assert RunFilter(statuses=("failed", "finished"), q="x").bulk_selection() == RunFilter(
         q="x", statuses=("failed",), unresolved=True)
+
+
+def test_originals_only_is_a_url_parameter_said_in_words_and_removable_like_the_other_narrowings() -> None:
+    q = RunsQuery.from_string("status=failed&originals=1")
+    assert q.originals and q.params()["originals"] == ["1"] and q.filter(datetime.now(UTC), ZoneInfo("UTC")).originals
+    assert q.describe() == "Failed runs where the run is not a re-trigger"
+    assert ("re-triggers", ("left out",)) in q.narrowed()
+    assert not RunsQuery.from_string("originals=0").originals

@@ -67,6 +67,7 @@ def by_hand(rows: list[dict], f: RunFilter) -> set[str]:
             not f.kinds or (failed and r["error_kind"] in f.kinds),
             not f.apps or (failed and r["failed_app"] in f.apps),
             not f.error or (failed and r["error_message"] is not None and pattern(r["error_message"]) == f.error),
+            not f.originals or r["retrigger_of"] is None,
         ))
 
     return {r["id"] for r in rows if keep(r)}
@@ -89,10 +90,11 @@ def field_values(rows: list[dict]) -> dict[str, dict[str, object]]:
         "kinds": {"kinds": ("auth", "validation")},
         "apps": {"apps": (top_app,)},
         "error": {"error": top_error},
+        "originals": {"originals": True},
     }
 
 
-FIELDS = ["q", "statuses", "workflows", "start", "end", "unresolved", "kinds", "apps", "error"]
+FIELDS = ["q", "statuses", "workflows", "start", "end", "unresolved", "kinds", "apps", "error", "originals"]
 CASES = [(f,) for f in FIELDS] + list(itertools.combinations(FIELDS, 2))
 
 
@@ -145,7 +147,7 @@ def futile_by_hand(rows: list[dict], ids: set[str], broken: list[str]) -> set[st
     return out
 
 
-PAGE_FIELDS = ["q", "statuses", "workflows", "unresolved", "kinds", "apps", "error", "window", "days"]
+PAGE_FIELDS = ["q", "statuses", "workflows", "unresolved", "kinds", "apps", "error", "originals", "window", "days"]
 
 
 @pytest.mark.parametrize("field", PAGE_FIELDS)

@@ -89,6 +89,8 @@ def run_where(f: RunFilter) -> tuple[str, list[Any]]:
         parts.append(f"status = 'failed' AND error_message IN (SELECT error_message FROM (SELECT DISTINCT "
                      f"error_message FROM fg.runs WHERE status = 'failed') WHERE {ERROR_PATTERN_SQL} = ?)")
         params.append(f.error)
+    if f.originals:
+        parts.append("retrigger_of IS NULL")
     for column, values in (("error_kind", f.kinds), ("failed_app", f.apps)):
         if values:
             parts.append(f"status = 'failed' AND {column} IN (SELECT unnest(?::VARCHAR[]))")
