@@ -195,7 +195,7 @@ st.subheader("Comments")
 if may(Action.COMMENT):
     with st.form("comment", clear_on_submit=True):
         body = st.text_area("Add a note for whoever looks at this run next", max_chars=comments.MAX_BODY)
-        st.caption(f"Signed as {actor().who}.")
+        st.text(f"Signed as {actor().who}.")
         if st.form_submit_button("Add comment", type="primary"):
             try:
                 comments.add(ws.store, actor(), run["id"], body)

@@ -40,7 +40,7 @@ def test_no_page_shows_anything_before_sign_in(team):
 
 def test_a_viewer_is_offered_no_action(team):
     at = signed_in("vera@elsewhere.org", "app_pages/run_detail.py", id=FAILED_RUN)
-    assert "vera@elsewhere.org · viewer" in [c.value for c in at.sidebar.caption]
+    assert "vera@elsewhere.org · viewer" in [t.value for t in at.sidebar.text]
     retrigger = next(b for b in at.button if b.label == "↻ Re-trigger this run")
     assert retrigger.disabled and "Needs the operator role" in (retrigger.help or "")
     assert not at.text_area  # no comment form
@@ -67,7 +67,7 @@ def test_the_audit_page_is_for_admins_only(team):
 
 def test_someone_with_no_role_is_refused_when_strangers_are(team):
     at = signed_in("kim@elsewhere.org", roles={"admins": ["ada@example.com"], "others": "refuse"})
-    assert any("kim@elsewhere.org has no role on this dashboard" in e.value for e in at.error)
+    assert any("`kim@elsewhere.org` has no role on this dashboard" in e.value for e in at.error)
     assert [b.label for b in at.button] == ["Sign out"] and not at.dataframe
 
 
@@ -77,4 +77,14 @@ def test_an_email_the_provider_does_not_vouch_for_gives_no_email_role(team):
     at.user = {"is_logged_in": True, "email": "ada@example.com", "email_verified": False, "sub": "u-42"}
     at.run()
     # Not the admin the address names: with no group either, the stranger rule needs a vouched address.
-    assert any("sub:u-42 has no role on this dashboard" in e.value for e in at.error)
+    assert any("`sub:u-42` has no role on this dashboard" in e.value for e in at.error)
+
+
+def test_names_from_the_identity_provider_are_shown_as_text_never_markup(team):
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.secrets = {**SECRETS, "roles": {"operators": ["@ops.example.com"]}}
+    at.user = {"is_logged_in": True, "email": "sam@ops.example.com", "name": "[Support](https://evil.example)"}
+    at.run()
+    assert "[Support](https://evil.example) · operator" in [t.value for t in at.sidebar.text]
+    markdown = [m.value for m in (*at.sidebar.markdown, *at.sidebar.caption)]
+    assert not [m for m in markdown if "](https://evil.example" in m]

@@ -8,6 +8,7 @@ import streamlit as st
 
 from fourgent import audit
 from fourgent.access import MIN_ROLE, SINGLE_USER, Action, Actor, Role, RoleMap
+from ui.text import literal
 from ui.workspace import login_configured, secrets_section, workspace
 
 SIGNED_IN_KEY = "auth_signed_in"  # the sign-in of this session has its audit entry
@@ -88,7 +89,7 @@ def gate() -> Actor:
             audit.refused_sign_in(workspace().store, name)
             st.session_state[SIGNED_IN_KEY] = f"refused:{name}"
         st.title("Fourgent Runs")
-        st.error(f"{name} has no role on this dashboard. Ask an admin to add you.")
+        st.error(f"{literal(name)} has no role on this dashboard. Ask an admin to add you.")  # IdP text
         st.button("Sign out", on_click=st.logout)
         st.stop()
     if st.session_state.get(SIGNED_IN_KEY) != actor.name:
@@ -98,7 +99,7 @@ def gate() -> Actor:
         if actor.role >= Role.ADMIN:
             for problem in role_map().problems:
                 st.warning(f"Access settings: {problem}", icon="⚠️")
-        st.caption(f"{st.user.get('name') or actor.name} · {actor.role.label}")
+        st.text(f"{st.user.get('name') or actor.name} · {actor.role.label}")  # the provider's words: text
         st.button("Sign out", on_click=st.logout, key="auth_sign_out")
     return actor
 

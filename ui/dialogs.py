@@ -99,7 +99,7 @@ def retrigger_outcome(run_id: str) -> None:
 def comment_dialog(run_id: str) -> None:
     st.text(f"Run {run_id}")
     body = st.text_area("Comment", max_chars=comments.MAX_BODY, height=160)
-    st.caption(f"Signed as {actor().who}.")
+    st.text(f"Signed as {actor().who}.")
     if st.button("Add comment", type="primary"):
         try:
             comments.add(workspace().store, actor(), run_id, body)
