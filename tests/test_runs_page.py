@@ -142,10 +142,11 @@ def test_detail_page_of_each_status(data, status):
 
 
 def test_failed_run_names_the_step_and_the_next_move(data):
-    at = detail("run_01000000170")
+    at = detail("run_01000000186")  # an unresolved auth failure (run_01000000170 is resolved: no advice)
     texts = [t.value for t in at.text]
     assert any("attempt" in t for t in texts)
     assert any("then re-trigger" in t for t in texts)
+    assert not at.success
 
 
 def test_lineage_links_both_ways(data):
