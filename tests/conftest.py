@@ -11,7 +11,7 @@ import pytest
 
 from fourgent.config import Paths
 from fourgent.store.duckdb import DuckDBStore
-from helpers import SAMPLES, record_sample_lineage
+from helpers import CHROMIUM, CHROMIUM_ARGS, SAMPLES, record_sample_lineage
 
 
 @pytest.fixture
@@ -78,3 +78,15 @@ def write_log() -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a module of browser tests (they skip, saying why, without it)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

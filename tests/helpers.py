@@ -8,6 +8,10 @@ ROOT = Path(__file__).resolve().parent.parent
 # 369 lines: 304 runs over six workflows (every status and error kind, later snapshots, re-triggers) in
 # runs-small.jsonl, and 60 lines with 8 broken as docs/run-log.md says must be reported.
 SAMPLES = ROOT / "tests" / "data"
+# Debian's Chromium, driven by Playwright (its own browser download cannot work here), with these flags.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
 
 
 def run_line(run_id: str = "run_1", **fields) -> dict:

@@ -15,12 +15,9 @@ import pytest
 
 from fourgent.config import Paths
 from fourgent.store.duckdb import DuckDBStore
-from helpers import ROOT, SAMPLES, record_sample_lineage
+from helpers import CHROMIUM, ROOT, SAMPLES, record_sample_lineage
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "artifacts"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
 
 pytestmark = pytest.mark.browser
 
@@ -76,14 +73,6 @@ def server(tmp_path_factory):
     yield {"url": url, "data": data}
     proc.terminate()
     proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 from unittest import mock
 
 import pytest
-from test_browser import ARGS, CHROMIUM, sample_data, serve, shot, sync_api, wait_ready
+from test_browser import sample_data, serve, shot, wait_ready
 
 from helpers import ROOT
 
@@ -59,14 +59,6 @@ operator_groups = ["on-call"]
     yield url
     proc.terminate()
     proc.wait(timeout=20)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

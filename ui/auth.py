@@ -55,13 +55,20 @@ def _signed_in() -> tuple[Actor | None, str]:
     return (Actor(name, role, "web") if role is not None else None), name
 
 
+def _single_user_refusal() -> str | None:
+    """Without sign-in: why this request must not be served (listening beyond this machine, or reached
+    through a reverse proxy), or None."""
+    refused = open_without_login()
+    if refused is None and _proxied() and os.environ.get(ANONYMOUS_ENV) != "1":
+        refused = open_without_login("a reverse proxy")
+    return refused
+
+
 def current() -> Actor | None:
     """The acting user now, worked out afresh (a widget callback runs before the page: never a stale role).
     None: nobody may act (not signed in, no role, or an open server without sign-in)."""
     if not login_configured():
-        if open_without_login() or (_proxied() and os.environ.get(ANONYMOUS_ENV) != "1"):
-            return None
-        return SINGLE_USER
+        return None if _single_user_refusal() else SINGLE_USER
     if not st.user.is_logged_in:
         return None
     return _signed_in()[0]
@@ -70,10 +77,7 @@ def current() -> Actor | None:
 def gate() -> Actor:
     """Every page's first step (app.py): the acting user, or a sign-in page (or a refusal) and a stop."""
     if not login_configured():
-        refused = open_without_login()
-        if refused is None and _proxied() and os.environ.get(ANONYMOUS_ENV) != "1":
-            refused = open_without_login("a reverse proxy")
-        if refused:
+        if refused := _single_user_refusal():
             st.error(refused)
             st.stop()
         st.sidebar.caption("Single-user mode (no login): listening on this machine only.")

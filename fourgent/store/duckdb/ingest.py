@@ -375,7 +375,7 @@ class Ingester:
             else:
                 snapshot.refresh(cur, folder)
                 if report.rejected or report.reread:
-                    snapshot.write_rejected(cur, folder)
+                    snapshot.write_view(cur, folder, "rejected_lines")
             report.snapshot_seconds = time.perf_counter() - snapshot_started
             names = file_paths(self.store, [r["file_id"] for r in report.first_rejects])
             for reject in report.first_rejects:

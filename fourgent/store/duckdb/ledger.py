@@ -34,7 +34,7 @@ class Ledger:
             row = cur.execute(
                 "INSERT INTO fg.comments VALUES (?, ?, ?, now()) RETURNING run_id, author, body, created_at",
                 [run_id, author, body]).fetchall()[0]
-            snapshot.write_comments(cur, self.db.snapshot_dir)  # inside the transaction: visible to it
+            snapshot.write_view(cur, self.db.snapshot_dir, "comments")  # inside the transaction: visible to it
         return Comment(*row)
 
     def comments(self, run_id: str) -> list[Comment]:
@@ -103,7 +103,7 @@ class Ledger:
                             [[r.run_id, r.retrigger_of, r.by, r.at] for r in retriggers])
             cur.execute(f"""INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs
                             WHERE id IN (SELECT unnest(?::VARCHAR[]))""", [[r.retrigger_of for r in retriggers]])
-            snapshot.write_retriggers(cur, self.db.snapshot_dir)
+            snapshot.write_view(cur, self.db.snapshot_dir, "retriggers")
 
     def forget_retriggers(self, run_ids: Sequence[str]) -> None:
         """Re-triggers recorded but never started (a cancelled bulk's rest)."""
@@ -112,7 +112,7 @@ class Ledger:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM fg.retriggers WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
                         "AND run_id NOT IN (SELECT id FROM fg.runs)", [list(run_ids)])
-            snapshot.write_retriggers(cur, self.db.snapshot_dir)
+            snapshot.write_view(cur, self.db.snapshot_dir, "retriggers")
 
     # ------------------------------------------------------------ one run in full
 
@@ -157,7 +157,7 @@ class Ledger:
                         [entry.at, entry.actor, entry.role, entry.via, entry.action, entry.target,
                          json.dumps(entry.detail) if entry.detail is not None else None, entry.outcome,
                          entry.message])
-            snapshot.write_audit(cur, self.db.snapshot_dir)
+            snapshot.write_view(cur, self.db.snapshot_dir, "audit")
 
     def audit_entries(self, *, actor: str = "", action: str = "", outcome: str = "", since: datetime | None = None,
                       limit: int = 1000) -> list[AuditEntry]:

@@ -40,10 +40,8 @@ def write_all(cur: Cursor, folder: Path) -> int:
     """The whole snapshot, from nothing (a new store, or one from before snapshots): returns the days written."""
     (folder / RUNS).mkdir(parents=True, exist_ok=True)
     cur.execute("INSERT OR IGNORE INTO fg.snapshot_days SELECT DISTINCT " + DAY_SQL + " FROM fg.runs")
-    write_rejected(cur, folder)
-    write_comments(cur, folder)
-    write_retriggers(cur, folder)
-    write_audit(cur, folder)
+    for view in WHOLE:
+        write_view(cur, folder, view)
     return refresh(cur, folder)
 
 
@@ -68,25 +66,15 @@ def refresh(cur: Cursor, folder: Path) -> int:
     return len(days)
 
 
-def write_rejected(cur: Cursor, folder: Path) -> None:
+# The small views, each one file, rewritten whole when it changes: view name -> file.
+WHOLE = {"rejected_lines": REJECTED, "comments": COMMENTS, "retriggers": RETRIGGERS, "audit": AUDIT}
+
+
+def write_view(cur: Cursor, folder: Path, view: str) -> None:
+    """Rewrite one small view's file (a WHOLE name, never user text)."""
     folder.mkdir(parents=True, exist_ok=True)
-    _write(cur, "SELECT * FROM rejected_lines", folder / REJECTED)
-
-
-def write_comments(cur: Cursor, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write(cur, "SELECT * FROM comments", folder / COMMENTS)
-
-
-def write_retriggers(cur: Cursor, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write(cur, "SELECT * FROM retriggers", folder / RETRIGGERS)
-
-
-def write_audit(cur: Cursor, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write(cur, "SELECT * FROM audit", folder / AUDIT)
+    _write(cur, f"SELECT * FROM {view}", folder / WHOLE[view])
 
 
 def is_complete(folder: Path) -> bool:
-    return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", REJECTED, COMMENTS, RETRIGGERS, AUDIT))
+    return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", *WHOLE.values()))
