@@ -4,26 +4,35 @@ from __future__ import annotations
 
 import html
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
 from fourgent import display
-from fourgent.filters import FIRST_DAY, LAST_DAY, runs_query
-from fourgent.overview import EXACT_MAX, Window, last
-from fourgent.spec import STATUSES
+from fourgent.filters import FIRST_DAY, LAST_DAY
+from fourgent.overview import EXACT_MAX, Segment, Window, bar_segments, last
 from ui import pages
-from ui.overview_state import OVERVIEW_URL, RANGES, SPANS
+from ui.overview_state import OVERVIEW_URL, RANGES, SPANS, runs_link
 from ui.workspace import workspace
+from ui.zone import in_utc, utc_switch
 
-COLORS = {"finished": "#16a34a", "failed": "#dc2626", "running": "#2563eb", "pending": "#ca8a04",
+# Mid-tone colours, legible on both the light and the dark theme's background.
+COLORS = {"finished": "#16a34a", "failed": "#dc2626", "running": "#3b82f6", "pending": "#d97706",
           "skipped": "#9ca3af"}
+RESOLVED_COLOR = "#f59e0b"  # failed, and fixed since by a re-trigger: amber, not the red of still failing
+RETRIGGER_COLOR = "#8b5cf6"
+
+
+def color(seg: Segment) -> str:
+    return RESOLVED_COLOR if seg.resolved else COLORS[seg.status]
+
 
 ws = workspace()
 ws.refresh()
-tz = display.zone(st.context.timezone)
 OVERVIEW_URL.load()
+tz = utc_switch()
 
 st.title("Overview")
 workflows = dict(ws.store.workflows())
@@ -34,87 +43,95 @@ cols[1].multiselect("Workflow", list(workflows) + known, format_func=lambda w: w
                     key="ov_workflow", placeholder="All workflows")
 now = datetime.now(UTC)
 if st.session_state["ov_range"] == "custom":
-    st.session_state.setdefault("ov_dates", ((now - timedelta(days=6)).date(), now.date()))
+    today = now.astimezone(tz).date()
+    st.session_state.setdefault("ov_dates", (today - timedelta(days=6), today))
     cols[2].date_input("From – to", key="ov_dates", min_value=FIRST_DAY, max_value=LAST_DAY)
 state = OVERVIEW_URL.state()
 if state.range == "custom":
-    first, last_day = state.days or (now.date(), now.date())  # an emptied picker: today
-    window = Window(datetime.combine(first, time.min, tz),
-                    datetime.combine(last_day + timedelta(days=1), time.min, tz), state.workflows)
+    first, last_day = state.days or (now.astimezone(tz).date(),) * 2  # an emptied picker: today
+    window = Window(datetime.combine(first, time.min, tz), datetime.combine(last_day + timedelta(days=1), time.min, tz),
+                    state.workflows, tz.key)
 else:
-    window = last(SPANS[state.range], now, state.workflows)
+    window = last(SPANS[state.range], now, state.workflows, tz.key)
 OVERVIEW_URL.publish(state)
 
 st.caption(f"Runs started {window.start.astimezone(tz):%Y-%m-%d %H:%M} – {window.end.astimezone(tz):%Y-%m-%d %H:%M} "
-           f"({tz.key}), compared with the {display.span(window.end - window.start)} before. "
-           f"Bars are {window.bucket}s in UTC.")
+           f"({tz.key}), compared with the {display.span(window.end - window.start)} before. Bars are "
+           f"{window.bucket}s in {tz.key}. Each run is counted once, as it first ran: re-triggers are shown apart.")
 
 
-def open_runs(start: datetime, end: datetime, *, statuses: tuple[str, ...] = (), workflows: tuple[str, ...] = (),
-              unresolved: bool = False, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = (),
-              error: str = "") -> None:
-    # The first and last buckets may reach outside the range: the runs shown are those the bar counted.
-    start, end = max(start, window.start), min(end, window.end)
-    st.switch_page(pages.RUNS, query_params=runs_query(
-        start, end, statuses=statuses, workflows=workflows or window.workflows, unresolved=unresolved,
-        kinds=kinds, apps=apps, error=error).link())
+def open_runs(start: datetime | None = None, end: datetime | None = None, **narrowed: Any) -> None:
+    st.switch_page(pages.RUNS, query_params=runs_link(window, start, end, utc=in_utc(), **narrowed))
 
 
 # ---------------------------------------------------------------- headline figures
 view = ws.store.overview(window)
 now_h, prev_h = view.now, view.previous
-m = st.columns(4)
-m[0].metric("Runs", f"{now_h.runs:,}", delta=display.change(now_h.runs, prev_h.runs), delta_color="off",
-            help="Runs started in the range; the change is against the previous equal period.")
-m[1].metric("Failure rate", display.percent(now_h.failure_rate),
+m = st.columns(5)
+m[0].metric("Runs", display.count(now_h.runs), delta=display.change(now_h.runs, prev_h.runs), delta_color="off",
+            help="Runs started in the range, each once: a re-trigger is not a new run. The change is against "
+                 "the previous equal period.")
+m[1].metric("First-attempt failure rate", display.percent(now_h.failure_rate),
             delta=display.points(now_h.failure_rate, prev_h.failure_rate), delta_color="inverse",
-            help="Failed ÷ runs that ended (finished, failed or skipped).")
-m[2].metric("Median duration", display.duration(now_h.median_ms),
-            delta=display.change(now_h.median_ms, prev_h.median_ms), delta_color="inverse",
-            help="Of the runs that ended.")
-m[3].metric("Unresolved failures", f"{now_h.unresolved:,}",
+            help="Runs that failed when they first ran ÷ runs that ended (finished, failed or skipped), "
+                 "whether re-triggered since or not.")
+m[2].metric("Still failing", display.count(now_h.unresolved),
             delta=display.change(now_h.unresolved, prev_h.unresolved), delta_color="inverse",
-            help="Failed runs with no finished re-trigger since (as of now), started in the range.")
+            help="Of the runs that failed, those with no finished re-trigger (as of now).")
+m[3].metric("Median duration", display.duration(now_h.median_ms),
+            delta=display.change(now_h.median_ms, prev_h.median_ms), delta_color="inverse",
+            help="Of the runs that ended, as they first ran.")
+m[4].metric("Re-triggers", display.count(now_h.retriggers),
+            delta=display.change(now_h.retriggers, prev_h.retriggers), delta_color="off",
+            help="Re-triggers started in the range, of runs from any time.")
+if now_h.retriggers:
+    m[4].caption(f"{display.count(now_h.retriggers_failed)} failed again")
 if view.estimated:
-    st.caption(f"This range holds over {EXACT_MAX:,} runs: the median, p50 and p95 durations are estimated from "
-               "per-day histograms (within 0.5%); every count is exact.")
+    st.caption(f"This range holds over {display.count(EXACT_MAX)} runs: the median, p50 and p95 durations are "
+               "estimated from per-hour histograms (within 0.5%); every count is exact.")
 if now_h.unresolved:
-    m[3].page_link(pages.RUNS, label="Open them", icon="🔁",
-                   query_params=runs_query(window.start, window.end, workflows=window.workflows,
-                                           unresolved=True).link())
+    m[2].page_link(pages.RUNS, label="Open them", icon="🔁",
+                   query_params=runs_link(window, unresolved=True, utc=in_utc()))
 
-if now_h.runs == 0:
+if now_h.runs == 0 and now_h.retriggers == 0:
     st.info("No runs started in this range.", icon="📭")
     st.stop()
 
 # ---------------------------------------------------------------- over time
 buckets = view.buckets
 st.subheader("Runs over time")
-st.caption("Click a bar to open those runs.")
+st.caption("Click a bar to open those runs. The line counts re-triggers started in each "
+           f"{window.bucket}, apart from the runs they replay.")
+segments = bar_segments(buckets)
 fig = go.Figure()
-shown = [s for s in STATUSES if s in set(buckets["status"].to_list())]
-for status in shown:
-    part = buckets.filter(pl.col("status") == status)
-    fig.add_bar(x=part["bucket"].to_list(), y=part["runs"].to_list(), name=status.capitalize(),
-                marker_color=COLORS[status], hovertemplate="%{x}<br>%{y:,} runs<extra>" + status + "</extra>")
+for seg in segments:
+    fig.add_bar(x=seg.rows["bucket"].to_list(), y=seg.rows["runs"].to_list(), name=seg.name,
+                marker_color=color(seg), hovertemplate="%{x}<br>%{y:,} runs<extra>" + seg.name + "</extra>")
+again = view.retriggers
+if not again.is_empty():
+    fig.add_scatter(x=again["bucket"].to_list(), y=again["runs"].to_list(), name="Re-triggers", mode="lines+markers",
+                    line={"color": RETRIGGER_COLOR, "width": 2}, customdata=again["failed"].to_list(),
+                    hovertemplate="%{x}<br>%{y:,} re-triggers (%{customdata:,} failed again)<extra></extra>")
 fig.update_layout(barmode="stack", height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                  legend={"orientation": "h", "y": -0.15}, clickmode="event+select", bargap=0.1)
+                  legend={"orientation": "h", "y": -0.15}, clickmode="event+select", bargap=0.1,
+                  separators=".,")
 event = st.plotly_chart(fig, key=f"ov_bars_{window.bucket}", on_select="rerun", selection_mode="points",
                         config={"displayModeBar": False})
 for point in (event.selection.points if event and event.selection else [])[:1]:
-    status = shown[point["curve_number"]]
-    row = buckets.filter(pl.col("status") == status).row(point["point_index"], named=True)
-    open_runs(row["bucket"], row["bucket_end"], statuses=(status,))
+    if point["curve_number"] < len(segments):  # the re-trigger line opens nothing: it is not a set of runs
+        seg = segments[point["curve_number"]]
+        row = seg.rows.row(point["point_index"], named=True)
+        open_runs(row["bucket"], row["bucket_end"], statuses=(seg.status,), unresolved=seg.unresolved)
 
 rates = view.rates.filter(pl.col("ended") > 0)
-st.subheader("Failure rate")
-st.caption("Failed ÷ ended runs per bucket. Click a point to open the failed runs.")
+st.subheader("First-attempt failure rate")
+st.caption("Runs that failed when they first ran ÷ runs that ended, per bucket. Click a point to open them.")
 line = go.Figure(go.Scatter(
     x=rates["bucket"].to_list(), y=rates["failure_rate"].to_list(), mode="lines+markers",
-    line={"color": "#dc2626"}, customdata=rates["failed"].to_list(),
+    line={"color": COLORS["failed"]}, customdata=rates["failed"].to_list(),
     hovertemplate="%{x}<br>%{y:.1%} (%{customdata:,} failed)<extra></extra>"))
 line.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"tickformat": ".0%"},
-                   clickmode="event+select")
+                   clickmode="event+select", separators=".,")
 event = st.plotly_chart(line, key=f"ov_rate_{window.bucket}", on_select="rerun", selection_mode="points",
                         config={"displayModeBar": False})
 for point in (event.selection.points if event and event.selection else [])[:1]:
@@ -123,21 +140,26 @@ for point in (event.selection.points if event and event.selection else [])[:1]:
 
 # ---------------------------------------------------------------- per workflow
 st.subheader("Workflows")
-st.caption("Select a row to open its runs in this range.")
+st.caption("Each run once, as it first ran; still failing after its re-triggers, or not. Select a row to open "
+           "its runs in this range.")
 per = view.per_workflow
+COUNT = st.column_config.NumberColumn(format=display.COUNT_FORMAT)
 picked = st.dataframe(
-    {"Workflow": per["workflow"], "Runs": per["runs"], "Failed": per["failed"],
-     "Failure rate": [display.percent(r) for r in per["failure_rate"].to_list()],
+    {"Workflow": per["workflow"], "Runs": per["runs"], "Failed": per["failed"], "Still failing": per["unresolved"],
+     "Re-triggers": per["retriggers"],
+     "First-attempt failure rate": [display.percent(r) for r in per["failure_rate"].to_list()],
      "p50": [display.duration(v) for v in per["p50_ms"].to_list()],
      "p95": [display.duration(v) for v in per["p95_ms"].to_list()],
      "Last failure": [display.local_time(t, tz) for t in per["last_failure"].to_list()]},
-    hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="ov_per_workflow")
+    hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="ov_per_workflow",
+    column_config={"Runs": COUNT, "Failed": COUNT, "Still failing": COUNT, "Re-triggers": COUNT})
 if picked and picked.selection.rows:
-    open_runs(window.start, window.end, workflows=(per["workflow_id"][picked.selection.rows[0]],))
+    open_runs(workflows=(per["workflow_id"][picked.selection.rows[0]],))
 
 # ---------------------------------------------------------------- errors
 st.subheader("Top errors")
-st.caption("Failures grouped by message, with IDs, numbers and quoted values taken out (# and …). "
+st.caption("Failures grouped by message, with IDs, numbers and quoted values taken out (# and …); a failure "
+           "and its failed re-triggers count once. "
            "Select a row to open the failed runs of the workflows it hit.")
 errors = view.top_errors
 picked = st.dataframe(
@@ -147,9 +169,9 @@ picked = st.dataframe(
      "Workflows": [", ".join(w) for w in errors["workflows"].to_list()],
      "Example": errors["example"]},
     hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row", key="ov_errors",
-    column_config={"Error": st.column_config.TextColumn(width="large")})
+    column_config={"Error": st.column_config.TextColumn(width="large"), "Failures": COUNT})
 if picked and picked.selection.rows:
-    open_runs(window.start, window.end, statuses=("failed",), error=errors["pattern"][picked.selection.rows[0]])
+    open_runs(statuses=("failed",), error=errors["pattern"][picked.selection.rows[0]])
 
 by_kind, by_app = view.by_kind, view.by_app
 kind_col, app_col = st.columns(2)
@@ -160,9 +182,9 @@ for col, data, key, title in ((kind_col, by_kind, "kind", "Failures by kind"),
         # Plotly draws a few HTML tags in labels: kinds and apps come from the logs, so escape them.
         chart = go.Figure(go.Bar(x=data["failures"].to_list(), y=[html.escape(v) for v in data[key].to_list()],
                                  orientation="h",
-                                 marker_color="#dc2626", hovertemplate="%{y}: %{x:,}<extra></extra>"))
+                                 marker_color=COLORS["failed"], hovertemplate="%{y}: %{x:,}<extra></extra>"))
         chart.update_layout(height=60 + 28 * max(len(data), 1), margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                            yaxis={"autorange": "reversed"}, clickmode="event+select")
+                            yaxis={"autorange": "reversed"}, clickmode="event+select", separators=".,")
         st.caption("Click a bar to open those failed runs.")
         event = st.plotly_chart(chart, key=f"ov_by_{key}", on_select="rerun", selection_mode="points",
                                 config={"displayModeBar": False})
@@ -170,4 +192,4 @@ for col, data, key, title in ((kind_col, by_kind, "kind", "Failures by kind"),
             value = data[key][point["point_index"]]
             if value not in ("(none)", "(unknown)"):  # no value to filter on
                 kinds, apps = ((value,), ()) if key == "kind" else ((), (value,))
-                open_runs(window.start, window.end, statuses=("failed",), kinds=kinds, apps=apps)
+                open_runs(statuses=("failed",), kinds=kinds, apps=apps)

@@ -25,9 +25,10 @@ from ui import pages
 from ui.auth import actor, may, needs
 from ui.bulk import bulk_bar
 from ui.dialogs import CAVEAT, ask_retrigger, comment_dialog, retrigger_dialog_if_asked, retrigger_outcome
-from ui.runs_state import RUNS_URL, clear_filters, dates_changed, drop_narrowed, filter_changed, only_status, zone
+from ui.runs_state import RUNS_URL, clear_filters, dates_changed, drop_narrowed, filter_changed, only_status
 from ui.text import label
 from ui.workspace import workspace
+from ui.zone import utc_switch, zone
 
 LIVE_SECONDS = 5
 
@@ -50,8 +51,11 @@ def render_filters(ws: Workspace, query: RunsQuery) -> None:
     row.button("Clear filters", on_click=clear_filters, width="content")
     if narrowed := query.narrowed():  # set by a link (the Overview's failures by kind, app or error)
         cols = st.columns([6, 1], vertical_alignment="center")
-        cols[0].text("Failed runs where " + " and ".join(f"{what} = {' or '.join(values)}"
-                                                         for what, values in narrowed))
+        said = [f"{what} = {' or '.join(values)}" for what, values in narrowed if what != "re-triggers"]
+        line = "Failed runs where " + " and ".join(said) if said else "Runs"
+        if query.originals:
+            line += (", " if said else " ") + "as they first ran (re-triggers left out)"
+        cols[0].text(line)
         cols[1].button("Remove", key="drop_kind_app", on_click=drop_narrowed)
     if query.range == "custom":
         st.date_input("From – to", key="f_dates", on_change=dates_changed, min_value=FIRST_DAY, max_value=LAST_DAY)
@@ -173,13 +177,12 @@ def pager(total: int, pages_total: int, query: RunsQuery) -> None:
 
 
 def view_controls(size_col: DeltaGenerator | None = None, order_col: DeltaGenerator | None = None) -> None:
-    """Page size, order and time zone: one set of widgets, whatever the table shows."""
+    """Page size and order: one set of widgets, whatever the table shows."""
     size_col = size_col or st.container()
     order_col = order_col or st.container()
     size_col.selectbox("Per page", PAGE_SIZES, key="f_size", on_change=filter_changed,
                        label_visibility="collapsed", format_func=lambda n: f"{n} per page")
     order_col.toggle("Oldest first", key="f_oldest", on_change=filter_changed)
-    st.toggle("Times in UTC", key="f_utc")
 
 
 def row_actions(run_id: str) -> None:
@@ -253,7 +256,8 @@ def broken_connections(ws: Workspace) -> None:
 
 
 ws = workspace()
-RUNS_URL.load()
+RUNS_URL.load()  # before the switch: a link's utc=1 turns it on
+utc_switch()
 st.title("Workflow Runs")
 broken_connections(ws)
 query = RUNS_URL.state()

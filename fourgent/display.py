@@ -20,6 +20,15 @@ def status_label(status: str) -> str:
     return STATUS_LABELS.get(status, status)
 
 
+def count(n: int | None) -> str:
+    """The one way a count reads: "1,127"."""
+    return EMPTY if n is None else f"{n:,}"
+
+
+# A table's format for counts, the same grouping as `count` (Streamlit's printf-style column format).
+COUNT_FORMAT = "%,d"
+
+
 def reference(value: str | None) -> str:
     return value if value else EMPTY
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlencode
 
 import pytest
 import streamlit as st
@@ -12,11 +13,11 @@ from streamlit.testing.v1 import AppTest
 
 from fourgent import overview
 from fourgent.access import Actor, Role
-from fourgent.filters import runs_query
 from fourgent.pauses import paused, set_paused
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.workflows import RetryPolicy
 from helpers import APP, open_page, run_line
+from ui.overview_state import runs_link
 from ui.workspace import workspace
 
 
@@ -28,6 +29,10 @@ def demo(dashboard):
 @pytest.fixture
 def sampled(sampled_app):
     return sampled_app
+
+
+def view(w: overview.Window) -> overview.OverviewView:
+    return overview_sql.overview_view(workspace().store.db.cursor(), w)
 
 
 def metric(at: AppTest, label: str) -> str:
@@ -49,18 +54,22 @@ def test_each_range_preset_shows_the_figures_for_its_span(demo, preset, span):
     at = open_page("app_pages/overview.py", range=preset)
     assert at.selectbox(key="ov_range").value == preset
     cur = workspace().store.db.cursor()
-    runs = cur.execute("SELECT count(*) FROM runs WHERE started_at >= now() - to_seconds(?)",
+    runs = cur.execute("SELECT count(*) FROM runs WHERE started_at >= now() - to_seconds(?) AND retrigger_of IS NULL",
                        [span.total_seconds()]).fetchall()[0][0]
     assert int(metric(at, "Runs").replace(",", "")) == runs > 0
-    assert {s.value for s in at.subheader} >= {"Runs over time", "Failure rate", "Workflows", "Top errors",
-                                               "Failures by kind", "Failures by app"}
+    assert {s.value for s in at.subheader} >= {"Runs over time", "First-attempt failure rate", "Workflows",
+                                               "Top errors", "Failures by kind", "Failures by app"}
     assert at.query_params.get("range") == (None if preset == "7d" else preset)  # 7 d is the default
 
 
 def test_custom_dates_from_the_url_and_an_empty_range(sampled):
     at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     assert at.selectbox(key="ov_range").value == "custom"
-    assert metric(at, "Runs") == "356"
+    originals, replays = workspace().store.db.cursor().execute(
+        "SELECT count(*) FILTER (retrigger_of IS NULL), count(*) FILTER (retrigger_of IS NOT NULL) FROM runs "
+        "WHERE started_at >= '2026-08-01 00:00+00' AND started_at < '2026-11-01 00:00+00'").fetchall()[0]
+    assert replays > 0 and metric(at, "Runs") == f"{originals:,}"  # each run once: its re-triggers apart
+    assert metric(at, "Re-triggers") == f"{replays:,}"
     at = open_page("app_pages/overview.py", **{"from": "2001-01-01", "to": "2001-01-02"})
     assert any("No runs started in this range" in i.value for i in at.info)
 
@@ -69,46 +78,57 @@ def test_each_workflow_row_opens_the_runs_page_with_the_same_count(sampled):
     at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     assert not at.exception
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    per = overview_sql.per_workflow(workspace().store.db.cursor(), overview.Window(start, end))
+    w = overview.Window(start, end)
+    per = view(w).per_workflow
     assert len(per) == 6
+    shown = next(d.value for d in at.dataframe if "Still failing" in d.value.columns)
+    assert shown["Runs"].tolist() == per["runs"].to_list()
     for wf, runs in per.select("workflow_id", "runs").iter_rows():
-        assert matching_runs(**runs_query(start, end, workflows=(wf,)).link()) == runs
+        assert matching_runs(**runs_link(w, workflows=(wf,))) == runs
 
 
 def test_each_top_error_row_opens_exactly_the_failures_with_that_pattern(sampled):
     at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    errors = overview_sql.top_errors(workspace().store.db.cursor(), overview.Window(start, end))
+    w = overview.Window(start, end)
+    errors = view(w).top_errors
     assert len(errors) > 3
     shown = next(d.value for d in at.dataframe if "Error" in d.value.columns)
     assert shown["Error"].tolist() == errors["pattern"].to_list()  # the rows the page offers to click
     for pattern, failures in errors.select("pattern", "failures").iter_rows():
-        assert matching_runs(**runs_query(start, end, statuses=("failed",), error=pattern).link()) == failures, pattern
+        assert matching_runs(**runs_link(w, statuses=("failed",), error=pattern)) == failures, pattern
     runs = AppTest.from_file(APP, default_timeout=60)
-    for k, v in runs_query(start, end, statuses=("failed",), error=errors["pattern"][0]).link().items():
+    for k, v in runs_link(w, statuses=("failed",), error=errors["pattern"][0]).items():
         runs.query_params[k] = v
     runs.run()
-    assert f"Failed runs where error = {errors['pattern'][0]}" in [t.value for t in runs.text]  # said, as text
+    said = f"Failed runs where error = {errors['pattern'][0]}, as they first ran (re-triggers left out)"
+    assert said in [t.value for t in runs.text]  # said, as text
     next(b for b in runs.button if b.label == "Remove").click().run()
-    assert "error" not in runs.query_params
+    assert "error" not in runs.query_params and "originals" not in runs.query_params
 
 
 def test_a_bar_opens_exactly_the_runs_it_counted(sampled):
     open_page("app_pages/overview.py")  # opens the process's store and reads the samples
     w = overview.Window(datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 30, tzinfo=UTC))
-    buckets = overview_sql.bucket_counts(workspace().store.db.cursor(), w)
-    for status in ("finished", "failed"):
-        for row in buckets.filter(buckets["status"] == status).head(2).to_dicts():
-            link = runs_query(row["bucket"], row["bucket_end"], statuses=(status,)).link()
-            assert matching_runs(**link) == row["runs"]
+    for seg in overview.bar_segments(view(w).buckets):
+        for row in seg.rows.head(2).to_dicts():
+            link = runs_link(w, row["bucket"], row["bucket_end"], statuses=(seg.status,), unresolved=seg.unresolved)
+            opened = matching_runs(**link)
+            if seg.resolved:  # no filter holds resolved alone: all the failed open
+                assert opened == sum(r["runs"] for r in view(w).buckets.to_dicts()
+                                     if r["bucket"] == row["bucket"] and r["status"] == "failed")
+            else:
+                assert opened == row["runs"], seg.name
 
 
 def test_unresolved_headline_opens_the_same_count_on_the_runs_page(sampled):
     at = open_page("app_pages/overview.py", **{"from": "2026-08-01", "to": "2026-10-31"})
-    unresolved = int(metric(at, "Unresolved failures").replace(",", ""))
-    assert any(p.proto.label == "Open them" for p in at.get("page_link"))
+    unresolved = int(metric(at, "Still failing").replace(",", ""))
+    link = next(p.proto for p in at.get("page_link") if p.proto.label == "Open them")
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    assert matching_runs(**runs_query(start, end, unresolved=True).link()) == unresolved > 0
+    params = runs_link(overview.Window(start, end), unresolved=True)
+    assert link.query_string == urlencode(params, doseq=True)  # the page's link is the one counted here
+    assert matching_runs(**params) == unresolved > 0
 
 
 def test_log_text_in_charts_is_escaped_and_never_markdown(sampled, write_log):
@@ -183,12 +203,14 @@ def test_how_it_works_shows_the_policy_the_executor_uses(demo):
 def test_each_failures_by_kind_and_app_bar_opens_the_same_count(sampled):
     open_page("app_pages/overview.py")
     start, end = datetime(2026, 8, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
-    by_kind, by_app = overview_sql.failures_by_kind_and_app(workspace().store.db.cursor(), overview.Window(start, end))
+    w = overview.Window(start, end)
+    got = view(w)
+    by_kind, by_app = got.by_kind, got.by_app
     assert len(by_kind) >= 3 and len(by_app) >= 3
     for kind, n in by_kind.iter_rows():
-        assert matching_runs(**runs_query(start, end, statuses=("failed",), kinds=(kind,)).link()) == n
+        assert matching_runs(**runs_link(w, statuses=("failed",), kinds=(kind,))) == n
     for app, n in by_app.head(4).iter_rows():
-        assert matching_runs(**runs_query(start, end, statuses=("failed",), apps=(app,)).link()) == n
+        assert matching_runs(**runs_link(w, statuses=("failed",), apps=(app,))) == n
 
 
 def test_estimated_durations_are_said_so(demo, monkeypatch):
@@ -196,4 +218,4 @@ def test_estimated_durations_are_said_so(demo, monkeypatch):
     assert not any("estimated" in c.value for c in at.caption)  # 3,000 runs: every figure exact
     monkeypatch.setattr("fourgent.overview.EXACT_MAX", 0)
     at = open_page("app_pages/overview.py", range="30d")
-    assert any("durations are estimated from per-day histograms" in c.value for c in at.caption)
+    assert any("durations are estimated from per-hour histograms" in c.value for c in at.caption)

@@ -1,10 +1,11 @@
-"""The per-day rollups stay equal to the runs they summarise, through live appends, superseded snapshots,
+"""The per-hour rollups stay equal to the runs they summarise, through live appends, superseded snapshots,
 re-triggers and crashes; and the Overview reads the same figures from them as from the runs."""
 
 from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -36,7 +37,8 @@ def recomputed(cur) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def stored(cur) -> tuple[pl.DataFrame, pl.DataFrame]:
-    return cur.sql("SELECT * FROM fg.day_runs").pl(), cur.sql("SELECT * FROM fg.day_durations").pl()
+    return (cur.sql("SELECT * RENAME (hour AS slot) FROM fg.hour_runs").pl(),
+            cur.sql("SELECT * RENAME (hour AS slot) FROM fg.hour_durations").pl())
 
 
 def same(a: pl.DataFrame, b: pl.DataFrame) -> bool:
@@ -54,7 +56,7 @@ def assert_current(cur) -> None:
 def test_an_ingest_leaves_rollups_equal_to_the_runs(demo_store):
     cur = demo_store.db.cursor()
     assert_current(cur)
-    assert cur.execute("SELECT sum(runs) FROM fg.day_runs").fetchall()[0][0] == demo_store.run_count()
+    assert cur.execute("SELECT sum(runs) FROM fg.hour_runs").fetchall()[0][0] == demo_store.run_count()
 
 
 def test_live_appends_superseded_snapshots_and_a_resolving_re_trigger_keep_them_current(demo_store, tmp_path,
@@ -65,7 +67,7 @@ def test_live_appends_superseded_snapshots_and_a_resolving_re_trigger_keep_them_
                          f"AND id IN ({sql.UNRESOLVED_SQL}) AND started_at < '2026-11-10' "
                          "ORDER BY started_at DESC LIMIT 1").fetchall()[0]
     day = int(failed[1].timestamp() * 1000) // rollup.DAY_MS
-    before = cur.execute("SELECT sum(unresolved) FROM fg.day_runs WHERE day = ?", [day]).fetchall()[0][0]
+    before = cur.execute("SELECT sum(unresolved) FROM fg.hour_runs WHERE hour // 24 = ?", [day]).fetchall()[0][0]
     running, was = cur.execute("SELECT id, started_at FROM runs WHERE status = 'finished' "
                                "AND started_at BETWEEN '2026-10-01' AND '2026-10-02' LIMIT 1").fetchall()[0]
     assert {day, int(was.timestamp() * 1000) // rollup.DAY_MS} & {20_723} == set()  # 2026-09-27 is neither
@@ -82,7 +84,7 @@ def test_live_appends_superseded_snapshots_and_a_resolving_re_trigger_keep_them_
     record_as_ours(demo_store, *lines)
     demo_store.ingest([write_log(tmp_path / "logs" / "live.jsonl", *lines)])
     assert_current(cur)
-    after = cur.execute("SELECT sum(unresolved) FROM fg.day_runs WHERE day = ?", [day]).fetchall()[0][0]
+    after = cur.execute("SELECT sum(unresolved) FROM fg.hour_runs WHERE hour // 24 = ?", [day]).fetchall()[0][0]
     assert after == before - 1
 
 
@@ -104,22 +106,39 @@ def test_a_crash_before_the_refresh_is_repaired_by_the_next_ingest(demo_store, t
     assert_current(cur)
 
 
-@pytest.mark.parametrize("days, workflows", [(3, ()), (30, ()), (59, ()), (45, ("stripe-payment-xero-invoice",))])
-def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_store, days, workflows):
+@pytest.mark.parametrize("days, workflows, zone", [
+    (3, (), "UTC"), (30, (), "UTC"), (59, (), "UTC"), (45, ("stripe-payment-xero-invoice",), "UTC"),
+    # across the end of daylight saving (2026-10-25 in Paris, 2026-11-01 in New York): 25-hour days
+    (40, (), "Europe/Paris"), (59, (), "America/New_York"), (20, (), "Pacific/Auckland"),
+])
+def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_store, days, workflows, zone):
     cur = demo_store.db.cursor()
-    w = overview.Window(NOW - timedelta(days=days, hours=5), NOW - timedelta(hours=3), workflows)
+    w = overview.Window(NOW - timedelta(days=days, hours=5, minutes=17), NOW - timedelta(hours=3, minutes=2),
+                        workflows, zone)
     rolled = overview_sql.overview_view(cur, w, exact_max=0)
     exact = overview_sql.overview_view(cur, w, exact_max=10**12)
     assert rolled.estimated and not exact.estimated
     for a, b in ((rolled.now, exact.now), (rolled.previous, exact.previous)):
         assert (a.runs, a.failed, a.ended, a.unresolved) == (b.runs, b.failed, b.ended, b.unresolved)
         assert a.median_ms == pytest.approx(b.median_ms, rel=0.005)
-    assert rolled.buckets.equals(exact.buckets)
+    assert rolled.buckets.equals(exact.buckets) and rolled.retriggers.equals(exact.retriggers)
+    assert (rolled.now.retriggers, rolled.now.retriggers_failed) == (exact.now.retriggers, exact.now.retriggers_failed)
     assert rolled.by_kind.equals(exact.by_kind) and rolled.by_app.equals(exact.by_app)
-    cols = ["workflow_id", "workflow", "runs", "failed", "last_failure"]
+    cols = ["workflow_id", "workflow", "runs", "failed", "unresolved", "retriggers", "last_failure"]
     assert rolled.per_workflow.select(cols).equals(exact.per_workflow.select(cols))
     for a, b in zip(rolled.per_workflow["p95_ms"], exact.per_workflow["p95_ms"], strict=True):
         assert a == pytest.approx(b, rel=0.005)
+
+
+def test_a_half_hour_zone_reads_the_runs_since_hour_rollups_do_not_fit_its_days(demo_store):
+    cur = demo_store.db.cursor()
+    w = overview.Window(NOW - timedelta(days=30), NOW, (), "Asia/Kolkata")
+    assert not w.whole_hours and w.slots.size == overview.QUARTER_MS
+    view = overview_sql.overview_view(cur, w, exact_max=0)
+    assert not view.estimated
+    midnight = [b.astimezone(ZoneInfo("Asia/Kolkata")) for b in view.buckets["bucket"].unique().to_list()]
+    assert midnight and all((t.hour, t.minute) == (0, 0) for t in midnight)
+    assert view.now.runs == overview_sql.overview_view(cur, overview.Window(w.start, w.end)).now.runs
 
 
 @pytest.mark.parametrize("f", [

@@ -15,9 +15,9 @@ from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, CAVEAT, BulkJob
 from fourgent.workspace import BulkPlan, Workspace, bulk_plan, retrigger
 from ui import pages
 from ui.auth import actor, may, needs
-from ui.runs_state import browser_zone
 from ui.text import label
 from ui.workspace import workspace
+from ui.zone import browser
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def bulk_bar(ws: Workspace, f: RunFilter, query: RunsQuery) -> None:
                        + ("" if may(Action.RETRIGGER_BULK) else " " + needs(Action.RETRIGGER_BULK)))
     ask: BulkAsk | None = st.session_state.get("confirm_bulk")
     if ask and active:
-        bulk_dialog(active, ask, query.describe(dict(ws.store.workflows()), browser_zone()), query.to_string())
+        bulk_dialog(active, ask, query.describe(dict(ws.store.workflows()), browser()), query.to_string())
 
 
 def ask_bulk(n: int) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from fourgent.filters import Params
+from fourgent.filters import Params, runs_query
+from fourgent.overview import Window
 from ui.url_state import UrlBinding, WidgetValues
 
 RANGES = {"24h": "Last 24 hours", "7d": "Last 7 days", "30d": "Last 30 days", "90d": "Last 90 days",
@@ -64,3 +65,14 @@ def _from_widgets(ss: WidgetValues) -> OverviewQuery:
 OVERVIEW_URL: UrlBinding[OverviewQuery] = UrlBinding(
     "_ov_url", OverviewQuery.parse, OverviewQuery.params, _to_widgets, _from_widgets,
     owns=frozenset({"range", "workflow", "from", "to"}))
+
+
+def runs_link(window: Window, start: datetime | None = None, end: datetime | None = None, *, utc: bool = False,
+              statuses: tuple[str, ...] = (), workflows: tuple[str, ...] = (), unresolved: bool = False,
+              kinds: tuple[str, ...] = (), apps: tuple[str, ...] = (), error: str = "") -> dict[str, str | list[str]]:
+    """The Runs page's URL for what was clicked: the runs the Overview counted there. Originals only (as the
+    Overview counts), within the range (the first and last buckets may reach outside it), of the range's
+    workflows unless narrowed, in the same zone (the switch's utc)."""
+    start, end = max(start or window.start, window.start), min(end or window.end, window.end)
+    return runs_query(start, end, statuses=statuses, workflows=workflows or window.workflows, unresolved=unresolved,
+                      kinds=kinds, apps=apps, error=error, originals=True, utc=utc).link()

@@ -4,37 +4,30 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import streamlit as st
 
-from fourgent import display
 from fourgent.filters import RunsQuery
 from fourgent.spec import STATUSES
 from ui.url_state import UrlBinding, WidgetValues
-
-
-def browser_zone() -> ZoneInfo:
-    return display.zone(st.context.timezone)
-
-
-def zone() -> ZoneInfo:
-    """The zone the page tells time in: UTC when its toggle says so, else the browser's."""
-    return display.zone(None if st.session_state.get("f_utc") else st.context.timezone)
+from ui.zone import UTC_KEY, browser
 
 
 def _to_widgets(q: RunsQuery) -> dict[str, Any]:
     days: tuple[date, ...] = ()
     if q.window:
         # The date picker shows the window's days as this page tells time.
-        tz = q.zone(browser_zone())
+        tz = q.zone(browser())
         days = (q.window[0].astimezone(tz).date(), (q.window[1] - timedelta(microseconds=1)).astimezone(tz).date())
     elif q.days:
         days = q.days
     return {"f_q": q.q, "f_status": list(q.statuses), "f_workflow": list(q.workflows), "f_range": q.range,
             "f_dates": days, "f_window": q.window, "f_page": q.page, "f_size": q.size, "f_oldest": q.oldest,
-            "f_utc": q.utc, "f_unresolved": q.unresolved, "f_kind": list(q.kinds), "f_app": list(q.apps),
-            "f_error": q.error, "f_originals": q.originals}
+            "f_unresolved": q.unresolved, "f_kind": list(q.kinds), "f_app": list(q.apps),
+            "f_error": q.error, "f_originals": q.originals,
+            # A link's utc=1 turns the one zone switch on; a link without it leaves the switch as it is (the
+            # sidebar's Runs entry has no parameters), and the page's URL then says what the switch says.
+            **({UTC_KEY: True} if q.utc else {})}
 
 
 def _from_widgets(ss: WidgetValues) -> RunsQuery:
@@ -46,7 +39,7 @@ def _from_widgets(ss: WidgetValues) -> RunsQuery:
         workflows=tuple(ss.get("f_workflow", [])), range=rng,
         days=(picked[0], picked[-1]) if picked else None, window=window,
         page=int(ss.get("f_page", 1)), size=int(ss.get("f_size", 50)), oldest=bool(ss.get("f_oldest")),
-        utc=bool(ss.get("f_utc")), unresolved=bool(ss.get("f_unresolved")), kinds=tuple(ss.get("f_kind", [])),
+        utc=bool(ss.get(UTC_KEY)), unresolved=bool(ss.get("f_unresolved")), kinds=tuple(ss.get("f_kind", [])),
         apps=tuple(ss.get("f_app", [])), error=str(ss.get("f_error", "")), originals=bool(ss.get("f_originals")))
 
 
@@ -60,7 +53,7 @@ def filter_changed() -> None:
 
 def clear_filters() -> None:
     """Every filter back to its default; the page size and the time zone stay."""
-    keep = {"f_size", "f_utc"}
+    keep = {"f_size"}
     st.session_state.update({k: v for k, v in _to_widgets(RunsQuery()).items() if k not in keep})
     st.session_state.pop("selected_id", None)
     st.session_state["_full_rerun"] = True  # the filter widgets sit outside the table's fragment

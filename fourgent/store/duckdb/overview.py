@@ -1,9 +1,11 @@
-"""The Overview's and Workflows page's SQL over DuckDB: aggregates only ever leave the database.
+"""The Overview's SQL over DuckDB: aggregates only ever leave the database.
 
-Buckets are whole UTC hours, days or weeks computed with integer arithmetic on epoch milliseconds. Up to
-EXACT_MAX runs in a window (or a window of hours) every figure is read from the runs and is exact; beyond
-that the window's whole days come from the per-day rollups (rollup.py) and only its partial edge days from
-the runs (counts exact, durations' quantiles within 0.5%). What the figures mean is fourgent/overview.py.
+Runs are grouped by slot (a UTC hour, or a quarter hour in a half-hour zone) with integer arithmetic on
+epoch milliseconds, and the slots are joined to their buckets in the viewer's zone (`Window.slots`), so
+the database never converts time zones row by row. Up to EXACT_MAX runs in a window (or a window of
+hours, or a half-hour zone) every figure is read from the runs and is exact; beyond that the window's
+whole hours come from the per-hour rollups (rollup.py) and only its partial edge hours from the runs
+(counts exact, durations' quantiles within 0.5%). What the figures mean is fourgent/overview.py.
 """
 
 from __future__ import annotations
@@ -13,23 +15,12 @@ from typing import Any
 
 import polars as pl
 
-from ...overview import (
-    BUCKET_MS,
-    BUCKET_OFFSET_MS,
-    EXACT_MAX,
-    Headline,
-    OverviewView,
-    Window,
-    failure_rates,
-    rolled_buckets,
-    rolled_failures,
-    rolled_headline,
-    rolled_per_workflow,
-)
+from ... import overview as figures
+from ...overview import EXACT_MAX, OverviewView, Window
 from . import rollup
 from .database import Cursor
 from .runs import frame
-from .sql import ENDED_SQL, ERROR_PATTERN_SQL, RUN_ROWS, UNRESOLVED_WHERE, WORKFLOW_NAME_SQL
+from .sql import ENDED_SQL, ERROR_PATTERN_SQL, RUN_ROWS, WORKFLOW_NAME_SQL
 
 
 def window_where(w: Window, start: datetime | None = None) -> tuple[str, list[Any]]:
@@ -41,70 +32,59 @@ def window_where(w: Window, start: datetime | None = None) -> tuple[str, list[An
     return sql, params
 
 
-# ---------------------------------------------------------------- over time
+# ---------------------------------------------------------------- facts: runs per bucket and dimension
 
-def bucket_counts(cur: Cursor, w: Window) -> pl.DataFrame:
-    """Runs per bucket and status: bucket (start, UTC), bucket_end, status, runs."""
-    size, offset = BUCKET_MS[w.bucket], BUCKET_OFFSET_MS[w.bucket]
+def _bucketed(cur: Cursor, w: Window, rows: str, params: dict[str, Any]) -> pl.DataFrame:
+    """FACT_COLUMNS rows per slot, summed per bucket of the window's zone (bucket, bucket_end, …)."""
+    slots = w.slots
+    return frame(cur, f"""
+        SELECT make_timestamptz(m.b * 1000) AS bucket, make_timestamptz(m.e * 1000) AS bucket_end,
+               workflow_id, any_value(source) AS source, any_value(destination) AS destination,
+               status, error_kind, failed_app, retrigger,
+               sum(runs)::BIGINT AS runs, sum(unresolved)::BIGINT AS unresolved,
+               min(first_started) AS first_started, max(last_started) AS last_started
+        FROM ({rows}) r
+        JOIN (SELECT unnest($slot_ids::BIGINT[]) AS slot, unnest($slot_starts::BIGINT[]) AS b,
+                     unnest($slot_ends::BIGINT[]) AS e) m
+          ON r.slot = m.slot
+        GROUP BY m.b, m.e, workflow_id, status, error_kind, failed_app, retrigger
+        ORDER BY bucket""", {**params, "slot_ids": slots.slots, "slot_starts": slots.starts, "slot_ends": slots.ends})
+
+
+def exact_facts(cur: Cursor, w: Window) -> pl.DataFrame:
+    """The window's facts read from the runs."""
+    only = " AND workflow_id IN (SELECT unnest($wfs::VARCHAR[]))" if w.workflows else ""
+    params: dict[str, Any] = {"s": w.start, "e": w.end, "since": w.start}
+    if w.workflows:
+        params["wfs"] = list(w.workflows)
+    rows = rollup.facts_sql("started_at >= $s AND started_at < $e" + only, rollup.slot_sql(w.slots.size), RUN_ROWS)
+    return _bucketed(cur, w, rows, params)
+
+
+def rolled_facts(cur: Cursor, w: Window) -> pl.DataFrame:
+    """The window's facts from the rollups (whole hours) and the runs (its edges)."""
+    rows, params = rollup.window_facts_sql(w)
+    return _bucketed(cur, w, rows, params)
+
+
+def exact_quantiles(cur: Cursor, w: Window) -> tuple[float | None, pl.DataFrame]:
+    """The median duration of ended originals, and p50 and p95 per workflow."""
     where, params = window_where(w)
-    return frame(
-        cur,
-        "SELECT make_timestamptz(b * 1000) AS bucket, make_timestamptz((b + ?) * 1000) AS bucket_end, status, runs "
-        f"FROM (SELECT (epoch_ms(started_at) + ?) // ? * ? - ? AS b, status, count(*) AS runs FROM {RUN_ROWS} "
-        f"WHERE {where} GROUP BY ALL) ORDER BY bucket, status",
-        [size, offset, size, size, offset, *params],
-    )
-
-
-# ---------------------------------------------------------------- headline figures
-
-def headlines(cur: Cursor, w: Window) -> tuple[Headline, Headline]:
-    """The window's headline figures and the previous equal period's, from one scan of both periods."""
-    prev = w.previous()
-    where, params = window_where(w, start=prev.start)
-    figures = []
-    cols = []
-    for p in (w, prev):
-        now = "started_at >= ? AND started_at < ?"
-        figures += [p.start, p.end] * 3
-        cols.append(
-            f"count(*) FILTER ({now}), count(*) FILTER ({now} AND status = 'failed'), "
-            f"count(*) FILTER ({now} AND status IN {ENDED_SQL}), "
-            f"median(duration_ms) FILTER ({now} AND status IN {ENDED_SQL})"
-        )
-        figures += [p.start, p.end]
-    row = cur.execute(f"SELECT {', '.join(cols)} FROM {RUN_ROWS} WHERE {where}", [*figures, *params]).fetchall()[0]
-    unresolved = cur.execute(
-        "SELECT count(*) FILTER (started_at >= ?), count(*) FILTER (started_at < ?) "
-        f"FROM {RUN_ROWS} WHERE {where} AND {UNRESOLVED_WHERE}", [w.start, w.start, *params]).fetchall()[0]
-    now_h = Headline(row[0], row[1], row[2], row[3], unresolved[0])
-    prev_h = Headline(row[4], row[5], row[6], row[7], unresolved[1])
-    return now_h, prev_h
-
-
-# ---------------------------------------------------------------- per workflow
-
-def per_workflow(cur: Cursor, w: Window) -> pl.DataFrame:
-    """workflow_id, workflow, runs, failed, failure_rate, p50_ms, p95_ms, last_failure — most failures first."""
-    where, params = window_where(w)
-    return frame(
-        cur,
-        f"SELECT workflow_id, {WORKFLOW_NAME_SQL} AS workflow, "
-        "count(*) AS runs, count(*) FILTER (status = 'failed') AS failed, "
-        f"count(*) FILTER (status = 'failed') / nullif(count(*) FILTER (status IN {ENDED_SQL}), 0) AS failure_rate, "
-        f"quantile_cont(duration_ms, [0.5, 0.95]) FILTER (status IN {ENDED_SQL}) "
-        "AS pct, max(started_at) FILTER (status = 'failed') AS last_failure "
-        f"FROM {RUN_ROWS} WHERE {where} GROUP BY workflow_id ORDER BY failed DESC, runs DESC, workflow_id",
-        params,
-    ).with_columns(p50_ms=pl.col("pct").list.get(0, null_on_oob=True),
-                   p95_ms=pl.col("pct").list.get(1, null_on_oob=True)).drop("pct")
+    rows = cur.execute(
+        "SELECT workflow_id, quantile_cont(duration_ms, [0.5, 0.95]) "
+        f"FROM {RUN_ROWS} WHERE {where} AND status IN {ENDED_SQL} AND retrigger_of IS NULL "
+        "GROUP BY GROUPING SETS ((workflow_id), ())", params).fetchall()
+    median = next((q[0] for wf, q in rows if wf is None and q), None)
+    per = pl.DataFrame([{"workflow_id": wf, "p50_ms": q[0], "p95_ms": q[1]} for wf, q in rows if wf is not None],
+                       schema=figures.QUANTILES_SCHEMA)
+    return median, per
 
 
 # ---------------------------------------------------------------- errors
 
 def top_errors(cur: Cursor, w: Window, limit: int = 15) -> pl.DataFrame:
-    """Failures grouped by message pattern: pattern, failures, first_seen, last_seen, workflows, workflow_ids,
-    example."""
+    """Failed originals grouped by message pattern (a failure and its failed replays count once): pattern,
+    failures, first_seen, last_seen, workflows, workflow_ids, example."""
     where, params = window_where(w)
     # Messages repeat: group by the message (and workflow) first, so the patterns are worked out once per
     # distinct message rather than once per failed run.
@@ -115,45 +95,34 @@ def top_errors(cur: Cursor, w: Window, limit: int = 15) -> pl.DataFrame:
         "list(DISTINCT workflow_id ORDER BY workflow_id) AS workflow_ids, arg_max(error_message, n) AS example "
         f"FROM (SELECT error_message, workflow_id, {WORKFLOW_NAME_SQL} AS workflow, "
         "count(*) AS n, min(started_at) AS first_seen, max(started_at) AS last_seen "
-        f"FROM {RUN_ROWS} WHERE {where} AND status = 'failed' AND error_message IS NOT NULL "
+        f"FROM {RUN_ROWS} WHERE {where} AND status = 'failed' AND retrigger_of IS NULL "
+        "AND error_message IS NOT NULL "
         "GROUP BY error_message, workflow_id) "
         "GROUP BY pattern ORDER BY failures DESC, pattern LIMIT ?",
         [*params, limit],
     )
 
 
-def failures_by_kind_and_app(cur: Cursor, w: Window) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Failed runs by error kind (auth, validation, unavailable, logic, …) and by the app of the failed step."""
-    where, params = window_where(w)
-    both = frame(
-        cur,
-        "SELECT coalesce(error_kind, '(none)') AS kind, coalesce(failed_app, '(unknown)') AS app, "
-        f"count(*) AS failures FROM {RUN_ROWS} WHERE {where} AND status = 'failed' GROUP BY ALL",
-        params,
-    )
-    by_kind = both.group_by("kind").agg(pl.col("failures").sum()).sort("failures", "kind", descending=[True, False])
-    by_app = both.group_by("app").agg(pl.col("failures").sum()).sort("failures", "app", descending=[True, False])
-    return by_kind, by_app
-
-
 def overview_view(cur: Cursor, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
-    if w.bucket == "hour" or not rollup.is_current(cur) or _count(cur, w) <= exact_max:
-        now, previous = headlines(cur, w)
-        buckets = bucket_counts(cur, w)
-        by_kind, by_app = failures_by_kind_and_app(cur, w)
-        return OverviewView(now, previous, buckets, failure_rates(buckets), per_workflow(cur, w),
-                            top_errors(cur, w), by_kind, by_app)
-    facts, hist = rollup.window_facts(cur, w), rollup.window_hist(cur, w)
     prev = w.previous()
-    buckets = rolled_buckets(facts, w.bucket)
-    by_kind, by_app = rolled_failures(facts)
-    previous = rolled_headline(rollup.window_facts(cur, prev), rollup.window_hist(cur, prev))
-    return OverviewView(rolled_headline(facts, hist), previous, buckets, failure_rates(buckets),
-                        rolled_per_workflow(facts, hist), top_errors(cur, w), by_kind, by_app, estimated=True)
+    if (w.bucket == "hour" or not w.whole_hours or not rollup.is_current(cur)
+            or _count(cur, w) <= exact_max):
+        facts, prev_facts = exact_facts(cur, w), exact_facts(cur, prev)
+        (median, quantiles), (prev_median, _) = exact_quantiles(cur, w), exact_quantiles(cur, prev)
+        estimated = False
+    else:
+        facts, prev_facts = rolled_facts(cur, w), rolled_facts(cur, prev)
+        (median, quantiles), (prev_median, _) = (figures.hist_quantiles(rollup.window_hist(cur, w)),
+                                                 figures.hist_quantiles(rollup.window_hist(cur, prev)))
+        estimated = True
+    buckets = figures.bucket_counts(facts)
+    by_kind, by_app = figures.failures(facts)
+    return OverviewView(figures.headline(facts, median), figures.headline(prev_facts, prev_median), buckets,
+                        figures.retrigger_counts(facts), figures.failure_rates(buckets),
+                        figures.per_workflow(facts, quantiles), top_errors(cur, w), by_kind, by_app,
+                        estimated=estimated)
 
 
 def _count(cur: Cursor, w: Window) -> int:
     where, params = window_where(w)
     return cur.execute(f"SELECT count(*) FROM {RUN_ROWS} WHERE {where}", params).fetchall()[0][0]
-
-

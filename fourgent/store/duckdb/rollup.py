@@ -1,12 +1,14 @@
-"""Per-day rollups of the runs, kept up to date by ingestion, so the Overview reads thousands of rows, not millions.
+"""Per-hour rollups of the runs, kept up to date by ingestion, so the Overview reads thousands of rows, not millions.
 
-`fg.day_runs` counts runs per UTC day, workflow, status and (for failures) kind and app, with how many
-failures are unresolved; `fg.day_durations` is a histogram of ended runs' durations per day and workflow
-in buckets 1% wide. Ingestion marks the days it changes in `fg.dirty_days` inside the same transaction
-as the change; `refresh` recomputes those days. A crash in between leaves the marks, so the next ingest
-repairs the rollups, and a reader can tell whether they are current.
+`fg.hour_runs` counts runs per UTC hour, workflow, status, whether the run is a re-trigger and (for failures)
+kind and app, with how many failures are unresolved; `fg.hour_durations` is a histogram of ended originals'
+durations per hour and workflow in buckets 1% wide. Hours, not days, so the Overview's days follow the
+viewer's zone (any zone whose offset is whole hours). Ingestion marks the UTC days it changes in
+`fg.dirty_days` inside the same transaction as the change; `refresh` recomputes those days' hours. A crash
+in between leaves the marks, so the next ingest repairs the rollups, and a reader can tell whether they
+are current.
 
-Any window of whole days is a sum of rollup rows; the partial days at a window's edges are read from
+Any window of whole hours is a sum of rollup rows; the partial hours at a window's edges are read from
 the runs themselves with the same SQL (`facts_sql` / `hist_sql`), so counts stay exact. Quantiles from
 the histogram are within 0.5% of the exact value.
 """
@@ -16,35 +18,43 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import polars as pl
-
-from ...overview import Histograms, Window
+from ...overview import HOUR_MS, Histograms, Window
 from ...quantiles import BUCKETS_PER_E
 from .database import Cursor, in_transaction
-from .sql import DAY_MS, DAY_SQL, DURATION_SQL, ENDED_SQL, RESOLVED_SINCE_SQL
+from .sql import DAY_MS, DAY_SQL, DURATION_SQL, ENDED_SQL, resolved_sql
 
 BUCKET_SQL = (f"CASE WHEN {DURATION_SQL} <= 0 THEN 0 "
               f"ELSE 1 + floor(ln({DURATION_SQL}) * {BUCKETS_PER_E})::INTEGER END")
+HOUR_SQL = f"epoch_ms(started_at) // {HOUR_MS}"
+FACT_COLUMNS = ("slot, workflow_id, source, destination, status, error_kind, failed_app, retrigger, runs, "
+                "unresolved, first_started, last_started")
 
 
-def facts_sql(where: str) -> str:
-    """Runs of the rows matching `where`, per day and the dimensions the Overview groups by."""
+def slot_sql(size_ms: int) -> str:
+    """The slot of a run: its start's epoch milliseconds in whole `size_ms` (an hour, or a quarter hour)."""
+    return f"epoch_ms(started_at) // {int(size_ms)}"
+
+
+def facts_sql(where: str, slot: str = HOUR_SQL, source: str = "fg.runs") -> str:
+    """Runs of the rows of `source` matching `where`, per slot and the dimensions the Overview groups by
+    (FACT_COLUMNS); unresolved as of now, reading re-triggers started since `$since`."""
     return f"""
-    SELECT {DAY_SQL} AS day, workflow_id, any_value(source) AS source, any_value(destination) AS destination,
+    SELECT {slot} AS slot, workflow_id, any_value(source) AS source, any_value(destination) AS destination,
            status, CASE WHEN status = 'failed' THEN error_kind END AS error_kind, failed_app,
+           retrigger_of IS NOT NULL AS retrigger,
            count(*) AS runs,
            count(*) FILTER (status = 'failed' AND retrigger_of IS NULL
-                            AND id NOT IN ({RESOLVED_SINCE_SQL})) AS unresolved,
+                            AND id NOT IN ({resolved_sql(source, since='$since')})) AS unresolved,
            min(started_at) AS first_started, max(started_at) AS last_started
-    FROM fg.runs WHERE {where}
-    GROUP BY day, workflow_id, status, CASE WHEN status = 'failed' THEN error_kind END, failed_app"""
+    FROM {source} WHERE {where}
+    GROUP BY slot, workflow_id, status, CASE WHEN status = 'failed' THEN error_kind END, failed_app, retrigger"""
 
 
-def hist_sql(where: str) -> str:
-    """Ended runs of the rows matching `where`, per day, workflow and duration bucket."""
+def hist_sql(where: str, slot: str = HOUR_SQL) -> str:
+    """Ended originals of the rows matching `where`, per slot, workflow and duration bucket."""
     return f"""
-    SELECT {DAY_SQL} AS day, workflow_id, {BUCKET_SQL}::SMALLINT AS bucket, count(*) AS runs
-    FROM fg.runs WHERE {where} AND status IN {ENDED_SQL} AND finished_at IS NOT NULL
+    SELECT {slot} AS slot, workflow_id, {BUCKET_SQL}::SMALLINT AS bucket, count(*) AS runs
+    FROM fg.runs WHERE {where} AND status IN {ENDED_SQL} AND finished_at IS NOT NULL AND retrigger_of IS NULL
     GROUP BY ALL"""
 
 
@@ -84,12 +94,13 @@ def refresh(cur: Cursor) -> int:
              f"AND started_at < make_timestamptz(($last::BIGINT + 1) * {DAY_MS} * 1000) "
              f"AND {DAY_SQL} IN (SELECT day FROM fg.dirty_days)")
     params = {"first": first, "last": last}
+    per_day = f"{DAY_MS // HOUR_MS}"
     with in_transaction(cur):
-        cur.execute("DELETE FROM fg.day_runs WHERE day IN (SELECT day FROM fg.dirty_days)")
-        cur.execute("DELETE FROM fg.day_durations WHERE day IN (SELECT day FROM fg.dirty_days)")
+        cur.execute(f"DELETE FROM fg.hour_runs WHERE hour // {per_day} IN (SELECT day FROM fg.dirty_days)")
+        cur.execute(f"DELETE FROM fg.hour_durations WHERE hour // {per_day} IN (SELECT day FROM fg.dirty_days)")
         since = datetime.fromtimestamp(first * DAY_MS / 1000, UTC)
-        cur.execute(f"INSERT INTO fg.day_runs {facts_sql(where)}", {**params, "since": since})
-        cur.execute(f"INSERT INTO fg.day_durations {hist_sql(where)}", params)
+        cur.execute(f"INSERT INTO fg.hour_runs {facts_sql(where)}", {**params, "since": since})
+        cur.execute(f"INSERT INTO fg.hour_durations {hist_sql(where)}", params)
         cur.execute("INSERT OR IGNORE INTO fg.snapshot_days SELECT day FROM fg.dirty_days")  # snapshot.py's
         cur.execute("DELETE FROM fg.dirty_days")
     return days
@@ -98,15 +109,15 @@ def refresh(cur: Cursor) -> int:
 # ---------------------------------------------------------------- reading a window from them
 
 def window_parts(w: Window) -> tuple[dict[str, Any], str]:
-    """The window as whole days [first, last) plus the partial days' ranges at each edge, as named parameters."""
+    """The window as whole hours [first, last) plus the partial hours' ranges at each edge, as named parameters."""
     start_ms, end_ms = int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000)
-    first, last = -(-start_ms // DAY_MS), end_ms // DAY_MS
-    if first >= last:  # no whole day inside: all of it is "edge"
-        first = last = start_ms // DAY_MS
+    first, last = -(-start_ms // HOUR_MS), end_ms // HOUR_MS
+    if first >= last:  # no whole hour inside: all of it is "edge"
+        first = last = start_ms // HOUR_MS
         edges = (w.start, w.end, w.end, w.end)
     else:
-        edges = (w.start, datetime.fromtimestamp(first * DAY_MS / 1000, UTC),
-                 datetime.fromtimestamp(last * DAY_MS / 1000, UTC), w.end)
+        edges = (w.start, datetime.fromtimestamp(first * HOUR_MS / 1000, UTC),
+                 datetime.fromtimestamp(last * HOUR_MS / 1000, UTC), w.end)
     params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
                               "e2": edges[3], "since": w.start}
     only = ""
@@ -116,23 +127,38 @@ def window_parts(w: Window) -> tuple[dict[str, Any], str]:
     return params, only
 
 
-def window_facts(cur: Cursor, w: Window) -> pl.DataFrame:
+def window_facts_sql(w: Window) -> tuple[str, dict[str, Any]]:
+    """The window's facts per UTC hour (FACT_COLUMNS): whole hours from the rollups, the edges from the runs."""
     params, only = window_parts(w)
-    return cur.sql(f"""
-        SELECT day, workflow_id, source, destination, status, error_kind, failed_app, runs, unresolved,
-               first_started, last_started
-        FROM fg.day_runs WHERE day >= $first AND day < $last{only}
+    return (f"""
+        SELECT hour AS slot, workflow_id, source, destination, status, error_kind, failed_app, retrigger, runs,
+               unresolved, first_started, last_started
+        FROM fg.hour_runs WHERE hour >= $first AND hour < $last{only}
         UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only)}
-        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only)}""", params=params).pl()
+        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only)}""", params)
+
+
+def unresolved_sum(cur: Cursor, w: Window, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = ()) -> int:
+    """Unresolved failures started in the window (of its workflows, kinds and apps), from the rollups."""
+    rows, params = window_facts_sql(w)
+    where = "status = 'failed'"
+    if kinds:
+        where += " AND error_kind IN (SELECT unnest($kinds::VARCHAR[]))"
+        params["kinds"] = list(kinds)
+    if apps:
+        where += " AND failed_app IN (SELECT unnest($apps::VARCHAR[]))"
+        params["apps"] = list(apps)
+    return int(cur.execute(f"SELECT coalesce(sum(unresolved), 0) FROM ({rows}) WHERE {where}",
+                           params).fetchall()[0][0])
 
 
 def window_hist(cur: Cursor, w: Window) -> Histograms:
-    """(bucket, runs) per workflow, and under None for all of them."""
+    """(bucket, runs) of ended originals per workflow, and under None for all of them."""
     params, only = window_parts(w)
     params.pop("since")
     rows = cur.execute(f"""
         SELECT workflow_id, bucket, sum(runs)::BIGINT FROM (
-            SELECT workflow_id, bucket, runs FROM fg.day_durations WHERE day >= $first AND day < $last{only}
+            SELECT workflow_id, bucket, runs FROM fg.hour_durations WHERE hour >= $first AND hour < $last{only}
             UNION ALL SELECT workflow_id, bucket, runs FROM ({hist_sql(
                 "started_at >= $s1 AND started_at < $e1" + only)})
             UNION ALL SELECT workflow_id, bucket, runs FROM ({hist_sql(
@@ -145,6 +171,3 @@ def window_hist(cur: Cursor, w: Window) -> Histograms:
         totals[bucket] = totals.get(bucket, 0) + n
     hist[None] = list(totals.items())
     return hist
-
-
-# ---------------------------------------------------------------- Workflows page

@@ -179,6 +179,22 @@ CREATE TABLE IF NOT EXISTS fg.audit (
 );
 """
 
+_V9_HOUR_ROLLUPS = f"""
+-- The rollups per UTC hour instead of per day, with re-triggers apart (fourgent/store/duckdb/rollup.py): the
+-- Overview counts each original once and buckets days in the viewer's zone. Recomputed from the runs.
+DROP TABLE IF EXISTS fg.day_runs;
+DROP TABLE IF EXISTS fg.day_durations;
+CREATE TABLE IF NOT EXISTS fg.hour_runs (
+    hour INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, source VARCHAR, destination VARCHAR,
+    status VARCHAR NOT NULL, error_kind VARCHAR, failed_app VARCHAR, retrigger BOOLEAN NOT NULL,
+    runs BIGINT NOT NULL, unresolved BIGINT NOT NULL, first_started TIMESTAMPTZ, last_started TIMESTAMPTZ
+);
+CREATE TABLE IF NOT EXISTS fg.hour_durations (  -- of originals only
+    hour INTEGER NOT NULL, workflow_id VARCHAR NOT NULL, bucket SMALLINT NOT NULL, runs BIGINT NOT NULL
+);
+INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -189,6 +205,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (6, _V6_REJECTS_CAP),
     (7, _V7_LINEAGE),
     (8, _V8_AUDIT),
+    (9, _V9_HOUR_ROLLUPS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

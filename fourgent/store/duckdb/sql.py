@@ -54,7 +54,6 @@ def resolved_sql(source: str, since: str = "") -> str:
 
 
 RESOLVED_SQL = resolved_sql(RUN_ROWS)
-RESOLVED_SINCE_SQL = resolved_sql("fg.runs", since="$since")
 UNRESOLVED_WHERE = f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})"
 UNRESOLVED_SQL = f"SELECT id FROM fg.runs WHERE {UNRESOLVED_WHERE}"
 

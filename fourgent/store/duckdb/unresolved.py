@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time
 
-import polars as pl
-
 from ...filters import FIRST_DAY, LAST_DAY, RunFilter
 from ...overview import Window
 from . import rollup
@@ -28,10 +26,4 @@ def unresolved_count(cur: Cursor, f: RunFilter) -> int:
         return 0
     if not selection.rollup_answerable or not rollup.is_current(cur):
         return count(cur, selection)
-    facts = rollup.window_facts(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows))
-    facts = facts.filter(pl.col("status") == "failed")
-    if f.kinds:
-        facts = facts.filter(pl.col("error_kind").is_in(list(f.kinds)))
-    if f.apps:
-        facts = facts.filter(pl.col("failed_app").is_in(list(f.apps)))
-    return int(facts["unresolved"].sum()) if len(facts) else 0
+    return rollup.unresolved_sum(cur, Window(f.start or EPOCH, f.end or FAR, f.workflows), f.kinds, f.apps)
