@@ -11,6 +11,7 @@ from fourgent import display, export
 from fourgent.access import Action, Role
 from ui.auth import actor
 from ui.workspace import workspace
+from ui.zone import utc_switch
 
 AUDIT_ROWS = 1000  # shown and exported per filter; the `audit` view in Explore holds every entry
 SINCE = {"24 hours": timedelta(days=1), "7 days": timedelta(days=7), "30 days": timedelta(days=30), "Any time": None}
@@ -21,7 +22,7 @@ if actor().role < Role.ADMIN:  # the page is listed for admins only; a typed URL
     st.stop()
 st.caption("Entries are only ever added: nothing here or anywhere in Fourgent edits or deletes one.")
 ws = workspace()
-tz = display.zone(st.context.timezone)
+tz = utc_switch()
 cols = st.columns([3, 2, 2, 2])
 who = cols[0].text_input("Who", key="audit_who", placeholder="an email or OS user")
 action = cols[1].selectbox("Action", ["Any", *(a.value for a in Action)], key="audit_action")

@@ -21,6 +21,7 @@ from ui import pages
 from ui.auth import actor, may, needs
 from ui.text import label
 from ui.workspace import workspace
+from ui.zone import utc_switch
 
 CREDENTIAL_LABELS = {"Connected": "🟢 Connected", "Untested": "🟡 Untested", "Expired": "🔴 Expired",
                      "Missing": "⚪ Missing"}
@@ -36,7 +37,7 @@ except CredentialError as exc:  # e.g. the key file is gone while credentials ar
 for warning in conns.warnings:
     st.warning(warning, icon="🔑")
 defs = definitions(ws)
-tz = display.zone(st.context.timezone)
+tz = utc_switch()
 
 
 def save(app: str) -> None:

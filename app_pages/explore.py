@@ -23,6 +23,7 @@ from ui.auth import actor
 from ui.text import literal
 from ui.url_state import UrlBinding
 from ui.workspace import workspace
+from ui.zone import utc_switch
 
 PAGE_ROWS = 100
 HISTORY = 20
@@ -72,6 +73,7 @@ EXPLORE_URL: UrlBinding[ExploreQuery] = UrlBinding(
     lambda ss: ExploreQuery(str(ss.get("x_linked", ""))))
 
 ws = workspace()
+tz = utc_switch()
 
 
 def run_query(sql: str) -> None:
@@ -169,7 +171,9 @@ st.session_state["x_page"] = page = min(max(int(st.session_state.get("x_page", 1
 if page_count > 1:
     page = st.columns([1, 3])[0].number_input(f"Page (of {page_count:,}, {PAGE_ROWS} rows each)", min_value=1,
                                                max_value=page_count, key="x_page")
-st.dataframe(frame.slice((page - 1) * PAGE_ROWS, PAGE_ROWS), hide_index=True, width="stretch")
+st.dataframe(results.in_zone(frame.slice((page - 1) * PAGE_ROWS, PAGE_ROWS), tz.key), hide_index=True,
+             width="stretch")
+st.caption(f"Timestamps in {tz.key}, as on every page; the downloads keep them in UTC.")
 
 downloads = st.columns(2)
 downloads[0].download_button(

@@ -16,10 +16,11 @@ from ui.auth import actor, may, needs
 from ui.dialogs import CAVEAT, ask_retrigger, retrigger_dialog_if_asked, retrigger_outcome
 from ui.text import literal
 from ui.workspace import workspace
+from ui.zone import utc_switch
 
 ws = workspace()
 run_id = st.query_params.get("id", "")
-tz = display.zone(st.context.timezone)
+tz = utc_switch()
 
 if not run_id:
     st.title("Run details")

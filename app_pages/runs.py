@@ -31,6 +31,12 @@ from ui.workspace import workspace
 from ui.zone import utc_switch, zone
 
 LIVE_SECONDS = 5
+RUN_LINK_TEXT = r"run\?id=(.*)"  # the link column shows the ID out of the link
+
+
+def run_link(run_id: str) -> str:
+    """The detail page's link for a run, as the table's ID cell (relative: it works behind any base URL)."""
+    return f"run?id={quote(run_id, safe='')}"
 
 
 def render_filters(ws: Workspace, query: RunsQuery) -> None:
@@ -102,32 +108,34 @@ def runs_table(live: bool) -> None:
     rows = view.rows
     table = pl.DataFrame({
         "Reference": [display.visible(display.reference(r)) for r in rows["reference"].to_list()],
-        "ID": [display.visible(i) for i in rows["id"].to_list()],
+        # The ID is the way into a run: one click on it opens its page.
+        "ID": [run_link(i) for i in rows["id"].to_list()],
         "Workflow": [display.visible(w) for w in rows["workflow"].to_list()],
         "Status": [display.status_label(s) for s in rows["status"].to_list()],
         "Re-trigger": [display.replay_label(of, view.retriggers.get(i))
                        for i, of in zip(rows["id"].to_list(), rows["retrigger_of"].to_list(), strict=True)],
-        "Started": [display.local_time(t, tz) for t in rows["started_at"].to_list()],
+        "Started": [display.local_time(t, tz, seconds=False) for t in rows["started_at"].to_list()],
         "When": [display.ago(t, now) for t in rows["started_at"].to_list()],
         "Notes": [f"💬 {view.comment_counts[i]}" if i in view.comment_counts else "" for i in rows["id"]],
-        "Details": [f"run?id={quote(i, safe='')}" for i in rows["id"].to_list()],
     })
     event = st.dataframe(
-        table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+        # The page's rows at their full height (the page scrolls, not an inner box of ten rows), in widths
+        # that fit a 1280 px window beside the sidebar; wider windows share out the rest.
+        table, hide_index=True, width="stretch", height="content", on_select="rerun", selection_mode="single-row",
         # A new key whenever the rows change: Streamlit keeps a selection by row position,
         # and live rows shift, so an old selection would point at another run.
         key=f"runs_table_{hash(tuple(rows['id'].to_list()))}",
         column_config={
-            "Reference": st.column_config.TextColumn(width=210),
-            "ID": st.column_config.TextColumn(width=170),
-            "Workflow": st.column_config.TextColumn(width=290),
-            "Status": st.column_config.TextColumn(width=95),
+            "Reference": st.column_config.TextColumn(width=150),
+            "ID": st.column_config.LinkColumn(display_text=RUN_LINK_TEXT, width=150,
+                                              help="Click an ID to open that run"),
+            "Workflow": st.column_config.TextColumn(width=200),
+            "Status": st.column_config.TextColumn(width=92),
             "Re-trigger": st.column_config.TextColumn(
-                width=110, help="A failed run whose latest re-trigger finished is resolved; ↩ marks a replay"),
-            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width=160),
-            "When": st.column_config.TextColumn(width=80),
-            "Notes": st.column_config.TextColumn(width=55),
-            "Details": st.column_config.LinkColumn(display_text="Open ↗", width=65),
+                width=98, help="A failed run whose latest re-trigger finished is resolved; ↩ marks a replay"),
+            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width=128),
+            "When": st.column_config.TextColumn(width=72),
+            "Notes": st.column_config.TextColumn(width=46),
         },
     )
     picked = event.selection.rows if event and event.selection else []

@@ -16,10 +16,11 @@ from ui import pages
 from ui.auth import actor, may, needs
 from ui.text import label
 from ui.workspace import workspace
+from ui.zone import utc_switch
 
 ws = workspace()
 ws.refresh()
-tz = display.zone(st.context.timezone)
+tz = utc_switch()
 defs = definitions(ws)
 health = ws.store.workflow_health()
 stopped = paused(ws.store)

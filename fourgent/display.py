@@ -41,12 +41,12 @@ def zone(name: str | None) -> ZoneInfo:
         return ZoneInfo("UTC")
 
 
-def local_time(moment: datetime | None, tz: ZoneInfo) -> str:
+def local_time(moment: datetime | None, tz: ZoneInfo, *, seconds: bool = True) -> str:
     if moment is None:
         return EMPTY
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:

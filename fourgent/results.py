@@ -10,12 +10,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from . import export
 from .config import SQL_MAX_ROWS as MAX_ROWS
 from .config import SQL_TIME_LIMIT_S as TIME_LIMIT_S
 from .store.records import SqlResult
 
-__all__ = ["MAX_ROWS", "TIME_LIMIT_S", "as_csv", "as_json", "as_table", "schema_docs"]
+__all__ = ["MAX_ROWS", "TIME_LIMIT_S", "as_csv", "as_json", "as_table", "in_zone", "schema_docs"]
+
+
+def in_zone(frame: pl.DataFrame, zone: str) -> pl.DataFrame:
+    """The frame with its zoned timestamps told in `zone` (the same instants, as the other pages show them);
+    timestamps without a zone and every other column as they are."""
+    return frame.with_columns(pl.col(name).dt.convert_time_zone(zone) for name, dtype in frame.schema.items()
+                              if isinstance(dtype, pl.Datetime) and dtype.time_zone)
 
 
 def schema_docs(path: Path) -> dict[str, list[tuple[str, str, str]]]:

@@ -103,3 +103,11 @@ def record_sample_lineage(store) -> None:
     lines = [json.loads(text) for f in sorted(SAMPLES.glob("*.jsonl"))
              for text in f.read_text(encoding="utf-8").splitlines() if '"retrigger_of"' in text]
     record_as_ours(store, *lines)
+
+
+def run_ids(frame) -> list[str]:
+    """The run IDs of the Runs table (its ID cells are links to each run's page)."""
+    from urllib.parse import unquote
+
+    assert all(v.startswith("run?id=") for v in frame["ID"]), "each ID opens its run"
+    return [unquote(v.removeprefix("run?id=")) for v in frame["ID"]]

@@ -50,3 +50,22 @@ def test_validation_failures_lack_a_required_field_and_their_replays_fail_the_sa
     replays = [r for r in everything if r.get("retrigger_of") in invalid]
     assert replays and all(r["status"] == "failed" and r["error"]["kind"] == "validation" for r in replays)
     assert all(r["trigger_payload"] == invalid[r["retrigger_of"]]["trigger_payload"] for r in replays)
+
+
+def test_the_last_day_is_an_ordinary_day_with_an_incident_of_a_few_hours():
+    """A fresh start's 24 h against the day before reads as a few bad hours, not a spike of runs or failures."""
+    by_day: dict[int, Counter] = {}
+    for r in runs(20_000):
+        if r["status"] == "running" and "updated_at" in r:
+            continue  # an early snapshot of a run written again when it ended
+        age = NOW - datetime.fromisoformat(r["started_at"])
+        by_day.setdefault(age.days, Counter())[r["status"]] += 1
+        if age.days == 0 and age >= timedelta(hours=demo.EXPIRED_HOURS):
+            by_day.setdefault(-1, Counter())[r["status"]] += 1  # the last day outside the incident
+    day = [sum(by_day[d].values()) for d in range(7)]
+    assert max(day) / min(day) < 1.1, day  # as many runs today as on any other day
+    rate = {d: c["failed"] / sum(c.values()) for d, c in by_day.items()}
+    usual = sum(rate[d] for d in range(1, 7)) / 6
+    assert rate[0] < 2.5 * usual, (rate[0], usual)  # the day reads worse, not ruined
+    assert rate[-1] < 1.8 * usual, (rate[-1], usual)  # and only its incident hours are worse
+    assert demo.EXPIRED_HOURS <= 6

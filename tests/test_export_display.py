@@ -6,6 +6,8 @@ import csv
 import io
 from datetime import UTC, datetime, timedelta
 
+import polars as pl
+
 from fourgent import display, export
 from fourgent.filters import RunFilter
 from helpers import record_as_ours, run_line
@@ -100,3 +102,19 @@ def test_a_deeply_nested_value_is_summarised_for_the_page_not_a_crash():
     text = "[" * 100_000 + "]" * 100_000
     assert display.loads(text) == "… (a value nested too deeply to show, 200,000 characters)"
     assert display.loads('{"a": "x\u202ey"}') == {"a": "x⟨U+202E⟩y"} and display.loads(None) is None
+
+
+def test_explore_results_tell_zoned_timestamps_in_the_pages_zone_and_leave_the_rest():
+    from fourgent import results
+
+    at = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 in Paris, the night summer time ends
+    frame = pl.DataFrame({"started_at": [at], "naive": [at.replace(tzinfo=None)], "n": [1_127]})
+    shown = results.in_zone(frame, "Europe/Paris")
+    assert shown["started_at"][0].isoformat() == "2026-10-25T02:30:00+02:00"
+    assert shown["started_at"][0].timestamp() == at.timestamp()  # the same instant
+    assert shown["naive"][0] == at.replace(tzinfo=None) and shown["n"][0] == 1_127
+    assert results.in_zone(frame, "UTC")["started_at"][0].isoformat() == "2026-10-25T00:30:00+00:00"
+
+
+def test_counts_read_with_thousands_grouped_everywhere():
+    assert display.count(1127) == "1,127" and display.count(0) == "0" and display.count(None) == display.EMPTY

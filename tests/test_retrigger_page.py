@@ -14,7 +14,7 @@ from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
 from fourgent.store.duckdb import sql
 from fourgent.workspace import connections, demo_sandbox, demo_token
-from helpers import button, open_app
+from helpers import button, open_app, run_ids
 from ui.workspace import workspace
 
 QB_FLOW = "hubspot-closed-won-quickbooks-invoice"
@@ -129,7 +129,7 @@ def test_cancel_stops_a_bulk_re_trigger_and_says_how_many_were_not_started(demo)
 def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(demo):
     connections(workspace()).save("QuickBooks", "http://sandbox/quickbooks", demo_token("QuickBooks"))
     at = open_runs(workflow=QB_FLOW, unresolved="1")
-    run_id = at.dataframe[0].value["ID"][0]
+    run_id = run_ids(at.dataframe[0].value)[0]
     at.session_state["selected_id"] = run_id
     at.run()
     at.button(key="row_retrigger").click().run()
@@ -147,10 +147,10 @@ def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(dem
     assert children == 1
     at = open_runs(q=run_id)
     frame = at.dataframe[0].value
-    assert frame.set_index("ID").loc[run_id, "Re-trigger"] == "✅ resolved"
+    assert dict(zip(run_ids(frame), frame["Re-trigger"], strict=True))[run_id] == "✅ resolved"
     new_id = outcome.split()[3].rstrip(":")
-    replay = open_runs(q=new_id).dataframe[0].value.set_index("ID")
-    assert replay.loc[new_id, "Re-trigger"] == "↩ replay"
+    replay = open_runs(q=new_id).dataframe[0].value
+    assert dict(zip(run_ids(replay), replay["Re-trigger"], strict=True))[new_id] == "↩ replay"
 
 
 def test_the_runs_page_warns_while_failures_point_at_a_broken_connection(demo):
