@@ -126,16 +126,16 @@ def runs_table(live: bool) -> None:
         # and live rows shift, so an old selection would point at another run.
         key=f"runs_table_{hash(tuple(rows['id'].to_list()))}",
         column_config={
-            "Reference": st.column_config.TextColumn(width=150),
-            "ID": st.column_config.LinkColumn(display_text=RUN_LINK_TEXT, width=150,
+            "Reference": st.column_config.TextColumn(width=116),
+            "ID": st.column_config.LinkColumn(display_text=RUN_LINK_TEXT, width=146,
                                               help="Click an ID to open that run"),
-            "Workflow": st.column_config.TextColumn(width=200),
-            "Status": st.column_config.TextColumn(width=92),
+            "Workflow": st.column_config.TextColumn(width=190),
+            "Status": st.column_config.TextColumn(width=90),
             "Re-trigger": st.column_config.TextColumn(
-                width=98, help="A failed run whose latest re-trigger finished is resolved; ↩ marks a replay"),
-            "Started": st.column_config.TextColumn(f"Started ({tz.key})", width=128),
+                width=92, help="A failed run whose latest re-trigger finished is resolved; ↩ marks a replay"),
+            "Started": st.column_config.TextColumn(width=122, help=f"In {tz.key} (the sidebar's switch: UTC)"),
             "When": st.column_config.TextColumn(width=72),
-            "Notes": st.column_config.TextColumn(width=46),
+            "Notes": st.column_config.TextColumn(width=38),
         },
     )
     picked = event.selection.rows if event and event.selection else []
