@@ -12,17 +12,17 @@ import streamlit as st
 
 from fourgent import display
 from fourgent.filters import FIRST_DAY, LAST_DAY
-from fourgent.overview import EXACT_MAX, Segment, Window, bar_segments, last
+from fourgent.overview import DAY_MS, EXACT_MAX, HOUR_MS, Segment, Window, bar_segments, last
 from ui import pages
 from ui.overview_state import OVERVIEW_URL, RANGES, SPANS, runs_link
 from ui.workspace import workspace
 from ui.zone import in_utc, utc_switch
 
 # Mid-tone colours, legible on both the light and the dark theme's background.
-COLORS = {"finished": "#16a34a", "failed": "#dc2626", "running": "#3b82f6", "pending": "#d97706",
+COLORS = {"finished": "#16a34a", "failed": "#dc2626", "running": "#3b82f6", "pending": "#eab308",
           "skipped": "#9ca3af"}
-RESOLVED_COLOR = "#f59e0b"  # failed, and fixed since by a re-trigger: amber, not the red of still failing
-RETRIGGER_COLOR = "#8b5cf6"
+RESOLVED_COLOR = "#fca5a5"  # failed, and fixed since by a re-trigger: a pale red, apart from pending's amber
+RETRIGGER_COLOR = "#8b5cf6"  # violet: neither a status nor an outcome
 
 
 def color(seg: Segment) -> str:
@@ -98,40 +98,66 @@ if now_h.runs == 0 and now_h.retriggers == 0:
     st.stop()
 
 # ---------------------------------------------------------------- over time
+def wall(times: pl.Series | list[datetime]) -> list[datetime]:
+    """Instants as the zone's wall-clock times: Plotly draws a datetime's own clock and drops its zone."""
+    return [t.astimezone(tz).replace(tzinfo=None) for t in (times.to_list() if isinstance(times, pl.Series) else times)]
+
+
+PERIOD_MS = {"hour": HOUR_MS, "day": DAY_MS, "week": 7 * DAY_MS}[window.bucket]
+# Every chart over time spans the whole range, so their buckets line up one above the other.
+X_AXIS: dict[str, Any] = {"range": wall([window.start, window.end]), "type": "date"}
+if window.bucket != "hour":  # a day's or week's label under its bar, not a tick at noon
+    X_AXIS |= {"ticklabelmode": "period", "tickformat": "%a %b %-d" if window.bucket == "day" else "%b %-d"}
+
+
+def period(rows: pl.DataFrame) -> dict[str, Any]:
+    """A bar spanning its bucket (from its start), not centred on the start."""
+    return {"xperiod": PERIOD_MS, "xperiod0": wall(rows["bucket"][:1])[0], "xperiodalignment": "middle"} \
+        if not rows.is_empty() else {}
+
+
 buckets = view.buckets
 st.subheader("Runs over time")
-st.caption("Click a bar to open those runs. The line counts re-triggers started in each "
-           f"{window.bucket}, apart from the runs they replay.")
+st.caption(f"Each run once, in the {window.bucket} it first ran. Click a bar to open those runs.")
 segments = bar_segments(buckets)
 fig = go.Figure()
 for seg in segments:
-    fig.add_bar(x=seg.rows["bucket"].to_list(), y=seg.rows["runs"].to_list(), name=seg.name,
-                marker_color=color(seg), hovertemplate="%{x}<br>%{y:,} runs<extra>" + seg.name + "</extra>")
-again = view.retriggers
-if not again.is_empty():
-    fig.add_scatter(x=again["bucket"].to_list(), y=again["runs"].to_list(), name="Re-triggers", mode="lines+markers",
-                    line={"color": RETRIGGER_COLOR, "width": 2}, customdata=again["failed"].to_list(),
-                    hovertemplate="%{x}<br>%{y:,} re-triggers (%{customdata:,} failed again)<extra></extra>")
-fig.update_layout(barmode="stack", height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-                  legend={"orientation": "h", "y": -0.15}, clickmode="event+select", bargap=0.1,
-                  separators=".,")
+    fig.add_bar(x=wall(seg.rows["bucket"]), y=seg.rows["runs"].to_list(), name=seg.name, marker_color=color(seg),
+                hovertemplate="%{x}<br>%{y:,} runs<extra>" + seg.name + "</extra>", **period(seg.rows))
+fig.update_layout(barmode="stack", height=320, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis=X_AXIS,
+                  legend={"orientation": "h", "y": -0.15}, clickmode="event+select", bargap=0.1, separators=".,")
 event = st.plotly_chart(fig, key=f"ov_bars_{window.bucket}", on_select="rerun", selection_mode="points",
                         config={"displayModeBar": False})
 for point in (event.selection.points if event and event.selection else [])[:1]:
-    if point["curve_number"] < len(segments):  # the re-trigger line opens nothing: it is not a set of runs
-        seg = segments[point["curve_number"]]
-        row = seg.rows.row(point["point_index"], named=True)
-        open_runs(row["bucket"], row["bucket_end"], statuses=(seg.status,), unresolved=seg.unresolved)
+    seg = segments[point["curve_number"]]
+    row = seg.rows.row(point["point_index"], named=True)
+    open_runs(row["bucket"], row["bucket_end"], statuses=(seg.status,), unresolved=seg.unresolved)
+
+again = view.retriggers
+if not again.is_empty():
+    # Their own chart and scale: a bulk fix replays hundreds in an hour, which would flatten the runs' bars.
+    st.subheader("Re-triggers")
+    st.caption(f"Re-triggers started in each {window.bucket}, of runs from any time, and how many failed again.")
+    replays = go.Figure()
+    replays.add_bar(x=wall(again["bucket"]), y=(again["runs"] - again["failed"]).to_list(), name="Did not fail",
+                    marker_color=RETRIGGER_COLOR, hovertemplate="%{x}<br>%{y:,}<extra>did not fail</extra>",
+                    **period(again))
+    replays.add_bar(x=wall(again["bucket"]), y=again["failed"].to_list(), name="Failed again",
+                    marker_color=COLORS["failed"], hovertemplate="%{x}<br>%{y:,}<extra>failed again</extra>",
+                    **period(again))
+    replays.update_layout(barmode="stack", height=180, margin={"l": 10, "r": 10, "t": 10, "b": 10}, xaxis=X_AXIS,
+                          legend={"orientation": "h", "y": -0.3}, bargap=0.1, separators=".,")
+    st.plotly_chart(replays, key=f"ov_replays_{window.bucket}", config={"displayModeBar": False})
 
 rates = view.rates.filter(pl.col("ended") > 0)
 st.subheader("First-attempt failure rate")
 st.caption("Runs that failed when they first ran ÷ runs that ended, per bucket. Click a point to open them.")
 line = go.Figure(go.Scatter(
-    x=rates["bucket"].to_list(), y=rates["failure_rate"].to_list(), mode="lines+markers",
+    x=wall(rates["bucket"]), y=rates["failure_rate"].to_list(), mode="lines+markers",
     line={"color": COLORS["failed"]}, customdata=rates["failed"].to_list(),
-    hovertemplate="%{x}<br>%{y:.1%} (%{customdata:,} failed)<extra></extra>"))
+    hovertemplate="%{x}<br>%{y:.1%} (%{customdata:,} failed)<extra></extra>", **period(rates)))
 line.update_layout(height=220, margin={"l": 10, "r": 10, "t": 10, "b": 10}, yaxis={"tickformat": ".0%"},
-                   clickmode="event+select", separators=".,")
+                   xaxis=X_AXIS, clickmode="event+select", separators=".,")
 event = st.plotly_chart(line, key=f"ov_rate_{window.bucket}", on_select="rerun", selection_mode="points",
                         config={"displayModeBar": False})
 for point in (event.selection.points if event and event.selection else [])[:1]:

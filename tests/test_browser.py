@@ -376,3 +376,106 @@ def test_the_theme_follows_the_browsers_preference(server, browser, scheme):
         shot(pg, f"runs-1280-{scheme}")
     finally:
         context.close()
+
+
+def _number(text: str) -> float:
+    return float(text.replace(",", "").rstrip("%"))
+
+
+def _overview_figures(pg, url: str) -> dict[str, float]:
+    pg.goto(url + "/overview?range=24h")
+    wait_ready(pg, "Still failing")
+    pg.locator(".js-plotly-plot .barlayer .point").first.wait_for(timeout=30_000)
+    return {label: _number(metric_value(pg, label))
+            for label in ("Runs", "First-attempt failure rate", "Still failing", "Re-triggers")}
+
+
+def _bulk_dialog(pg, url: str):
+    pg.goto(url + "/?unresolved=1")
+    wait_ready(pg, "Matching runs")
+    bulk = pg.get_by_role("button", name="unresolved failed run", exact=False)
+    bulk.wait_for(timeout=30_000)
+    offered = int(bulk.inner_text().split()[3].replace(",", ""))
+    bulk.click()
+    dialog = pg.get_by_role("dialog")
+    confirm = dialog.locator("button", has_text="Re-trigger ").first
+    confirm.wait_for(timeout=30_000)
+    return offered, dialog, confirm, int(confirm.inner_text().split()[1].replace(",", ""))
+
+
+def test_the_operators_day_at_1280_px_reconnect_bulk_fix_and_an_overview_that_does_not_mislead(tmp_path, browser):
+    """The main job on the demo, as a new user does it at 1280×900: the failures point at QuickBooks' expired
+    token; the bulk dialog holds back what would fail again; a wrong token does not save as Connected; after
+    the right one and a bulk re-trigger, the Overview shows fewer still failing and no spike of runs."""
+    from fourgent.workspace import demo_token
+
+    data = tmp_path / "data"
+    proc, url = serve(ROOT, env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "3000"})
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Paris")
+    try:
+        pg = context.new_page()
+        pg.goto(url)
+        wait_ready(pg, "Matching runs")
+        before = _overview_figures(pg, url)
+        pg.get_by_text("Bars are hours in Europe/Paris", exact=False).first.wait_for()  # the browser's zone
+        shot(pg, "walk-1-overview-before")
+
+        # The Runs page says why the failures fail, and its table needs no sideways scroll at 1280 px.
+        pg.goto(url)
+        wait_ready(pg, "Matching runs")
+        pg.get_by_text("failed at QuickBooks's credential", exact=False).first.wait_for(timeout=30_000)
+        grid = pg.locator('[data-testid="stDataFrame"] .dvn-scroller').first
+        grid.wait_for(timeout=30_000)
+        assert grid.evaluate("g => g.scrollWidth <= g.clientWidth + 1"), "the runs table scrolls sideways at 1280 px"
+        shot(pg, "walk-2-runs")
+
+        # Before the reconnect the bulk holds back what would only fail again, and says why.
+        offered, dialog, _confirm, take = _bulk_dialog(pg, url)
+        dialog.get_by_text("wait for QuickBooks to be reconnected", exact=False).wait_for()
+        dialog.get_by_text("need an edited payload", exact=False).wait_for()
+        assert 0 < take < offered
+        shot(pg, "walk-3-bulk-split")
+        pg.keyboard.press("Escape")
+
+        # A wrong token is refused when saved, and does not read as Connected.
+        pg.goto(url + "/connections")
+        wait_ready(pg, "Credentials are stored encrypted")
+        quickbooks = pg.locator('[data-testid="stExpander"]').filter(has_text="QuickBooks").first
+        quickbooks.locator("summary").click()
+
+        def save_token(token: str) -> None:
+            quickbooks.locator('input[type="password"]').fill(token)
+            quickbooks.get_by_role("button", name="Reconnect / update credential").click()
+
+        save_token("not-the-token")
+        pg.get_by_text("refused it when tested", exact=False).first.wait_for(timeout=30_000)
+        # The expander's icon is the table's Credential state: red (Expired), not green.
+        pg.locator('[data-testid="stExpander"] summary').filter(has_text="🔴 QuickBooks").first.wait_for(timeout=30_000)
+        assert pg.locator('[data-testid="stExpander"] summary').filter(has_text="🟢 QuickBooks").count() == 0
+        shot(pg, "walk-4-wrong-token")
+        pg.goto(url + "/connections")
+        wait_ready(pg, "Credentials are stored encrypted")
+        quickbooks = pg.locator('[data-testid="stExpander"]').filter(has_text="QuickBooks").first
+        quickbooks.locator("summary").click()
+        save_token(demo_token("QuickBooks"))
+        pg.get_by_text("Saved and tested: connected", exact=False).first.wait_for(timeout=30_000)
+
+        # Reconnected: the QuickBooks failures are offered now; only the validation failures stay out.
+        offered, dialog, confirm, take = _bulk_dialog(pg, url)
+        assert dialog.get_by_text("wait for QuickBooks", exact=False).count() == 0
+        dialog.get_by_text("need an edited payload", exact=False).wait_for()
+        confirm.click()
+        pg.get_by_text(f"Re-triggered {take:,} of {take:,}", exact=False).wait_for(timeout=120_000)
+        shot(pg, "walk-5-bulk-done")
+        pg.get_by_role("button", name="Dismiss").click()
+
+        after = _overview_figures(pg, url)
+        shot(pg, "walk-6-overview-after")
+        assert after["Still failing"] < before["Still failing"]
+        assert abs(after["Runs"] - before["Runs"]) <= 2  # replays are not new runs (a run may leave the 24 h)
+        assert abs(after["First-attempt failure rate"] - before["First-attempt failure rate"]) < 1.0
+        assert after["Re-triggers"] >= before["Re-triggers"] + take - 2
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=20)
