@@ -83,6 +83,7 @@ st.dataframe(
         "Auth failures (7 d)": [failures.get(s.app, (0, None))[0] for s in states],
     },
     hide_index=True, width="stretch",
+    column_config={"Auth failures (7 d)": st.column_config.NumberColumn(format=display.COUNT_FORMAT)},
 )
 
 for s in states:
@@ -95,7 +96,7 @@ for s in states:
                        "(demo tokens guard nothing):")
             st.code(demo_token(s.app), language=None)
         if count:  # exactly the runs counted: failed with auth at this app's step, in the last 7 days
-            st.page_link(pages.RUNS, label=f"{count} run(s) failed with auth in the last 7 days", icon="🔎",
+            st.page_link(pages.RUNS, label=f"{count:,} run(s) failed with auth in the last 7 days", icon="🔎",
                          query_params=RunsQuery(statuses=("failed",), kinds=("auth",), apps=(s.app,),
                                                 range="7d").link())
         if not may(Action.CONNECTION_REPLACE):

@@ -50,7 +50,9 @@ st.dataframe(
     },
     hide_index=True, width="stretch",
     column_config={f"Runs per day ({SPARK_DAYS} d)": st.column_config.BarChartColumn(y_min=0, width="medium"),
-                   "Workflow": st.column_config.TextColumn(width="large")},
+                   "Workflow": st.column_config.TextColumn(width="large"),
+                   "Runs 24 h": st.column_config.NumberColumn(format=display.COUNT_FORMAT),
+                   "Runs 7 d": st.column_config.NumberColumn(format=display.COUNT_FORMAT)},
 )
 
 

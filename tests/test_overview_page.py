@@ -219,3 +219,20 @@ def test_estimated_durations_are_said_so(demo, monkeypatch):
     monkeypatch.setattr("fourgent.overview.EXACT_MAX", 0)
     at = open_page("app_pages/overview.py", range="30d")
     assert any("durations are estimated from per-hour histograms" in c.value for c in at.caption)
+
+
+@pytest.mark.parametrize("page_file", ["app_pages/overview.py", "app_pages/workflows.py", "app_pages/connections.py"])
+def test_every_count_in_a_table_reads_grouped_like_the_headline_figures(demo, page_file):
+    from fourgent import display
+
+    at = open_page(page_file, range="30d")
+    checked = 0
+    for d in at.dataframe:
+        config = json.loads(d.proto.columns or "{}")
+        for name, dtype in d.value.dtypes.items():
+            if dtype.kind in "iu" and name != "#":  # a step's position is not a count
+                assert config.get(name, {}).get("type_config", {}).get("format") == display.COUNT_FORMAT, \
+                    (page_file, name)
+                checked += 1
+    assert checked > 0
+    assert display.count(1127) == "1,127"
