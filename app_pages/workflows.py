@@ -22,12 +22,13 @@ ws = workspace()
 ws.refresh()
 tz = utc_switch()
 defs = definitions(ws)
-health = ws.store.workflow_health()
+health = ws.store.workflow_health(zone=tz.key)
 stopped = paused(ws.store)
 
 st.title("Workflows")
-st.caption(f"Runs in the last 24 hours and 7 days; the sparkline is runs per UTC day over the last {SPARK_DAYS} days. "
-           "A paused workflow is not re-triggered, one by one or in bulk.")
+st.caption(f"Runs in the last 24 hours and 7 days, each once as it first ran (re-triggers left out); the sparkline "
+           f"is runs per day in {tz.key} over the last {SPARK_DAYS} days. A paused workflow is not re-triggered, "
+           "one by one or in bulk.")
 
 # Workflows with runs, then any defined workflow that has not run yet.
 rows = health.to_dicts()

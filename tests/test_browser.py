@@ -479,3 +479,25 @@ def test_the_operators_day_at_1280_px_reconnect_bulk_fix_and_an_overview_that_do
         context.close()
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_one_zone_on_every_page_and_a_click_through_reads_the_same_window(server, page):
+    page.goto(server["url"] + "/overview?from=2026-08-01&to=2026-10-31")
+    wait_ready(page, "Runs over time")
+    page.get_by_text("Runs started 2026-08-01 00:00 – 2026-11-01 00:00 (Europe/Berlin)", exact=False).first.wait_for()
+    page.get_by_text("Bars are weeks in Europe/Berlin", exact=False).first.wait_for()
+    page.get_by_role("link", name="Open them").click()
+    wait_ready(page, "Matching runs")
+    # The Runs page reads the window the Overview said, in the same zone.
+    page.get_by_text("Exactly 2026-08-01 00:00 – 2026-11-01 00:00 (Europe/Berlin)", exact=False).first.wait_for()
+    page.locator('[data-testid="stSidebar"]').get_by_text("Times in UTC").click()
+    page.wait_for_function("() => location.search.includes('tz=utc')", timeout=15_000)
+    page.get_by_text("Exactly 2026-07-31 22:00 – 2026-10-31 23:00 (UTC)", exact=False).first.wait_for()
+    # One switch: the other pages tell time in UTC too.
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Overview").click()
+    wait_ready(page, "Still failing")
+    page.get_by_text("Bars are ", exact=False).first.wait_for()
+    assert "in UTC" in page.get_by_text("Bars are ", exact=False).first.inner_text()
+    page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Explore (SQL)").click()
+    wait_ready(page, "Explore")
+    assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked()

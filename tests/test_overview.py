@@ -278,20 +278,24 @@ def test_a_day_across_the_end_of_daylight_saving_is_25_hours_long():
     assert not overview.Window(w.start, w.end, zone="Asia/Kolkata").whole_hours
 
 
-def test_workflow_health_counts_the_last_day_and_week_and_each_day(cur, rows):
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "Asia/Kolkata"])
+def test_workflow_health_counts_originals_in_the_last_day_and_week_and_each_day_of_the_zone(cur, rows, zone):
     now = datetime(2026, 10, 29, 18, tzinfo=UTC)
-    got = {r["workflow_id"]: r for r in health.workflow_health(cur, now).to_dicts()}
+    tz = ZoneInfo(zone)
+    got = {r["workflow_id"]: r for r in health.workflow_health(cur, now, zone).to_dicts()}
     assert set(got) == {r["workflow_id"] for r in rows}
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = now.astimezone(tz).date()
     for wf, g in got.items():
-        mine = [r for r in rows if r["workflow_id"] == wf]
+        everything = [r for r in rows if r["workflow_id"] == wf]
+        mine = originals(everything)
         week = [r for r in mine if now - timedelta(days=7) <= r["started_at"] < now]
         assert g["runs_24h"] == sum(now - timedelta(days=1) <= r["started_at"] < now for r in mine)
         assert g["runs_7d"] == len(week)
         assert g["failed_7d"] == sum(r["status"] == "failed" for r in week)
         ended = sum(r["status"] in ENDED for r in week)
         assert g["failure_rate_7d"] == (pytest.approx(g["failed_7d"] / ended) if ended else None)
-        assert g["last_run"] == max(r["started_at"] for r in mine)
+        assert g["last_run"] == max(r["started_at"] for r in everything)
         days = [today - timedelta(days=overview.SPARK_DAYS - 1 - i) for i in range(overview.SPARK_DAYS)]
-        assert g["daily"] == [sum(d <= r["started_at"] < min(d + timedelta(days=1), now) for r in mine) for d in days]
+        assert g["daily"] == [sum(r["started_at"] < now and r["started_at"].astimezone(tz).date() == d for r in mine)
+                              for d in days]
     assert sum(sum(g["daily"]) for g in got.values()) > 0

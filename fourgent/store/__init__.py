@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..filters import RunFilter
 from ..logfiles import IngestReport
-from ..overview import OverviewView, Window
+from ..overview import UTC_ZONE, OverviewView, Window
 from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
 from .records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
 
@@ -62,7 +62,7 @@ class OverviewReader(Protocol):
     """The Overview's and Workflows page's figures, and the bulk button's count of unresolved failures."""
 
     def overview(self, w: Window, *, exact_max: int | None = None) -> OverviewView: ...
-    def workflow_health(self, now: datetime | None = None) -> pl.DataFrame: ...
+    def workflow_health(self, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame: ...
     def unresolved_count(self, f: RunFilter) -> int: ...
     def rollups_current(self) -> bool: ...
 

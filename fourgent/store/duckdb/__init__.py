@@ -13,7 +13,7 @@ import pyarrow as pa
 from ... import overview as domain_overview
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
-from ...overview import OverviewView, Window
+from ...overview import UTC_ZONE, OverviewView, Window
 from ..records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
 from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
 from .database import Database
@@ -103,8 +103,8 @@ class DuckDBStore:
         limit = domain_overview.EXACT_MAX if exact_max is None else exact_max
         return overview.overview_view(self.db.cursor(), w, exact_max=limit)
 
-    def workflow_health(self, now: datetime | None = None) -> pl.DataFrame:
-        return health.workflow_health(self.db.cursor(), now)
+    def workflow_health(self, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
+        return health.workflow_health(self.db.cursor(), now, zone)
 
     def unresolved_count(self, f: RunFilter) -> int:
         return unresolved.unresolved_count(self.db.cursor(), f)

@@ -1,36 +1,44 @@
-"""The Workflows page's health figures: per workflow, runs in the last day and week and a daily sparkline."""
+"""The Workflows page's health figures: per workflow, runs (originals) in the last day and week, a daily sparkline."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from polars.datatypes import DataTypeClass
 
-from ...overview import DAY_MS, SPARK_DAYS
+from ...overview import QUARTER_MS, SPARK_DAYS, UTC_ZONE
 from .database import Cursor
-from .sql import DAY_SQL, ENDED_SQL, RUN_ROWS
+from .sql import ENDED_SQL, RUN_ROWS
 
 
-def workflow_health(cur: Cursor, now: datetime | None = None) -> pl.DataFrame:
+def workflow_health(cur: Cursor, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
     """Per workflow with runs: workflow_id, source, destination, last_run, runs_24h, runs_7d, failed_7d,
-    failure_rate_7d, daily (runs per UTC day over the last SPARK_DAYS days, today last)."""
+    failure_rate_7d, daily (runs per day of `zone` over the last SPARK_DAYS days, today last). Runs are
+    originals, as the Overview counts them: a re-trigger is not a new run (last_run counts any)."""
     now = now or datetime.now(UTC)
-    today = int(now.timestamp() * 1000) // DAY_MS
-    first_day = today - SPARK_DAYS + 1
+    tz = ZoneInfo(zone)
+    today = now.astimezone(tz).date()
+    first_day = today - timedelta(days=SPARK_DAYS - 1)
+    since = datetime.combine(first_day, time.min, tz)
     week_ago = now - timedelta(days=7)
+    # Per quarter hour (the slot every zone's days are made of), mapped to the zone's days here: at most
+    # workflows × SPARK_DAYS × 96 rows.
     recent = cur.execute(
-        f"SELECT workflow_id, {DAY_SQL} AS d, count(*), count(*) FILTER (started_at >= ?), "
-        "count(*) FILTER (started_at >= ?), count(*) FILTER (started_at >= ? AND status = 'failed'), "
+        f"SELECT workflow_id, epoch_ms(started_at) // {QUARTER_MS} AS q, count(*), "
+        "count(*) FILTER (started_at >= ?), count(*) FILTER (started_at >= ?), "
+        "count(*) FILTER (started_at >= ? AND status = 'failed'), "
         f"count(*) FILTER (started_at >= ? AND status IN {ENDED_SQL}) "
-        f"FROM {RUN_ROWS} WHERE started_at >= make_timestamptz(? * 1000) AND started_at < ? GROUP BY ALL",
-        [now - timedelta(days=1), week_ago, week_ago, week_ago, first_day * DAY_MS, now],
+        f"FROM {RUN_ROWS} WHERE started_at >= ? AND started_at < ? AND retrigger_of IS NULL GROUP BY ALL",
+        [now - timedelta(days=1), week_ago, week_ago, week_ago, since, now],
     ).fetchall()
     acc: dict[str, list[Any]] = {}
-    for wf, day, runs, r24, r7, f7, e7 in recent:  # at most workflows x SPARK_DAYS rows
+    for wf, slot, runs, r24, r7, f7, e7 in recent:
         a = acc.setdefault(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
-        a[0][day - first_day] += runs
+        day = datetime.fromtimestamp(slot * QUARTER_MS / 1000, UTC).astimezone(tz).date()
+        a[0][(day - first_day).days] += runs
         a[1] += r24
         a[2] += r7
         a[3] += f7
