@@ -190,3 +190,14 @@ def test_retrigger_takes_any_runs_page_query(data_dir, write_log, capsys):
     assert set(json.loads(capsys.readouterr().out)["new_runs"]) == {"ok1"}
     assert main(["retrigger", "--query", "status=bogus&page=-1&kind=auth", "--unresolved", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["requested"] == 0  # auth1 was resolved by its re-trigger
+
+
+def test_the_benchmark_runs_end_to_end_on_a_small_store(tmp_path, capsys):
+    """Its figures go into docs/performance.md: every query of the suite runs, on the store and the floor."""
+    assert main(["bench", "--runs", "3000", "--workdir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "bench-3000.json").read_text())
+    names = [q["query"] for q in summary["queries"]]
+    assert "Overview, 30 days, Asia/Kolkata (+5:30: from the runs)" in names and "Workflows page" in names
+    assert all(q["ms"] > 0 and q["floor_ms"] > 0 for q in summary["queries"])
+    assert summary["runs"] >= 3000 and summary["ingest_s"] > 0
+    assert "fourgent reaches" in capsys.readouterr().out

@@ -35,16 +35,18 @@ def slot_sql(size_ms: int) -> str:
     return f"epoch_ms(started_at) // {int(size_ms)}"
 
 
-def facts_sql(where: str, slot: str = HOUR_SQL, source: str = "fg.runs") -> str:
+def facts_sql(where: str, slot: str = HOUR_SQL, source: str = "fg.runs", since: str = "$since") -> str:
     """Runs of the rows of `source` matching `where`, per slot and the dimensions the Overview groups by
-    (FACT_COLUMNS); unresolved as of now, reading re-triggers started since `$since`."""
+    (FACT_COLUMNS); unresolved as of now, reading re-triggers started since the parameter `since` (no
+    later than the first of those runs: a re-trigger starts after its run)."""
+    failed = f"SELECT id FROM {source} WHERE {where} AND status = 'failed' AND retrigger_of IS NULL"
     return f"""
     SELECT {slot} AS slot, workflow_id, any_value(source) AS source, any_value(destination) AS destination,
            status, CASE WHEN status = 'failed' THEN error_kind END AS error_kind, failed_app,
            retrigger_of IS NOT NULL AS retrigger,
            count(*) AS runs,
            count(*) FILTER (status = 'failed' AND retrigger_of IS NULL
-                            AND id NOT IN ({resolved_sql(source, since='$since')})) AS unresolved,
+                            AND id NOT IN ({resolved_sql(source, since, failed)})) AS unresolved,
            min(started_at) AS first_started, max(started_at) AS last_started
     FROM {source} WHERE {where}
     GROUP BY slot, workflow_id, status, CASE WHEN status = 'failed' THEN error_kind END, failed_app, retrigger"""
@@ -119,7 +121,7 @@ def window_parts(w: Window) -> tuple[dict[str, Any], str]:
         edges = (w.start, datetime.fromtimestamp(first * HOUR_MS / 1000, UTC),
                  datetime.fromtimestamp(last * HOUR_MS / 1000, UTC), w.end)
     params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
-                              "e2": edges[3], "since": w.start}
+                              "e2": edges[3]}
     only = ""
     if w.workflows:
         params["wfs"] = list(w.workflows)
@@ -134,8 +136,8 @@ def window_facts_sql(w: Window) -> tuple[str, dict[str, Any]]:
         SELECT hour AS slot, workflow_id, source, destination, status, error_kind, failed_app, retrigger, runs,
                unresolved, first_started, last_started
         FROM fg.hour_runs WHERE hour >= $first AND hour < $last{only}
-        UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only)}
-        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only)}""", params)
+        UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only, since="$s1")}
+        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only, since="$s2")}""", params)
 
 
 def unresolved_sum(cur: Cursor, w: Window, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = ()) -> int:
@@ -155,7 +157,6 @@ def unresolved_sum(cur: Cursor, w: Window, kinds: tuple[str, ...] = (), apps: tu
 def window_hist(cur: Cursor, w: Window) -> Histograms:
     """(bucket, runs) of ended originals per workflow, and under None for all of them."""
     params, only = window_parts(w)
-    params.pop("since")
     rows = cur.execute(f"""
         SELECT workflow_id, bucket, sum(runs)::BIGINT FROM (
             SELECT workflow_id, bucket, runs FROM fg.hour_durations WHERE hour >= $first AND hour < $last{only}

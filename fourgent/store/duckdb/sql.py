@@ -45,11 +45,13 @@ ERROR_PATTERN_SQL = (
 # Originals whose latest re-trigger finished (resolved). An unresolved failure is a failed run that was
 # not itself a re-trigger and is not among them: a predicate on the row against this small set (a
 # semi-join of every run against the failed ones took 400 ms at 10M runs).
-def resolved_sql(source: str, since: str = "") -> str:
+def resolved_sql(source: str, since: str = "", among: str = "") -> str:
     """The resolved originals among the rows of `source`, reading only children started on or after `since`
-    (a parameter) when given: a child starts after its original."""
+    (a parameter) when given: a child starts after its original; and only children of the ids `among`
+    selects when given (a few hundred failures of an edge hour, not every re-trigger since: 38 ms → 2 at 10M)."""
     started = f" AND started_at >= {since}" if since else ""
-    return (f"SELECT retrigger_of FROM {source} WHERE retrigger_of IS NOT NULL{started} "
+    of = f" AND retrigger_of IN ({among})" if among else ""
+    return (f"SELECT retrigger_of FROM {source} WHERE retrigger_of IS NOT NULL{started}{of} "
             "GROUP BY retrigger_of HAVING arg_max(status, started_at) = 'finished'")
 
 
