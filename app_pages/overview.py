@@ -131,7 +131,8 @@ event = st.plotly_chart(fig, key=f"ov_bars_{window.bucket}", on_select="rerun", 
 for point in (event.selection.points if event and event.selection else [])[:1]:
     seg = segments[point["curve_number"]]
     row = seg.rows.row(point["point_index"], named=True)
-    open_runs(row["bucket"], row["bucket_end"], statuses=(seg.status,), unresolved=seg.unresolved)
+    open_runs(row["bucket"], row["bucket_end"], statuses=(seg.status,), unresolved=seg.unresolved,
+              resolved=seg.resolved)
 
 again = view.retriggers
 if not again.is_empty():

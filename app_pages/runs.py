@@ -57,10 +57,13 @@ def render_filters(ws: Workspace, query: RunsQuery) -> None:
     row.button("Clear filters", on_click=clear_filters, width="content")
     if narrowed := query.narrowed():  # set by a link (the Overview's failures by kind, app or error)
         cols = st.columns([6, 1], vertical_alignment="center")
-        said = [f"{what} = {' or '.join(values)}" for what, values in narrowed if what != "re-triggers"]
-        line = "Failed runs where " + " and ".join(said) if said else "Runs"
+        said = [f"{what} = {' or '.join(values)}" for what, values in narrowed
+                if what not in ("re-triggers", "resolved")]
+        line = ("Failed runs" if said or query.resolved else "Runs") + (" where " + " and ".join(said) if said else "")
+        if query.resolved:
+            line += (", " if said else " ") + "resolved since by a re-trigger"
         if query.originals:
-            line += (", " if said else " ") + "as they first ran (re-triggers left out)"
+            line += (", " if said or query.resolved else " ") + "as they first ran (re-triggers left out)"
         cols[0].text(line)
         cols[1].button("Remove", key="drop_kind_app", on_click=drop_narrowed)
     if query.range == "custom":

@@ -46,8 +46,9 @@ class RunFilter:
     apps: tuple[str, ...] = ()  # failed runs whose failed step called one of these apps (runs.failed_app)
     error: str = ""  # failed runs whose error message has this pattern (as the Overview's Top errors group)
     originals: bool = False  # leave out re-triggers Fourgent ran: each run counted once, as it first fired
+    resolved: bool = False  # only failed originals whose latest re-trigger finished (the Overview's "resolved since")
 
-    # What per-day rollups can count: a filter that sets any other field is counted over the runs.
+    # What the rollups can count: a filter that sets any other field is counted over the runs.
     # Every engine's rollup path applies each of these (the contract tests set each field on its own).
     ROLLUP_FIELDS: ClassVar[frozenset[str]] = frozenset(
         {"statuses", "workflows", "start", "end", "unresolved", "kinds", "apps"})
@@ -112,8 +113,8 @@ def iso(t: datetime) -> str:
 @dataclass(frozen=True)
 class RunsQuery:
     """The Runs page's URL: `?q=&status=failed,skipped&workflow=<id>&workflow=<id>&range=24h&from=&to=&page=&size=
-    &order=oldest&tz=utc&unresolved=1&kind=auth&app=QuickBooks&error=<pattern>&originals=1` (documented in the
-    README)."""
+    &order=oldest&tz=utc&unresolved=1&kind=auth&app=QuickBooks&error=<pattern>&originals=1&resolved=1` (documented
+    in the README)."""
 
     q: str = ""
     statuses: tuple[str, ...] = ()  # in STATUSES order
@@ -130,6 +131,7 @@ class RunsQuery:
     apps: tuple[str, ...] = ()
     error: str = ""
     originals: bool = False  # re-triggers left out (the Overview's click-throughs: a failure and its replays once)
+    resolved: bool = False  # failed runs fixed since by a finished re-trigger (a "resolved since" bar)
 
     @classmethod
     def parse(cls, params: Mapping[str, Sequence[str]]) -> RunsQuery:
@@ -166,6 +168,7 @@ class RunsQuery:
             apps=tuple(v[:MAX_APP] for v in params.get("app", []) if v)[:MAX_REPEATS],
             error=_one(params, "error")[:MAX_ERROR],
             originals=_one(params, "originals") == "1",
+            resolved=_one(params, "resolved") == "1",
         )
 
     @classmethod
@@ -206,6 +209,8 @@ class RunsQuery:
             out["error"] = [self.error]
         if self.originals:
             out["originals"] = ["1"]
+        if self.resolved:
+            out["resolved"] = ["1"]
         return out
 
     def to_string(self) -> str:
@@ -232,12 +237,13 @@ class RunsQuery:
             start = now - PRESET_SPAN[self.range]
         return RunFilter(q=self.q.strip(), statuses=self.statuses, workflows=self.workflows, start=start, end=end,
                          unresolved=self.unresolved, kinds=self.kinds, apps=self.apps, error=self.error,
-                         originals=self.originals)
+                         originals=self.originals, resolved=self.resolved)
 
     def narrowed(self) -> list[tuple[str, tuple[str, ...]]]:
         """The conditions a link set that have no widget of their own (kind, app, error), for a removable line."""
         parts = [("kind", self.kinds), ("app", self.apps), ("error", (self.error,) if self.error else ()),
-                 ("re-triggers", ("left out",) if self.originals else ())]
+                 ("re-triggers", ("left out",) if self.originals else ()),
+                 ("resolved", ("since, by a re-trigger",) if self.resolved else ())]
         return [(name, values) for name, values in parts if values]
 
     def describe(self, workflow_names: Mapping[str, str] | None = None, zone: ZoneInfo | None = None) -> str:
@@ -269,6 +275,8 @@ class RunsQuery:
             conditions.append(f"the error reads “{self.error}”")
         if self.originals:
             conditions.append("the run is not a re-trigger")
+        if self.resolved:
+            conditions.append("a re-trigger resolved it since")
         if conditions:
             parts.append("where " + " and ".join(conditions))
         return " ".join(parts)

@@ -205,7 +205,7 @@ class Segment:
     name: str
     status: str
     unresolved: bool = False  # the click opens only the still failing
-    resolved: bool = False  # failed, and resolved since (no filter holds these alone: a click opens all failed)
+    resolved: bool = False  # the click opens only the failed resolved since
     rows: pl.DataFrame = field(default_factory=pl.DataFrame)
 
 

@@ -51,7 +51,7 @@ def queries(draw: st.DrawFn) -> RunsQuery:
         kinds=tuple(draw(st.lists(text, max_size=MAX_REPEATS))),
         apps=tuple(draw(st.lists(text, max_size=MAX_REPEATS))),
         error=draw(st.text(max_size=60)),
-        originals=draw(st.booleans()),
+        originals=draw(st.booleans()), resolved=draw(st.booleans()),
     )
 
 
@@ -145,7 +145,7 @@ def test_every_filter_field_is_either_in_the_rollups_or_known_to_need_the_runs()
 
     names = {f.name for f in fields(RunFilter)}
     assert names >= RunFilter.ROLLUP_FIELDS
-    assert names - RunFilter.ROLLUP_FIELDS == {"q", "error", "originals"}  # counted over the runs unless added
+    assert names - RunFilter.ROLLUP_FIELDS == {"q", "error", "originals", "resolved"}  # over the runs unless added
 
 
 def test_the_bulk_takes_the_unresolved_failures_among_the_filtered_runs() -> None:
@@ -160,3 +160,11 @@ def test_originals_only_is_a_url_parameter_said_in_words_and_removable_like_the_
     assert q.describe() == "Failed runs where the run is not a re-trigger"
     assert ("re-triggers", ("left out",)) in q.narrowed()
     assert not RunsQuery.from_string("originals=0").originals
+
+
+def test_resolved_since_is_a_url_parameter_said_in_words_and_removable() -> None:
+    q = RunsQuery.from_string("status=failed&resolved=1&originals=1")
+    assert q.resolved and q.params()["resolved"] == ["1"] and q.filter(datetime.now(UTC), ZoneInfo("UTC")).resolved
+    assert q.describe() == "Failed runs where the run is not a re-trigger and a re-trigger resolved it since"
+    assert ("resolved", ("since, by a re-trigger",)) in q.narrowed()
+    assert not RunsQuery.from_string("resolved=yes").resolved

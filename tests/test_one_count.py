@@ -42,18 +42,31 @@ def world(tmp_path_factory):
     store.close()
 
 
-def unresolved_ids(rows: list[dict]) -> set[str]:
+def latest_child(rows: list[dict]) -> dict[str, str]:
+    """Each re-triggered run's latest re-trigger's status."""
     latest: dict[str, tuple[datetime, str]] = {}
     for r in rows:
         if r["retrigger_of"] and (r["retrigger_of"] not in latest or r["started_at"] > latest[r["retrigger_of"]][0]):
             latest[r["retrigger_of"]] = (r["started_at"], r["status"])
+    return {run: status for run, (_, status) in latest.items()}
+
+
+def unresolved_ids(rows: list[dict]) -> set[str]:
+    latest = latest_child(rows)
     return {r["id"] for r in rows if r["status"] == "failed" and not r["retrigger_of"]
-            and latest.get(r["id"], (None, ""))[1] != "finished"}
+            and latest.get(r["id"]) != "finished"}
+
+
+def resolved_ids(rows: list[dict]) -> set[str]:
+    latest = latest_child(rows)
+    return {r["id"] for r in rows if r["status"] == "failed" and not r["retrigger_of"]
+            and latest.get(r["id"]) == "finished"}
 
 
 def by_hand(rows: list[dict], f: RunFilter) -> set[str]:
     """The runs a filter means, from the documented meaning of each field (README's URL contract)."""
     unresolved = unresolved_ids(rows) if f.unresolved else set()
+    resolved = resolved_ids(rows) if f.resolved else set()
 
     def keep(r: dict) -> bool:
         failed = r["status"] == "failed"
@@ -68,6 +81,7 @@ def by_hand(rows: list[dict], f: RunFilter) -> set[str]:
             not f.apps or (failed and r["failed_app"] in f.apps),
             not f.error or (failed and r["error_message"] is not None and pattern(r["error_message"]) == f.error),
             not f.originals or r["retrigger_of"] is None,
+            not f.resolved or r["id"] in resolved,
         ))
 
     return {r["id"] for r in rows if keep(r)}
@@ -91,10 +105,12 @@ def field_values(rows: list[dict]) -> dict[str, dict[str, object]]:
         "apps": {"apps": (top_app,)},
         "error": {"error": top_error},
         "originals": {"originals": True},
+        "resolved": {"resolved": True},
     }
 
 
-FIELDS = ["q", "statuses", "workflows", "start", "end", "unresolved", "kinds", "apps", "error", "originals"]
+FIELDS = ["q", "statuses", "workflows", "start", "end", "unresolved", "kinds", "apps", "error", "originals",
+          "resolved"]
 CASES = [(f,) for f in FIELDS] + list(itertools.combinations(FIELDS, 2))
 
 

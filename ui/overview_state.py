@@ -69,10 +69,11 @@ OVERVIEW_URL: UrlBinding[OverviewQuery] = UrlBinding(
 
 def runs_link(window: Window, start: datetime | None = None, end: datetime | None = None, *, utc: bool = False,
               statuses: tuple[str, ...] = (), workflows: tuple[str, ...] = (), unresolved: bool = False,
-              kinds: tuple[str, ...] = (), apps: tuple[str, ...] = (), error: str = "") -> dict[str, str | list[str]]:
+              kinds: tuple[str, ...] = (), apps: tuple[str, ...] = (), error: str = "",
+              resolved: bool = False) -> dict[str, str | list[str]]:
     """The Runs page's URL for what was clicked: the runs the Overview counted there. Originals only (as the
     Overview counts), within the range (the first and last buckets may reach outside it), of the range's
     workflows unless narrowed, in the same zone (the switch's utc)."""
     start, end = max(start or window.start, window.start), min(end or window.end, window.end)
     return runs_query(start, end, statuses=statuses, workflows=workflows or window.workflows, unresolved=unresolved,
-                      kinds=kinds, apps=apps, error=error, originals=True, utc=utc).link()
+                      kinds=kinds, apps=apps, error=error, resolved=resolved, originals=True, utc=utc).link()

@@ -24,7 +24,7 @@ def _to_widgets(q: RunsQuery) -> dict[str, Any]:
     return {"f_q": q.q, "f_status": list(q.statuses), "f_workflow": list(q.workflows), "f_range": q.range,
             "f_dates": days, "f_window": q.window, "f_page": q.page, "f_size": q.size, "f_oldest": q.oldest,
             "f_unresolved": q.unresolved, "f_kind": list(q.kinds), "f_app": list(q.apps),
-            "f_error": q.error, "f_originals": q.originals,
+            "f_error": q.error, "f_originals": q.originals, "f_resolved": q.resolved,
             # A link's utc=1 turns the one zone switch on; a link without it leaves the switch as it is (the
             # sidebar's Runs entry has no parameters), and the page's URL then says what the switch says.
             **({UTC_KEY: True} if q.utc else {})}
@@ -40,7 +40,8 @@ def _from_widgets(ss: WidgetValues) -> RunsQuery:
         days=(picked[0], picked[-1]) if picked else None, window=window,
         page=int(ss.get("f_page", 1)), size=int(ss.get("f_size", 50)), oldest=bool(ss.get("f_oldest")),
         utc=bool(ss.get(UTC_KEY)), unresolved=bool(ss.get("f_unresolved")), kinds=tuple(ss.get("f_kind", [])),
-        apps=tuple(ss.get("f_app", [])), error=str(ss.get("f_error", "")), originals=bool(ss.get("f_originals")))
+        apps=tuple(ss.get("f_app", [])), error=str(ss.get("f_error", "")), originals=bool(ss.get("f_originals")),
+        resolved=bool(ss.get("f_resolved")))
 
 
 RUNS_URL: UrlBinding[RunsQuery] = UrlBinding("_f_url", RunsQuery.parse, RunsQuery.params, _to_widgets, _from_widgets)
@@ -61,7 +62,7 @@ def clear_filters() -> None:
 
 def drop_narrowed() -> None:
     st.session_state["f_kind"], st.session_state["f_app"], st.session_state["f_error"] = [], [], ""
-    st.session_state["f_originals"] = False
+    st.session_state["f_originals"] = st.session_state["f_resolved"] = False
     filter_changed()
 
 

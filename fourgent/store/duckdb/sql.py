@@ -92,6 +92,8 @@ def run_where(f: RunFilter) -> tuple[str, list[Any]]:
         params.append(f.error)
     if f.originals:
         parts.append("retrigger_of IS NULL")
+    if f.resolved:
+        parts.append(f"status = 'failed' AND retrigger_of IS NULL AND id IN ({RESOLVED_SQL})")
     for column, values in (("error_kind", f.kinds), ("failed_app", f.apps)):
         if values:
             parts.append(f"status = 'failed' AND {column} IN (SELECT unnest(?::VARCHAR[]))")
