@@ -123,7 +123,9 @@ if run["retrigger_claim"]:
 
 # ---------------------------------------------------------------- re-trigger
 retrigger_outcome(run["id"])
-st.button("↻ Re-trigger this run", type="primary" if run["status"] == "failed" and not resolved else "secondary",
+# The primary action only where a replay can help: not once resolved, nor when its payload lacks a field.
+helps = run["status"] == "failed" and not resolved and detail.unfixable_field(found) is None
+st.button("↻ Re-trigger this run", type="primary" if helps else "secondary",
           help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER), disabled=not may(Action.RETRIGGER),
           on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
 retrigger_dialog_if_asked()

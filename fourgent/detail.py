@@ -88,6 +88,20 @@ def get(store: Store, run_id: str) -> RunDetail | None:
 _MISSING_FIELD = re.compile(MISSING_FIELD_PATTERN)
 
 
+def unfixable_field(detail: RunDetail) -> str | None:
+    """The required field a validation failure names and its payload still lacks: a re-trigger replays that
+    payload, so it would fail again (the bulk re-trigger leaves such runs out by the same rule)."""
+    run = detail.run
+    if run["status"] != "failed" or run["error_kind"] != "validation":
+        return None
+    match = _MISSING_FIELD.search(run["error_message"] or "")
+    if not match:
+        return None
+    payload = _load(run["trigger_payload"]) or {}
+    return match.group(1) if not (isinstance(payload, dict) and payload.get(match.group(1)) not in (None, "")) \
+        else None
+
+
 def next_step(detail: RunDetail) -> str | None:
     """For a failed run: what to fix before re-triggering, by error kind (plain text, never markup)."""
     run = detail.run

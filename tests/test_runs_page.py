@@ -421,3 +421,7 @@ def test_a_validation_failure_names_where_and_the_field_and_says_a_replay_would_
                       "edited payload is not available yet)."]
     now = detail("has_it_now")
     assert any(t.value.endswith("which its payload carries now. Re-trigger this run.") for t in now.text)
+    # Re-triggering is the primary action only where a replay can help.
+    button_type = {page: next(b for b in page.button if b.label == "↻ Re-trigger this run").proto.type
+                   for page in (at, now)}
+    assert (button_type[at], button_type[now]) == ("secondary", "primary")
