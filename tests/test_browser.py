@@ -357,6 +357,9 @@ def test_filter_and_count_labels_are_whole_at_common_widths(server, browser, wid
         chip = pg.locator('[data-testid="stMultiSelectTagsContainer"] [data-tag]').first  # "🔴 Failed ×"
         assert not chip.evaluate("t => [...t.querySelectorAll('*')].some(e => e.scrollWidth > e.clientWidth + 1)"), \
             f"the status chip is cut at {width} px"
+        grid = pg.locator('[data-testid="stDataFrame"] .dvn-scroller').first
+        assert grid.evaluate("g => g.scrollWidth <= g.clientWidth + 1"), f"the table scrolls sideways at {width} px"
+        assert grid.evaluate("g => g.scrollHeight <= g.clientHeight + 1"), "the table scrolls inside, not the page"
         shot(pg, f"runs-{width}")
     finally:
         context.close()
