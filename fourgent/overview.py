@@ -16,7 +16,8 @@ Two ways to the same figures: up to EXACT_MAX runs in a window (or a window of h
 read from the runs and is exact. Beyond that, the window's whole hours come from the per-hour rollups
 (fourgent/store/duckdb/rollup.py) and only its two partial hours from the runs: the counts stay exact, and
 durations' medians and percentiles are estimated from a histogram to within 0.5%. In a zone with a
-half-hour offset the hour rollups do not line up with its days, so every range is read from the runs.
+half-hour offset a local midnight cuts a UTC hour: those hours (`Window.cut_hours`) are read from the runs
+in quarter hours, every other hour from the rollups.
 """
 
 from __future__ import annotations
@@ -100,7 +101,20 @@ class Window:
     @property
     def whole_hours(self) -> bool:
         """Whether the zone's buckets are made of whole UTC hours, as the hour rollups are."""
-        return self.slots.size == HOUR_MS
+        # UTC without mapping its slots: the bulk count asks this of windows reaching from 1970 to 2999.
+        return self.zone == UTC_ZONE or self.slots.size == HOUR_MS
+
+    @cached_property
+    def cut_hours(self) -> list[int]:
+        """The UTC hours (epoch ms // HOUR_MS) a bucket boundary cuts: in a half-hour zone, the hour holding
+        each local midnight. Every other hour lies in one bucket, so its hour rollup rows can be used."""
+        if self.whole_hours:
+            return []
+        per_hour = HOUR_MS // self.slots.size
+        starts: dict[int, set[int]] = {}
+        for slot, start in zip(self.slots.slots, self.slots.starts, strict=True):
+            starts.setdefault(slot // per_hour, set()).add(start)
+        return sorted(hour for hour, seen in starts.items() if len(seen) > 1)
 
 
 def _bucket(local: datetime, bucket: str, tz: ZoneInfo) -> tuple[int, int]:

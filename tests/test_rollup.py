@@ -110,6 +110,8 @@ def test_a_crash_before_the_refresh_is_repaired_by_the_next_ingest(demo_store, t
     (3, (), "UTC"), (30, (), "UTC"), (59, (), "UTC"), (45, ("stripe-payment-xero-invoice",), "UTC"),
     # across the end of daylight saving (2026-10-25 in Paris, 2026-11-01 in New York): 25-hour days
     (40, (), "Europe/Paris"), (59, (), "America/New_York"), (20, (), "Pacific/Auckland"),
+    # half-hour and quarter-hour zones: the hours their midnights cut come from the runs
+    (30, (), "Asia/Kolkata"), (12, ("stripe-payment-xero-invoice",), "Asia/Kathmandu"),
 ])
 def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_store, days, workflows, zone):
     cur = demo_store.db.cursor()
@@ -130,12 +132,14 @@ def test_the_overview_reads_the_same_figures_from_rollups_as_from_the_runs(demo_
         assert a == pytest.approx(b, rel=0.005)
 
 
-def test_a_half_hour_zone_reads_the_runs_since_hour_rollups_do_not_fit_its_days(demo_store):
+def test_a_half_hour_zone_cuts_its_days_at_its_own_midnights_reading_those_hours_from_the_runs(demo_store):
     cur = demo_store.db.cursor()
     w = overview.Window(NOW - timedelta(days=30), NOW, (), "Asia/Kolkata")
     assert not w.whole_hours and w.slots.size == overview.QUARTER_MS
+    assert len(w.cut_hours) in (30, 31)  # one UTC hour per local midnight (18:30 UTC)
+    assert all(datetime.fromtimestamp(h * 3600, UTC).hour == 18 for h in w.cut_hours)
     view = overview_sql.overview_view(cur, w, exact_max=0)
-    assert not view.estimated
+    assert view.estimated  # the rolled path
     midnight = [b.astimezone(ZoneInfo("Asia/Kolkata")) for b in view.buckets["bucket"].unique().to_list()]
     assert midnight and all((t.hour, t.minute) == (0, 0) for t in midnight)
     assert view.now.runs == overview_sql.overview_view(cur, overview.Window(w.start, w.end)).now.runs

@@ -141,7 +141,7 @@ def query_suite(cur: duckdb.DuckDBPyConnection) -> dict[str, Callable[[duckdb.Du
         "Overview, 30 days, one workflow": lambda c: overview.overview_view(c, last_(timedelta(days=30), last, (wf,))),
         "Overview, 30 days, Europe/Paris (hour rollups)": lambda c: overview.overview_view(
             c, last_(timedelta(days=30), last, zone="Europe/Paris")),
-        "Overview, 30 days, Asia/Kolkata (+5:30: from the runs)": lambda c: overview.overview_view(
+        "Overview, 30 days, Asia/Kolkata (+5:30)": lambda c: overview.overview_view(
             c, last_(timedelta(days=30), last, zone="Asia/Kolkata")),
         "Workflows page": lambda c: health.workflow_health(c, last),
     }

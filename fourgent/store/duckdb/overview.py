@@ -3,9 +3,10 @@
 Runs are grouped by slot (a UTC hour, or a quarter hour in a half-hour zone) with integer arithmetic on
 epoch milliseconds, and the slots are joined to their buckets in the viewer's zone (`Window.slots`), so
 the database never converts time zones row by row. Up to EXACT_MAX runs in a window (or a window of
-hours, or a half-hour zone) every figure is read from the runs and is exact; beyond that the window's
-whole hours come from the per-hour rollups (rollup.py) and only its partial edge hours from the runs
-(counts exact, durations' quantiles within 0.5%). What the figures mean is fourgent/overview.py.
+hours) every figure is read from the runs and is exact; beyond that the window's whole hours come from
+the per-hour rollups (rollup.py) and only its partial edge hours (and, in a half-hour zone, the hours its
+midnights cut) from the runs (counts exact, durations' quantiles within 0.5%). What the figures mean is
+fourgent/overview.py.
 """
 
 from __future__ import annotations
@@ -105,8 +106,7 @@ def top_errors(cur: Cursor, w: Window, limit: int = 15) -> pl.DataFrame:
 
 def overview_view(cur: Cursor, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
     prev = w.previous()
-    if (w.bucket == "hour" or not w.whole_hours or not rollup.is_current(cur)
-            or _count(cur, w) <= exact_max):
+    if w.bucket == "hour" or not rollup.is_current(cur) or _count(cur, w) <= exact_max:
         facts, prev_facts = exact_facts(cur, w), exact_facts(cur, prev)
         (median, quantiles), (prev_median, _) = exact_quantiles(cur, w), exact_quantiles(cur, prev)
         estimated = False

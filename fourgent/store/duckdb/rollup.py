@@ -130,14 +130,29 @@ def window_parts(w: Window) -> tuple[dict[str, Any], str]:
 
 
 def window_facts_sql(w: Window) -> tuple[str, dict[str, Any]]:
-    """The window's facts per UTC hour (FACT_COLUMNS): whole hours from the rollups, the edges from the runs."""
+    """The window's facts per slot of `w.slots` (FACT_COLUMNS): whole hours from the rollups, the edges from
+    the runs. In a half-hour zone the slots are quarter hours: an hour row stands for its first quarter (all
+    four lie in one bucket), and the hours a local midnight cuts are read from the runs too."""
     params, only = window_parts(w)
+    if w.whole_hours:
+        return (f"""
+            SELECT hour AS slot, workflow_id, source, destination, status, error_kind, failed_app, retrigger, runs,
+                   unresolved, first_started, last_started
+            FROM fg.hour_runs WHERE hour >= $first AND hour < $last{only}
+            UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only, since="$s1")}
+            UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only, since="$s2")}""", params)
+    per_hour = HOUR_MS // w.slots.size
+    slot = slot_sql(w.slots.size)
+    params["cut"] = [h for h in w.cut_hours if params["first"] <= h < params["last"]]
+    cut = f"{HOUR_SQL} IN (SELECT unnest($cut::BIGINT[]))"
     return (f"""
-        SELECT hour AS slot, workflow_id, source, destination, status, error_kind, failed_app, retrigger, runs,
-               unresolved, first_started, last_started
-        FROM fg.hour_runs WHERE hour >= $first AND hour < $last{only}
-        UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only, since="$s1")}
-        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only, since="$s2")}""", params)
+        SELECT hour * {per_hour} AS slot, workflow_id, source, destination, status, error_kind, failed_app,
+               retrigger, runs, unresolved, first_started, last_started
+        FROM fg.hour_runs WHERE hour >= $first AND hour < $last
+          AND hour NOT IN (SELECT unnest($cut::BIGINT[])){only}
+        UNION ALL {facts_sql("started_at >= $e1 AND started_at < $s2 AND " + cut + only, slot, since="$e1")}
+        UNION ALL {facts_sql("started_at >= $s1 AND started_at < $e1" + only, slot, since="$s1")}
+        UNION ALL {facts_sql("started_at >= $s2 AND started_at < $e2" + only, slot, since="$s2")}""", params)
 
 
 def unresolved_sum(cur: Cursor, w: Window, kinds: tuple[str, ...] = (), apps: tuple[str, ...] = ()) -> int:
