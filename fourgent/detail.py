@@ -97,9 +97,9 @@ def unfixable_field(detail: RunDetail) -> str | None:
     match = _MISSING_FIELD.search(run["error_message"] or "")
     if not match:
         return None
-    payload = _load(run["trigger_payload"]) or {}
-    return match.group(1) if not (isinstance(payload, dict) and payload.get(match.group(1)) not in (None, "")) \
-        else None
+    payload = _load(run["trigger_payload"])
+    carried = isinstance(payload, dict) and payload.get(match.group(1)) not in (None, "")
+    return None if carried else match.group(1)
 
 
 def next_step(detail: RunDetail) -> str | None:
@@ -120,10 +120,9 @@ def next_step(detail: RunDetail) -> str | None:
         if not match:
             return (f"The run was refused{at}: a field of its payload is missing or wrong. A re-trigger replays "
                     f"the same payload, so fix the record in {source} and let {source} fire the workflow again.")
-        field = match.group(1)
-        payload = _load(run["trigger_payload"]) or {}
-        if isinstance(payload, dict) and payload.get(field) not in (None, ""):
-            return (f"The run was refused{at} for lacking “{field}”, which its payload carries now. "
+        field = unfixable_field(detail)
+        if field is None:
+            return (f"The run was refused{at} for lacking “{match.group(1)}”, which its payload carries now. "
                     "Re-trigger this run.")
         return (f"The run was refused{at}: its payload lacks the required field “{field}”. A re-trigger replays "
                 f"this same payload and would fail again. Fill in “{field}” in {source} and let {source} fire "

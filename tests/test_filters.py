@@ -154,17 +154,17 @@ def test_the_bulk_takes_the_unresolved_failures_among_the_filtered_runs() -> Non
         q="x", statuses=("failed",), unresolved=True)
 
 
-def test_originals_only_is_a_url_parameter_said_in_words_and_removable_like_the_other_narrowings() -> None:
-    q = RunsQuery.from_string("status=failed&originals=1")
-    assert q.originals and q.params()["originals"] == ["1"] and q.filter(datetime.now(UTC), ZoneInfo("UTC")).originals
-    assert q.describe() == "Failed runs where the run is not a re-trigger"
-    assert ("re-triggers", ("left out",)) in q.narrowed()
-    assert not RunsQuery.from_string("originals=0").originals
-
-
-def test_resolved_since_is_a_url_parameter_said_in_words_and_removable() -> None:
-    q = RunsQuery.from_string("status=failed&resolved=1&originals=1")
-    assert q.resolved and q.params()["resolved"] == ["1"] and q.filter(datetime.now(UTC), ZoneInfo("UTC")).resolved
-    assert q.describe() == "Failed runs where the run is not a re-trigger and a re-trigger resolved it since"
-    assert ("resolved", ("since, by a re-trigger",)) in q.narrowed()
-    assert not RunsQuery.from_string("resolved=yes").resolved
+@pytest.mark.parametrize("field, url, said, narrowed, not_it", [
+    ("originals", "status=failed&originals=1", "Failed runs where the run is not a re-trigger",
+     ("re-triggers", ("left out",)), "originals=0"),
+    ("resolved", "status=failed&resolved=1&originals=1",
+     "Failed runs where the run is not a re-trigger and a re-trigger resolved it since",
+     ("resolved", ("since, by a re-trigger",)), "resolved=yes"),
+])
+def test_originals_and_resolved_are_url_parameters_said_in_words_and_removable(field, url, said, narrowed, not_it):
+    q = RunsQuery.from_string(url)
+    assert getattr(q, field) and q.params()[field] == ["1"]
+    assert getattr(q.filter(datetime.now(UTC), ZoneInfo("UTC")), field)
+    assert q.describe() == said
+    assert narrowed in q.narrowed()
+    assert not getattr(RunsQuery.from_string(not_it), field)
