@@ -35,6 +35,10 @@ class Action(StrEnum):
     CONNECTION_REPLACE = "connection replaced"
     CONNECTION_TEST = "connection tested"
     DEMO_LOADED = "demo loaded"
+    CANCEL = "cancel"
+    CANCEL_BULK = "bulk cancel"
+    HANDLED = "marked handled"
+    UNHANDLED = "unmarked handled"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -48,6 +52,10 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.CONNECTION_REPLACE: Role.ADMIN,
     Action.CONNECTION_TEST: Role.ADMIN,
     Action.DEMO_LOADED: Role.ADMIN,
+    Action.CANCEL: Role.OPERATOR,
+    Action.CANCEL_BULK: Role.OPERATOR,
+    Action.HANDLED: Role.OPERATOR,
+    Action.UNHANDLED: Role.OPERATOR,
 }
 
 Via = Literal["web", "cli", "single-user"]

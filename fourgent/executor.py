@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -26,6 +26,8 @@ import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 from tenacity.stop import stop_base
 
+from .cancel import LIVE, CancelFlag, LiveRuns
+from .spec import CANCELLED_KIND
 from .workflows import RetryPolicy, Step, Workflow
 
 # How an HTTP answer is read (the How it works page shows these, so it cannot drift from them).
@@ -51,6 +53,11 @@ class _Unavailable(Exception):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class _Cancelled(Exception):
+    def __init__(self, who: str) -> None:
+        super().__init__(f"Cancelled by {who or 'someone unnamed'}")
 
 
 class _Failed(Exception):
@@ -128,20 +135,38 @@ def new_run_id() -> str:
 
 
 class Executor:
-    """Replays workflows; one httpx client (connection pooling) for all runs."""
+    """Replays workflows; one httpx client (connection pooling) for all runs.
+
+    `sleep`: how backoff and Retry-After waits pass; by default on the run's cancel flag, so a cancel lands at
+    once mid-wait. A given one (tests) is called, then the flag is checked."""
 
     def __init__(self, connections: Mapping[str, Connection], write: Callable[[dict], None], *,
-                 client: httpx.Client | None = None, sleep: Callable[[float], None] = time.sleep) -> None:
+                 client: httpx.Client | None = None, sleep: Callable[[float], None] | None = None,
+                 live: LiveRuns = LIVE) -> None:
         self.connections = connections
         self.write = write
         self.client = client or httpx.Client()
         self.sleep = sleep
+        self.live = live
 
     def run(self, wf: Workflow, payload: dict[str, Any], *, reference: str | None = None,
             retrigger_of: str | None = None, run_id: str | None = None,
-            extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """Execute `wf` with `payload`; every state change is written as a run-log line. Returns the last one."""
+            extra: Mapping[str, Any] | None = None, reuse: Sequence[Mapping[str, Any]] = (),
+            reused_from: str | None = None) -> dict[str, Any]:
+        """Execute `wf` with `payload`; every state change is written as a run-log line. Returns the last one.
+
+        `reuse`: recorded steps of `reused_from` (the first len(reuse) steps, finished, with their outputs),
+        taken as this run's own without calling their apps; execution starts at the step after them."""
         run_id = run_id or new_run_id()
+        flag = self.live.start(run_id)
+        try:
+            return self._run(wf, payload, reference, retrigger_of, run_id, extra, reuse, reused_from, flag)
+        finally:
+            self.live.end(run_id)
+
+    def _run(self, wf: Workflow, payload: dict[str, Any], reference: str | None, retrigger_of: str | None,
+             run_id: str, extra: Mapping[str, Any] | None, reuse: Sequence[Mapping[str, Any]],
+             reused_from: str | None, flag: CancelFlag) -> dict[str, Any]:
         started = _now()
         record: dict[str, Any] = {
             "id": run_id, "reference": reference,
@@ -154,8 +179,12 @@ class Executor:
         }
         if retrigger_of:
             record["retrigger_of"] = retrigger_of
+        if reuse:  # which steps were not called: the run's page shows them as reused
+            record["reused_steps"] = {"from": reused_from, "count": len(reuse)}
         record.update(extra or {})
         self._emit(record)
+        if flag.is_set():
+            return self._cancelled(record, flag, None)
         skip_field = wf.skip_if.get("field") if wf.skip_if else None
         skip_value = payload.get(skip_field) if skip_field is not None else None  # no field: no value
         if wf.skip_if and skip_value == wf.skip_if.get("equals"):
@@ -170,7 +199,15 @@ class Executor:
         deadline = time.monotonic() + wf.retry.deadline_s
         result = None
         for index, step in enumerate(wf.steps):
-            outcome = self._step(record, index, step, payload, wf.retry, deadline)
+            if index < len(reuse):
+                outcome = {"name": step.name, "app": step.app, "status": "finished",
+                           "attempts": reuse[index].get("attempts") or 1, "started_at": _now(),
+                           "input": reuse[index].get("input"), "output": reuse[index].get("output")}
+                outcome["finished_at"] = outcome["started_at"]
+            elif flag.is_set():
+                return self._cancelled(record, flag, index)
+            else:
+                outcome = self._step(record, index, step, payload, wf.retry, deadline, flag)
             record["steps"].append(outcome)
             self._emit(record)
             if outcome["status"] == "failed":
@@ -179,8 +216,24 @@ class Executor:
             result = outcome.get("output")
         return self._end(record, "finished", result=result)
 
+    def _cancelled(self, record: dict[str, Any], flag: CancelFlag, step: int | None) -> dict[str, Any]:
+        """Ended failed, kind cancelled: the product's five statuses stay as they are."""
+        return self._end(record, "failed", error={"message": str(_Cancelled(flag.who)), "step": step,
+                                                  "kind": CANCELLED_KIND})
+
+    def _pause(self, flag: CancelFlag) -> Callable[[float], None]:
+        """A wait between attempts that a cancel cuts short."""
+        def pause(seconds: float) -> None:
+            if self.sleep is None:
+                flag.wait(seconds)
+            else:
+                self.sleep(seconds)
+            if flag.is_set():
+                raise _Cancelled(flag.who)
+        return pause
+
     def _step(self, record: dict[str, Any], index: int, step: Step, payload: Mapping[str, Any],
-              policy: RetryPolicy, deadline: float) -> dict[str, Any]:
+              policy: RetryPolicy, deadline: float, flag: CancelFlag) -> dict[str, Any]:
         path, body = _fill_path(step.path, payload), _fill(step.body, payload)
         out: dict[str, Any] = {"name": step.name, "app": step.app, "status": "running", "attempts": 0,
                                "started_at": _now(), "input": {"method": step.method, "path": path, "body": body}}
@@ -196,6 +249,8 @@ class Executor:
         url = conn.base_url.rstrip("/") + path
 
         def call() -> Any:
+            if flag.is_set():  # no call made: not an attempt
+                raise _Cancelled(flag.who)
             remaining = deadline - time.monotonic()
             if remaining <= 0:  # no call made: not an attempt
                 raise _Failed("unavailable", f"The run's deadline of {policy.deadline_s:g} s passed after "
@@ -241,7 +296,8 @@ class Executor:
 
         retrying = Retrying(
             stop=stop_after_attempt(policy.attempts) | _PastDeadline(deadline),
-            wait=_wait(policy, deadline), retry=retry_if_exception_type(_Unavailable), reraise=True, sleep=self.sleep,
+            wait=_wait(policy, deadline), retry=retry_if_exception_type(_Unavailable), reraise=True,
+            sleep=self._pause(flag),
         )
         try:
             out["output"] = retrying(call)
@@ -249,6 +305,8 @@ class Executor:
         except _Unavailable as exc:
             out.update(status="failed", _kind="unavailable",
                        error=f"{exc} after {out['attempts']} attempt{'s' if out['attempts'] != 1 else ''}")
+        except _Cancelled as exc:
+            out.update(status="failed", _kind=CANCELLED_KIND, error=str(exc))
         except _Failed as exc:
             out.update(status="failed", _kind=exc.kind, error=str(exc))
             if exc.output is not None:

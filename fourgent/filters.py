@@ -15,7 +15,7 @@ from typing import ClassVar, Literal
 from urllib.parse import parse_qs, urlencode
 from zoneinfo import ZoneInfo
 
-from .spec import STATUSES
+from .spec import CANCELLED_KIND, STATUSES
 
 PAGE_SIZES: tuple[int, ...] = (25, 50, 100)
 DEFAULT_SIZE = 50
@@ -59,7 +59,8 @@ class RunFilter:
 
     @property
     def rollup_answerable(self) -> bool:
-        return self.set_fields() <= self.ROLLUP_FIELDS
+        # The rollups' unresolved count leaves cancelled runs out; a filter asking for them counts the runs.
+        return self.set_fields() <= self.ROLLUP_FIELDS and not (self.unresolved and CANCELLED_KIND in self.kinds)
 
     def bulk_selection(self) -> RunFilter | None:
         """What "re-trigger the failed runs matching these filters" takes: the unresolved failures among them

@@ -5,13 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from .executor import Executor, new_run_id
-from .store import Retrigger, Store
+from .replay import FromStep, from_failed_step, payload_diff
+from .store import RecordedRun, Retrigger, Store
 from .workflows import Workflow
 
 # What every confirmation says before a re-trigger (and the How it works page repeats).
@@ -62,20 +64,28 @@ class Retriggerer:
     def bulk(self, run_ids: Sequence[str], who: str, *, concurrency: int = 16,
              cancel: threading.Event | None = None,
              progress: Callable[[int, int], None] | None = None,
-             since: datetime | None = None) -> BulkResult:
-        """Re-trigger each run once with its original payload; at most `concurrency` at a time, stoppable.
+             since: datetime | None = None, payloads: Mapping[str, dict[str, Any]] | None = None,
+             from_step: bool = False) -> BulkResult:
+        """Re-trigger each run once with its own trigger payload; at most `concurrency` at a time, stoppable.
 
         `since`: when the user saw the runs (a confirmation opened); a run re-triggered after that,
         from another tab or by someone else, is refused rather than replayed twice.
+        `payloads`: an edited payload per run (an edited replay; the ledger keeps the diff).
+        `from_step`: each run re-runs from its failed step, the steps before reused (replay.from_failed_step).
         """
         started = time.perf_counter()
         result = BulkResult(requested=len(run_ids))
+        payloads = payloads or {}
         roots = self._roots(list(dict.fromkeys(run_ids)))
         claimed = self.store.claim(list(dict.fromkeys(roots.values())), CLAIM_MINUTES)
         planned: dict[str, Retrigger] = {}
         started_ids: set[str] = set()
         try:
-            originals = self.store.originals(sorted(claimed))
+            # The roots (lineage, workflow) and the runs asked for (the payload and steps they replay: an edited
+            # replay's own payload when it is re-triggered in turn).
+            originals = self.store.originals(sorted(claimed | set(run_ids)))
+            recorded = self.store.recorded_runs(list(dict.fromkeys(run_ids))) if from_step else {}
+            reruns: dict[str, FromStep] = {}
             meanwhile = self.store.retriggered_since(sorted(claimed), since) if since else {}
             stopped = self.store.paused()
             jobs = []
@@ -94,20 +104,32 @@ class Retriggerer:
                     result.refused[run_id] = f"workflow {originals[root][0]} is paused"
                 elif originals[root][0] not in self.definitions:
                     result.refused[run_id] = f"no definition for workflow {originals[root][0]}"
+                elif from_step and isinstance(rerun := self._from_step(recorded.get(run_id), originals[root][0]),
+                                              str):
+                    result.refused[run_id] = rerun
                 else:
+                    if from_step and isinstance(rerun, FromStep):
+                        reruns[run_id] = rerun
                     taken[root] = run_id
                     jobs.append(run_id)
             done = 0
             at = datetime.now(UTC)
             extra = {"retriggered_by": who, "retriggered_at": at.isoformat().replace("+00:00", "Z")}
             # Recorded before any run starts: the store reads a line's lineage only when it is one of these.
-            planned = {run_id: Retrigger(new_run_id(), roots[run_id], who, at) for run_id in jobs}
+            planned = {run_id: self._planned(run_id, roots[run_id], who, at, originals, payloads, reruns)
+                       for run_id in jobs}
             self.store.record_retriggers(list(planned.values()))
 
             def replay(run_id: str) -> dict:
-                workflow_id, reference, payload = originals[roots[run_id]]
-                return self.executor.run(self.definitions[workflow_id], payload, reference=reference,
-                                         retrigger_of=roots[run_id], run_id=planned[run_id].run_id, extra=extra)
+                workflow_id, reference, _ = originals[roots[run_id]]
+                payload = payloads.get(run_id, originals.get(run_id, originals[roots[run_id]])[2])
+                rerun = reruns.get(run_id)
+                mode = planned[run_id].mode
+                said = extra if mode == "replay" else {**extra, "retrigger_mode": mode}  # the line's word only
+                return self.executor.run(
+                    self.definitions[workflow_id], payload, reference=reference, retrigger_of=roots[run_id],
+                    run_id=planned[run_id].run_id, extra=said,
+                    reuse=rerun.reuse if rerun else (), reused_from=run_id if rerun else None)
 
             with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fourgent-retrigger") as pool:
                 pending: dict[Future, str] = {}
@@ -137,6 +159,25 @@ class Retriggerer:
             self.store.release(sorted(claimed))
         result.seconds = time.perf_counter() - started
         return result
+
+
+    def _from_step(self, recorded: RecordedRun | None, workflow_id: str) -> FromStep | str:
+        if recorded is None:
+            return "no such run"
+        return from_failed_step(recorded.status, recorded.error_step, recorded.steps, self.definitions.get(workflow_id))
+
+    @staticmethod
+    def _planned(run_id: str, root: str, who: str, at: datetime,
+                 originals: Mapping[str, tuple[str, str | None, dict[str, Any]]],
+                 payloads: Mapping[str, dict[str, Any]], reruns: Mapping[str, FromStep]) -> Retrigger:
+        """The ledger's row for one re-trigger: how it was made, and an edit's diff against the run's payload."""
+        if run_id in payloads:
+            before = originals.get(run_id, originals[root])[2]
+            return Retrigger(new_run_id(), root, who, at, mode="edited",
+                             payload_diff=payload_diff(before, payloads[run_id]))
+        if run_id in reruns:
+            return Retrigger(new_run_id(), root, who, at, mode="from step", from_step=reruns[run_id].step + 1)
+        return Retrigger(new_run_id(), root, who, at)
 
 
 class BulkJob:

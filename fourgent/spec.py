@@ -3,7 +3,9 @@
 from typing import Final
 
 STATUSES: Final = ("finished", "failed", "running", "pending", "skipped")
-ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic")
+ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic", "cancelled")
+# A run someone stopped on purpose: it ends failed with this kind, yet it is no failure to fix or replay.
+CANCELLED_KIND: Final = "cancelled"
 ENDED_STATUSES: Final = ("finished", "failed", "skipped")  # a run in one of these has ended; failure rates count them
 
 STATUS_MEANINGS: Final = {
@@ -19,6 +21,8 @@ ERROR_KIND_MEANINGS: Final = {
     "unavailable": "The app was down, overloaded or slow (HTTP 429, 5xx, timeout, refused connection); "
                    "retried with backoff before the run fails.",
     "logic": "Any other unexpected answer (e.g. HTTP 400, 404, 422): an edge case the workflow does not handle.",
+    "cancelled": "Someone cancelled the run while it was pending or running (\"Cancelled by <who>\"). Not an "
+                 "unresolved failure, and left out of bulk re-triggers unless a filter asks for this kind.",
 }
 
 # Top-level fields the spec names; anything else on a line is kept as `extra`.

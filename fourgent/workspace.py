@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -24,6 +25,7 @@ from .connections import Connections, ConnectionState
 from .executor import AUTH_STATUSES, Executor, log_writer
 from .filters import RunFilter
 from .logfiles import IngestReport, discover
+from .replay import payload_diff
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
 from .store import Store, open_store
@@ -163,14 +165,20 @@ SINGLE_RUNS_LISTED = 20  # an audit entry names the runs of a re-trigger up to t
 def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filter: str | None = None,
               concurrency: int = 16, cancel: threading.Event | None = None,
               progress: Callable[[int, int], None] | None = None, since: datetime | None = None,
-              client: httpx.Client | None = None) -> BulkResult:
+              client: httpx.Client | None = None, payload: dict[str, Any] | None = None,
+              from_step: bool = False) -> BulkResult:
     """Re-trigger runs as `actor` (an operator's action), note which apps answered or refused their
     credential, then read the new runs. `bulk_filter`: the Runs page link a bulk re-trigger took its runs
-    from, recorded in the audit with the count."""
+    from, recorded in the audit with the count. `payload`: one run replayed with this edited payload (checked
+    by replay.parse_payload first); `from_step`: each run re-run from its failed step."""
+    if payload is not None and len(run_ids) != 1:
+        raise ValueError("An edited payload replays one run")
 
     def do() -> BulkResult:
         result = retriggerer(ws, client).bulk(run_ids, actor.who, concurrency=concurrency, cancel=cancel,
-                                              progress=progress, since=since)
+                                              progress=progress, since=since,
+                                              payloads={run_ids[0]: payload} if payload is not None else None,
+                                              from_step=from_step)
         connections(ws).record(ok=result.apps_ok, refused=result.apps_refused)
         ws.ingest_logs()
         return result
@@ -181,6 +189,12 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
         detail["filter"] = bulk_filter
     if len(run_ids) <= SINGLE_RUNS_LISTED:
         detail["runs"] = list(run_ids)
+    if payload is not None:  # which fields changed, not their values: the ledger keeps the diff beside the run
+        detail["mode"] = "edited"
+        detail["changed"] = [c["path"] for c in payload_diff(ws.store.originals(run_ids).get(
+            run_ids[0], ("", None, {}))[2], payload)][:SINGLE_RUNS_LISTED]
+    elif from_step:
+        detail["mode"] = "from step"
     return perform(ws.store, actor, Action.RETRIGGER_BULK if bulk else Action.RETRIGGER,
                    bulk_filter if bulk else ", ".join(run_ids[:3]), do, detail=detail,
                    outcome=lambda r: {"outcomes": dict(r.outcomes), "refused": len(r.refused),

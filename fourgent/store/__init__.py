@@ -21,11 +21,21 @@ from ..filters import RunFilter
 from ..logfiles import IngestReport
 from ..overview import UTC_ZONE, OverviewView, Window
 from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
-from .records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
+from .records import (
+    AuditEntry,
+    Comment,
+    ConnectionRow,
+    Handled,
+    RecordedRun,
+    Retrigger,
+    RunRecord,
+    RunsView,
+    SqlResult,
+)
 
-__all__ = ["AdhocSQL", "AuditEntry", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
-           "QueryFailed", "QueryRefused", "QueryStopped", "Retrigger", "RunNotFound", "RunRecord", "RunsReader",
-           "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
+__all__ = ["AdhocSQL", "AuditEntry", "Comment", "ConnectionRow", "Handled", "Ledger", "LogSink", "OverviewReader",
+           "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "RecordedRun", "Retrigger", "RunNotFound",
+           "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
 
 Order = Literal["newest", "oldest"]
 
@@ -81,6 +91,12 @@ class Ledger(Protocol):
     def retriggered_since(self, run_ids: Sequence[str], since: datetime) -> dict[str, str]: ...
     def record_retriggers(self, retriggers: Sequence[Retrigger]) -> None: ...
     def forget_retriggers(self, run_ids: Sequence[str]) -> None: ...
+    def recorded_runs(self, run_ids: Sequence[str]) -> dict[str, RecordedRun]: ...
+    def mark_handled(self, run_ids: Sequence[str], by: str, reason: str) -> list[str]:
+        """Only failed runs not marked already; returns those marked."""
+        ...
+    def unmark_handled(self, run_ids: Sequence[str]) -> list[str]: ...
+    def handled(self, run_ids: Sequence[str]) -> dict[str, Handled]: ...
     def record_audit(self, entry: AuditEntry) -> None: ...
     def audit_entries(self, *, actor: str = "", action: str = "", outcome: str = "",
                       since: datetime | None = None, limit: int = 1000) -> list[AuditEntry]: ...

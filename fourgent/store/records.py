@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,12 +32,39 @@ class ConnectionRow:
 
 @dataclass(frozen=True)
 class Retrigger:
-    """A re-trigger Fourgent starts: the new run's ID, the original it replays, who asked and when."""
+    """A re-trigger Fourgent starts: the new run's ID, the original it replays, who asked and when; and how:
+    a replay of the payload, an edited one (with what changed), or from a step (1-based)."""
 
     run_id: str
     retrigger_of: str
     by: str
     at: datetime
+    mode: str = "replay"  # replay, edited, from step (RETRIGGER_MODES)
+    from_step: int | None = None
+    payload_diff: list[dict[str, Any]] | None = None
+
+
+RETRIGGER_MODES = ("replay", "edited", "from step")
+
+
+@dataclass(frozen=True)
+class Handled:
+    """A failure marked handled without a replay: by whom, when and why."""
+
+    run_id: str
+    by: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """What a re-run from a step needs of a run: its status, the step it failed at and its steps as recorded
+    (name, app, status, attempts, input, output: JSON values parsed)."""
+
+    status: str
+    error_step: int | None
+    steps: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -80,6 +107,7 @@ class RunsView:
     retriggers: dict[str, str]  # run on the page -> status of its latest re-trigger
     rejected_lines: int
     store_runs: int  # runs in the store at all (for the empty state)
+    marks: dict[str, str] = field(default_factory=dict)  # run on the page -> "handled", "edited", "from step N"
 
 
 @dataclass

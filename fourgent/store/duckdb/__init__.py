@@ -14,7 +14,17 @@ from ... import overview as domain_overview
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import UTC_ZONE, OverviewView, Window
-from ..records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
+from ..records import (
+    AuditEntry,
+    Comment,
+    ConnectionRow,
+    Handled,
+    RecordedRun,
+    Retrigger,
+    RunRecord,
+    RunsView,
+    SqlResult,
+)
 from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
 from .database import Database
 from .examples import EXAMPLES
@@ -146,6 +156,18 @@ class DuckDBStore:
 
     def forget_retriggers(self, run_ids: Sequence[str]) -> None:
         self._ledger.forget_retriggers(run_ids)
+
+    def recorded_runs(self, run_ids: Sequence[str]) -> dict[str, RecordedRun]:
+        return self._ledger.recorded_runs(run_ids)
+
+    def mark_handled(self, run_ids: Sequence[str], by: str, reason: str) -> list[str]:
+        return self._ledger.mark_handled(run_ids, by, reason)
+
+    def unmark_handled(self, run_ids: Sequence[str]) -> list[str]:
+        return self._ledger.unmark_handled(run_ids)
+
+    def handled(self, run_ids: Sequence[str]) -> dict[str, Handled]:
+        return self._ledger.handled(run_ids)
 
     def record_audit(self, entry: AuditEntry) -> None:
         self._ledger.record_audit(entry)

@@ -35,7 +35,7 @@ FROM runs
 WHERE status = 'failed'
 GROUP BY ALL
 ORDER BY failures DESC""",
-    "Unresolved failures (no finished re-trigger since)": """WITH latest AS (
+    "Unresolved failures (not resolved by a re-trigger, handled or cancelled)": """WITH latest AS (
     SELECT retrigger_of, arg_max(status, started_at) AS latest_status
     FROM runs WHERE retrigger_of IS NOT NULL GROUP BY retrigger_of
 )
@@ -44,6 +44,8 @@ SELECT r.id, r.reference, r.workflow, r.started_at, r.error_kind, r.error_messag
 FROM runs r LEFT JOIN latest l ON l.retrigger_of = r.id
 WHERE r.status = 'failed' AND r.retrigger_of IS NULL
   AND coalesce(l.latest_status, '') <> 'finished'
+  AND coalesce(r.error_kind, '') <> 'cancelled'
+  AND r.id NOT IN (SELECT run_id FROM handled)
 ORDER BY r.started_at DESC""",
     "Runs per hour, last 48 hours": """SELECT to_timestamp(epoch_ms(started_at) // 3600000 * 3600) AS hour, status, count(*) AS runs
 FROM runs

@@ -8,9 +8,9 @@ from datetime import datetime
 from typing import Any
 
 from ..errors import RunNotFound
-from ..records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord
-from . import snapshot
-from .database import Database
+from ..records import AuditEntry, Comment, ConnectionRow, Handled, RecordedRun, Retrigger, RunRecord
+from . import rollup, snapshot
+from .database import Cursor, Database
 from .sql import DAY_SQL
 
 DETAIL_COLUMNS = ("id, reference, workflow_id, workflow, source, destination, source_app, destination_app, status, "
@@ -99,8 +99,12 @@ class Ledger:
         if not retriggers:
             return
         with self.db.transaction() as cur:
-            cur.executemany("INSERT INTO fg.retriggers VALUES (?, ?, ?, ?)",
-                            [[r.run_id, r.retrigger_of, r.by, r.at] for r in retriggers])
+            cur.executemany(
+                "INSERT INTO fg.retriggers (run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, "
+                "payload_diff) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [[r.run_id, r.retrigger_of, r.by, r.at, r.mode, r.from_step,
+                  json.dumps(r.payload_diff, ensure_ascii=False) if r.payload_diff is not None else None]
+                 for r in retriggers])
             cur.execute(f"""INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs
                             WHERE id IN (SELECT unnest(?::VARCHAR[]))""", [[r.retrigger_of for r in retriggers]])
             snapshot.write_view(cur, self.db.snapshot_dir, "retriggers")
@@ -113,6 +117,52 @@ class Ledger:
             cur.execute("DELETE FROM fg.retriggers WHERE run_id IN (SELECT unnest(?::VARCHAR[])) "
                         "AND run_id NOT IN (SELECT id FROM fg.runs)", [list(run_ids)])
             snapshot.write_view(cur, self.db.snapshot_dir, "retriggers")
+
+    # ------------------------------------------------------------ handled without a replay
+
+    def mark_handled(self, run_ids: Sequence[str], by: str, reason: str) -> list[str]:
+        """Mark these runs handled (only failed ones, not marked already); returns those marked."""
+        with self.db.transaction() as cur:
+            marked = [r[0] for r in cur.execute(
+                "INSERT INTO fg.handled SELECT id, ?, now(), ? FROM fg.runs "
+                "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = 'failed' "
+                "ON CONFLICT DO NOTHING RETURNING run_id", [by, reason, list(run_ids)]).fetchall()]
+            self._handled_changed(cur, marked)
+        self._refresh_rollups()
+        return marked
+
+    def unmark_handled(self, run_ids: Sequence[str]) -> list[str]:
+        with self.db.transaction() as cur:
+            unmarked = [r[0] for r in cur.execute(
+                "DELETE FROM fg.handled WHERE run_id IN (SELECT unnest(?::VARCHAR[])) RETURNING run_id",
+                [list(run_ids)]).fetchall()]
+            self._handled_changed(cur, unmarked)
+        self._refresh_rollups()
+        return unmarked
+
+    def _handled_changed(self, cur: Cursor, run_ids: list[str]) -> None:
+        if run_ids:  # the rollups' unresolved counts of their days change
+            rollup.mark_runs(cur, run_ids)
+        snapshot.write_view(cur, self.db.snapshot_dir, "handled")
+
+    def _refresh_rollups(self) -> None:
+        with self.db.write_lock:
+            rollup.refresh(self.db.cursor())
+
+    def handled(self, run_ids: Sequence[str]) -> dict[str, Handled]:
+        rows = self.db.cursor().execute(
+            "SELECT run_id, handled_by, handled_at, reason FROM fg.handled "
+            "WHERE run_id IN (SELECT unnest(?::VARCHAR[]))",
+            [list(run_ids)]).fetchall()
+        return {r[0]: Handled(*r) for r in rows}
+
+    def recorded_runs(self, run_ids: Sequence[str]) -> dict[str, RecordedRun]:
+        """Each run's status, failed step and recorded steps: what a re-run from a step reuses (one query)."""
+        rows = self.db.cursor().execute(
+            "SELECT id, status, error_step, to_json([{'name': s.name, 'app': s.app, 'status': s.status, "
+            "'attempts': s.attempts, 'input': s.input, 'output': s.output} FOR s IN steps]) "
+            "FROM fg.runs WHERE id IN (SELECT unnest(?::VARCHAR[]))", [list(run_ids)]).fetchall()
+        return {r[0]: RecordedRun(r[1], r[2], json.loads(r[3]) if r[3] else []) for r in rows}
 
     # ------------------------------------------------------------ one run in full
 
@@ -130,16 +180,20 @@ class Ledger:
         parent = None
         if run["retrigger_of"]:
             found_parent = cur.execute(
-                "SELECT p.id, p.status, p.started_at, t.retriggered_by, t.retriggered_at FROM fg.retriggers t "
+                "SELECT p.id, p.status, p.started_at, t.retriggered_by, t.retriggered_at, t.mode, t.from_step, "
+                "t.payload_diff FROM fg.retriggers t "
                 "LEFT JOIN runs p ON p.id = t.retrigger_of WHERE t.run_id = ?", [run_id]).fetchall()
-            by, at = found_parent[0][3:] if found_parent else (None, None)
-            parent = {"id": run["retrigger_of"], "status": None, "started_at": None, "by": by, "at": at}
+            by, at, mode, from_step, diff = found_parent[0][3:] if found_parent else (None, None, None, None, None)
+            parent = {"id": run["retrigger_of"], "status": None, "started_at": None, "by": by, "at": at,
+                      "mode": mode or "replay", "from_step": from_step,
+                      "payload_diff": json.loads(diff) if diff else None}
             if found_parent and found_parent[0][0] is not None:
                 parent.update(status=found_parent[0][1], started_at=found_parent[0][2])
         # The lineage people see is the one Fourgent recorded: who asked, from the ledger, not from a line.
         children = [
-            dict(zip(("id", "status", "started_at", "by"), r, strict=True))
-            for r in cur.execute("SELECT c.id, c.status, c.started_at, t.retriggered_by FROM runs c "
+            dict(zip(("id", "status", "started_at", "by", "mode", "from_step"), r, strict=True))
+            for r in cur.execute("SELECT c.id, c.status, c.started_at, t.retriggered_by, t.mode, t.from_step "
+                                 "FROM runs c "
                                  "JOIN fg.retriggers t ON t.run_id = c.id "
                                  "WHERE c.retrigger_of = ? ORDER BY c.started_at", [run_id]).fetchall()
         ]

@@ -21,7 +21,7 @@ from typing import Any
 from ...overview import HOUR_MS, Histograms, Window
 from ...quantiles import BUCKETS_PER_E
 from .database import Cursor, in_transaction
-from .sql import DAY_MS, DAY_SQL, DURATION_SQL, ENDED_SQL, resolved_sql
+from .sql import DAY_MS, DAY_SQL, DURATION_SQL, ENDED_SQL, NOT_SETTLED_SQL, resolved_sql
 
 BUCKET_SQL = (f"CASE WHEN {DURATION_SQL} <= 0 THEN 0 "
               f"ELSE 1 + floor(ln({DURATION_SQL}) * {BUCKETS_PER_E})::INTEGER END")
@@ -45,7 +45,7 @@ def facts_sql(where: str, slot: str = HOUR_SQL, source: str = "fg.runs", since: 
            status, CASE WHEN status = 'failed' THEN error_kind END AS error_kind, failed_app,
            retrigger_of IS NOT NULL AS retrigger,
            count(*) AS runs,
-           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL
+           count(*) FILTER (status = 'failed' AND retrigger_of IS NULL AND {NOT_SETTLED_SQL}
                             AND id NOT IN ({resolved_sql(source, since, failed)})) AS unresolved,
            min(started_at) AS first_started, max(started_at) AS last_started
     FROM {source} WHERE {where}
@@ -75,6 +75,12 @@ WHERE id IN (SELECT retrigger_of FROM fg.runs WHERE seq >= $base AND retrigger_o
 def mark_batch(cur: Cursor, base: int) -> None:
     """Inside a batch's transaction: the days its new rows (and the originals they re-trigger) fall on."""
     cur.execute(MARK_BATCH_SQL, {"base": base})
+
+
+def mark_runs(cur: Cursor, run_ids: list[str]) -> None:
+    """Inside the transaction that changes what they count as (handled or not): the days of these runs."""
+    cur.execute(f"INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs "
+                "WHERE id IN (SELECT unnest(?::VARCHAR[]))", [run_ids])
 
 
 def mark_rows(cur: Cursor, rows_sql: str) -> None:

@@ -77,6 +77,18 @@ def latest_retriggers(cur: Cursor, ids: Sequence[str]) -> dict[str, str]:
     return dict(rows)
 
 
+def marks(cur: Cursor, ids: Sequence[str]) -> dict[str, str]:
+    """For a page of runs: "handled" for a failure marked so, and how a re-trigger among them was made when not
+    a plain replay ("edited", "from step N"). One query."""
+    if not ids:
+        return {}
+    return dict(cur.execute(
+        "SELECT run_id, 'handled' FROM fg.handled WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) "
+        "UNION ALL SELECT run_id, CASE WHEN mode = 'from step' THEN 'from step ' || from_step ELSE mode END "
+        "FROM fg.retriggers WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) AND mode <> 'replay'",
+        {"ids": list(ids)}).fetchall())
+
+
 def comment_counts(cur: Cursor, ids: Sequence[str]) -> dict[str, int]:
     """Comment counts for a page of runs, in one query."""
     if not ids:
@@ -152,7 +164,7 @@ def runs_view(cur: Cursor, f: RunFilter, *, number: int = 1, size: int = 50,
         "SELECT (SELECT count(*) FROM fg.rejects) + coalesce((SELECT sum(rejects_not_kept) FROM fg.files), 0)"
         f"::BIGINT, (SELECT count(*) FROM {RUN_ROWS})").fetchall()[0]
     return RunsView(rows, total, by_status, exact, comment_counts(cur, ids), latest_retriggers(cur, ids),
-                    rejected_lines, store_runs)
+                    rejected_lines, store_runs, marks(cur, ids))
 
 
 # Columns an export may ask for beyond the view's: the status of a run's latest re-trigger.

@@ -195,6 +195,24 @@ CREATE TABLE IF NOT EXISTS fg.hour_durations (  -- of originals only
 INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs;
 """
 
+_V10_OPERATOR_ACTIONS = f"""
+-- What kind of re-trigger Fourgent started: a plain replay, one with an edited payload (and its diff), or a
+-- re-run from a step (the steps before it reused from the original's recorded outputs).
+ALTER TABLE fg.retriggers ADD COLUMN IF NOT EXISTS mode VARCHAR DEFAULT 'replay';  -- replay, edited, from step
+ALTER TABLE fg.retriggers ADD COLUMN IF NOT EXISTS from_step INTEGER;  -- 1-based, for a re-run from a step
+ALTER TABLE fg.retriggers ADD COLUMN IF NOT EXISTS payload_diff JSON;  -- [{{path, before, after}}] of an edit
+-- Failures someone marked handled without a replay (a duplicate, a test record, fixed by hand): they keep their
+-- status, leave the unresolved ones, and can be unmarked (the row is deleted; the audit keeps both acts).
+CREATE TABLE IF NOT EXISTS fg.handled (
+    run_id     VARCHAR PRIMARY KEY,
+    handled_by VARCHAR NOT NULL,
+    handled_at TIMESTAMPTZ NOT NULL,
+    reason     VARCHAR NOT NULL
+);
+-- Unresolved counts in the rollups leave cancelled runs out from now on.
+INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs WHERE error_kind = 'cancelled';
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -206,6 +224,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (7, _V7_LINEAGE),
     (8, _V8_AUDIT),
     (9, _V9_HOUR_ROLLUPS),
+    (10, _V10_OPERATOR_ACTIONS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -242,10 +261,13 @@ CREATE OR REPLACE VIEW main.comments AS
 SELECT run_id, author, body, created_at FROM fg.comments;
 
 CREATE OR REPLACE VIEW main.retriggers AS
-SELECT run_id, retrigger_of, retriggered_by, retriggered_at FROM fg.retriggers;
+SELECT run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, payload_diff FROM fg.retriggers;
+
+CREATE OR REPLACE VIEW main.handled AS
+SELECT run_id, handled_by, handled_at, reason FROM fg.handled;
 
 CREATE OR REPLACE VIEW main.audit AS
 SELECT entry, acted_at, actor, role, via, action, target, detail, outcome, message FROM fg.audit;
 """
 
-SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "audit")
+SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit")

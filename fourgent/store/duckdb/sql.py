@@ -7,7 +7,7 @@ from typing import Any
 
 from ...filters import RunFilter
 from ...overview import DAY_MS
-from ...spec import ENDED_STATUSES, MISSING_FIELD_PATTERN, STATUSES
+from ...spec import CANCELLED_KIND, ENDED_STATUSES, MISSING_FIELD_PATTERN, STATUSES
 
 __all__ = ["DAY_MS"]
 
@@ -56,7 +56,20 @@ def resolved_sql(source: str, since: str = "", among: str = "") -> str:
 
 
 RESOLVED_SQL = resolved_sql(RUN_ROWS)
-UNRESOLVED_WHERE = f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({RESOLVED_SQL})"
+# Failures that need nothing more from anyone without a replay: marked handled (a small table), or cancelled on
+# purpose. Neither is unresolved; a filter that asks for kind `cancelled` sees cancelled runs as unresolved again,
+# so they can be re-triggered deliberately.
+HANDLED_SQL = "SELECT run_id FROM fg.handled"
+NOT_SETTLED_SQL = f"id NOT IN ({HANDLED_SQL}) AND coalesce(error_kind, '') <> '{CANCELLED_KIND}'"
+
+
+def unresolved_where(with_cancelled: bool = False) -> str:
+    """A predicate on a row of fg.runs / fg.run_rows: an unresolved failure (with cancelled ones, when asked)."""
+    settled = f"id NOT IN ({HANDLED_SQL})" if with_cancelled else NOT_SETTLED_SQL
+    return f"status = 'failed' AND retrigger_of IS NULL AND {settled} AND id NOT IN ({RESOLVED_SQL})"
+
+
+UNRESOLVED_WHERE = unresolved_where()
 UNRESOLVED_SQL = f"SELECT id FROM fg.runs WHERE {UNRESOLVED_WHERE}"
 
 
@@ -84,7 +97,7 @@ def run_where(f: RunFilter) -> tuple[str, list[Any]]:
         parts.append("started_at < ?")
         params.append(f.end)
     if f.unresolved:
-        parts.append(f"({UNRESOLVED_WHERE})")
+        parts.append(f"({unresolved_where(with_cancelled=CANCELLED_KIND in f.kinds)})")
     if f.error:
         # The pattern is worked out once per distinct message, not once per failed run.
         parts.append(f"status = 'failed' AND error_message IN (SELECT error_message FROM (SELECT DISTINCT "

@@ -119,6 +119,7 @@ def views_sql(folder: Path) -> str:
     CREATE VIEW rejected_lines AS SELECT * FROM read_parquet('{q}/{snapshot.REJECTED}');
     CREATE VIEW comments AS SELECT * FROM read_parquet('{q}/{snapshot.COMMENTS}');
     CREATE VIEW retriggers AS SELECT * FROM read_parquet('{q}/{snapshot.RETRIGGERS}');
+    CREATE VIEW handled AS SELECT * FROM read_parquet('{q}/{snapshot.HANDLED}');
     CREATE VIEW audit AS SELECT * FROM read_parquet('{q}/{snapshot.AUDIT}');
     """
 
