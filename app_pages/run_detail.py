@@ -8,10 +8,10 @@ import json
 import plotly.graph_objects as go
 import streamlit as st
 
-from fourgent import comments, detail, display
+from fourgent import comments, detail, display, handled
 from fourgent.access import Action, Forbidden
 from fourgent.spec import ERROR_KINDS
-from ui import pages
+from ui import actions, pages
 from ui.auth import actor, may, needs
 from ui.dialogs import CAVEAT, ask_retrigger, retrigger_dialog_if_asked, retrigger_outcome
 from ui.text import literal
@@ -43,10 +43,17 @@ st.page_link(pages.RUNS, label="Workflow Runs", icon=":material/arrow_back:",
 st.title("Run details")
 latest = found.retriggered_as[-1] if found.retriggered_as else None
 resolved = run["status"] == "failed" and latest is not None and latest["status"] == "finished"
+mark = handled.of(ws.store, run_id) if run["status"] == "failed" else None
 if resolved and latest:  # what matters first: this failure needs nothing more
     by = f" (re-triggered by {literal(latest['by'])})" if latest["by"] else ""
     st.success(f"Resolved by {literal(latest['id'])}{by} at {display.local_time(latest['started_at'], tz)}: "
                "its replay finished. Nothing more to do for this run.", icon="✅")
+elif mark:
+    st.success(f"Handled by {literal(mark.by)} at {display.local_time(mark.at, tz)}, without a replay. "
+               "Nothing more to do for this run. Why:", icon="✋")
+    st.text(mark.reason)
+elif run["error_kind"] == "cancelled":
+    st.info("Cancelled on purpose: not an unresolved failure. Re-trigger it if it should run after all.", icon="⏹")
 
 # ---------------------------------------------------------------- header
 with st.container(border=True):
@@ -85,7 +92,7 @@ if run["status"] == "failed":
             st.text(f"{step['name']}" + (f" ({step['app']})" if step["app"] else "")
                     + f" · {step['attempts']} attempt{'s' if step['attempts'] != 1 else ''}")
         st.code(display.visible(run["error_message"] or ""), language=None, wrap_lines=True)
-        if not resolved:
+        if not resolved and not mark and run["error_kind"] != "cancelled":
             st.caption("What to do next")
             st.text(detail.next_step(found))
         if run["error_kind"] == "auth":
@@ -101,19 +108,28 @@ if found.retriggered_from or found.retriggered_as:
         st.caption("Lineage")
         if found.retriggered_from:
             parent = found.retriggered_from
-            st.page_link(pages.RUN, label=f"Re-triggered from {literal(parent['id'])}", icon="↩️",
+            mode = parent.get("mode") or "replay"
+            how = ("Re-triggered from" if mode == "replay" else "Edited replay of" if mode == "edited"
+                   else f"Re-run from step {parent.get('from_step')} of")
+            st.page_link(pages.RUN, label=f"{how} {literal(parent['id'])}", icon="↩️",
                          query_params={"id": parent["id"]})
             original = display.status_label(parent["status"]) if parent["status"] else "not in the store"
             st.text(f"Original run: {original}")
             if parent["by"] or parent["at"]:
                 st.text(f"Re-triggered by {parent['by'] or 'someone unnamed'} at "
                         f"{display.local_time(parent['at'], tz)}")
+            if changes := actions.diff_lines(found):
+                st.caption("The payload was edited: what changed")
+                st.code("\n".join(changes), language=None, wrap_lines=True)
         for child in found.retriggered_as:
             st.page_link(pages.RUN, label=f"Re-triggered as {literal(child['id'])}", icon="↪️",
                          query_params={"id": child["id"]})
             who = f" by {child['by']}" if child["by"] else ""
-            st.text(f"{display.status_label(child['status'])} · started {display.local_time(child['started_at'], tz)}"
-                    + who)
+            how = display.RETRIGGER_MODE_LABELS.get(child.get("mode") or "replay", "re-trigger")
+            if child.get("mode") == "from step":
+                how += f" {child.get('from_step')}"
+            st.text(f"{display.status_label(child['status'])} · {how} · started "
+                    f"{display.local_time(child['started_at'], tz)}" + who)
 
 if run["retrigger_claim"]:
     with st.container(border=True):
@@ -121,14 +137,20 @@ if run["retrigger_claim"]:
         st.text(f"This run's log line says it re-triggered {run['retrigger_claim']}, but this dashboard did not "
                 "start it, so it is not counted as a re-trigger and resolves nothing.")
 
-# ---------------------------------------------------------------- re-trigger
+# ---------------------------------------------------------------- re-trigger and the other actions
 retrigger_outcome(run["id"])
-# The primary action only where a replay can help: not once resolved, nor when its payload lacks a field.
-helps = run["status"] == "failed" and not resolved and detail.unfixable_field(found) is None
-st.button("↻ Re-trigger this run", type="primary" if helps else "secondary",
-          help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER), disabled=not may(Action.RETRIGGER),
-          on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
+actions.outcome(run["id"])
+# The primary action only where a replay can help: not once resolved or handled, nor when its payload lacks a
+# field (then re-triggering with changes is the way).
+helps = (run["status"] == "failed" and not resolved and not mark and run["error_kind"] != "cancelled"
+         and detail.unfixable_field(found) is None)
+with st.container(horizontal=True, gap="small"):
+    st.button("↻ Re-trigger this run", type="primary" if helps else "secondary",
+              help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER), disabled=not may(Action.RETRIGGER),
+              on_click=ask_retrigger, args=(run["id"], run["retrigger_of"]))
+    actions.menu(found, key="detail")
 retrigger_dialog_if_asked()
+actions.dialog_if_asked()
 
 # ---------------------------------------------------------------- steps
 st.subheader(f"Steps ({len(found.steps)})")
@@ -151,9 +173,13 @@ if found.steps:
                           xaxis_title="ms from the run's start", yaxis={"autorange": "reversed"},
                           showlegend=False)
         st.plotly_chart(fig, width="stretch", config={"displayModeBar": False})
+    reused_from, reused = found.reused
     for s in found.steps:
         label = (f"Step {s['step_index'] + 1} · {display.status_label(s['status'])} · "
                  f"{display.duration(s['duration_ms'])} · {s['attempts']} attempt{'s' if s['attempts'] != 1 else ''}")
+        if s["step_index"] < reused:  # not called: its recorded output was taken over
+            label = (f"Step {s['step_index'] + 1} · {display.status_label(s['status'])} · reused from "
+                     f"{literal(reused_from or 'the original')} (not called again)")
         with st.expander(label, expanded=s["status"] == "failed"):
             st.text(s["name"] + (f" — {s['app']}" if s["app"] else ""))
             if s["error"]:

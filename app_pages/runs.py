@@ -12,7 +12,7 @@ import polars as pl
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from fourgent import display, export
+from fourgent import detail, display, export
 from fourgent.access import Action
 from fourgent.audit import perform
 from fourgent.connections import CredentialError
@@ -21,7 +21,7 @@ from fourgent.filters import FIRST_DAY, LAST_DAY, PAGE_SIZES, PRESETS, RunFilter
 from fourgent.spec import STATUSES
 from fourgent.store.records import RunsView
 from fourgent.workspace import Workspace, connection_states
-from ui import pages
+from ui import actions, pages
 from ui.auth import actor, may, needs
 from ui.bulk import bulk_bar
 from ui.dialogs import CAVEAT, ask_retrigger, comment_dialog, retrigger_dialog_if_asked, retrigger_outcome
@@ -115,7 +115,7 @@ def runs_table(live: bool) -> None:
         "ID": [run_link(i) for i in rows["id"].to_list()],
         "Workflow": [display.visible(w) for w in rows["workflow"].to_list()],
         "Status": [display.status_label(s) for s in rows["status"].to_list()],
-        "Re-trigger": [display.replay_label(of, view.retriggers.get(i))
+        "Re-trigger": [display.replay_label(of, view.retriggers.get(i), view.marks.get(i))
                        for i, of in zip(rows["id"].to_list(), rows["retrigger_of"].to_list(), strict=True)],
         "Started": [display.local_time(t, tz, seconds=False) for t in rows["started_at"].to_list()],
         "When": [display.ago(t, now) for t in rows["started_at"].to_list()],
@@ -207,10 +207,14 @@ def row_actions(run_id: str) -> None:
         with cols[3].popover("More options", width="stretch"):
             st.button("↻ Re-trigger", help=CAVEAT if may(Action.RETRIGGER) else needs(Action.RETRIGGER),
                       on_click=ask_retrigger, args=(run_id,), key="row_retrigger", disabled=not may(Action.RETRIGGER))
+            if found := detail.get(workspace().store, run_id):
+                actions.menu(found, key="row")
             st.text("Run ID, to copy:")
             st.code(run_id, language=None)
     retrigger_outcome(run_id)
+    actions.outcome(run_id)
     retrigger_dialog_if_asked()
+    actions.dialog_if_asked()
 
 
 def export_button(ws: Workspace, f: RunFilter, total: int, oldest: bool) -> None:

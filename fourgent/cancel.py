@@ -66,6 +66,7 @@ LIVE = LiveRuns()  # the process's: one executor pool per process holds the stor
 CANCEL_CAP = 10_000  # runs one bulk cancel takes
 LISTED = 20  # an audit entry names the runs up to this many
 IN_FLIGHT = ("running", "pending")
+SETTLE_SECONDS = 5.0  # how long a bulk cancel waits for its runs to end before it summarises
 
 
 @dataclass

@@ -23,6 +23,7 @@ from .audit import perform
 from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
+from .replay import PayloadRejected, diff_text, parse_payload
 from .spec import GZ_INFLATE_RATIO, REJECTS_KEPT_PER_FILE, STATUSES
 from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store, snapshot_sql
 from .workspace import hand_over, open_workspace
@@ -154,8 +155,36 @@ def retrigger_query(args: argparse.Namespace) -> RunsQuery:
 def cmd_retrigger(args: argparse.Namespace) -> int:
     from .workspace import retrigger
 
+    payload = None
+    if args.payload is not None:
+        if len(args.run_ids) != 1:
+            print("--payload replays one run: give exactly one RUN_ID.", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            text = sys.stdin.read() if args.payload == "-" else Path(args.payload).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"Cannot read the payload from {args.payload}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
     ws = open_workspace(args.data_dir)
     ws.ingest_logs()  # the latest snapshots decide what is failed and unresolved
+    if args.payload is not None:
+        from .workspace import definitions
+
+        original = ws.store.originals(args.run_ids).get(args.run_ids[0])
+        if original is None:
+            print(f"There is no run {args.run_ids[0]} in the store.", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            payload = parse_payload(text, definitions(ws).get(original[0]))
+        except PayloadRejected as exc:
+            print(f"Not re-triggered: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        changes = diff_text(original[2], payload)
+        if not changes:
+            print("Not re-triggered: the payload is the same as the original's (re-trigger without --payload).",
+                  file=sys.stderr)
+            return EXIT_FAILED
+        print(changes, file=sys.stderr)
     chosen = ""
     if args.run_ids:
         ids = list(dict.fromkeys(args.run_ids))
@@ -172,7 +201,8 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
           "(the payload from when each run first fired, not the source record's current state) …",
           file=sys.stderr, flush=True)
     bulk = None if args.run_ids else retrigger_query(args).to_string()
-    result = retrigger(ws, cli_actor(args.as_name), ids, bulk_filter=bulk, concurrency=args.concurrency)
+    result = retrigger(ws, cli_actor(args.as_name), ids, bulk_filter=bulk, concurrency=args.concurrency,
+                       payload=payload, from_step=args.from_failed_step)
     summary = {"requested": result.requested, "outcomes": dict(result.outcomes), "refused": result.refused,
                "new_runs": result.new_runs, "seconds": round(result.seconds, 2)}
     if args.json:
@@ -259,6 +289,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="as_name", metavar="NAME",
                    help="recorded as who re-triggered, marked (cli) (default: your OS user)")
     p.add_argument("--concurrency", type=int, default=8, help="runs at a time (default 8)")
+    p.add_argument("--payload", metavar="FILE",
+                   help="replay the one RUN_ID with this edited payload (a JSON object; - reads stdin): checked "
+                   "against the workflow's required fields, its diff printed and recorded (an edited replay)")
+    p.add_argument("--from-failed-step", action="store_true",
+                   help="re-run each run from its failed step, reusing the earlier steps' recorded outputs "
+                   "(their apps are not called again); runs whose outputs were not recorded are refused")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_retrigger)
 

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .replay import FromStep, from_failed_step
 from .spec import MISSING_FIELD_PATTERN
 from .store import Store
+from .workflows import Workflow
 
 
 @dataclass
@@ -29,6 +31,24 @@ class RunDetail:
         if index is not None and 0 <= index < len(self.steps):
             return self.steps[index]
         return next((s for s in self.steps if s["status"] == "failed"), None)
+
+    @property
+    def payload(self) -> Any:
+        return _load(self.run["trigger_payload"])
+
+    @property
+    def reused(self) -> tuple[str | None, int]:
+        """(the run whose outputs it reused, how many of its first steps), for a re-run from a step."""
+        said = (_load(self.run["extra"]) or {}).get("reused_steps") if self.run["extra"] else None
+        if isinstance(said, dict) and isinstance(said.get("count"), int):
+            return (str(said["from"]) if said.get("from") else None), said["count"]
+        return None, 0
+
+    def rerun(self, definitions: dict[str, Workflow]) -> FromStep | str:
+        """The re-run from the failed step this run allows, or why not (replay.from_failed_step's rule)."""
+        steps = [dict(s, input=_load(s["input"]), output=_load(s["output"])) for s in self.steps]
+        return from_failed_step(self.run["status"], self.run["error_step"], steps,
+                                definitions.get(self.run["workflow_id"]))
 
     def attempts_of(self, step_index: int) -> list[dict[str, Any]]:
         """The calls the engine made for a step, when its log says (`attempt_log`, written by our executor);
@@ -125,8 +145,8 @@ def next_step(detail: RunDetail) -> str | None:
             return (f"The run was refused{at} for lacking “{match.group(1)}”, which its payload carries now. "
                     "Re-trigger this run.")
         return (f"The run was refused{at}: its payload lacks the required field “{field}”. A re-trigger replays "
-                f"this same payload and would fail again. Fill in “{field}” in {source} and let {source} fire "
-                "the workflow again (a replay with an edited payload is not available yet).")
+                f"this same payload and would fail again. Re-trigger it with changes and fill in “{field}”, or "
+                f"fill it in in {source} and let {source} fire the workflow again.")
     if kind == "unavailable":
         attempts = (step or {}).get("attempts") or 1
         return (f"{app} did not answer in time or answered with an error; the engine tried "

@@ -83,11 +83,20 @@ REPLAY_LABELS = {"finished": "✅ resolved", "failed": "❌ failed again", "runn
                  "pending": "🟡 pending", "skipped": "⚪ skipped"}
 
 
-def replay_label(retrigger_of: str | None, latest_retrigger: str | None) -> str:
-    """The table's Re-trigger cell: how the run's latest re-trigger went, or ↩ for a run that is one."""
-    if latest_retrigger:
+# How a re-trigger was made (retriggers.mode), as the lineage and the table name it.
+RETRIGGER_MODE_LABELS = {"replay": "re-trigger", "edited": "edited replay", "from step": "re-run from step"}
+
+
+def replay_label(retrigger_of: str | None, latest_retrigger: str | None, mark: str | None = None) -> str:
+    """The table's Re-trigger cell: how the run's latest re-trigger went, "handled" for a failure marked so,
+    or ↩ for a run that is one (an edited replay, a re-run from step N)."""
+    if latest_retrigger == "finished" or (latest_retrigger and mark != "handled"):
         return REPLAY_LABELS.get(latest_retrigger, latest_retrigger)
-    return "↩ replay" if retrigger_of else ""
+    if mark == "handled":
+        return "✋ handled"
+    if retrigger_of:
+        return "↩ edited replay" if mark == "edited" else f"↩ {mark}" if mark else "↩ replay"
+    return ""
 
 
 def percent(rate: float | None) -> str:

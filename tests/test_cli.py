@@ -201,3 +201,37 @@ def test_the_benchmark_runs_end_to_end_on_a_small_store(tmp_path, capsys):
     assert all(q["ms"] > 0 and q["floor_ms"] > 0 for q in summary["queries"])
     assert summary["runs"] >= 3000 and summary["ingest_s"] > 0
     assert "fourgent reaches" in capsys.readouterr().out
+
+
+def test_retrigger_with_an_edited_payload_from_a_file_or_stdin(data_dir, write_log, capsys, tmp_path, monkeypatch):
+    import io
+
+    lacking = {**PAYLOAD, "contact_email": None}
+    write_log(data_dir / "logs" / "a.jsonl",
+              run_line("f2", workflow=XERO_FLOW, status="failed", trigger_payload=lacking, steps=[],
+                       error={"message": "Missing required field: contact_email", "step": None,
+                              "kind": "validation"}))
+    edited = tmp_path / "payload.json"
+    edited.write_text(json.dumps(lacking))  # still lacking: refused before anything is sent
+    assert main(["retrigger", "f2", "--payload", str(edited)]) == 1
+    assert "Missing required field of workflow stripe-payment-xero-invoice: contact_email" in capsys.readouterr().err
+    edited.write_text("{not json")
+    assert main(["retrigger", "f2", "--payload", str(edited)]) == 1
+    assert "Not valid JSON" in capsys.readouterr().err
+    assert main(["retrigger", "f2", "f3", "--payload", str(edited)]) == 2
+    assert "exactly one RUN_ID" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({**PAYLOAD, "contact_email": "fixed@example.com"})))
+    assert main(["retrigger", "f2", "--payload", "-", "--as", "ana", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert '+  "contact_email": "fixed@example.com"' in err  # the diff, before it runs
+    summary = json.loads(out)
+    assert summary["outcomes"] == {"finished": 1}
+    assert main(["sql", "SELECT mode, payload_diff->>'$[0].path' AS path, retriggered_by FROM retriggers",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"mode": "edited", "path": "$.contact_email",
+                                                    "retriggered_by": "ana (cli)"}]
+    assert main(["retrigger", "--unresolved", "--json"]) == 0  # the edited replay resolved it
+    assert json.loads(capsys.readouterr().out)["requested"] == 0
+    assert main(["sql", "SELECT detail->>'mode' AS mode, detail->'changed' AS changed FROM audit", "--format",
+                 "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"mode": "edited", "changed": '["$.contact_email"]'}]

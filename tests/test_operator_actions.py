@@ -249,8 +249,9 @@ def test_a_cancel_before_the_next_step_stops_there_and_no_later_step_is_called(s
 
 
 def test_runs_not_executed_here_cannot_be_cancelled_and_the_reason_says_why(store, tmp_path, write_log):
-    from fourgent.store import Retrigger
     from datetime import UTC, datetime
+
+    from fourgent.store import Retrigger
 
     store.record_retriggers([Retrigger("ours_gone", "orig", "ana", datetime.now(UTC))])
     store.ingest([write_log(tmp_path / "r.jsonl", run_line("orig", workflow=WF, status="failed",

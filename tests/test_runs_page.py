@@ -416,9 +416,9 @@ def test_a_validation_failure_names_where_and_the_field_and_says_a_replay_would_
     assert "❌ Failed before any step ran · validation error" in [h.value for h in at.subheader]
     advice = [t.value for t in at.text if t.value.startswith("The run was refused")]
     assert advice == ["The run was refused before any step ran: its payload lacks the required field "
-                      "“contact_email”. A re-trigger replays this same payload and would fail again. Fill in "
-                      "“contact_email” in HubSpot and let HubSpot fire the workflow again (a replay with an "
-                      "edited payload is not available yet)."]
+                      "“contact_email”. A re-trigger replays this same payload and would fail again. Re-trigger "
+                      "it with changes and fill in “contact_email”, or fill it in in HubSpot and let HubSpot fire "
+                      "the workflow again."]
     now = detail("has_it_now")
     assert any(t.value.endswith("which its payload carries now. Re-trigger this run.") for t in now.text)
     # Re-triggering is the primary action only where a replay can help.

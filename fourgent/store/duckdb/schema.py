@@ -149,7 +149,7 @@ ALTER TABLE fg.runs ADD COLUMN IF NOT EXISTS retrigger_claim VARCHAR;
 -- Before this version lineage was the lines' word. Lines our executor (and the demo) wrote carry
 -- retriggered_by: they are taken into the ledger once, so failures already replayed do not come back as
 -- unresolved and get replayed twice; every other line's lineage becomes a claim.
-INSERT OR IGNORE INTO fg.retriggers
+INSERT OR IGNORE INTO fg.retriggers (run_id, retrigger_of, retriggered_by, retriggered_at)
 SELECT id, retrigger_of, extra->>'retriggered_by',
        coalesce(try_cast(extra->>'retriggered_at' AS TIMESTAMPTZ), started_at)
 FROM fg.runs
