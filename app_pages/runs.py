@@ -271,6 +271,7 @@ def broken_connections(ws: Workspace) -> None:
 
 
 ws = workspace()
+ws.refresh()  # the bulk bar's counts (running runs to cancel, failures to re-trigger) are of the latest lines
 RUNS_URL.load()  # before the switch: a link's utc=1 turns it on
 utc_switch()
 st.title("Workflow Runs")
