@@ -10,9 +10,9 @@ from dataclasses import fields
 
 import streamlit as st
 
-from fourgent import display, executor, retrigger
+from fourgent import display, executor, replay, retrigger
 from fourgent.retrigger import CAVEAT
-from fourgent.spec import ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
+from fourgent.spec import CANCELLED_KIND, ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
 from fourgent.workflows import RetryPolicy
 from fourgent.workspace import definitions
 from ui import pages
@@ -91,6 +91,29 @@ st.markdown(
     "From a terminal: `python -m fourgent retrigger RUN_ID…`, or `--status failed --unresolved` for a filtered set."
 )
 st.page_link(pages.CONNECTIONS, label="Fix a credential in Connections", icon="🔌")
+
+st.header("Other ways to act on a run")
+st.markdown(
+    "- **Re-trigger with changes**: the original payload in an editor; invalid JSON or an empty field the "
+    f"workflow requires is refused before anything is sent (payloads up to {replay.MAX_PAYLOAD_BYTES // 1024} KB), "
+    "and the confirmation shows the diff. The new run is an *edited replay*: the view `retriggers` keeps who "
+    "edited it and what changed (`mode = 'edited'`, `payload_diff`), and like any re-trigger it resolves the "
+    "original when it finishes. CLI: `python -m fourgent retrigger RUN_ID --payload FILE` (or `-` for stdin).\n"
+    "- **Re-run from the failed step**: the steps before the failed one are not called again; the new run "
+    "takes their recorded outputs (shown as *reused from* the original) and executes the failed step onwards. "
+    "It is refused when an earlier step's output was not recorded, when the run failed before any step, or "
+    "when the workflow's steps changed since. In bulk, each run uses its own failed step "
+    "(`retrigger --from-failed-step`).\n"
+    "- **Cancel**: a running or pending run this dashboard executes stops before its next step or attempt, "
+    "and at once during a backoff or Retry-After wait (a call already in flight is not cut). It ends "
+    f"**Failed** with error kind `{CANCELLED_KIND}` and *Cancelled by <who>*: the five statuses stay as they "
+    "are. Cancelled runs are not unresolved failures and bulk re-triggers leave them out unless the filter asks "
+    f"for `kind={CANCELLED_KIND}`. A run an outside engine writes can only be stopped by that engine.\n"
+    "- **Mark handled**: a failure that needs no replay (a duplicate, a test record, fixed by hand) keeps its "
+    "Failed status but leaves the unresolved failures, the Overview's *still failing* and the bulk count, with "
+    "who, when and why (the view `handled`); *Undo handled* brings it back.\n\n"
+    "Each is an operator's action, checked against the role and recorded in the audit."
+)
 
 st.header("Where the logs are, and how they are read")
 st.markdown(

@@ -94,6 +94,8 @@ def replay_label(retrigger_of: str | None, latest_retrigger: str | None, mark: s
         return REPLAY_LABELS.get(latest_retrigger, latest_retrigger)
     if mark == "handled":
         return "✋ handled"
+    if mark == "cancelled":
+        return "⏹ cancelled"
     if retrigger_of:
         return "↩ edited replay" if mark == "edited" else f"↩ {mark}" if mark else "↩ replay"
     return ""

@@ -277,6 +277,7 @@ def test_cancelled_runs_are_not_unresolved_unless_the_filter_asks_for_kind_cance
                             failed_at("cancelled_1", 1, kind="cancelled"), failed_at("failed_1", 1))])
     assert unresolved(store) == 1 and store.unresolved_count(RunFilter()) == 1
     assert store.select_ids(RunFilter().bulk_selection()) == ["failed_1"]
+    assert store.runs_view(RunFilter(statuses=("failed",))).marks == {"cancelled_1": "cancelled"}
     asked = RunFilter(kinds=("cancelled",))
     assert store.unresolved_count(asked) == 1
     assert store.select_ids(asked.bulk_selection()) == ["cancelled_1"]

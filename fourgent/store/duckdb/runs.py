@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 
 from ...filters import RunFilter
-from ...spec import STATUSES
+from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView
 from .database import Cursor
 from .sql import (
@@ -78,15 +78,21 @@ def latest_retriggers(cur: Cursor, ids: Sequence[str]) -> dict[str, str]:
 
 
 def marks(cur: Cursor, ids: Sequence[str]) -> dict[str, str]:
-    """For a page of runs: "handled" for a failure marked so, and how a re-trigger among them was made when not
-    a plain replay ("edited", "from step N"). One query."""
+    """For a page of runs: "cancelled" or "handled" for a failure that is so, and how a re-trigger among them was
+    made when not a plain replay ("edited", "from step N"). One query."""
     if not ids:
         return {}
-    return dict(cur.execute(
-        "SELECT run_id, 'handled' FROM fg.handled WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) "
-        "UNION ALL SELECT run_id, CASE WHEN mode = 'from step' THEN 'from step ' || from_step ELSE mode END "
-        "FROM fg.retriggers WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) AND mode <> 'replay'",
-        {"ids": list(ids)}).fetchall())
+    found: dict[str, str] = {}
+    for run_id, mark in cur.execute(
+            # Cancelled first: a cancelled replay reads "cancelled", not how it was made.
+            f"SELECT id, 'cancelled' FROM fg.runs WHERE id IN (SELECT unnest($ids::VARCHAR[])) "
+            f"AND status = 'failed' AND error_kind = '{CANCELLED_KIND}' "
+            "UNION ALL SELECT run_id, 'handled' FROM fg.handled WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) "
+            "UNION ALL SELECT run_id, CASE WHEN mode = 'from step' THEN 'from step ' || from_step ELSE mode END "
+            "FROM fg.retriggers WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) AND mode <> 'replay'",
+            {"ids": list(ids)}).fetchall():
+        found.setdefault(run_id, mark)
+    return found
 
 
 def comment_counts(cur: Cursor, ids: Sequence[str]) -> dict[str, int]:
