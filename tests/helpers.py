@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,3 +113,39 @@ def run_ids(frame) -> list[str]:
 
     assert all(v.startswith("run?id=") for v in frame["ID"]), "each ID opens its run"
     return [unquote(v.removeprefix("run?id=")) for v in frame["ID"]]
+
+
+class SlowApp:
+    """An app on 127.0.0.1 that answers every POST 429 with a 60 s Retry-After, and records each request."""
+
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+        app = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                self._answer(200, {})
+
+            def do_POST(self) -> None:  # noqa: N802
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                app.posts.append(self.path)
+                self._answer(429, {"Retry-After": "60"})
+
+            def _answer(self, status: int, headers: dict[str, str]) -> None:
+                body = b'{"error": "slow down"}'
+                self.send_response(status)
+                for k, v in {"content-type": "application/json", "content-length": str(len(body)), **headers}.items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

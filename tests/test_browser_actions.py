@@ -4,16 +4,14 @@ handled, and cancelling a run mid-wait, in Chromium against the app served on 12
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from test_browser import serve, shot, wait_ready
 
 from fourgent.store import close_store
 from fourgent.workspace import connections, open_workspace
-from helpers import ROOT, run_line
+from helpers import ROOT, SlowApp, run_line
 
 pytestmark = pytest.mark.browser
 
@@ -23,42 +21,6 @@ XERO = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded
         "source_app": "Stripe", "destination_app": "Xero"}
 PAYLOAD = {"record_id": "1", "name": "Deal", "amount": 5.0, "contact_email": "a@example.com"}
 NAMES = [("Fetch charge", "Stripe"), ("Match contact", "Xero"), ("Create invoice", "Xero"), ("Mark paid", "Xero")]
-
-
-class SlowApp:
-    """An app on 127.0.0.1 that answers every POST 429 with a 60 s Retry-After, and records each request."""
-
-    def __init__(self) -> None:
-        self.posts: list[str] = []
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
-                self._answer(200, {})
-
-            def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("content-length") or 0))
-                app.posts.append(self.path)
-                self._answer(429, {"Retry-After": "60"})
-
-            def _answer(self, status: int, headers: dict[str, str]) -> None:
-                body = b'{"error": "slow down"}'
-                self.send_response(status)
-                for k, v in {"content-type": "application/json", "content-length": str(len(body)), **headers}.items():
-                    self.send_header(k, v)
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def steps_until(failed: int) -> list[dict]:

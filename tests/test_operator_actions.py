@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from test_executor import connect
@@ -15,6 +16,7 @@ from fourgent.access import Actor, Forbidden, Role
 from fourgent.cancel import LiveRuns
 from fourgent.executor import Executor, log_writer
 from fourgent.filters import RunFilter
+from fourgent.overview import Window
 from fourgent.retrigger import Retriggerer
 from fourgent.sandbox import Sandbox, serve
 from fourgent.store.duckdb import rollup
@@ -299,6 +301,10 @@ def test_a_handled_failure_leaves_the_unresolved_counts_and_comes_back_when_undo
     mark = handled.of(store, "dup")
     assert mark and mark.by == ANA.who and mark.reason.startswith("A duplicate")
     assert store.runs_view(RunFilter(q="dup")).marks == {"dup": "handled"}
+    window = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
+    view = store.overview(window, exact_max=0)  # from the rollups
+    assert view.now.unresolved == 1 and view.now.failed == 2  # still failing leaves it out; failed counts it
+    assert store.overview(window, exact_max=10**9).now.unresolved == 1  # and from the runs
     rollups_match_a_fresh_recompute(store)
     assert handled.unmark(store, ANA, ["dup"]) == ["dup"]
     assert unresolved(store) == 2 and store.unresolved_count(RunFilter()) == 2 and handled.of(store, "dup") is None

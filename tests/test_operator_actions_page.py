@@ -136,3 +136,50 @@ def test_the_bulk_bar_marks_the_filtered_failures_handled_with_one_reason(runs):
     assert not any(b.label.startswith("↻ Re-trigger the") for b in at.button)
     entry = workspace().store.audit_entries(action="marked handled")[0]
     assert entry.detail and entry.detail["count"] == 3 and entry.target == "status=failed&workflow=" + XERO["id"]
+
+
+def test_a_live_re_trigger_is_cancelled_from_its_page_within_a_second(runs, write_log):
+    import threading
+    import time
+
+    from fourgent.access import SINGLE_USER
+    from fourgent.cancel import LIVE
+    from fourgent.workspace import connections, retrigger
+    from helpers import SlowApp
+
+    shopify = {"id": "shopify-order-slack-message", "source": "Shopify Order Created",
+               "destination": "Slack Message", "source_app": "Shopify", "destination_app": "Slack"}
+    write_log(runs / "logs" / "b.jsonl", run_line("slack_down", workflow=shopify, status="failed", steps=[],
+                                                  trigger_payload=PAYLOAD,
+                                                  error={"message": "Slack answered 503", "step": 1,
+                                                         "kind": "unavailable"}))
+    slow = SlowApp()
+    try:
+        ws = workspace()
+        ws.ingest_logs()
+        connections(ws).save("Slack", f"{slow.url}/slack", "slack-token")
+        results = []
+        job = threading.Thread(target=lambda: results.append(retrigger(ws, SINGLE_USER, ["slack_down"])))
+        job.start()
+        deadline = time.monotonic() + 20
+        while not (LIVE.live() and slow.posts) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (new_id,) = LIVE.live()
+        ws.ingest_logs()
+        at = detail(new_id)
+        button(at, "⏹ Cancel run").click().run()
+        assert any("Cancelled by local user (single-user)" in t.value for t in at.text)
+        asked = time.monotonic()
+        button(at, "Cancel the run").click().run()
+        assert any(s.value == "Cancel sent: the run ends within a second." for s in at.success)
+        job.join(5)
+        assert not job.is_alive() and time.monotonic() - asked < 2.0
+        assert results[0].outcomes == {"failed": 1} and slow.posts == ["/slack/post-message"]
+        run = workspace().store.run_record(new_id)
+        assert run and run.run["error_kind"] == "cancelled"
+        assert run.run["error_message"] == "Cancelled by local user (single-user)"
+        assert unresolved() == 4  # the original is still unresolved: a cancelled replay fixes nothing
+        entry = workspace().store.audit_entries(action="cancel")[0]
+        assert entry.outcome == "ok" and entry.target == new_id
+    finally:
+        slow.close()
