@@ -65,13 +65,14 @@ class Retriggerer:
              cancel: threading.Event | None = None,
              progress: Callable[[int, int], None] | None = None,
              since: datetime | None = None, payloads: Mapping[str, dict[str, Any]] | None = None,
-             from_step: bool = False) -> BulkResult:
+             from_step: bool = False, on_start: Callable[[str, str], None] | None = None) -> BulkResult:
         """Re-trigger each run once with its own trigger payload; at most `concurrency` at a time, stoppable.
 
         `since`: when the user saw the runs (a confirmation opened); a run re-triggered after that,
         from another tab or by someone else, is refused rather than replayed twice.
         `payloads`: an edited payload per run (an edited replay; the ledger keeps the diff).
         `from_step`: each run re-runs from its failed step, the steps before reused (replay.from_failed_step).
+        `on_start(run_id, new_run_id)`: as each replay starts (so it can be cancelled while it runs).
         """
         started = time.perf_counter()
         result = BulkResult(requested=len(run_ids))
@@ -141,6 +142,8 @@ class Retriggerer:
                             break
                         started_ids.add(next_id)
                         pending[pool.submit(replay, next_id)] = next_id
+                        if on_start:
+                            on_start(next_id, planned[next_id].run_id)
                     if not pending:
                         break
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -189,17 +192,19 @@ class BulkJob:
 
     def __init__(self, start: Callable[..., BulkResult], run_ids: Sequence[str], *,
                  concurrency: int = 16, since: datetime | None = None) -> None:
-        """`start(run_ids, concurrency=, cancel=, progress=, since=)` runs the bulk (who acts is its own)."""
+        """`start(run_ids, concurrency=, cancel=, progress=, since=, on_start=)` runs the bulk (who acts is its
+        own)."""
         self.total = len(run_ids)
         self.done = 0
         self.result: BulkResult | None = None
         self.error: str | None = None
+        self.started: dict[str, str] = {}  # original run ID -> its replay's ID, as each starts
         self._cancel = threading.Event()
 
         def work() -> None:
             try:
                 self.result = start(run_ids, concurrency=concurrency, cancel=self._cancel,
-                                    progress=self._progress, since=since)
+                                    progress=self._progress, since=since, on_start=self.started.__setitem__)
             except Exception as exc:  # noqa: BLE001 - shown to the user; the thread must not die silently
                 self.error = f"{type(exc).__name__}: {exc}"
 

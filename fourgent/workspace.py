@@ -166,7 +166,7 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
               concurrency: int = 16, cancel: threading.Event | None = None,
               progress: Callable[[int, int], None] | None = None, since: datetime | None = None,
               client: httpx.Client | None = None, payload: dict[str, Any] | None = None,
-              from_step: bool = False) -> BulkResult:
+              from_step: bool = False, on_start: Callable[[str, str], None] | None = None) -> BulkResult:
     """Re-trigger runs as `actor` (an operator's action), note which apps answered or refused their
     credential, then read the new runs. `bulk_filter`: the Runs page link a bulk re-trigger took its runs
     from, recorded in the audit with the count. `payload`: one run replayed with this edited payload (checked
@@ -178,7 +178,7 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
         result = retriggerer(ws, client).bulk(run_ids, actor.who, concurrency=concurrency, cancel=cancel,
                                               progress=progress, since=since,
                                               payloads={run_ids[0]: payload} if payload is not None else None,
-                                              from_step=from_step)
+                                              from_step=from_step, on_start=on_start)
         connections(ws).record(ok=result.apps_ok, refused=result.apps_refused)
         ws.ingest_logs()
         return result

@@ -66,6 +66,14 @@ def open_page(page: str, **params: str | list[str]):
     return at
 
 
+def settle(at):
+    """Once this session's single re-trigger (it runs in the background) has ended, the page rerun to show it."""
+    single = at.session_state["retrigger_job"] if "retrigger_job" in at.session_state else None  # noqa: SIM401 - no .get
+    if single is not None:
+        assert single.job.wait(60), "the re-trigger did not end"
+    return at.run()
+
+
 def metric(at, label: str) -> int:
     """A metric's value as a number (e.g. "Matching runs")."""
     return int(next(m.value for m in at.metric if m.label == label).replace(",", ""))

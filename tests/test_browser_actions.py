@@ -144,6 +144,22 @@ def test_edit_and_replay_re_run_from_a_step_mark_handled_and_cancel_mid_wait(app
         assert time.monotonic() - asked < 10
         assert slow.posts == ["/slack/post-message"]  # no second attempt after the cancel
         pg.get_by_text("Re-triggered 1 of 1", exact=False).wait_for(timeout=15_000)  # the bulk's own summary
+        # A single re-trigger runs in the background: its own page shows it running, with a Cancel.
+        open_run(pg, url, "slack_down")
+        pg.get_by_role("button", name="↻ Re-trigger this run").click()
+        pg.get_by_role("dialog").get_by_role("button", name="Re-trigger", exact=True).click()
+        stop = pg.get_by_role("button", name="⏹ Cancel it")
+        stop.wait_for(timeout=30_000)
+        pg.get_by_text("Re-triggering slack_down as run_", exact=False).wait_for()
+        shot(pg, "actions-single-running")
+        asked = time.monotonic()
+        stop.click()
+        done = pg.get_by_text("Re-triggered slack_down as run_", exact=False)
+        done.wait_for(timeout=25_000)
+        # Well inside the 30 s the executor would otherwise wait (Retry-After is cut to 30 s): the page's
+        # poll and rerun and the re-read of the logs take the rest on a busy machine.
+        assert time.monotonic() - asked < 20 and done.inner_text().endswith("🔴 Failed")
+        assert slow.posts == ["/slack/post-message"] * 2
         other.goto(f"{url}/?workflow={SHOPIFY['id']}&kind=cancelled")
         wait_ready(other, "Matching runs")
         other.get_by_text("kind = cancelled", exact=False).wait_for(timeout=15_000)

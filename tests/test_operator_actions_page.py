@@ -8,7 +8,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from fourgent.filters import RunFilter
-from helpers import APP, button, open_app, run_line
+from helpers import APP, button, open_app, run_line, settle
 from ui.workspace import workspace
 
 XERO = {"id": "stripe-payment-xero-invoice", "source": "Stripe Payment Succeeded", "destination": "Xero Invoice",
@@ -71,7 +71,7 @@ def test_an_edited_replay_refuses_bad_json_shows_the_diff_and_resolves_the_run(r
                                                             indent=2)).run()
     diff = next(c.value for c in at.code if c.language == "diff")
     assert '-  "contact_email": null' in diff and '+  "contact_email": "fixed@example.com"' in diff
-    button(at, "Re-trigger with these changes").click().run()
+    settle(button(at, "Re-trigger with these changes").click().run())
     assert not at.exception, at.exception
     new = next(t.value for t in at.text if t.value.startswith("Re-triggered no_email as "))
     assert new.endswith(": 🟢 Finished")
@@ -89,7 +89,7 @@ def test_a_re_run_from_the_failed_step_is_offered_by_name_and_reuses_the_steps_b
     assert any("Steps 1–2 are reused from at_step_3" in t.value for t in at.text)
     confirm = [b for b in at.button if b.label == "Re-run from step 3 (Create invoice)"]
     assert len(confirm) == 2 and confirm[-1].proto.type == "primary"  # the menu's, then the dialog's
-    confirm[-1].click().run()
+    settle(confirm[-1].click().run())
     done = next(t.value for t in at.text if t.value.startswith("Re-triggered at_step_3 as "))
     new_id = done.split(" as ")[1].split(":")[0]
     child = detail(new_id)

@@ -16,7 +16,7 @@ from fourgent.access import Actor, Role
 from fourgent.pauses import paused, set_paused
 from fourgent.store.duckdb import overview as overview_sql
 from fourgent.workflows import RetryPolicy
-from helpers import APP, open_page, run_line
+from helpers import APP, open_page, run_line, settle
 from ui.overview_state import runs_link
 from ui.workspace import workspace
 
@@ -183,7 +183,7 @@ def test_a_paused_workflows_run_is_not_re_triggered_from_its_detail_page(demo):
     ).fetchall()[0][0]
     at = open_page("app_pages/run_detail.py", id=run_id)
     next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
-    next(b for b in at.button if b.label == "Re-trigger").click().run()
+    settle(next(b for b in at.button if b.label == "Re-trigger").click().run())
     assert "workflow zendesk-ticket-jira-issue is paused" in [t.value for t in at.text]
 
 

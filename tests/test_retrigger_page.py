@@ -14,7 +14,7 @@ from fourgent.filters import RunFilter
 from fourgent.store.duckdb import runs as runs_sql
 from fourgent.store.duckdb import sql
 from fourgent.workspace import connections, demo_sandbox, demo_token
-from helpers import button, open_app, run_ids
+from helpers import button, open_app, run_ids, settle
 from ui.workspace import workspace
 
 QB_FLOW = "hubspot-closed-won-quickbooks-invoice"
@@ -134,14 +134,14 @@ def test_re_trigger_from_a_rows_more_options_and_the_table_shows_how_it_went(dem
     at.run()
     at.button(key="row_retrigger").click().run()
     ask = at.session_state["confirm_retrigger"]
-    button(at, "Re-trigger").click().run()
+    settle(button(at, "Re-trigger").click().run())
     assert not at.exception, at.exception
     outcome = next(t.value for t in at.text if t.value.startswith(f"Re-triggered {run_id} as "))
     assert outcome.endswith("Finished")
     # A double click: the same confirmation arrives again and makes nothing more.
     at.session_state["confirm_retrigger"] = ask
     at.run()
-    button(at, "Re-trigger").click().run()
+    settle(button(at, "Re-trigger").click().run())
     children = workspace().store.db.cursor().execute(
         "SELECT count(*) FROM runs WHERE retrigger_of = ?", [run_id]).fetchall()[0][0]
     assert children == 1

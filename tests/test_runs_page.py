@@ -9,7 +9,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from helpers import APP, metric, open_app, run_ids, run_line
+from helpers import APP, metric, open_app, run_ids, run_line, settle
 
 
 @pytest.fixture
@@ -303,7 +303,7 @@ def test_retrigger_from_the_detail_page_makes_a_new_run_with_lineage(data):
     at = detail("run_01000000170")
     next(b for b in at.button if b.label == "↻ Re-trigger this run").click().run()
     assert not at.exception
-    next(b for b in at.button if b.label == "Re-trigger").click().run()
+    settle(next(b for b in at.button if b.label == "Re-trigger").click().run())
     assert not at.exception, at.exception
     done = next(t.value for t in at.text if t.value.startswith("Re-triggered run_01000000170 as run_"))
     new_id = done.split()[3].rstrip(":")

@@ -13,11 +13,10 @@ import streamlit as st
 
 from fourgent import cancel, detail, display, handled, replay
 from fourgent.access import Action, Forbidden
-from fourgent.connections import CredentialError
 from fourgent.detail import RunDetail
-from fourgent.workspace import definitions, retrigger
+from fourgent.workspace import definitions
 from ui.auth import actor, may, needs
-from ui.dialogs import RetriggerDone
+from ui.dialogs import start_single
 from ui.workspace import workspace
 
 Kind = Literal["edit", "from_step", "cancel", "handled"]
@@ -67,11 +66,6 @@ def _button(label: str, action: Action, *, disabled_why: str | None = None) -> b
                      help=disabled_why if allowed else needs(action))
 
 
-def _replayed(run_id: str, new_runs: dict[str, str], refused: dict[str, str], outcomes: dict[str, int]) -> None:
-    st.session_state["retriggered"] = RetriggerDone(run_id, new_runs.get(run_id), refused.get(run_id),
-                                                    next(iter(outcomes), None))
-
-
 @st.dialog("Re-trigger with changes", width="large", on_dismiss=_close)
 def _edit_dialog(a: ActionAsk, found: RunDetail) -> None:
     wf = definitions(workspace()).get(found.run["workflow_id"])
@@ -100,12 +94,7 @@ def _edit_dialog(a: ActionAsk, found: RunDetail) -> None:
     st.text(f"Recorded as re-triggered by {actor().who}.")
     if _button("Re-trigger with these changes", Action.RETRIGGER, disabled_why=why) and edited is not None:
         if _used(a):
-            try:
-                r = retrigger(workspace(), actor(), [a.run], concurrency=1, since=a.opened, payload=edited)
-            except (CredentialError, Forbidden) as exc:
-                st.error(str(exc))
-                return
-            _replayed(a.run, r.new_runs, r.refused, dict(r.outcomes))
+            start_single(a.run, a.opened, payload=edited)
         _close()
         st.rerun()
 
@@ -125,12 +114,7 @@ def _from_step_dialog(a: ActionAsk, found: RunDetail) -> None:
     st.text(f"Recorded as re-triggered by {actor().who}.")
     if _button(plan.label, Action.RETRIGGER):
         if _used(a):
-            try:
-                r = retrigger(workspace(), actor(), [a.run], concurrency=1, since=a.opened, from_step=True)
-            except (CredentialError, Forbidden) as exc:
-                st.error(str(exc))
-                return
-            _replayed(a.run, r.new_runs, r.refused, dict(r.outcomes))
+            start_single(a.run, a.opened, from_step=True)
         _close()
         st.rerun()
 

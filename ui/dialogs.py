@@ -5,19 +5,22 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import streamlit as st
 
-from fourgent import comments, display
+from fourgent import cancel, comments, display
 from fourgent.access import Action, Forbidden
-from fourgent.connections import CredentialError
-from fourgent.retrigger import CAVEAT
+from fourgent.retrigger import CAVEAT, BulkJob
 from fourgent.workspace import retrigger
 from ui import pages
 from ui.auth import actor, may, needs
 from ui.workspace import workspace
 
-__all__ = ["CAVEAT", "ask_retrigger", "comment_dialog", "retrigger_dialog_if_asked", "retrigger_outcome"]
+__all__ = ["CAVEAT", "ask_retrigger", "comment_dialog", "retrigger_dialog_if_asked", "retrigger_outcome",
+           "start_single"]
+
+SINGLE_KEY = "retrigger_job"
 
 
 # ---------------------------------------------------------------- re-trigger, wherever a run is shown
@@ -64,15 +67,47 @@ def _retrigger_dialog(ask: RetriggerAsk) -> None:
         # A double click reruns this with the same confirmation: it has been used, so nothing more happens.
         if st.session_state.get("retrigger_used") != ask.nonce:
             st.session_state["retrigger_used"] = ask.nonce
-            try:
-                result = retrigger(workspace(), actor(), [ask.run], concurrency=1, since=ask.opened)
-            except (CredentialError, Forbidden) as exc:  # in words: the key cannot read credentials, or a role
-                st.error(str(exc))
-                return
-            st.session_state["retriggered"] = RetriggerDone(
-                ask.run, result.new_runs.get(ask.run), result.refused.get(ask.run), next(iter(result.outcomes), None))
+            start_single(ask.run, ask.opened)
         _close_retrigger()
         st.rerun()
+
+
+@dataclass(frozen=True)
+class SingleJob:
+    """A single re-trigger running in the background, so its page stays usable and can cancel it."""
+
+    of: str
+    job: BulkJob
+
+
+def start_single(run_id: str, since: datetime, *, payload: dict[str, Any] | None = None,
+                 from_step: bool = False) -> None:
+    """Start one re-trigger of `run_id` as this session's actor; its outcome shows where the run is shown."""
+    ws, who = workspace(), actor()
+    st.session_state.pop("retriggered", None)
+    st.session_state[SINGLE_KEY] = SingleJob(run_id, BulkJob(
+        lambda ids, **k: retrigger(ws, who, ids, payload=payload, from_step=from_step, **k), [run_id],
+        concurrency=1, since=since))
+
+
+def _single_progress() -> None:
+    single: SingleJob | None = st.session_state.get(SINGLE_KEY)
+    if single is None or single.job.finished:
+        st.rerun(scope="app")  # the page shows the outcome and the new run
+        return
+    new = single.job.started.get(single.of)
+    with st.container(border=True):
+        st.text(f"Re-triggering {single.of}" + (f" as {new}: running…" if new else "…"))
+        if new:
+            st.button("⏹ Cancel it", key="single_cancel", on_click=_cancel_single, args=(new,),
+                      disabled=not may(Action.CANCEL), help=None if may(Action.CANCEL) else needs(Action.CANCEL))
+
+
+def _cancel_single(new_run: str) -> None:
+    try:
+        cancel.cancel(workspace().store, actor(), [new_run])
+    except Forbidden as exc:
+        st.session_state["retrigger_cancel_refused"] = str(exc)
 
 
 def retrigger_dialog_if_asked() -> None:
@@ -82,7 +117,21 @@ def retrigger_dialog_if_asked() -> None:
 
 
 def retrigger_outcome(run_id: str) -> None:
-    """What the last re-trigger of `run_id` in this session gave: the new run and its status, or why not."""
+    """What the last re-trigger of `run_id` in this session gave: the new run and its status, or why not;
+    while it runs, its progress and a Cancel."""
+    single: SingleJob | None = st.session_state.get(SINGLE_KEY)
+    if single and single.of == run_id:
+        if not single.job.finished:
+            st.fragment(run_every=0.5)(_single_progress)()
+            return
+        st.session_state.pop(SINGLE_KEY)
+        if single.job.error:  # in words: the key cannot read credentials, or a role
+            st.session_state["retriggered"] = RetriggerDone(run_id, None, single.job.error, None)
+        elif (r := single.job.result) is not None:
+            st.session_state["retriggered"] = RetriggerDone(
+                run_id, r.new_runs.get(run_id), r.refused.get(run_id), next(iter(r.outcomes), None))
+    if refused := st.session_state.pop("retrigger_cancel_refused", None):
+        st.error(refused)
     done: RetriggerDone | None = st.session_state.get("retriggered")
     if not done or done.of != run_id:
         return

@@ -52,7 +52,7 @@ def record_demo_lineage(db: Database, files: list[Path]) -> None:
     read back from the (possibly cached) files, since the generator ran in other processes."""
     listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)  # paths this module wrote
     with db.transaction() as cur:
-        cur.execute(f"""INSERT OR IGNORE INTO fg.retriggers
+        cur.execute(f"""INSERT OR IGNORE INTO fg.retriggers (run_id, retrigger_of, retriggered_by, retriggered_at)
             SELECT id, retrigger_of, retriggered_by, retriggered_at::TIMESTAMPTZ
             FROM read_json([{listed}], columns = {{id: 'VARCHAR', retrigger_of: 'VARCHAR',
                            retriggered_by: 'VARCHAR', retriggered_at: 'VARCHAR'}}, format = 'newline_delimited')
@@ -158,6 +158,8 @@ def _bare_table(floor_db: Path, store_db: Path) -> None:
     con.execute("CREATE OR REPLACE TABLE fg.rejects AS SELECT * FROM s.fg.rejects LIMIT 0")
     con.execute("CREATE OR REPLACE TABLE comments AS SELECT * FROM s.main.comments LIMIT 0")
     con.execute("CREATE OR REPLACE TABLE fg.files AS SELECT * FROM s.fg.files LIMIT 0")
+    con.execute("CREATE OR REPLACE TABLE fg.handled AS SELECT * FROM s.fg.handled LIMIT 0")
+    con.execute("CREATE OR REPLACE TABLE fg.retriggers AS SELECT * FROM s.fg.retriggers LIMIT 0")
     # No rollups in a bare table: marked out of date, the Overview computes every figure from the rows.
     con.execute("CREATE OR REPLACE TABLE fg.dirty_days AS SELECT 0 AS day")
     con.execute("DETACH s")

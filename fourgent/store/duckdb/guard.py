@@ -56,7 +56,7 @@ PIECE_MAX = 100  # characters of a constant that is repeated
 REPLACEMENT_MAX = 16  # characters replace() may put in for each match: output at most 16x its input
 MAX_SQL_CHARS = 100_000
 # What a plan may scan: the tables behind the four views, and generated rows.
-ALLOWED_SCANS = frozenset({"fg.runs", "fg.rejects", "fg.files", "fg.comments"})
+ALLOWED_SCANS = frozenset({"fg.runs", "fg.rejects", "fg.files", "fg.comments", "fg.handled"})
 ALLOWED_LEAVES = frozenset({"SEQ_SCAN", "RANGE", "UNNEST", "DUMMY_SCAN", "COLUMN_DATA_SCAN", "EMPTY_RESULT",
                             "CTE_SCAN", "DELIM_SCAN", "CHUNK_SCAN"})
 _EXPLAIN = re.compile(r"^\s*EXPLAIN(\s+ANALYZE)?\s+", re.IGNORECASE)

@@ -85,7 +85,7 @@ def marks(cur: Cursor, ids: Sequence[str]) -> dict[str, str]:
     found: dict[str, str] = {}
     for run_id, mark in cur.execute(
             # Cancelled first: a cancelled replay reads "cancelled", not how it was made.
-            f"SELECT id, 'cancelled' FROM fg.runs WHERE id IN (SELECT unnest($ids::VARCHAR[])) "
+            f"SELECT id, 'cancelled' FROM {RUN_ROWS} WHERE id IN (SELECT unnest($ids::VARCHAR[])) "
             f"AND status = 'failed' AND error_kind = '{CANCELLED_KIND}' "
             "UNION ALL SELECT run_id, 'handled' FROM fg.handled WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) "
             "UNION ALL SELECT run_id, CASE WHEN mode = 'from step' THEN 'from step ' || from_step ELSE mode END "
