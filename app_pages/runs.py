@@ -61,7 +61,7 @@ def render_filters(ws: Workspace, query: RunsQuery) -> None:
                 if what not in ("re-triggers", "resolved")]
         line = ("Failed runs" if said or query.resolved else "Runs") + (" where " + " and ".join(said) if said else "")
         if query.resolved:
-            line += (", " if said else " ") + "resolved since by a re-trigger"
+            line += (", " if said else " ") + "resolved since (re-triggered), handled or cancelled"
         if query.originals:
             line += (", " if said or query.resolved else " ") + "as they first ran (re-triggers left out)"
         cols[0].text(line)

@@ -33,7 +33,20 @@ class LiveRuns:
 
     def __init__(self) -> None:
         self._flags: dict[str, CancelFlag] = {}
+        self._batches: dict[int, tuple[threading.Event, dict[str, str]]] = {}  # bulk re-triggers under way
         self._lock = threading.Lock()
+
+    def batch(self, stop: threading.Event, started: dict[str, str]) -> int:
+        """A bulk re-trigger under way (its stop, and its replays so far): cancelling one of its runs stops it
+        starting more, or a bulk cancel would see the next ones start at once."""
+        with self._lock:
+            key = id(stop)
+            self._batches[key] = (stop, started)
+            return key
+
+    def batch_done(self, key: int) -> None:
+        with self._lock:
+            self._batches.pop(key, None)
 
     def start(self, run_id: str) -> CancelFlag:
         with self._lock:
@@ -55,6 +68,9 @@ class LiveRuns:
                 return False
             flag.who = who
             flag.event.set()
+            for stop, started in self._batches.values():
+                if run_id in started.values():
+                    stop.set()
             return True
 
 
@@ -83,8 +99,8 @@ def why_not(status: str | None, ours: bool) -> str:
     if status not in IN_FLIGHT:
         return f"it has already ended ({status})"
     if ours:
-        return ("this dashboard started it, but no process here is running it any more (it was interrupted): "
-                "there is nothing to stop")
+        return ("Fourgent started it, but this dashboard's process is not running it (another process is, or it "
+                "was interrupted, or it has just ended)")
     return "it was written by an outside engine: only that engine can stop it"
 
 

@@ -157,6 +157,10 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
 
     payload = None
     if args.payload is not None:
+        if args.from_failed_step:
+            print("--payload replays the whole run: it cannot reuse steps that ran with the old payload "
+                  "(--from-failed-step).", file=sys.stderr)
+            return EXIT_USAGE
         if len(args.run_ids) != 1:
             print("--payload replays one run: give exactly one RUN_ID.", file=sys.stderr)
             return EXIT_USAGE

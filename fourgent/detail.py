@@ -38,7 +38,10 @@ class RunDetail:
 
     @property
     def reused(self) -> tuple[str | None, int]:
-        """(the run whose outputs it reused, how many of its first steps), for a re-run from a step."""
+        """(the run whose outputs it reused, how many of its first steps), for a re-run from a step: only when the
+        ledger says Fourgent made it so (a log line's word alone could label any steps "reused")."""
+        if (self.retriggered_from or {}).get("mode") != "from step":
+            return None, 0
         said = (_load(self.run["extra"]) or {}).get("reused_steps") if self.run["extra"] else None
         if isinstance(said, dict) and isinstance(said.get("count"), int):
             return (str(said["from"]) if said.get("from") else None), said["count"]

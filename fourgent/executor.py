@@ -277,6 +277,8 @@ class Executor:
                 raise _Unavailable(f"Timed out after {policy.timeout_s:g}s waiting for {step.app}") from None
             except httpx.TransportError as exc:
                 raise _Unavailable(f"Could not reach {step.app} ({type(exc).__name__})") from None
+            except (TypeError, ValueError) as exc:  # a body JSON cannot carry (NaN from a log's payload): not sent
+                raise _Failed("logic", f"The request to {step.app} could not be built: {exc}") from None
             record["attempt_log"][-1]["status_code"] = response.status_code
             try:
                 answer = response.json()

@@ -46,7 +46,7 @@ class RunFilter:
     apps: tuple[str, ...] = ()  # failed runs whose failed step called one of these apps (runs.failed_app)
     error: str = ""  # failed runs whose error message has this pattern (as the Overview's Top errors group)
     originals: bool = False  # leave out re-triggers Fourgent ran: each run counted once, as it first fired
-    resolved: bool = False  # only failed originals whose latest re-trigger finished (the Overview's "resolved since")
+    resolved: bool = False  # only failed originals needing nothing more: resolved by a re-trigger, handled or cancelled
 
     # What the rollups can count: a filter that sets any other field is counted over the runs.
     # Every engine's rollup path applies each of these (the contract tests set each field on its own).
@@ -132,7 +132,7 @@ class RunsQuery:
     apps: tuple[str, ...] = ()
     error: str = ""
     originals: bool = False  # re-triggers left out (the Overview's click-throughs: a failure and its replays once)
-    resolved: bool = False  # failed runs fixed since by a finished re-trigger (a "resolved since" bar)
+    resolved: bool = False  # failed runs resolved by a re-trigger, handled or cancelled since (a bar's part)
 
     @classmethod
     def parse(cls, params: Mapping[str, Sequence[str]]) -> RunsQuery:
@@ -244,7 +244,7 @@ class RunsQuery:
         """The conditions a link set that have no widget of their own (kind, app, error), for a removable line."""
         parts = [("kind", self.kinds), ("app", self.apps), ("error", (self.error,) if self.error else ()),
                  ("re-triggers", ("left out",) if self.originals else ()),
-                 ("resolved", ("since, by a re-trigger",) if self.resolved else ())]
+                 ("resolved", ("since: re-triggered, handled or cancelled",) if self.resolved else ())]
         return [(name, values) for name, values in parts if values]
 
     def describe(self, workflow_names: Mapping[str, str] | None = None, zone: ZoneInfo | None = None) -> str:
@@ -277,7 +277,7 @@ class RunsQuery:
         if self.originals:
             conditions.append("the run is not a re-trigger")
         if self.resolved:
-            conditions.append("a re-trigger resolved it since")
+            conditions.append("it needs nothing more (resolved by a re-trigger, handled or cancelled)")
         if conditions:
             parts.append("where " + " and ".join(conditions))
         return " ".join(parts)

@@ -29,7 +29,7 @@ class HandledResult:
 
     @property
     def not_marked(self) -> int:
-        """Asked for but not marked: not failed (any more), already handled, or not in the store."""
+        """Asked for but not marked: not failed (any more), a re-trigger, already handled, or not in the store."""
         return self.requested - len(self.marked)
 
 

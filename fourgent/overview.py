@@ -224,7 +224,8 @@ class Segment:
 
 
 def bar_segments(buckets: pl.DataFrame) -> list[Segment]:
-    """Originals per status, in the order of STATUSES, the failed split into still failing and resolved since."""
+    """Originals per status, in the order of STATUSES, the failed split into still failing and resolved since (by a
+    re-trigger, or handled or cancelled: what needs nothing more, exactly what `resolved=1` opens)."""
     out: list[Segment] = []
     for status in STATUSES:
         part = buckets.filter(pl.col("status") == status).select("bucket", "bucket_end", "runs", "unresolved")
@@ -238,7 +239,7 @@ def bar_segments(buckets: pl.DataFrame) -> list[Segment]:
         if not still.is_empty():
             out.append(Segment("Failed — still failing", status, unresolved=True, rows=still))
         if not fixed.is_empty():
-            out.append(Segment("Failed — resolved since", status, resolved=True, rows=fixed))
+            out.append(Segment("Failed — resolved or handled since", status, resolved=True, rows=fixed))
     return out
 
 

@@ -23,8 +23,11 @@ def parse_payload(text: str, wf: Workflow | None) -> dict[str, Any]:
     """The edited payload: a JSON object carrying every field `wf` requires; refused in words otherwise."""
     if len(text.encode("utf-8")) > MAX_PAYLOAD_BYTES:
         raise PayloadRejected(f"The payload is over {MAX_PAYLOAD_BYTES // 1024} KB.")
+    def no_constant(name: str) -> Any:
+        raise PayloadRejected(f"Not valid JSON: {name} is not a JSON number (write it as a string or a number).")
+
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=no_constant)
     except json.JSONDecodeError as exc:
         raise PayloadRejected(f"Not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.") from None
     except RecursionError:
@@ -85,10 +88,6 @@ class FromStep:
     name: str
     reuse: tuple[Mapping[str, Any], ...]
 
-    @property
-    def label(self) -> str:
-        return f"Re-run from step {self.step + 1} ({self.name})"
-
 
 def from_failed_step(status: str, error_step: int | None, steps: Sequence[Mapping[str, Any]],
                      wf: Workflow | None) -> FromStep | str:
@@ -104,13 +103,14 @@ def from_failed_step(status: str, error_step: int | None, steps: Sequence[Mappin
         return f"Its workflow has {len(wf.steps)} steps now, fewer than the step it failed at."
     for i in range(error_step + 1):
         if i < len(steps) and (steps[i].get("name") != wf.steps[i].name or steps[i].get("app") != wf.steps[i].app):
-            return (f"Its workflow's steps changed since it ran (step {i + 1} was {steps[i].get('name')!r}, "
-                    f"now {wf.steps[i].name!r}): re-trigger the whole run instead.")
+            return (f"Its workflow's steps changed since it ran (step {i + 1} is another step now): re-trigger "
+                    "the whole run instead.")
+    # In words without the log's own text (step names): these reasons also appear in tooltips.
     for i in range(error_step):
         s = steps[i]
         if s.get("status") != "finished":
-            return f"Step {i + 1} ({s.get('name')}) did not finish, so it cannot be reused."
+            return f"Step {i + 1} did not finish, so it cannot be reused."
         if s.get("output") is None:
-            return (f"Step {i + 1} ({s.get('name')})'s output was not recorded, so it cannot be reused without "
-                    "calling it again: re-trigger the whole run instead.")
+            return (f"Step {i + 1}'s output was not recorded, so it cannot be reused without calling it again: "
+                    "re-trigger the whole run instead.")
     return FromStep(error_step, wf.steps[error_step].name, tuple(steps[:error_step]))

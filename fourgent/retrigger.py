@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from .cancel import LIVE
 from .executor import Executor, new_run_id
 from .replay import FromStep, from_failed_step, payload_diff
 from .store import RecordedRun, Retrigger, Store
@@ -141,9 +142,11 @@ class Retriggerer:
                         if next_id is None:
                             break
                         started_ids.add(next_id)
-                        pending[pool.submit(replay, next_id)] = next_id
+                        # Cancellable from now on, before the thread reaches it (the executor shares the flag).
+                        self.executor.live.start(planned[next_id].run_id)
                         if on_start:
                             on_start(next_id, planned[next_id].run_id)
+                        pending[pool.submit(replay, next_id)] = next_id
                     if not pending:
                         break
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -202,11 +205,14 @@ class BulkJob:
         self._cancel = threading.Event()
 
         def work() -> None:
+            batch = LIVE.batch(self._cancel, self.started)
             try:
                 self.result = start(run_ids, concurrency=concurrency, cancel=self._cancel,
                                     progress=self._progress, since=since, on_start=self.started.__setitem__)
             except Exception as exc:  # noqa: BLE001 - shown to the user; the thread must not die silently
                 self.error = f"{type(exc).__name__}: {exc}"
+            finally:
+                LIVE.batch_done(batch)
 
         self.thread = threading.Thread(target=work, name="fourgent-bulk-retrigger", daemon=True)
         self.thread.start()

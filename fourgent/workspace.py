@@ -173,6 +173,8 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
     by replay.parse_payload first); `from_step`: each run re-run from its failed step."""
     if payload is not None and len(run_ids) != 1:
         raise ValueError("An edited payload replays one run")
+    if payload is not None and from_step:  # the reused outputs came from the old payload
+        raise ValueError("An edited payload replays the whole run: it cannot reuse steps run with the old one")
 
     def do() -> BulkResult:
         result = retriggerer(ws, client).bulk(run_ids, actor.who, concurrency=concurrency, cancel=cancel,

@@ -68,9 +68,9 @@ def open_page(page: str, **params: str | list[str]):
 
 def settle(at):
     """Once this session's single re-trigger (it runs in the background) has ended, the page rerun to show it."""
-    single = at.session_state["retrigger_job"] if "retrigger_job" in at.session_state else None  # noqa: SIM401 - no .get
-    if single is not None:
-        assert single.job.wait(60), "the re-trigger did not end"
+    jobs = at.session_state["retrigger_jobs"] if "retrigger_jobs" in at.session_state else {}  # noqa: SIM401
+    for job in jobs.values():
+        assert job.wait(60), "the re-trigger did not end"
     return at.run()
 
 

@@ -220,6 +220,8 @@ def test_retrigger_with_an_edited_payload_from_a_file_or_stdin(data_dir, write_l
     assert "Not valid JSON" in capsys.readouterr().err
     assert main(["retrigger", "f2", "f3", "--payload", str(edited)]) == 2
     assert "exactly one RUN_ID" in capsys.readouterr().err
+    assert main(["retrigger", "f2", "--payload", str(edited), "--from-failed-step"]) == 2
+    assert "cannot reuse steps" in capsys.readouterr().err
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({**PAYLOAD, "contact_email": "fixed@example.com"})))
     assert main(["retrigger", "f2", "--payload", "-", "--as", "ana", "--json"]) == 0
     out, err = capsys.readouterr()

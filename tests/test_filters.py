@@ -158,8 +158,8 @@ def test_the_bulk_takes_the_unresolved_failures_among_the_filtered_runs() -> Non
     ("originals", "status=failed&originals=1", "Failed runs where the run is not a re-trigger",
      ("re-triggers", ("left out",)), "originals=0"),
     ("resolved", "status=failed&resolved=1&originals=1",
-     "Failed runs where the run is not a re-trigger and a re-trigger resolved it since",
-     ("resolved", ("since, by a re-trigger",)), "resolved=yes"),
+     "Failed runs where the run is not a re-trigger and it needs nothing more (resolved by a re-trigger, handled "
+     "or cancelled)", ("resolved", ("since: re-triggered, handled or cancelled",)), "resolved=yes"),
 ])
 def test_originals_and_resolved_are_url_parameters_said_in_words_and_removable(field, url, said, narrowed, not_it):
     q = RunsQuery.from_string(url)

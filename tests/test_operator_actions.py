@@ -84,6 +84,7 @@ def rollups_match_a_fresh_recompute(store) -> None:
     ("[1, 2]", "must be a JSON object"),
     ('{"record_id": "1001", "amount": 5}', "Missing required field of workflow"),
     ('{"record_id": "1001", "amount": 5, "contact_email": ""}', "contact_email"),
+    ('{"record_id": "1001", "amount": NaN, "contact_email": "a@example.com"}', "NaN is not a JSON number"),
 ])
 def test_an_edited_payload_that_is_not_json_or_lacks_a_required_field_is_refused_in_words(text, says):
     with pytest.raises(replay.PayloadRejected, match=says):
@@ -239,11 +240,13 @@ def test_a_cancel_lands_within_a_second_during_a_60_s_retry_after_wait(store, sl
 
 def test_a_cancel_before_the_next_step_stops_there_and_no_later_step_is_called(store, slow_apps):
     sandbox, executor, wf, live, _ = slow_apps
-    sandbox.delay_s["hubspot"] = 0.5  # the first step takes half a second
+    sandbox.delay_s["hubspot"] = 2.0  # the first step takes two seconds
     done: list[dict] = []
     worker = threading.Thread(target=lambda: done.append(executor.run(wf, PAYLOAD, run_id="run_mid")))
     worker.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while not sandbox.requests and time.monotonic() < deadline:  # the first step's call is under way
+        time.sleep(0.02)
     assert cancel.cancel(store, ANA, ["run_mid"], live=live).cancelled == ["run_mid"]
     worker.join(5)
     assert done[0]["error"]["step"] == 1 and done[0]["error"]["kind"] == "cancelled"
@@ -301,6 +304,8 @@ def test_a_handled_failure_leaves_the_unresolved_counts_and_comes_back_when_undo
     mark = handled.of(store, "dup")
     assert mark and mark.by == ANA.who and mark.reason.startswith("A duplicate")
     assert store.runs_view(RunFilter(q="dup")).marks == {"dup": "handled"}
+    # The Overview's "resolved or handled since" opens it (resolved=1: the failures that need nothing more).
+    assert store.select_ids(RunFilter(statuses=("failed",), resolved=True)) == ["dup"]
     window = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
     view = store.overview(window, exact_max=0)  # from the rollups
     assert view.now.unresolved == 1 and view.now.failed == 2  # still failing leaves it out; failed counts it
@@ -320,3 +325,50 @@ def test_marking_handled_needs_a_reason_and_a_role(store, tmp_path, write_log, r
     with pytest.raises(Forbidden):
         handled.mark(store, VIEWER, ["dup"], "a duplicate")
     assert unresolved(store) == 1 and handled.of(store, "dup") is None
+
+
+def test_an_edited_payload_cannot_be_combined_with_a_re_run_from_a_step(dashboard):
+    from fourgent.access import SINGLE_USER
+    from fourgent.workspace import open_workspace, retrigger
+
+    dashboard()
+    ws = open_workspace()
+    with pytest.raises(ValueError, match="cannot reuse steps"):
+        retrigger(ws, SINGLE_USER, ["r"], payload=PAYLOAD, from_step=True)
+
+
+def test_a_replay_is_not_marked_handled_only_its_original_can_be(store, tmp_path, write_log):
+    from helpers import record_as_ours
+
+    replay_line = failed_at("replay_1", 1, retrigger_of="orig_1")
+    record_as_ours(store, replay_line)
+    store.ingest([write_log(tmp_path / "r.jsonl", failed_at("orig_1", 1), replay_line)])
+    assert handled.mark(store, ANA, ["replay_1"], "a duplicate").marked == []
+    assert unresolved(store) == 1
+
+
+def test_cancelling_a_run_of_a_bulk_re_trigger_stops_the_bulk_starting_more(store, tmp_path, write_log):
+    from fourgent.cancel import LIVE
+    from fourgent.retrigger import BulkJob
+
+    sandbox = Sandbox()
+    server, url = serve(sandbox)
+    try:
+        executor = Executor(connect(sandbox, url, "HubSpot", "QuickBooks"), log_writer(tmp_path / "r.jsonl"))
+        retriggerer = Retriggerer(store, executor, DEFINITIONS)
+        store.ingest([write_log(tmp_path / "orig.jsonl", *(failed_at(f"orig_{i}", 1) for i in range(3)))])
+        for _ in range(3):
+            sandbox.fail_next("QuickBooks", (429, {"Retry-After": "60"}))
+        job = BulkJob(lambda ids, **k: retriggerer.bulk(ids, "ana", **k), ["orig_0", "orig_1", "orig_2"],
+                      concurrency=1)
+        deadline = time.monotonic() + 10
+        while not any(r.app == "quickbooks" for r in sandbox.requests) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the first replay waits on its Retry-After
+        (first,) = job.started.values()
+        assert cancel.cancel(store, ANA, [first]).cancelled == [first]
+        assert job.wait(5) and job.result is not None
+        assert job.result.outcomes == {"failed": 1} and job.result.cancelled == 2  # the other two never started
+        assert first not in LIVE.live()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -17,6 +17,7 @@ from fourgent.detail import RunDetail
 from fourgent.workspace import definitions
 from ui.auth import actor, may, needs
 from ui.dialogs import start_single
+from ui.text import label, refused
 from ui.workspace import workspace
 
 Kind = Literal["edit", "from_step", "cancel", "handled"]
@@ -108,11 +109,12 @@ def _from_step_dialog(a: ActionAsk, found: RunDetail) -> None:
         st.text(plan)
         return
     reused = f"Steps 1–{plan.step} are reused" if plan.step > 1 else "Step 1 is reused" if plan.step else ""
-    st.text(f"{plan.label}: a new run that executes step {plan.step + 1} onwards with the original payload."
+    st.text(f"Re-run from step {plan.step + 1} ({plan.name}): a new run that executes step {plan.step + 1} "
+            "onwards with the original payload."
             + (f" {reused} from {a.run} (their recorded outputs): their apps are not called again." if reused
                else " No step before it to reuse."))
     st.text(f"Recorded as re-triggered by {actor().who}.")
-    if _button(plan.label, Action.RETRIGGER):
+    if _button(rerun_label(plan), Action.RETRIGGER):
         if _used(a):
             start_single(a.run, a.opened, from_step=True)
         _close()
@@ -133,7 +135,7 @@ def _cancel_dialog(a: ActionAsk, found: RunDetail) -> None:
             try:
                 r = cancel.cancel(workspace().store, actor(), [a.run])
             except Forbidden as exc:
-                st.error(str(exc))
+                refused(str(exc))
                 return
             ok = a.run in r.cancelled
             said = "Cancel sent: the run ends within a second." if ok else f"Not cancelled: {r.refused.get(a.run)}"
@@ -154,7 +156,7 @@ def _handled_dialog(a: ActionAsk, found: RunDetail) -> None:
             try:
                 r = handled.mark(workspace().store, actor(), [a.run], reason)
             except (handled.HandledRejected, Forbidden) as exc:
-                st.error(str(exc))
+                refused(str(exc))
                 return
             ok = bool(r.marked)
             st.session_state[DONE_KEY] = ActionDone(
@@ -165,6 +167,11 @@ def _handled_dialog(a: ActionAsk, found: RunDetail) -> None:
 
 DIALOGS = {"edit": _edit_dialog, "from_step": _from_step_dialog, "cancel": _cancel_dialog,
            "handled": _handled_dialog}
+
+
+def rerun_label(plan: replay.FromStep) -> str:
+    """The button's label: the step's name from the definition, kept plain text in Markdown."""
+    return f"Re-run from step {plan.step + 1} ({label(plan.name)})"
 
 
 def dialog_if_asked() -> None:
@@ -200,12 +207,13 @@ def menu(found: RunDetail, *, key: str) -> None:
     """The actions a run offers (inside a popover or a row of buttons), each disabled with why when it cannot."""
     run = found.run
     failed = run["status"] == "failed"
-    mark = handled.of(workspace().store, run["id"]) if failed else None
+    original = failed and not run["retrigger_of"]  # handled marks are for originals: a replay's fix is its own
+    mark = handled.of(workspace().store, run["id"]) if original else None
     st.button("✎ Re-trigger with changes…", key=f"{key}_edit", on_click=ask, args=("edit", run["id"]),
               disabled=not may(Action.RETRIGGER), help=None if may(Action.RETRIGGER) else needs(Action.RETRIGGER))
     plan = found.rerun(definitions(workspace())) if failed else None
     if plan is not None:
-        st.button(plan.label if isinstance(plan, replay.FromStep) else "⤼ Re-run from the failed step",
+        st.button(rerun_label(plan) if isinstance(plan, replay.FromStep) else "⤼ Re-run from the failed step",
                   key=f"{key}_from_step", on_click=ask, args=("from_step", run["id"]),
                   disabled=isinstance(plan, str) or not may(Action.RETRIGGER),
                   help=plan if isinstance(plan, str) else None if may(Action.RETRIGGER) else needs(Action.RETRIGGER))
@@ -216,7 +224,7 @@ def menu(found: RunDetail, *, key: str) -> None:
                   help=f"Cannot be cancelled from here: {why}" if why else None)
         if why:
             st.caption(f"Cannot be cancelled from here: {why}.")
-    if failed and mark is None:
+    if original and mark is None:
         st.button("✋ Mark handled…", key=f"{key}_handled", on_click=ask, args=("handled", run["id"]),
                   disabled=not may(Action.HANDLED), help=None if may(Action.HANDLED) else needs(Action.HANDLED))
     elif mark is not None:

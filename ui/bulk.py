@@ -20,7 +20,7 @@ from fourgent.retrigger import BULK_CAP, BULK_CONCURRENCY, CAVEAT, BulkJob
 from fourgent.workspace import BulkPlan, Workspace, bulk_plan, retrigger
 from ui import pages
 from ui.auth import actor, may, needs
-from ui.text import label
+from ui.text import label, refused
 from ui.workspace import workspace
 from ui.zone import browser
 
@@ -123,7 +123,7 @@ def handled_dialog(f: RunFilter, a: OtherAsk, described: str, link: str) -> None
             try:
                 r = handled.mark(ws.store, actor(), ids, reason, bulk_filter=link)
             except (handled.HandledRejected, Forbidden) as exc:
-                st.error(str(exc))
+                refused(str(exc))
                 return
             st.session_state[OTHER_DONE_KEY] = (
                 f"Marked {len(r.marked):,} of {a.count:,} handled."
@@ -152,7 +152,7 @@ def cancel_dialog(f: RunFilter, a: OtherAsk, described: str, link: str) -> None:
             try:
                 r = cancel.cancel(ws.store, actor(), ids, bulk_filter=link)
             except Forbidden as exc:
-                st.error(str(exc))
+                refused(str(exc))
                 return
             bar = st.progress(0.0, text="Cancelling…")
             ended, started = 0, time.monotonic()

@@ -20,7 +20,8 @@ from ui.workspace import workspace
 __all__ = ["CAVEAT", "ask_retrigger", "comment_dialog", "retrigger_dialog_if_asked", "retrigger_outcome",
            "start_single"]
 
-SINGLE_KEY = "retrigger_job"
+SINGLE_KEY = "retrigger_jobs"
+CANCEL_SAID_KEY = "retrigger_cancel_said"
 
 
 # ---------------------------------------------------------------- re-trigger, wherever a run is shown
@@ -72,12 +73,11 @@ def _retrigger_dialog(ask: RetriggerAsk) -> None:
         st.rerun()
 
 
-@dataclass(frozen=True)
-class SingleJob:
-    """A single re-trigger running in the background, so its page stays usable and can cancel it."""
-
-    of: str
-    job: BulkJob
+def single_jobs() -> dict[str, BulkJob]:
+    """This session's single re-triggers under way or not yet shown, by the run they replay (one per run: a
+    second one started elsewhere does not hide the first)."""
+    jobs: dict[str, BulkJob] = st.session_state.setdefault(SINGLE_KEY, {})
+    return jobs
 
 
 def start_single(run_id: str, since: datetime, *, payload: dict[str, Any] | None = None,
@@ -85,29 +85,35 @@ def start_single(run_id: str, since: datetime, *, payload: dict[str, Any] | None
     """Start one re-trigger of `run_id` as this session's actor; its outcome shows where the run is shown."""
     ws, who = workspace(), actor()
     st.session_state.pop("retriggered", None)
-    st.session_state[SINGLE_KEY] = SingleJob(run_id, BulkJob(
+    single_jobs()[run_id] = BulkJob(
         lambda ids, **k: retrigger(ws, who, ids, payload=payload, from_step=from_step, **k), [run_id],
-        concurrency=1, since=since))
+        concurrency=1, since=since)
 
 
-def _single_progress() -> None:
-    single: SingleJob | None = st.session_state.get(SINGLE_KEY)
-    if single is None or single.job.finished:
+def _single_progress(run_id: str) -> None:
+    job = single_jobs().get(run_id)
+    if job is None or job.finished:
         st.rerun(scope="app")  # the page shows the outcome and the new run
         return
-    new = single.job.started.get(single.of)
+    new = job.started.get(run_id)
     with st.container(border=True):
-        st.text(f"Re-triggering {single.of}" + (f" as {new}: running…" if new else "…"))
+        st.text(f"Re-triggering {run_id}" + (f" as {new}: running…" if new else "…"))
         if new:
-            st.button("⏹ Cancel it", key="single_cancel", on_click=_cancel_single, args=(new,),
+            st.button("⏹ Cancel it", key=f"single_cancel_{run_id}", on_click=_cancel_single, args=(new,),
                       disabled=not may(Action.CANCEL), help=None if may(Action.CANCEL) else needs(Action.CANCEL))
+        if said := st.session_state.get(CANCEL_SAID_KEY):
+            st.text(said)
 
 
 def _cancel_single(new_run: str) -> None:
+    """Its answer in words: a refusal, or a run that had just ended, is said rather than ignored."""
     try:
-        cancel.cancel(workspace().store, actor(), [new_run])
+        r = cancel.cancel(workspace().store, actor(), [new_run])
     except Forbidden as exc:
-        st.session_state["retrigger_cancel_refused"] = str(exc)
+        st.session_state[CANCEL_SAID_KEY] = str(exc)
+        return
+    st.session_state[CANCEL_SAID_KEY] = ("Cancel sent: it ends within a second." if r.cancelled
+                                         else f"Not cancelled: {r.refused.get(new_run)}")
 
 
 def retrigger_dialog_if_asked() -> None:
@@ -119,19 +125,18 @@ def retrigger_dialog_if_asked() -> None:
 def retrigger_outcome(run_id: str) -> None:
     """What the last re-trigger of `run_id` in this session gave: the new run and its status, or why not;
     while it runs, its progress and a Cancel."""
-    single: SingleJob | None = st.session_state.get(SINGLE_KEY)
-    if single and single.of == run_id:
-        if not single.job.finished:
-            st.fragment(run_every=0.5)(_single_progress)()
+    job = single_jobs().get(run_id)
+    if job is not None:
+        if not job.finished:
+            st.fragment(run_every=0.5)(_single_progress)(run_id)
             return
-        st.session_state.pop(SINGLE_KEY)
-        if single.job.error:  # in words: the key cannot read credentials, or a role
-            st.session_state["retriggered"] = RetriggerDone(run_id, None, single.job.error, None)
-        elif (r := single.job.result) is not None:
+        del single_jobs()[run_id]
+        st.session_state.pop(CANCEL_SAID_KEY, None)
+        if job.error:  # in words: the key cannot read credentials, or a role
+            st.session_state["retriggered"] = RetriggerDone(run_id, None, job.error, None)
+        elif (r := job.result) is not None:
             st.session_state["retriggered"] = RetriggerDone(
                 run_id, r.new_runs.get(run_id), r.refused.get(run_id), next(iter(r.outcomes), None))
-    if refused := st.session_state.pop("retrigger_cancel_refused", None):
-        st.error(refused)
     done: RetriggerDone | None = st.session_state.get("retriggered")
     if not done or done.of != run_id:
         return

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import streamlit as st
+
 
 def literal(text: str) -> str:
     """`text` as a Markdown code span: shown character for character, never as links, images or HTML."""
@@ -26,3 +28,9 @@ def label(text: str) -> str:
     plain = (text[:1].isalnum() and all(ch.isalnum() or ch in _INERT for ch in text)
              and not re.match(r"\d+[.)]", text))
     return text if plain else literal(text)
+
+
+def refused(message: str) -> None:
+    """An action refused, its reason as plain text (it can hold a signed-in name or a typed reason)."""
+    st.error("Not done:", icon="⚠️")
+    st.text(message)

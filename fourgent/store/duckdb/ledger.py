@@ -125,7 +125,7 @@ class Ledger:
         with self.db.transaction() as cur:
             marked = [r[0] for r in cur.execute(
                 "INSERT INTO fg.handled SELECT id, ?, now(), ? FROM fg.runs "
-                "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = 'failed' "
+                "WHERE id IN (SELECT unnest(?::VARCHAR[])) AND status = 'failed' AND retrigger_of IS NULL "
                 "ON CONFLICT DO NOTHING RETURNING run_id", [by, reason, list(run_ids)]).fetchall()]
             self._handled_changed(cur, marked)
         self._refresh_rollups()

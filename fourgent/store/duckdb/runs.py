@@ -82,17 +82,15 @@ def marks(cur: Cursor, ids: Sequence[str]) -> dict[str, str]:
     made when not a plain replay ("edited", "from step N"). One query."""
     if not ids:
         return {}
-    found: dict[str, str] = {}
-    for run_id, mark in cur.execute(
-            # Cancelled first: a cancelled replay reads "cancelled", not how it was made.
-            f"SELECT id, 'cancelled' FROM {RUN_ROWS} WHERE id IN (SELECT unnest($ids::VARCHAR[])) "
-            f"AND status = 'failed' AND error_kind = '{CANCELLED_KIND}' "
-            "UNION ALL SELECT run_id, 'handled' FROM fg.handled WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) "
-            "UNION ALL SELECT run_id, CASE WHEN mode = 'from step' THEN 'from step ' || from_step ELSE mode END "
-            "FROM fg.retriggers WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) AND mode <> 'replay'",
-            {"ids": list(ids)}).fetchall():
-        found.setdefault(run_id, mark)
-    return found
+    # One mark per run, by rank: a cancelled replay reads "cancelled", not how it was made.
+    return dict(cur.execute(
+        f"SELECT run_id, arg_min(mark, rank) FROM ("
+        f"SELECT id AS run_id, 'cancelled' AS mark, 0 AS rank FROM {RUN_ROWS} "
+        f"WHERE id IN (SELECT unnest($ids::VARCHAR[])) AND status = 'failed' AND error_kind = '{CANCELLED_KIND}' "
+        "UNION ALL SELECT run_id, 'handled', 1 FROM fg.handled WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) "
+        "UNION ALL SELECT run_id, CASE WHEN mode = 'from step' THEN 'from step ' || from_step ELSE mode END, 2 "
+        "FROM fg.retriggers WHERE run_id IN (SELECT unnest($ids::VARCHAR[])) AND mode <> 'replay') GROUP BY run_id",
+        {"ids": list(ids)}).fetchall())
 
 
 def comment_counts(cur: Cursor, ids: Sequence[str]) -> dict[str, int]:

@@ -70,6 +70,10 @@ def unresolved_where(with_cancelled: bool = False) -> str:
 
 
 UNRESOLVED_WHERE = unresolved_where()
+# Failed originals that need nothing more: resolved by a finished re-trigger, handled, or cancelled (the
+# Overview's "resolved or handled since", the complement of still failing).
+SETTLED_WHERE = (f"status = 'failed' AND retrigger_of IS NULL AND (id IN ({HANDLED_SQL}) "
+                 f"OR coalesce(error_kind, '') = '{CANCELLED_KIND}' OR id IN ({RESOLVED_SQL}))")
 UNRESOLVED_SQL = f"SELECT id FROM fg.runs WHERE {UNRESOLVED_WHERE}"
 
 
@@ -106,7 +110,7 @@ def run_where(f: RunFilter) -> tuple[str, list[Any]]:
     if f.originals:
         parts.append("retrigger_of IS NULL")
     if f.resolved:
-        parts.append(f"status = 'failed' AND retrigger_of IS NULL AND id IN ({RESOLVED_SQL})")
+        parts.append(f"({SETTLED_WHERE})")
     for column, values in (("error_kind", f.kinds), ("failed_app", f.apps)):
         if values:
             parts.append(f"status = 'failed' AND {column} IN (SELECT unnest(?::VARCHAR[]))")
