@@ -13,7 +13,57 @@ from .retrigger import BULK_CONCURRENCY
 from .store import close_store, open_store
 from .store.duckdb.bench import explore_bench, main, refresh_bench
 
-__all__ = ["explore_bench", "main", "refresh_bench", "retrigger_bench"]
+__all__ = ["actions_bench", "explore_bench", "main", "refresh_bench", "retrigger_bench"]
+
+
+def actions_bench(runs: int, workdir: Path, marks: int = 10_000, repeat: int = 7) -> dict[str, object]:
+    """On a copy of the store a full bench left in `workdir`: the unresolved counts the bulk bar shows, then
+    marking `marks` unresolved failures handled across the whole range in one go (its rollup refresh is most of
+    it), the counts again, and undoing the marks."""
+    import statistics
+
+    from . import handled
+    from .filters import RunFilter
+
+    source = workdir / "store.duckdb"
+    if not source.exists():
+        raise SystemExit("--actions needs the --workdir of an earlier full run (it holds store.duckdb)")
+    copy = workdir / "actions.duckdb"
+    shutil.copyfile(source, copy)
+    store = open_store(copy)
+    try:
+        everything, one = RunFilter(), RunFilter(statuses=("failed",), unresolved=True)
+
+        def median_ms(call: object) -> float:
+            times = []
+            for _ in range(repeat):
+                t = time.perf_counter()
+                call()  # type: ignore[operator]
+                times.append((time.perf_counter() - t) * 1000)
+            return statistics.median(times)
+
+        out: dict[str, object] = {"runs": runs, "marks": marks}
+        before = {"unresolved count (rollups)": median_ms(lambda: store.unresolved_count(everything)),
+                  "unresolved runs, first page": median_ms(lambda: store.page(one))}
+        ids = store.select_ids(one, limit=marks)
+        t = time.perf_counter()
+        marked = handled.mark(store, cli_actor("bench"), ids, "bench: marked handled in bulk").marked
+        mark_s = time.perf_counter() - t
+        after = {"unresolved count (rollups)": median_ms(lambda: store.unresolved_count(everything)),
+                 "unresolved runs, first page": median_ms(lambda: store.page(one))}
+        t = time.perf_counter()
+        handled.unmark(store, cli_actor("bench"), ids)
+        unmark_s = time.perf_counter() - t
+        out.update(before_ms=before, with_marks_ms=after, mark_s=round(mark_s, 2), unmark_s=round(unmark_s, 2),
+                   marked=len(marked))
+        print(f"\nOperator actions on {runs:,} runs (median of {repeat}):")
+        for label in before:
+            print(f"  {label:<34}{before[label]:>9.1f} ms   with {len(marked):,} handled: {after[label]:>7.1f} ms")
+        print(f"  mark {len(marked):,} handled in one go: {mark_s:.2f} s; undo them: {unmark_s:.2f} s")
+        return out
+    finally:
+        close_store(store)
+        copy.unlink(missing_ok=True)
 
 
 def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> dict[str, object]:

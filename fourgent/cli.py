@@ -227,6 +227,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.retrigger:
         bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
         return EXIT_OK
+    if args.actions:
+        if not args.workdir:
+            print("--actions needs --workdir (an earlier full run's)", file=sys.stderr)
+            return EXIT_USAGE
+        bench.actions_bench(args.runs, Path(args.workdir))
+        return EXIT_OK
     if args.refresh:
         bench.refresh_bench(files=args.files)
         return EXIT_OK
@@ -314,6 +320,9 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: ad-hoc SQL through its worker over the snapshot, on the store in --workdir")
     p.add_argument("--retrigger", action="store_true",
                    help="instead: bulk re-trigger of failed runs against the demo apps (--runs defaults to 1000)")
+    p.add_argument("--actions", action="store_true",
+                   help="instead: on --workdir's store, the unresolved counts, and marking 10,000 failures handled "
+                   "and undoing it")
     p.add_argument("--refresh", action="store_true",
                    help="instead: a refresh with nothing new over --files one-line log files")
     p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")

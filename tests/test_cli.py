@@ -201,6 +201,11 @@ def test_the_benchmark_runs_end_to_end_on_a_small_store(tmp_path, capsys):
     assert all(q["ms"] > 0 and q["floor_ms"] > 0 for q in summary["queries"])
     assert summary["runs"] >= 3000 and summary["ingest_s"] > 0
     assert "fourgent reaches" in capsys.readouterr().out
+    # The operator actions' figures, on a copy of the same store (the bench's own is left as it was).
+    assert main(["bench", "--runs", "3000", "--workdir", str(tmp_path), "--actions"]) == 0
+    out = capsys.readouterr().out
+    assert "handled in one go" in out and "unresolved count (rollups)" in out
+    assert not (tmp_path / "actions.duckdb").exists()
 
 
 def test_retrigger_with_an_edited_payload_from_a_file_or_stdin(data_dir, write_log, capsys, tmp_path, monkeypatch):
