@@ -17,8 +17,8 @@ class Role(IntEnum):
     """Each role may do what the ones below it may."""
 
     VIEWER = 1  # read every page, Explore, export
-    OPERATOR = 2  # also comment, re-trigger, pause and unpause (later: edited replay, re-run from a step, cancel)
-    ADMIN = 3  # also connections (later: workflow definitions, alert rules, retention, roles)
+    OPERATOR = 2  # also comment, re-trigger, pause and unpause, alert rules (later: edited replay, re-run, cancel)
+    ADMIN = 3  # also connections, alert destinations (later: workflow definitions, retention, roles)
 
     @property
     def label(self) -> str:
@@ -35,6 +35,11 @@ class Action(StrEnum):
     CONNECTION_REPLACE = "connection replaced"
     CONNECTION_TEST = "connection tested"
     DEMO_LOADED = "demo loaded"
+    ALERT_RULE_SAVE = "alert rule saved"
+    ALERT_RULE_DELETE = "alert rule deleted"
+    ALERT_DESTINATION_SAVE = "alert destination saved"
+    ALERT_DESTINATION_DELETE = "alert destination deleted"
+    ALERT_DESTINATION_TEST = "alert destination tested"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -48,6 +53,13 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.CONNECTION_REPLACE: Role.ADMIN,
     Action.CONNECTION_TEST: Role.ADMIN,
     Action.DEMO_LOADED: Role.ADMIN,
+    # Rules hold no secret and only choose among the destinations an admin set up: the operators who answer
+    # the alerts tune them. Destinations hold tokens and passwords, like connections: admins.
+    Action.ALERT_RULE_SAVE: Role.OPERATOR,
+    Action.ALERT_RULE_DELETE: Role.OPERATOR,
+    Action.ALERT_DESTINATION_SAVE: Role.ADMIN,
+    Action.ALERT_DESTINATION_DELETE: Role.ADMIN,
+    Action.ALERT_DESTINATION_TEST: Role.ADMIN,
 }
 
 Via = Literal["web", "cli", "single-user"]

@@ -21,9 +21,22 @@ from ..filters import RunFilter
 from ..logfiles import IngestReport
 from ..overview import UTC_ZONE, OverviewView, Window
 from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
-from .records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
+from .records import (
+    AlertDelivery,
+    AlertDestinationRow,
+    AlertEpisode,
+    AlertRule,
+    AuditEntry,
+    Comment,
+    ConnectionRow,
+    Retrigger,
+    RunRecord,
+    RunsView,
+    SqlResult,
+)
 
-__all__ = ["AdhocSQL", "AuditEntry", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
+__all__ = ["AdhocSQL", "AlertBook", "AlertDelivery", "AlertDestinationRow", "AlertEpisode", "AlertRule",
+           "AuditEntry", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
            "QueryFailed", "QueryRefused", "QueryStopped", "Retrigger", "RunNotFound", "RunRecord", "RunsReader",
            "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
 
@@ -111,7 +124,31 @@ class AdhocSQL(Protocol):
     def describe(self, view: str) -> list[tuple[str, str]]: ...
 
 
-class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, Protocol):
+class AlertBook(Protocol):
+    """Failure alerts (fourgent.alerts): rules, destinations (encrypted), episodes and the messages they queue."""
+
+    def alert_rules(self) -> list[AlertRule]: ...
+    def put_alert_rule(self, rule: AlertRule) -> int: ...
+    def delete_alert_rule(self, rule_id: int) -> bool: ...
+    def alert_destinations(self) -> list[AlertDestinationRow]: ...
+    def put_alert_destination(self, name: str, url_encrypted: str, masked: str) -> None: ...
+    def delete_alert_destination(self, name: str) -> bool: ...
+    def alert_destination(self, name: str) -> str | None: ...
+    def open_alert_episodes(self) -> dict[int, AlertEpisode]:
+        """Per rule id, its open episode."""
+        ...
+    def fire_alert(self, rule: AlertRule, summary: str, runs: int, query: str, by: str,
+                   at: datetime) -> AlertEpisode | None:
+        """Open an episode and queue its message; None when one is open or the rule is cooling down."""
+        ...
+    def resolve_alert(self, episode: int, at: datetime) -> AlertEpisode | None: ...
+    def alerts_still_firing(self, episodes: Sequence[int], at: datetime) -> None: ...
+    def alert_history(self, limit: int = 500) -> list[AlertEpisode]: ...
+    def pending_alerts(self) -> list[AlertDelivery]: ...
+    def alert_delivered(self, delivery: int, ok: bool, attempts: int, reason: str | None, at: datetime) -> None: ...
+
+
+class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, AlertBook, Protocol):
     """One store: every protocol above. `open_store` gives the process's one per location."""
 
     path: Path

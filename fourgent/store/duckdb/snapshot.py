@@ -4,7 +4,7 @@ Explore and `python -m fourgent sql` never query the dashboard's database: a wor
 in-memory DuckDB over these Parquet files (worker.py). The runs are one file per UTC day, so an ingest
 rewrites only the days it changed: the same days the rollups recompute, marked in `fg.snapshot_days` in the
 rollups' own transaction, so a crash before the files are written leaves the marks for the next ingest.
-Comments, re-triggers, the audit and rejected lines are small and rewritten whole when they change. Each
+Comments, re-triggers, the audit, alerts and rejected lines are small and rewritten whole when they change. Each
 file is written under a temporary name and renamed, so a worker reads a whole day or the previous one, never
 half a file.
 """
@@ -19,6 +19,7 @@ from .sql import DAY_MS, DAY_SQL
 
 RUNS, REJECTED, COMMENTS, RETRIGGERS, AUDIT = ("runs", "rejected_lines.parquet", "comments.parquet",
                                                "retriggers.parquet", "audit.parquet")
+ALERTS = "alerts.parquet"
 EMPTY = "empty.parquet"  # a day-less file with the runs' columns, so the worker's glob always matches
 
 
@@ -67,7 +68,8 @@ def refresh(cur: Cursor, folder: Path) -> int:
 
 
 # The small views, each one file, rewritten whole when it changes: view name -> file.
-WHOLE = {"rejected_lines": REJECTED, "comments": COMMENTS, "retriggers": RETRIGGERS, "audit": AUDIT}
+WHOLE = {"rejected_lines": REJECTED, "comments": COMMENTS, "retriggers": RETRIGGERS, "audit": AUDIT,
+         "alerts": ALERTS}
 
 
 def write_view(cur: Cursor, folder: Path, view: str) -> None:

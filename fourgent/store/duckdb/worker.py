@@ -120,6 +120,7 @@ def views_sql(folder: Path) -> str:
     CREATE VIEW comments AS SELECT * FROM read_parquet('{q}/{snapshot.COMMENTS}');
     CREATE VIEW retriggers AS SELECT * FROM read_parquet('{q}/{snapshot.RETRIGGERS}');
     CREATE VIEW audit AS SELECT * FROM read_parquet('{q}/{snapshot.AUDIT}');
+    CREATE VIEW alerts AS SELECT * FROM read_parquet('{q}/{snapshot.ALERTS}');
     """
 
 
