@@ -420,3 +420,93 @@ def test_the_alerts_view_is_readable_over_the_snapshot(store, logs):
 
 def test_paths_key_file_is_the_connections_key(data_paths):
     assert data_paths.key_file == Paths(data_paths.data_dir).data_dir / "secret.key"
+
+
+# ---------------------------------------------------------------- the CLI
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from fourgent.store.duckdb import DuckDBStore
+store = DuckDBStore(Path(sys.argv[1]))
+print("holding", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def cli_store(tmp_path, monkeypatch):
+    from fourgent.store import close_store
+    from fourgent.workspace import open_workspace
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
+    monkeypatch.setenv(alerts.PUBLIC_URL_ENV, "http://127.0.0.1:8501")
+    ws = open_workspace()
+    yield ws
+    close_store(ws.store)
+
+
+def test_cli_check_sends_once_exits_1_while_firing_and_0_once_resolved(cli_store, hook, write_log, capsys):
+    from fourgent.cli import main
+
+    ws = cli_store
+    alerts.save_destination(ws.store, SINGLE_USER, alerts.key(ws.paths, ws.store), "ops", hook.url())
+    rule(ws.store, "error_kind", subject="auth", destination="ops", name="Auth failures")
+    assert main(["alerts", "check"]) == 0
+    assert "Nothing is firing." in capsys.readouterr().out
+    write_log(ws.paths.logs_dir / "a.jsonl", run("a_1", 5))
+    assert main(["alerts", "check"]) == 1
+    out = capsys.readouterr().out
+    assert "FIRED  Auth failures: 1 run failed with error kind auth in the last 1 h http://127.0.0.1:8501/?" in out
+    assert "Messages: 1 delivered, 0 undelivered" in out
+    assert main(["alerts", "check", "--json"]) == 1  # still firing: reported, not sent again
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["fired"] == 0 and summary["sent"] == 0 and [f["runs"] for f in summary["firing"]] == [1]
+    assert len(hook.bodies) == 1
+    write_log(ws.paths.logs_dir / "a.jsonl", run("a_1", 5, "finished", updated_at=ago(0)), mode="ab")
+    assert main(["alerts", "check"]) == 0
+    assert "RESOLVED Auth failures" in capsys.readouterr().out
+    assert [b["title"] for b in hook.bodies] == ["Alert: Auth failures", "Resolved: Auth failures"]
+
+
+def test_cli_check_while_the_dashboard_holds_the_store_reports_its_alerts_and_sends_nothing(
+        cli_store, hook, write_log, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from fourgent.cli import main
+    from fourgent.store import close_store
+    from helpers import ROOT
+
+    ws = cli_store
+    alerts.save_destination(ws.store, SINGLE_USER, alerts.key(ws.paths, ws.store), "ops", hook.url())
+    rule(ws.store, "error_kind", subject="auth", destination="ops", name="Auth failures")
+    write_log(ws.paths.logs_dir / "a.jsonl", run("a_1", 5))
+    assert main(["alerts", "check"]) == 1  # the dashboard's first check, as it were: fired and sent
+    capsys.readouterr()
+    close_store(ws.store)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(ws.paths.db_path)], stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
+        assert main(["alerts", "check"]) == 1
+        out = capsys.readouterr().out
+        assert f"The dashboard (process {holder.pid}) holds the store" in out and "nothing is sent from here" in out
+        assert "FIRING Auth failures: 1 run failed with error kind auth" in out
+        assert main(["alerts", "check", "--json"]) == 1
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["checked_by"] == "dashboard" and summary["sent"] == 0 and len(summary["firing"]) == 1
+        assert len(hook.bodies) == 1  # never twice for one episode
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_cli_check_without_a_store_says_so_with_exit_2(tmp_path, monkeypatch, capsys):
+    from fourgent.cli import main
+
+    monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "none"))
+    assert main(["alerts", "check"]) == 2
+    assert "there is no store" in capsys.readouterr().err
