@@ -74,17 +74,18 @@ frame = pl.DataFrame({
     "Runs": [e.runs for e in history],
     "Open": [f"./?{e.query}" for e in history],
     "Message": [DELIVERY[e.fired_delivery] for e in history],
-    "Resolved": [display.local_time(e.resolved_at, tz) for e in history],
-    "Resolved message": [DELIVERY[e.resolved_delivery] for e in history],
+    "Resolved": [display.local_time(e.resolved_at, tz) + ("" if e.resolved_delivery is None
+                                                          else f" · {DELIVERY[e.resolved_delivery]}")
+                 for e in history],
     "By": [e.fired_by for e in history],
 }, schema={"Fired": pl.String, "Rule": pl.String, "State": pl.String, "What held": pl.String, "Runs": pl.Int64,
-           "Open": pl.String, "Message": pl.String, "Resolved": pl.String, "Resolved message": pl.String,
-           "By": pl.String})
+           "Open": pl.String, "Message": pl.String, "Resolved": pl.String, "By": pl.String})
 if history:
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         "Open": st.column_config.LinkColumn(display_text="Runs", help="The runs behind the alert, on the Runs page"),
         "Runs": st.column_config.NumberColumn(format=display.COUNT_FORMAT),
-        "What held": st.column_config.TextColumn(width="large")})
+        "What held": st.column_config.TextColumn(width="medium"),
+        "Resolved": st.column_config.TextColumn(help="When, and how its “resolved” message went")})
 else:
     st.text("No alert has fired yet.")
 

@@ -167,6 +167,11 @@ def condition(store: Store, rule: AlertRule, now: datetime, names: Mapping[str, 
     raise RuleRejected(f"Unknown kind of rule {rule.kind!r}")
 
 
+def _least(threshold: float) -> str:
+    n = int(threshold)
+    return "Any failure" if n <= 1 else f"At least {n:,} failures"
+
+
 def describe_rule(rule: AlertRule, names: Mapping[str, str] | None = None) -> str:
     """The rule's condition in words, e.g. "Failure rate of X over 1 h above 20% (at least 10 ended runs)"."""
     names = names or {}
@@ -176,8 +181,8 @@ def describe_rule(rule: AlertRule, names: Mapping[str, str] | None = None) -> st
         "failure_rate": f"Failure rate{of} over {window} above {rule.threshold:.0%} "
                         f"(at least {rule.min_runs:,} ended runs)",
         "consecutive": f"{int(rule.threshold):,} consecutive failures{of}",
-        "error_kind": f"At least {int(rule.threshold):,} failure(s) with error kind {rule.subject}{of} in {window}",
-        "app": f"At least {int(rule.threshold):,} failure(s) at {rule.subject}{of} in {window}",
+        "error_kind": f"{_least(rule.threshold)} with error kind {rule.subject}{of} in {window}",
+        "app": f"{_least(rule.threshold)} at {rule.subject}{of} in {window}",
         "stuck": f"A run{of} running or pending longer than {_span(rule.threshold)}",
         "unresolved": f"More than {int(rule.threshold):,} unresolved failed runs{of}",
     }.get(rule.kind, rule.kind)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from receivers import Webhook
+from test_auth_pages import signed_in
+
 from fourgent import alerts
 from fourgent.filters import RunsQuery
 from helpers import open_page, run_line
-from receivers import Webhook
-from test_auth_pages import signed_in
 from ui.workspace import workspace
 
 PAGE = "app_pages/alerts.py"
