@@ -510,3 +510,38 @@ def test_cli_check_without_a_store_says_so_with_exit_2(tmp_path, monkeypatch, ca
     monkeypatch.setenv("FOURGENT_DATA_DIR", str(tmp_path / "none"))
     assert main(["alerts", "check"]) == 2
     assert "there is no store" in capsys.readouterr().err
+
+
+def test_the_served_dashboard_checks_and_sends_before_anyone_opens_a_page(tmp_path, hook, write_log):
+    import os
+    import subprocess
+    import sys
+    import urllib.request
+
+    from fourgent.store.duckdb import DuckDBStore
+    from helpers import ROOT
+
+    data = Paths(tmp_path / "data").ensure()
+    setup = DuckDBStore(data.db_path)
+    alerts.save_destination(setup, SINGLE_USER, alerts.key(data, setup), "ops", hook.url())
+    rule(setup, "error_kind", subject="auth", destination="ops", name="Auth failures")
+    setup.close()
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "serve.py", "--server.port", str(port), "--server.address",
+         "127.0.0.1", "--server.headless", "true"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=dict(os.environ, FOURGENT_DATA_DIR=str(data.data_dir), FOURGENT_DEMO_RUNS="0", FOURGENT_ALERT_TICK="1"))
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.3)
+        write_log(data.logs_dir / "a.jsonl", run("a_1", 5))  # no page is ever opened
+        assert [b["title"] for b in hook.wait(1, timeout=60)] == ["Alert: Auth failures"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

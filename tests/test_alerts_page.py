@@ -125,3 +125,12 @@ def test_an_operator_may_add_rules_but_not_destinations(sampled_app, monkeypatch
     at = signed_in("olga@ops.example.com", PAGE)
     assert not _button(at, "Add rule").disabled
     assert not [t for t in at.text_input if t.key == "ad_url"]
+
+
+def test_how_it_works_says_how_alerts_are_checked_and_sent_from_the_code(dashboard):
+    dashboard(FOURGENT_ALERT_TICK="7")
+    at = open_page("app_pages/how_it_works.py")
+    said = " ".join(m.value for m in at.markdown)
+    assert "every 7 s" in said and f"{alerts.ATTEMPTS} attempts with backoff" in said
+    table = next(d.value for d in at.dataframe if "Fires when" in d.value.columns)
+    assert list(table["Rule"]) == list(alerts.KINDS.values())
