@@ -17,6 +17,7 @@ from fourgent.store import AlertRule
 from fourgent.workspace import definitions
 from ui import pages
 from ui.auth import actor, may, needs
+from ui.text import label
 from ui.workspace import workspace
 from ui.zone import utc_switch
 
@@ -45,6 +46,7 @@ if not os.environ.get(alerts.PUBLIC_URL_ENV):
     st.info(f"Set {alerts.PUBLIC_URL_ENV} to this dashboard's address (e.g. https://runs.example.com): until then "
             "a message's link to the runs is only its path (/?status=failed&…).", icon="🔗")
 
+# Names people typed reach these messages only through ui.text.label: never read as Markdown.
 if done := st.session_state.pop("alerts_done", None):
     st.success(done)
 if problem := st.session_state.pop("alerts_error", None):
@@ -189,7 +191,7 @@ with st.container(border=True):
     if filled is not None:
         try:
             alerts.save_rule(store, actor(), filled)
-            st.session_state["alerts_done"] = f"Saved the rule “{filled.name.strip()}”."
+            st.session_state["alerts_done"] = f"Saved the rule “{label(filled.name.strip())}”."
         except (alerts.RuleRejected, Forbidden) as exc:
             st.session_state["alerts_error"] = str(exc)
         st.rerun()
@@ -199,7 +201,7 @@ with st.container(border=True):
                      help=None if allowed else needs(Action.ALERT_RULE_DELETE)):
             try:
                 alerts.delete_rule(store, actor(), editing)
-                st.session_state["alerts_done"] = f"Deleted the rule “{editing.name}”; its history stays."
+                st.session_state["alerts_done"] = f"Deleted the rule “{label(editing.name)}”; its history stays."
                 st.session_state.pop("alert_edit", None)
             except Forbidden as exc:
                 st.session_state["alerts_error"] = str(exc)
@@ -229,7 +231,7 @@ else:
         st.session_state["ad_url"] = ""
         try:
             alerts.save_destination(store, actor(), fernet, name, url)
-            st.session_state["alerts_done"] = f"Saved the destination “{name.strip()}”."
+            st.session_state["alerts_done"] = f"Saved the destination “{label(name.strip())}”."
             st.session_state["ad_name"] = ""
         except (alerts.DestinationRejected, Forbidden) as exc:
             st.session_state["alerts_error"] = str(exc)
@@ -247,12 +249,12 @@ else:
             with st.spinner("Sending…"):
                 accepted = alerts.try_destination(store, actor(), fernet, which)
             st.session_state["alerts_done" if accepted else "alerts_error"] = (
-                f"{which} accepted the test message." if accepted
-                else f"{which} did not accept the test message (no answer, or an error).")
+                f"{label(which)} accepted the test message." if accepted
+                else f"{label(which)} did not accept the test message (no answer, or an error).")
             st.rerun()
         if cols[2].button("Delete", key="ad_delete"):
             alerts.delete_destination(store, actor(), which)
-            st.session_state["alerts_done"] = f"Deleted {which}; rules that sent there now keep history only."
+            st.session_state["alerts_done"] = f"Deleted {label(which)}; rules that sent there now keep history only."
             st.rerun()
         st.text(f"Rules sending to {which}: "  # names people typed: text
                 + (", ".join(r.name for r in rules if r.destination == which) or "none"))

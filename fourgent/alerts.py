@@ -39,7 +39,7 @@ from .config import Paths
 from .connections import load_key
 from .filters import FIRST_DAY, MAX_APP, RunFilter, RunsQuery, runs_query
 from .spec import ENDED_STATUSES, ERROR_KINDS
-from .store import AlertDelivery, AlertDestinationRow, AlertEpisode, AlertRule, Store, snapshot_sql
+from .store import AlertDelivery, AlertDestinationRow, AlertEpisode, AlertRule, Store, is_open, snapshot_sql
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -506,6 +506,8 @@ class Ticker:
             try:
                 self.tick()
             except Exception:  # the next tick tries again; a page shows the same store's state meanwhile
+                if not is_open(self.ws.store):
+                    return  # closed (close_store): nothing left to check
                 log.warning("The alert check failed; it runs again in %s s.", self.every, exc_info=True)
 
 

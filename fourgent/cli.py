@@ -249,6 +249,9 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.alerts:
+        bench.alerts_bench(runs=args.runs, repeat=args.repeat)
+        return EXIT_OK
     if args.retrigger:
         bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
         return EXIT_OK
@@ -344,6 +347,8 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: ad-hoc SQL through its worker over the snapshot, on the store in --workdir")
     p.add_argument("--retrigger", action="store_true",
                    help="instead: bulk re-trigger of failed runs against the demo apps (--runs defaults to 1000)")
+    p.add_argument("--alerts", action="store_true",
+                   help="instead: the alert check (each kind of rule, and all six at once) over --runs demo runs")
     p.add_argument("--refresh", action="store_true",
                    help="instead: a refresh with nothing new over --files one-line log files")
     p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")

@@ -545,3 +545,18 @@ def test_the_served_dashboard_checks_and_sends_before_anyone_opens_a_page(tmp_pa
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_a_ticker_whose_store_was_closed_stops(tmp_path):
+    from fourgent.store import close_store, open_store
+    from fourgent.workspace import Workspace
+
+    paths = Paths(tmp_path / "data").ensure()
+    store = open_store(paths.db_path)
+    ticker = alerts.Ticker(Workspace(paths, store), every=0.05)
+    ticker.thread.start()
+    time.sleep(0.2)
+    assert ticker.thread.is_alive()
+    close_store(store)
+    ticker.thread.join(timeout=10)
+    assert not ticker.thread.is_alive()

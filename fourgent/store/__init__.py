@@ -200,6 +200,12 @@ def snapshot_sql(url: str | os.PathLike[str], sql: str, *, max_rows: int, time_l
                       with_audit=True)
 
 
+def is_open(store: Store) -> bool:
+    """Whether `store` is still the process's open store of its location (close_store forgets it)."""
+    with _instances_lock:
+        return any(held is store for held in _instances.values())
+
+
 def close_store(store: Store) -> None:
     """Close a store and forget it, so the next open_store of its location opens it afresh."""
     with _instances_lock:
