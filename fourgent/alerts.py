@@ -490,6 +490,7 @@ class Ticker:
         self.sender = Sender(ws.store, ws.paths)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="fourgent-alert-tick", daemon=True)
+        self.registered = is_open(ws.store)  # opened by open_store: it stops once close_store forgets it
 
     def tick(self) -> Check | None:
         store = self.ws.store
@@ -503,11 +504,13 @@ class Ticker:
 
     def _run(self) -> None:
         while not self.stop.wait(self.every):
+            if self.registered and not is_open(self.ws.store):
+                return  # closed (close_store): nothing left to check
             try:
                 self.tick()
             except Exception:  # the next tick tries again; a page shows the same store's state meanwhile
-                if not is_open(self.ws.store):
-                    return  # closed (close_store): nothing left to check
+                if self.registered and not is_open(self.ws.store):
+                    return
                 log.warning("The alert check failed; it runs again in %s s.", self.every, exc_info=True)
 
 
