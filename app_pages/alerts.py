@@ -210,8 +210,9 @@ with st.container(border=True):
 # ---------------------------------------------------------------- destinations
 
 st.subheader("Destinations")
-st.caption("Where messages go, as Apprise URLs: json://host/path (a webhook), mailto://user:password@smtp.host?"
-           "to=you@example.com, slack://…, msteams://…, discord://…. Stored encrypted, shown only masked.")
+st.caption("Where messages go, as Apprise URLs: `json://host/path` (a webhook), "
+           "`mailto://user:password@smtp.host?to=you@example.com`, `slack://…`, `msteams://…`, `discord://…`. "
+           "Stored encrypted, shown only masked.")
 if dests:
     st.dataframe({"Name": [d.name for d in dests], "Destination": [d.masked for d in dests],
                   "Updated": [display.local_time(d.updated_at, tz) for d in dests]}, hide_index=True, width="stretch")

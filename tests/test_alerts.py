@@ -564,3 +564,27 @@ def test_a_ticker_whose_store_was_closed_stops(tmp_path, monkeypatch):
     ticker.thread.join(timeout=10)
     assert not ticker.thread.is_alive()
     store.close()
+
+
+def test_a_snapshot_from_before_the_alerts_view_gets_only_that_file_on_open(data_paths, write_log):
+    from fourgent.store.duckdb import DuckDBStore, snapshot
+
+    s = DuckDBStore(data_paths.db_path)
+    s.ingest([write_log(data_paths.logs_dir / "a.jsonl", run("a_1", 5))])
+    folder = s.db.snapshot_dir
+    s.close()
+    (folder / snapshot.ALERTS).unlink()  # as a store of a version before alerts left it
+    days = {p: p.stat().st_mtime_ns for p in (folder / snapshot.RUNS).glob("day-*.parquet")}
+    assert days
+    time.sleep(0.05)
+    s = DuckDBStore(data_paths.db_path)
+    assert (folder / snapshot.ALERTS).exists()
+    assert {p: p.stat().st_mtime_ns for p in days} == days  # no day rewritten
+    s.close()
+
+
+def test_consecutive_failures_spread_over_days_are_still_consecutive(store, logs):
+    rule(store, "consecutive", threshold=3)
+    logs(run("ok_old", 5 * 1440, "finished"), run("f_1", 3 * 1440), run("f_2", 2 * 1440), run("f_3", 5))
+    fired = alerts.check(store, by="cli").fired  # only one in the last hour or day: read further back
+    assert len(fired) == 1 and sorted(opened(store, fired[0])) == ["f_1", "f_2", "f_3"]

@@ -51,7 +51,7 @@ class DuckDBStore:
         self._alerts = Alerts(self.db)
         if not read_only and not snapshot.is_complete(self.db.snapshot_dir):  # a new store, or one from before
             with self.db.write_lock:
-                snapshot.write_all(self.db.cursor(), self.db.snapshot_dir)
+                snapshot.complete(self.db.cursor(), self.db.snapshot_dir)
 
     def close(self) -> None:
         self.db.close()

@@ -78,5 +78,16 @@ def write_view(cur: Cursor, folder: Path, view: str) -> None:
     _write(cur, f"SELECT * FROM {view}", folder / WHOLE[view])
 
 
+def complete(cur: Cursor, folder: Path) -> None:
+    """Write what the snapshot lacks: all of it for a store without one, else only the small views missing (one a
+    later version added, such as `alerts`), so opening a 10M-run store does not rewrite every day's file."""
+    if not (folder / RUNS / EMPTY).exists():
+        write_all(cur, folder)
+        return
+    for view, name in WHOLE.items():
+        if not (folder / name).exists():
+            write_view(cur, folder, view)
+
+
 def is_complete(folder: Path) -> bool:
     return all((folder / name).exists() for name in (f"{RUNS}/{EMPTY}", *WHOLE.values()))
