@@ -39,7 +39,7 @@ from .config import Paths
 from .connections import load_key
 from .filters import FIRST_DAY, MAX_APP, RunFilter, RunsQuery, runs_query
 from .spec import ENDED_STATUSES, ERROR_KINDS
-from .store import AlertDelivery, AlertDestinationRow, AlertEpisode, AlertRule, Store, is_open, snapshot_sql
+from .store import AlertDelivery, AlertEpisode, AlertRule, Store, is_open, snapshot_sql
 
 if TYPE_CHECKING:
     from .workspace import Workspace
@@ -340,10 +340,6 @@ def save_destination(store: Store, actor: Actor, fernet: Fernet, name: str, url:
 
 def delete_destination(store: Store, actor: Actor, name: str) -> bool:
     return perform(store, actor, Action.ALERT_DESTINATION_DELETE, name, lambda: store.delete_alert_destination(name))
-
-
-def destinations(store: Store) -> list[AlertDestinationRow]:
-    return store.alert_destinations()
 
 
 def save_rule(store: Store, actor: Actor, rule: AlertRule) -> int:
