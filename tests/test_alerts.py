@@ -588,3 +588,16 @@ def test_consecutive_failures_spread_over_days_are_still_consecutive(store, logs
     logs(run("ok_old", 5 * 1440, "finished"), run("f_1", 3 * 1440), run("f_2", 2 * 1440), run("f_3", 5))
     fired = alerts.check(store, by="cli").fired  # only one in the last hour or day: read further back
     assert len(fired) == 1 and sorted(opened(store, fired[0])) == ["f_1", "f_2", "f_3"]
+
+
+def test_a_test_message_reaches_the_destination_once_and_is_audited(store, hook, fernet):
+    alerts.save_destination(store, SINGLE_USER, fernet, "ops", hook.url())
+    alerts.save_destination(store, SINGLE_USER, fernet, "down", f"json://127.0.0.1:{free_port()}/hook")
+    assert alerts.try_destination(store, SINGLE_USER, fernet, "ops")
+    assert [b["title"] for b in hook.bodies] == ["Fourgent test message"]
+    assert not alerts.try_destination(store, SINGLE_USER, fernet, "down")
+    tested = [(e.target, e.detail) for e in store.audit_entries(action=Action.ALERT_DESTINATION_TEST.value)]
+    assert tested == [("down", {"accepted": False}), ("ops", {"accepted": True})]
+    with pytest.raises(Forbidden):
+        alerts.try_destination(store, OPERATOR, fernet, "ops")
+    assert len(hook.bodies) == 1
