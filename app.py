@@ -26,6 +26,7 @@ st.navigation([
     st.Page(pages.WORKFLOWS, title="Workflows", icon="🔀", url_path="workflows"),
     st.Page(pages.CONNECTIONS, title="Connections", icon="🔌", url_path="connections"),
     st.Page(pages.EXPLORE, title="Explore (SQL)", icon="🔎", url_path="explore"),
+    st.Page(pages.ALERTS, title="Alerts", icon="🔔", url_path="alerts"),
     st.Page(pages.HOW_IT_WORKS, title="How it works", icon="📖", url_path="how-it-works"),
     *([st.Page(pages.AUDIT, title="Audit", icon="🧾", url_path="audit")] if acting.role >= Role.ADMIN else []),
     st.Page(pages.RUN, title="Run details", icon="🔍", url_path="run", visibility="hidden"),

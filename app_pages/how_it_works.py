@@ -10,7 +10,7 @@ from dataclasses import fields
 
 import streamlit as st
 
-from fourgent import display, executor, replay, retrigger
+from fourgent import alerts, display, executor, replay, retrigger
 from fourgent.retrigger import CAVEAT
 from fourgent.spec import CANCELLED_KIND, ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
 from fourgent.workflows import RetryPolicy
@@ -116,6 +116,33 @@ st.markdown(
     "who, when and why (the view `handled`); *Undo handled* brings it back.\n\n"
     "Each is an operator's action, checked against the role and recorded in the audit."
 )
+st.header("Alerts")
+st.markdown(
+    "A rule on the Alerts page watches the runs; when its condition starts holding, an **alert** fires: one "
+    "message to the rule's destination, and another, “Resolved”, when the condition stops holding. Between the "
+    "two is one episode: the rule does not fire again, and after a resolve it waits its cooldown before a new "
+    "episode can start. Each message says what held, with its figures, and links to the Runs page filtered to "
+    f"exactly the runs it counted (under `{alerts.PUBLIC_URL_ENV}`); it never holds a payload or a secret."
+)
+st.dataframe({"Rule": list(alerts.KINDS.values()),
+              "Fires when": ["failed ÷ ended runs of the workflow in the window is above the threshold, with at least "
+                             "the minimum of ended runs", "the workflow's last N ended runs all failed",
+                             "at least N runs failed with that error kind in the window",
+                             "at least N runs failed at a step calling that app in the window",
+                             "a run has been running or pending longer than T",
+                             "more unresolved failed runs than N (as the Runs page counts them)"]},
+             hide_index=True, width="stretch")
+tick = alerts.tick_seconds()
+st.markdown(
+    (f"The dashboard checks every rule every {tick:g} s, on a thread of its own, whether or not anyone has a page "
+     "open; " if tick > 0 else "This dashboard does not check by itself (`FOURGENT_ALERT_TICK=0`); ")
+    + "`python -m fourgent alerts check` checks from cron (exit status 1 while an alert fires). While the dashboard "
+    "runs, that command only reports what the dashboard found: one of them sends, so nothing is sent twice. "
+    f"Messages go out through Apprise (webhooks, email, Slack, Teams, Discord, …), {alerts.CONNECT_TIMEOUT_S:g} s "
+    f"to connect and {alerts.READ_TIMEOUT_S:g} s to answer per attempt, {alerts.ATTEMPTS} attempts with backoff; "
+    "one still not accepted is recorded as undelivered (the SQL view `alerts` and the Alerts page show it)."
+)
+st.page_link(pages.ALERTS, label="Open the Alerts page", icon="🔔")
 
 st.header("Where the logs are, and how they are read")
 st.markdown(

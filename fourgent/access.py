@@ -17,8 +17,8 @@ class Role(IntEnum):
     """Each role may do what the ones below it may."""
 
     VIEWER = 1  # read every page, Explore, export
-    OPERATOR = 2  # also comment, re-trigger, pause and unpause (later: edited replay, re-run from a step, cancel)
-    ADMIN = 3  # also connections (later: workflow definitions, alert rules, retention, roles)
+    OPERATOR = 2  # also comment, re-trigger, pause and unpause, alert rules (later: edited replay, re-run, cancel)
+    ADMIN = 3  # also connections, alert destinations (later: workflow definitions, retention, roles)
 
     @property
     def label(self) -> str:
@@ -39,6 +39,11 @@ class Action(StrEnum):
     CANCEL_BULK = "bulk cancel"
     HANDLED = "marked handled"
     UNHANDLED = "unmarked handled"
+    ALERT_RULE_SAVE = "alert rule saved"
+    ALERT_RULE_DELETE = "alert rule deleted"
+    ALERT_DESTINATION_SAVE = "alert destination saved"
+    ALERT_DESTINATION_DELETE = "alert destination deleted"
+    ALERT_DESTINATION_TEST = "alert destination tested"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -56,6 +61,13 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.CANCEL_BULK: Role.OPERATOR,
     Action.HANDLED: Role.OPERATOR,
     Action.UNHANDLED: Role.OPERATOR,
+    # Rules hold no secret and only choose among the destinations an admin set up: the operators who answer
+    # the alerts tune them. Destinations hold tokens and passwords, like connections: admins.
+    Action.ALERT_RULE_SAVE: Role.OPERATOR,
+    Action.ALERT_RULE_DELETE: Role.OPERATOR,
+    Action.ALERT_DESTINATION_SAVE: Role.ADMIN,
+    Action.ALERT_DESTINATION_DELETE: Role.ADMIN,
+    Action.ALERT_DESTINATION_TEST: Role.ADMIN,
 }
 
 Via = Literal["web", "cli", "single-user"]

@@ -13,7 +13,7 @@ from .retrigger import BULK_CONCURRENCY
 from .store import close_store, open_store
 from .store.duckdb.bench import explore_bench, main, refresh_bench
 
-__all__ = ["actions_bench", "explore_bench", "main", "refresh_bench", "retrigger_bench"]
+__all__ = ["actions_bench", "alerts_bench", "explore_bench", "main", "refresh_bench", "retrigger_bench"]
 
 
 def actions_bench(runs: int, workdir: Path, marks: int = 10_000, repeat: int = 7) -> dict[str, object]:
@@ -132,6 +132,55 @@ def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> di
                       "outcomes": dict(result.outcomes)}
         print(f"{label:<48}{runs / seconds:>8,.0f} runs/s  ({seconds:.2f} s, {dict(result.outcomes)})", flush=True)
         close_store(ws.store)
+        return out
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def alerts_bench(runs: int = 1_000_000, repeat: int = 7) -> dict[str, float]:
+    """The dashboard's alert check over `runs` demo runs: each kind of rule's condition alone, and one whole check
+    of all six (episodes already open: the steady state of a tick), medians in ms."""
+    import statistics
+    from datetime import UTC, datetime
+
+    from . import alerts, demo
+    from .access import SINGLE_USER
+    from .store import AlertRule
+
+    tmp = Path(tempfile.mkdtemp(prefix="fourgent-alerts-bench-"))
+    try:
+        store = open_store(tmp / "store.duckdb")
+        written = demo.write_demo(tmp / "logs", runs)
+        store.record_retriggers(written.retriggers)
+        store.ingest(written.files)
+        wf = "hubspot-closed-won-quickbooks-invoice"
+        rules = [AlertRule("rate", "failure_rate", 0.01, workflow_id=wf, min_runs=1, window_minutes=1440),
+                 AlertRule("streak", "consecutive", 3, workflow_id=wf),
+                 AlertRule("auth", "error_kind", 1, subject="auth", window_minutes=1440),
+                 AlertRule("app", "app", 1, subject="QuickBooks", window_minutes=1440),
+                 AlertRule("stuck", "stuck", 30), AlertRule("unresolved", "unresolved", 10)]
+        for rule in rules:
+            alerts.save_rule(store, SINGLE_USER, rule)
+        names = dict(store.workflows())
+        out: dict[str, float] = {}
+        print(f"Alert check over {runs:,} demo runs, median of {repeat} (ms):", flush=True)
+        for rule in store.alert_rules():
+            times = []
+            for _ in range(repeat):
+                started = time.perf_counter()
+                alerts.condition(store, rule, datetime.now(UTC), names)
+                times.append((time.perf_counter() - started) * 1000)
+            out[rule.kind] = statistics.median(times)
+            print(f"  {alerts.KINDS[rule.kind]:<48}{out[rule.kind]:>9.1f}", flush=True)
+        alerts.check(store, by="cli")  # opens the episodes: what follows is a tick's steady state
+        times = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            alerts.check(store, by="dashboard")
+            times.append((time.perf_counter() - started) * 1000)
+        out["check"] = statistics.median(times)
+        print(f"  {'one whole check of the six rules':<48}{out['check']:>9.1f}", flush=True)
+        close_store(store)
         return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,4 +1,4 @@
-"""The `python -m fourgent` command line: ingest, demo, sql, bench.
+"""The `python -m fourgent` command line: ingest, demo, sql, retrigger, alerts, bench.
 
 argparse (standard library) is enough for four subcommands with --help on
 each; it keeps the CLI free of a dependency the dashboard does not need.
@@ -221,9 +221,71 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alerts_check(args: argparse.Namespace) -> int:
+    """Check the alert rules for cron: exit 1 while any alert fires, 0 otherwise. While the dashboard holds the
+    store it checks and sends itself: this then reports what it recorded, and sends nothing (never twice)."""
+    from . import alerts
+
+    p = resolve_paths(args.data_dir)
+    if not p.db_path.exists():
+        print(f"error: there is no store at {p.db_path} yet (run `python -m fourgent demo` or `ingest`)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ws = open_workspace(args.data_dir)
+    except StoreBusy as exc:
+        try:
+            held = alerts.firing_in_snapshot(p.db_path)
+        except QueryError as err:
+            print(f"error: the dashboard (process {exc.pid}) holds the store and its alerts cannot be read: {err}",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        if args.json:
+            print(json.dumps({"checked_by": "dashboard", "holder_pid": exc.pid, "sent": 0,
+                              "firing": [{"rule": f.rule, "summary": f.summary, "runs": f.runs,
+                                          "link": alerts.runs_link(f.query), "fired_at": f.fired_at.isoformat(),
+                                          "checked_at": f.checked_at.isoformat()} for f in held]}))
+        else:
+            print(f"The dashboard (process {exc.pid}) holds the store: it checks the rules and sends the alerts "
+                  "itself, so nothing is sent from here. As it last recorded them:")
+            for f in held:
+                print(f"  FIRING {f.rule}: {f.summary} (checked {f.checked_at:%Y-%m-%d %H:%M:%S} UTC) "
+                      f"{alerts.runs_link(f.query)}")
+            if not held:
+                print("  nothing is firing")
+        return EXIT_FAILED if held else EXIT_OK
+    ws.ingest_logs()  # the latest snapshots decide what holds
+    found = alerts.check(ws.store, by="cli")
+    try:
+        fernet = alerts.key(ws.paths, ws.store)
+    except ValueError as exc:  # the key cannot be loaded: each message is recorded undelivered, saying so
+        print(f"error: {exc}", file=sys.stderr)
+        fernet = None
+    sent = alerts.deliver_all(ws.store, fernet)
+    if args.json:
+        print(json.dumps({"checked_by": "cli", "fired": len(found.fired), "resolved": len(found.resolved),
+                          "sent": sum(sent), "undelivered": len(sent) - sum(sent),
+                          "firing": [{"rule": e.rule, "summary": e.summary, "runs": e.runs,
+                                      "link": alerts.runs_link(e.query), "fired_at": e.fired_at.isoformat()}
+                                     for e in found.firing]}))
+    else:
+        for e in found.firing:
+            print(f"{'FIRED ' if e in found.fired else 'FIRING'} {e.rule}: {e.summary} {alerts.runs_link(e.query)}")
+        for e in found.resolved:
+            print(f"RESOLVED {e.rule}: {e.summary}")
+        if not found.firing and not found.resolved:
+            print("Nothing is firing.")
+        if sent:
+            print(f"Messages: {sum(sent)} delivered, {len(sent) - sum(sent)} undelivered (see the alerts view).")
+    return EXIT_FAILED if found.firing else EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.alerts:
+        bench.alerts_bench(runs=args.runs, repeat=args.repeat)
+        return EXIT_OK
     if args.retrigger:
         bench.retrigger_bench(runs=args.runs if args.runs != 1_000_000 else 1000)
         return EXIT_OK
@@ -308,6 +370,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=cmd_retrigger)
 
+    alerts = sub.add_parser("alerts", help="check the failure alert rules (for cron)",
+                            description="Failure alerts: rules and destinations are edited on the Alerts page.")
+    alerts_sub = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    p = alerts_sub.add_parser("check", help="check every rule once, send what fired or resolved",
+                              description="Check every alert rule once: open an episode where a condition started "
+                              "holding, close it where it stopped, and send their messages (retried, then recorded "
+                              "undelivered). Exit status 1 while any alert is firing, else 0. While the dashboard "
+                              "holds the store it checks and sends itself; this then only reports what it found.")
+    p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    p.set_defaults(func=cmd_alerts_check)
+
     p = sub.add_parser("bench", help="measure ingest and Runs-page queries against bare DuckDB",
                        description="Generate N demo runs, ingest them, and print ingest throughput, store size "
                        "and the median of each Runs page query beside the same query on a bare DuckDB table.")
@@ -323,6 +396,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--actions", action="store_true",
                    help="instead: on --workdir's store, the unresolved counts, and marking 10,000 failures handled "
                    "and undoing it")
+    p.add_argument("--alerts", action="store_true",
+                   help="instead: the alert check (each kind of rule, and all six at once) over --runs demo runs")
     p.add_argument("--refresh", action="store_true",
                    help="instead: a refresh with nothing new over --files one-line log files")
     p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")

@@ -21,6 +21,11 @@ class Paths:
     def db_path(self) -> Path:
         return self.data_dir / "fourgent.duckdb"
 
+    @property
+    def key_file(self) -> Path:
+        """The key that encrypts credentials and alert destinations, unless FOURGENT_SECRET_KEY gives it."""
+        return self.data_dir / "secret.key"
+
     def ensure(self) -> Paths:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         return self

@@ -137,7 +137,7 @@ def definitions(ws: Workspace) -> dict[str, workflows.Workflow]:
 def connections(ws: Workspace) -> Connections:
     """The workspace's connections; on first use, every app of the definitions points at the demo apps.
     An app a definition added later gets a row with no credential (Missing), for the user to connect."""
-    conns = Connections(ws.store, ws.paths.data_dir / "secret.key")
+    conns = Connections(ws.store, ws.paths.key_file)
     apps = sorted({a for wf in definitions(ws).values() for a in wf.apps})
     stored = {s.app for s in conns.states()}
     if not stored:

@@ -37,6 +37,8 @@ def dashboard(tmp_path, monkeypatch, samples) -> Iterator[Callable[..., Path]]:
         monkeypatch.setenv("FOURGENT_DATA_DIR", str(data))
         monkeypatch.setenv("FOURGENT_DEMO_RUNS", str(demo_runs))
         monkeypatch.delenv("FOURGENT_SECRET_KEY", raising=False)
+        # No alert ticker thread per test's store unless a test asks for one (FOURGENT_ALERT_TICK="1").
+        monkeypatch.setenv("FOURGENT_ALERT_TICK", "0")
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         st.cache_resource.clear()

@@ -33,9 +33,10 @@ def _free_port() -> int:
 
 
 def serve(cwd: Path, entry: str = "serve.py", env: dict[str, str] | None = None,
-          args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
-    """A fresh server of `entry` (the README's serve.py) on a free 127.0.0.1 port, once it answers its health check."""
-    port = _free_port()
+          args: tuple[str, ...] = (), port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A fresh server of `entry` (the README's serve.py) on a free 127.0.0.1 port (or `port`), once it answers its
+    health check."""
+    port = port or _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", entry, "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true", *args],
@@ -259,8 +260,8 @@ def test_a_deep_link_is_the_first_request_of_a_fresh_server_and_opens_its_page(t
         pg.wait_for_timeout(1500)  # a late "page not found" would arrive by now
         assert pg.get_by_text("Page not found").count() == 0
         nav = [t.split("\n")[-1] for t in pg.locator('[data-testid="stSidebarNav"] a').all_inner_texts()]
-        assert nav == ["Workflow Runs", "Overview", "Workflows", "Connections", "Explore (SQL)", "How it works",
-                       "Audit"]  # the single user is the admin
+        assert nav == ["Workflow Runs", "Overview", "Workflows", "Connections", "Explore (SQL)", "Alerts",
+                       "How it works", "Audit"]  # the single user is the admin
         assert pg.url == url + path
     finally:
         context.close()
@@ -504,3 +505,87 @@ def test_one_zone_on_every_page_and_a_click_through_reads_the_same_window(server
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Explore (SQL)").click()
     wait_ready(page, "Explore")
     assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked()
+
+
+def _choose(page, scope, label: str, option: str) -> None:
+    """Pick an option of a Streamlit selectbox by its label."""
+    scope.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+    page.get_by_role("option", name=option).first.click()
+
+
+def test_an_alert_rule_made_on_the_alerts_page_fires_to_a_webhook_whose_link_opens_exactly_those_runs(
+        tmp_path, browser):
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from receivers import Webhook
+
+    from helpers import run_line
+
+    hook = Webhook()
+    data = sample_data(tmp_path)  # the sample runs are months old: a 1 h window holds none of them
+    port = _free_port()
+    proc, url = serve(ROOT, port=port, env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "0",
+                                            "FOURGENT_ALERT_TICK": "1",
+                                            "FOURGENT_PUBLIC_URL": f"http://127.0.0.1:{port}"})
+    context = browser.new_context(viewport={"width": 1440, "height": 1000}, timezone_id="Europe/Berlin")
+    try:
+        pg = context.new_page()
+        pg.goto(url + "/alerts")
+        wait_ready(pg, "Nothing is firing.")
+        destination = pg.locator('[data-testid="stForm"]').filter(has_text="Save destination")
+        destination.get_by_role("textbox", name="Name").fill("ops")
+        destination.get_by_role("textbox", name="Apprise URL").fill(hook.url("/hook/tok-0a1b2c3d4e5f"))
+        destination.get_by_role("button", name="Save destination").click()
+        pg.get_by_text("Saved the destination “ops”.").wait_for(timeout=15_000)
+        assert pg.get_by_text("tok-0a1b2c3d4e5f").count() == 0  # shown masked only
+
+        _choose(pg, pg, "Kind", "Any failure of an error kind")
+        rule = pg.locator('[data-testid="stForm"]').filter(has_text="Add rule")
+        rule.get_by_label("Error kind").wait_for(timeout=15_000)
+        rule.get_by_role("textbox", name="Name").fill("QuickBooks auth failures")
+        _choose(pg, rule, "Send to", "ops")
+        rule.get_by_role("button", name="Add rule").click()
+        pg.get_by_text("Saved the rule “QuickBooks auth failures”.").wait_for(timeout=15_000)
+        shot(pg, "alerts-rule-added")
+
+        # Three runs fail with auth; one fails otherwise and one finishes: the alert is about the three.
+        now = datetime.now(UTC)
+        lines = []
+        for i, (status, kind) in enumerate([("failed", "auth"), ("failed", "auth"), ("failed", "auth"),
+                                            ("failed", "unavailable"), ("finished", None)]):
+            started = now - timedelta(minutes=10 - i)
+            extra = {"error": {"message": "401 Unauthorized", "kind": kind}} if kind else {}
+            lines.append(json.dumps(run_line(f"run_alert_{i}", status=status, started_at=started.isoformat(),
+                                             finished_at=(started + timedelta(seconds=3)).isoformat(), **extra)))
+        (data / "logs" / "alerts.jsonl").write_text("\n".join(lines) + "\n")
+        body = hook.wait(1, timeout=60)[0]
+        assert body["title"] == "Alert: QuickBooks auth failures"
+        assert hook.paths == ["/hook/tok-0a1b2c3d4e5f"]
+        link = next(w for w in body["message"].split() if w.startswith(f"http://127.0.0.1:{port}/?"))
+
+        pg.goto(link)  # the message's link, as a reader clicks it
+        wait_ready(pg, "Matching runs")
+        pg.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '3')",
+            timeout=15_000)
+        pg.get_by_text("Failed runs where kind = auth", exact=False).first.wait_for()
+        shot(pg, "alerts-link-runs")
+
+        pg.goto(url + "/alerts")
+        wait_ready(pg, "Firing now · 1")
+        pg.get_by_text("🔴 QuickBooks auth failures — 3 runs failed with error kind auth in the last 1 h").wait_for()
+        history = pg.locator('[data-testid="stDataFrame"]').first
+        history.wait_for()
+        shot(pg, "alerts-page")
+        pg.get_by_role("link", name="Open the 3 runs behind it").click()
+        wait_ready(pg, "Matching runs")
+        pg.wait_for_function(
+            "() => [...document.querySelectorAll('[data-testid=stMetricValue]')].some(e => e.innerText === '3')",
+            timeout=15_000)
+        assert len(hook.bodies) == 1  # ticks went on; the episode was sent once
+    finally:
+        context.close()
+        proc.terminate()
+        proc.wait(timeout=20)
+        hook.close()

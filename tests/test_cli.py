@@ -117,7 +117,7 @@ def test_sql_table_format(data_dir, samples, capsys):
 
 
 def test_every_command_has_help(capsys):
-    for command in ("ingest", "demo", "sql", "bench", "retrigger"):
+    for command in ("ingest", "demo", "sql", "bench", "retrigger", "alerts"):
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         assert done.value.code == 0

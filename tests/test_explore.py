@@ -326,7 +326,7 @@ def test_the_schema_browser_reads_every_view_from_the_docs():
     from helpers import ROOT
 
     docs = results.schema_docs(ROOT / "docs" / "schema.md")
-    assert set(docs) == {"runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit"}
+    assert set(docs) == {"runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit", "alerts"}
     assert docs["runs"][8][:2] == ("status", "VARCHAR") and all(meaning for _, _, meaning in docs["runs"])
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from fourgent import alerts
 from fourgent.workspace import Workspace, open_workspace
 
 
@@ -31,5 +32,6 @@ def workspace() -> Workspace:
     # A team's dashboard starts empty: the first visitor, signed in or not, writes nothing.
     if login_configured() or not ws.seed_demo_if_empty():
         ws.ingest_logs()
+    alerts.start_ticker(ws)  # alerts are checked while nobody has a page open
     return ws
 

@@ -22,6 +22,10 @@ from ..logfiles import IngestReport
 from ..overview import UTC_ZONE, OverviewView, Window
 from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
 from .records import (
+    AlertDelivery,
+    AlertDestinationRow,
+    AlertEpisode,
+    AlertRule,
     AuditEntry,
     Comment,
     ConnectionRow,
@@ -33,9 +37,11 @@ from .records import (
     SqlResult,
 )
 
-__all__ = ["AdhocSQL", "AuditEntry", "Comment", "ConnectionRow", "Handled", "Ledger", "LogSink", "OverviewReader",
-           "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "RecordedRun", "Retrigger", "RunNotFound",
-           "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
+__all__ = ["AdhocSQL", "AlertBook", "AlertDelivery", "AlertDestinationRow", "AlertEpisode", "AlertRule",
+           "AuditEntry", "Comment", "ConnectionRow", "Handled", "Ledger", "LogSink", "OverviewReader",
+           "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "RecordedRun", "Retrigger",
+           "RunNotFound", "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "open_store",
+           "snapshot_sql"]
 
 Order = Literal["newest", "oldest"]
 
@@ -127,7 +133,31 @@ class AdhocSQL(Protocol):
     def describe(self, view: str) -> list[tuple[str, str]]: ...
 
 
-class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, Protocol):
+class AlertBook(Protocol):
+    """Failure alerts (fourgent.alerts): rules, destinations (encrypted), episodes and the messages they queue."""
+
+    def alert_rules(self) -> list[AlertRule]: ...
+    def put_alert_rule(self, rule: AlertRule) -> int: ...
+    def delete_alert_rule(self, rule_id: int) -> bool: ...
+    def alert_destinations(self) -> list[AlertDestinationRow]: ...
+    def put_alert_destination(self, name: str, url_encrypted: str, masked: str) -> None: ...
+    def delete_alert_destination(self, name: str) -> bool: ...
+    def alert_destination(self, name: str) -> str | None: ...
+    def open_alert_episodes(self) -> dict[int, AlertEpisode]:
+        """Per rule id, its open episode."""
+        ...
+    def fire_alert(self, rule: AlertRule, summary: str, runs: int, query: str, by: str,
+                   at: datetime) -> AlertEpisode | None:
+        """Open an episode and queue its message; None when one is open or the rule is cooling down."""
+        ...
+    def resolve_alert(self, episode: int, at: datetime) -> AlertEpisode | None: ...
+    def alerts_still_firing(self, episodes: Sequence[int], at: datetime) -> None: ...
+    def alert_history(self, limit: int = 500) -> list[AlertEpisode]: ...
+    def pending_alerts(self) -> list[AlertDelivery]: ...
+    def alert_delivered(self, delivery: int, ok: bool, attempts: int, reason: str | None, at: datetime) -> None: ...
+
+
+class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, AlertBook, Protocol):
     """One store: every protocol above. `open_store` gives the process's one per location."""
 
     path: Path
@@ -177,6 +207,12 @@ def snapshot_sql(url: str | os.PathLike[str], sql: str, *, max_rows: int, time_l
 
     return worker.run(database.snapshot_folder(path), sql, max_rows=max_rows, time_limit=time_limit,
                       with_audit=True)
+
+
+def is_open(store: Store) -> bool:
+    """Whether `store` is still the process's open store of its location (close_store forgets it)."""
+    with _instances_lock:
+        return any(held is store for held in _instances.values())
 
 
 def close_store(store: Store) -> None:

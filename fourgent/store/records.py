@@ -129,3 +129,66 @@ class SqlResult:
     @property
     def capped(self) -> bool:
         return self.total > self.frame.height
+
+
+@dataclass(frozen=True)
+class AlertRule:
+    """One alert rule as stored: what to watch (`kind` and its figures), where to send, and whether it is on."""
+
+    name: str
+    kind: str  # a fourgent.alerts.KINDS key
+    threshold: float  # a rate in 0-1 (failure_rate), a number of runs, or minutes (stuck)
+    workflow_id: str | None = None  # None: every workflow together
+    subject: str | None = None  # the error kind (error_kind) or app (app)
+    min_runs: int = 0  # failure_rate: ended runs in the window before the rate counts
+    window_minutes: int = 60  # failure_rate, error_kind, app: the trailing window
+    cooldown_minutes: int = 15  # after a resolve, no new episode for this long
+    destination: str | None = None  # an alert destination's name; None: the history only
+    enabled: bool = True
+    rule_id: int | None = None  # None: not stored yet
+    updated_at: datetime | None = None
+    updated_by: str = ""
+
+
+@dataclass(frozen=True)
+class AlertDestinationRow:
+    """Where alerts go, the Apprise URL still encrypted (it often holds a token or a password)."""
+
+    name: str
+    url_encrypted: str
+    masked: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertEpisode:
+    """One episode of a rule's condition holding: a row of the `alerts` view."""
+
+    episode: int
+    rule_id: int
+    rule: str
+    kind: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    summary: str
+    runs: int
+    query: str  # the Runs page's query string of the runs behind it
+    fired_by: str  # dashboard or cli
+    checked_at: datetime
+    destination: str | None = None
+    fired_delivery: str | None = None  # pending, delivered or undelivered; None: nowhere to send
+    resolved_delivery: str | None = None
+
+    @property
+    def firing(self) -> bool:
+        return self.resolved_at is None
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """A message still to send: an episode's firing or its resolve, to one destination."""
+
+    delivery: int
+    event: str  # fired or resolved
+    destination: str
+    episode: AlertEpisode

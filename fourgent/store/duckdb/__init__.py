@@ -15,6 +15,10 @@ from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import UTC_ZONE, OverviewView, Window
 from ..records import (
+    AlertDelivery,
+    AlertDestinationRow,
+    AlertEpisode,
+    AlertRule,
     AuditEntry,
     Comment,
     ConnectionRow,
@@ -26,6 +30,7 @@ from ..records import (
     SqlResult,
 )
 from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
+from .alerts import Alerts
 from .database import Database
 from .examples import EXAMPLES
 from .ledger import Ledger
@@ -45,9 +50,10 @@ class DuckDBStore:
         self.path = self.db.path
         self.read_only = read_only
         self._ledger = Ledger(self.db)
+        self._alerts = Alerts(self.db)
         if not read_only and not snapshot.is_complete(self.db.snapshot_dir):  # a new store, or one from before
             with self.db.write_lock:
-                snapshot.write_all(self.db.cursor(), self.db.snapshot_dir)
+                snapshot.complete(self.db.cursor(), self.db.snapshot_dir)
 
     def close(self) -> None:
         self.db.close()
@@ -187,6 +193,51 @@ class DuckDBStore:
 
     def record_calls(self, ok: Sequence[str], refused: Sequence[str]) -> None:
         self._ledger.record_calls(ok, refused)
+
+    # ------------------------------------------------------------ AlertBook
+
+    def alert_rules(self) -> list[AlertRule]:
+        return self._alerts.rules()
+
+    def put_alert_rule(self, rule: AlertRule) -> int:
+        return self._alerts.put_rule(rule)
+
+    def delete_alert_rule(self, rule_id: int) -> bool:
+        return self._alerts.delete_rule(rule_id)
+
+    def alert_destinations(self) -> list[AlertDestinationRow]:
+        return self._alerts.destinations()
+
+    def put_alert_destination(self, name: str, url_encrypted: str, masked: str) -> None:
+        self._alerts.put_destination(name, url_encrypted, masked)
+
+    def delete_alert_destination(self, name: str) -> bool:
+        return self._alerts.delete_destination(name)
+
+    def alert_destination(self, name: str) -> str | None:
+        return self._alerts.destination(name)
+
+    def open_alert_episodes(self) -> dict[int, AlertEpisode]:
+        return self._alerts.open_episodes()
+
+    def fire_alert(self, rule: AlertRule, summary: str, runs: int, query: str, by: str,
+                   at: datetime) -> AlertEpisode | None:
+        return self._alerts.fire(rule, summary, runs, query, by, at)
+
+    def resolve_alert(self, episode: int, at: datetime) -> AlertEpisode | None:
+        return self._alerts.resolve(episode, at)
+
+    def alerts_still_firing(self, episodes: Sequence[int], at: datetime) -> None:
+        self._alerts.still_firing(episodes, at)
+
+    def alert_history(self, limit: int = 500) -> list[AlertEpisode]:
+        return self._alerts.history(limit)
+
+    def pending_alerts(self) -> list[AlertDelivery]:
+        return self._alerts.pending()
+
+    def alert_delivered(self, delivery: int, ok: bool, attempts: int, reason: str | None, at: datetime) -> None:
+        self._alerts.delivered(delivery, ok, attempts, reason, at)
 
     # ------------------------------------------------------------ LogSink
 

@@ -213,6 +213,60 @@ CREATE TABLE IF NOT EXISTS fg.handled (
 INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs WHERE error_kind = 'cancelled';
 """
 
+_V20_ALERTS = """
+-- Failure alerts (fourgent/alerts.py): rules, where they send, each episode of a rule's condition holding, and
+-- each message of an episode. A rule has at most one open episode (resolved_at NULL): the store opens one only
+-- under its write lock after finding none, so neither the dashboard's ticker nor `alerts check` fires twice.
+CREATE SEQUENCE IF NOT EXISTS fg.alert_rule_id;
+CREATE TABLE IF NOT EXISTS fg.alert_rules (
+    rule_id          BIGINT PRIMARY KEY DEFAULT nextval('fg.alert_rule_id'),
+    name             VARCHAR NOT NULL,
+    kind             VARCHAR NOT NULL,   -- failure_rate, consecutive, error_kind, app, stuck, unresolved
+    workflow_id      VARCHAR,            -- NULL: every workflow together
+    subject          VARCHAR,            -- the error kind or the app of an error_kind or app rule
+    threshold        DOUBLE NOT NULL,    -- a rate (0-1), a number of runs, or minutes (stuck)
+    min_runs         INTEGER NOT NULL,   -- failure_rate: ended runs in the window before the rate counts
+    window_minutes   INTEGER NOT NULL,   -- failure_rate, error_kind, app: the trailing window
+    cooldown_minutes INTEGER NOT NULL,   -- after a resolve, no new episode for this long (flapping)
+    destination      VARCHAR,            -- an alert_destinations name; NULL: history only
+    enabled          BOOLEAN NOT NULL,
+    updated_at       TIMESTAMPTZ NOT NULL,
+    updated_by       VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fg.alert_destinations (
+    name          VARCHAR PRIMARY KEY,
+    url_encrypted VARCHAR NOT NULL,      -- an Apprise URL as a Fernet token; the key is not in this database
+    masked        VARCHAR NOT NULL,      -- scheme and host only, for display
+    updated_at    TIMESTAMPTZ NOT NULL
+);
+CREATE SEQUENCE IF NOT EXISTS fg.alert_episode_id;
+CREATE TABLE IF NOT EXISTS fg.alert_episodes (
+    episode     BIGINT PRIMARY KEY DEFAULT nextval('fg.alert_episode_id'),
+    rule_id     BIGINT NOT NULL,
+    rule_name   VARCHAR NOT NULL,        -- as the rule was named when it fired
+    kind        VARCHAR NOT NULL,
+    fired_at    TIMESTAMPTZ NOT NULL,
+    resolved_at TIMESTAMPTZ,
+    summary     VARCHAR NOT NULL,        -- the condition in words, with its figures when it fired
+    runs        BIGINT NOT NULL,         -- how many runs the link opens, counted when it fired
+    query       VARCHAR NOT NULL,        -- the Runs page's query string of those runs (filters.RunsQuery)
+    fired_by    VARCHAR NOT NULL,        -- dashboard or cli
+    checked_at  TIMESTAMPTZ NOT NULL     -- the condition was last found still holding (or resolved) then
+);
+CREATE SEQUENCE IF NOT EXISTS fg.alert_delivery_id;
+CREATE TABLE IF NOT EXISTS fg.alert_deliveries (
+    delivery    BIGINT PRIMARY KEY DEFAULT nextval('fg.alert_delivery_id'),
+    episode     BIGINT NOT NULL,
+    event       VARCHAR NOT NULL,        -- fired or resolved
+    destination VARCHAR NOT NULL,
+    queued_at   TIMESTAMPTZ NOT NULL,    -- in the episode's own transaction: a crash before sending loses nothing
+    outcome     VARCHAR NOT NULL,        -- pending, delivered or undelivered
+    attempts    INTEGER NOT NULL,
+    sent_at     TIMESTAMPTZ,
+    reason      VARCHAR                  -- why undelivered, never the destination's URL
+);
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -225,6 +279,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (8, _V8_AUDIT),
     (9, _V9_HOUR_ROLLUPS),
     (10, _V10_OPERATOR_ACTIONS),
+    (20, _V20_ALERTS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -268,6 +323,17 @@ SELECT run_id, handled_by, handled_at, reason FROM fg.handled;
 
 CREATE OR REPLACE VIEW main.audit AS
 SELECT entry, acted_at, actor, role, via, action, target, detail, outcome, message FROM fg.audit;
+
+CREATE OR REPLACE VIEW main.alerts AS
+SELECT e.episode, e.rule_id, e.rule_name AS rule, e.kind, e.fired_at, e.resolved_at,
+       CASE WHEN e.resolved_at IS NULL THEN 'firing' ELSE 'resolved' END AS state,
+       e.summary, e.runs, e.query, e.fired_by, e.checked_at,
+       (SELECT any_value(d.destination) FROM fg.alert_deliveries d WHERE d.episode = e.episode) AS destination,
+       (SELECT any_value(d.outcome) FROM fg.alert_deliveries d
+        WHERE d.episode = e.episode AND d.event = 'fired') AS fired_delivery,
+       (SELECT any_value(d.outcome) FROM fg.alert_deliveries d
+        WHERE d.episode = e.episode AND d.event = 'resolved') AS resolved_delivery
+FROM fg.alert_episodes e;
 """
 
-SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit")
+SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit", "alerts")

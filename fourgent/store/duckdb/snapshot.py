@@ -4,9 +4,9 @@ Explore and `python -m fourgent sql` never query the dashboard's database: a wor
 in-memory DuckDB over these Parquet files (worker.py). The runs are one file per UTC day, so an ingest
 rewrites only the days it changed: the same days the rollups recompute, marked in `fg.snapshot_days` in the
 rollups' own transaction, so a crash before the files are written leaves the marks for the next ingest.
-Comments, re-triggers, handled marks, the audit and rejected lines are small and rewritten whole when they change. Each
-file is written under a temporary name and renamed, so a worker reads a whole day or the previous one, never
-half a file.
+Comments, re-triggers, handled marks, the audit, alerts and rejected lines are small and rewritten whole
+when they change. Each file is written under a temporary name and renamed, so a worker reads a whole day or the
+previous one, never half a file.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .sql import DAY_MS, DAY_SQL
 
 RUNS, REJECTED, COMMENTS, RETRIGGERS, HANDLED, AUDIT = (
     "runs", "rejected_lines.parquet", "comments.parquet", "retriggers.parquet", "handled.parquet", "audit.parquet")
+ALERTS = "alerts.parquet"
 EMPTY = "empty.parquet"  # a day-less file with the runs' columns, so the worker's glob always matches
 
 
@@ -68,13 +69,24 @@ def refresh(cur: Cursor, folder: Path) -> int:
 
 # The small views, each one file, rewritten whole when it changes: view name -> file.
 WHOLE = {"rejected_lines": REJECTED, "comments": COMMENTS, "retriggers": RETRIGGERS, "handled": HANDLED,
-         "audit": AUDIT}
+         "audit": AUDIT, "alerts": ALERTS}
 
 
 def write_view(cur: Cursor, folder: Path, view: str) -> None:
     """Rewrite one small view's file (a WHOLE name, never user text)."""
     folder.mkdir(parents=True, exist_ok=True)
     _write(cur, f"SELECT * FROM {view}", folder / WHOLE[view])
+
+
+def complete(cur: Cursor, folder: Path) -> None:
+    """Write what the snapshot lacks: all of it for a store without one, else only the small views missing (one a
+    later version added, such as `alerts`), so opening a 10M-run store does not rewrite every day's file."""
+    if not (folder / RUNS / EMPTY).exists():
+        write_all(cur, folder)
+        return
+    for view, name in WHOLE.items():
+        if not (folder / name).exists():
+            write_view(cur, folder, view)
 
 
 def is_complete(folder: Path) -> bool:

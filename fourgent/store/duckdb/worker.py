@@ -121,6 +121,7 @@ def views_sql(folder: Path) -> str:
     CREATE VIEW retriggers AS SELECT * FROM read_parquet('{q}/{snapshot.RETRIGGERS}');
     CREATE VIEW handled AS SELECT * FROM read_parquet('{q}/{snapshot.HANDLED}');
     CREATE VIEW audit AS SELECT * FROM read_parquet('{q}/{snapshot.AUDIT}');
+    CREATE VIEW alerts AS SELECT * FROM read_parquet('{q}/{snapshot.ALERTS}');
     """
 
 
