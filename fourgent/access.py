@@ -35,6 +35,7 @@ class Action(StrEnum):
     CONNECTION_REPLACE = "connection replaced"
     CONNECTION_TEST = "connection tested"
     DEMO_LOADED = "demo loaded"
+    PRUNE = "prune"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -48,9 +49,10 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.CONNECTION_REPLACE: Role.ADMIN,
     Action.CONNECTION_TEST: Role.ADMIN,
     Action.DEMO_LOADED: Role.ADMIN,
+    Action.PRUNE: Role.ADMIN,
 }
 
-Via = Literal["web", "cli", "single-user"]
+Via = Literal["web", "cli", "single-user", "dashboard"]  # dashboard: the dashboard itself (its retention policy)
 
 
 @dataclass(frozen=True)
@@ -152,3 +154,5 @@ def cli_actor(as_name: str | None = None) -> Actor:
 
 
 SINGLE_USER = Actor("local user", Role.ADMIN, "single-user")
+# The running dashboard applying the retention policy once a day: whoever set the policy asked for it.
+RETENTION_POLICY = Actor("retention policy", Role.ADMIN, "dashboard")

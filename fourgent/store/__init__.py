@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -21,11 +21,11 @@ from ..filters import RunFilter
 from ..logfiles import IngestReport
 from ..overview import UTC_ZONE, OverviewView, Window
 from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
-from .records import AuditEntry, Comment, ConnectionRow, Retrigger, RunRecord, RunsView, SqlResult
+from .records import AuditEntry, Comment, ConnectionRow, PruneReport, Retrigger, RunRecord, RunsView, SqlResult
 
-__all__ = ["AdhocSQL", "AuditEntry", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "QueryError",
-           "QueryFailed", "QueryRefused", "QueryStopped", "Retrigger", "RunNotFound", "RunRecord", "RunsReader",
-           "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
+__all__ = ["AdhocSQL", "AuditEntry", "Comment", "ConnectionRow", "Ledger", "LogSink", "OverviewReader", "PruneReport",
+           "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "Retention", "Retrigger", "RunNotFound",
+           "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "open_store", "snapshot_sql"]
 
 Order = Literal["newest", "oldest"]
 
@@ -98,6 +98,19 @@ class LogSink(Protocol):
                on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport: ...
 
 
+class Retention(Protocol):
+    """Pruning old runs (fourgent.retention says which) and remembering when it last ran."""
+
+    def prune(self, default: datetime | None, per_workflow: Mapping[str, datetime], *, archive: Path | None = None,
+              dry_run: bool = False) -> PruneReport:
+        """Remove the runs started before their workflow's cutoff in `per_workflow`, else before `default` (None:
+        kept), with their comments and other per-run ledger rows, and the rejected lines older than every
+        cutoff; archived to Parquet in a new folder under `archive` first; the file shrinks. Offsets stay, so
+        the logs read again do not bring them back."""
+        ...
+    def last_pruned(self) -> datetime | None: ...
+
+
 class AdhocSQL(Protocol):
     """Read-only SQL over the documented views (Explore and `python -m fourgent sql`)."""
 
@@ -111,7 +124,7 @@ class AdhocSQL(Protocol):
     def describe(self, view: str) -> list[tuple[str, str]]: ...
 
 
-class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, Protocol):
+class Store(RunsReader, OverviewReader, Ledger, LogSink, Retention, AdhocSQL, Protocol):
     """One store: every protocol above. `open_store` gives the process's one per location."""
 
     path: Path
