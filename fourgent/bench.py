@@ -11,9 +11,9 @@ from pathlib import Path
 from .access import cli_actor
 from .retrigger import BULK_CONCURRENCY
 from .store import close_store, open_store
-from .store.duckdb.bench import explore_bench, main, refresh_bench
+from .store.duckdb.bench import explore_bench, main, prune_bench, refresh_bench
 
-__all__ = ["explore_bench", "main", "refresh_bench", "retrigger_bench"]
+__all__ = ["explore_bench", "main", "prune_bench", "refresh_bench", "retrigger_bench"]
 
 
 def retrigger_bench(runs: int = 1000, concurrency: int = BULK_CONCURRENCY) -> dict[str, object]:

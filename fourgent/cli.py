@@ -249,6 +249,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.refresh:
         bench.refresh_bench(files=args.files)
         return EXIT_OK
+    if args.prune:
+        if not args.workdir:
+            print("error: --prune builds its store once in --workdir DIR (and copies it for each run)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        bench.prune_bench(args.runs, Path(args.workdir))
+        return EXIT_OK
     if args.explore:
         if not args.workdir:
             print("error: --explore times the store an earlier run left in --workdir DIR", file=sys.stderr)
@@ -345,6 +352,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true",
                    help="instead: a refresh with nothing new over --files one-line log files")
     p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")
+    p.add_argument("--prune", action="store_true",
+                   help="instead: prune a store of --runs runs in --workdir to its newest 10%% (file size before "
+                   "and after, seconds), then the logs read again and the next day's prune")
     p.set_defaults(func=cmd_bench)
     return top
 

@@ -377,3 +377,64 @@ def refresh_bench(files: int = 20_000, repeat: int = 15) -> dict[str, object]:
     print(f"  refresh with nothing new (median of {repeat}): {ours:.1f} ms; floor (scandir + stat): {floor:.1f} ms")
     return {"files": files, "first_ingest_s": round(first, 2), "refresh_ms": round(ours, 1),
             "floor_ms": round(floor, 1)}
+
+
+def prune_bench(runs: int, workdir: Path, keep: float = 0.1) -> dict[str, object]:
+    """Prune a store of `runs` demo runs to its newest `keep` share, in one command: the seconds it takes and the
+    file's size before and after; then reading the logs again (nothing comes back) and the daily prune after
+    it (a day's runs, no rewrite). The store is built once in `workdir` (logs and `store.duckdb`, with its
+    snapshot) and copied for each run of the bench, so it is never pruned itself."""
+    from . import DuckDBStore
+
+    built = workdir / "store.duckdb"
+    logs = workdir / f"logs-{runs}"
+    if not built.exists():
+        files = sorted(logs.rglob("*.jsonl")) if logs.exists() else []
+        if not files:
+            print(f"Generating {runs:,} runs in {logs} …", flush=True)
+            files = generate(logs, runs)
+        print("Ingesting them into a store kept in the workdir …", flush=True)
+        db = Database(built)
+        record_demo_lineage(db, files)
+        ingest(db, [logs], logs_dir=logs)
+        db.close()
+        DuckDBStore(built).close()  # writes its snapshot
+    copy = workdir / "prune.duckdb"
+    for leftover in (copy, copy.with_name(copy.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(snapshot_folder(copy), ignore_errors=True)
+    shutil.copyfile(built, copy)
+    shutil.copytree(snapshot_folder(built), snapshot_folder(copy))
+    store = DuckDBStore(copy)
+    try:
+        total = store.run_count()
+        cur = store.db.cursor()
+        cutoff = cur.execute("SELECT quantile_disc(started_at, ?) FROM fg.runs", [1 - keep]).fetchall()[0][0]
+        del cur
+        report = store.prune(cutoff, {})
+        left = store.run_count()
+        out: dict[str, object] = {
+            "runs": total, "pruned": report.runs, "left": left, "cutoff": cutoff.isoformat(),
+            "seconds": round(report.seconds, 1), "bytes_before": report.bytes_before,
+            "bytes_after": report.bytes_after, "share": round(report.bytes_after / report.bytes_before, 3),
+            "compacted": report.compacted,
+        }
+        print(f"\nPrune {report.runs:,} of {total:,} runs (kept the newest {left:,}, from {cutoff:%Y-%m-%d %H:%M} "
+              f"UTC) in {report.seconds:.1f} s")
+        print(f"  store file {report.bytes_before / 1e6:,.1f} MB → {report.bytes_after / 1e6:,.1f} MB "
+              f"({report.bytes_after / report.bytes_before:.1%} of before; rewritten: {report.compacted})")
+        t = time.perf_counter()
+        again = store.ingest([logs], logs_dir=logs)
+        out["reingest_s"] = round(time.perf_counter() - t, 2)
+        out["reingest_lines"] = again.lines
+        print(f"  the logs read again: {again.lines:,} lines ({time.perf_counter() - t:.2f} s); runs now "
+              f"{store.run_count():,}")
+        day = store.prune(cutoff + timedelta(days=1), {})
+        out["daily_seconds"] = round(day.seconds, 2)
+        out["daily_pruned"] = day.runs
+        print(f"  the next day's prune: {day.runs:,} runs in {day.seconds:.2f} s (rewritten: {day.compacted}); "
+              f"file {day.bytes_after / 1e6:,.1f} MB")
+    finally:
+        store.close()
+    (workdir / f"prune-{runs}.json").write_text(json.dumps(out, indent=2))
+    return out
