@@ -193,9 +193,9 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
     p = resolve_paths(args.data_dir)
     try:
-        policy = retention_policy(p.ensure())
-        if args.older_than:
-            policy = replace(policy, days=retention.parse_days(args.older_than, "--older-than"))
+        in_force = retention_policy(p.ensure())
+        policy = (replace(in_force, days=retention.parse_days(args.older_than, "--older-than")) if args.older_than
+                  else in_force)
     except (retention.PolicyError, workflows.DefinitionError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -214,8 +214,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
         ws = open_workspace(args.data_dir)
     except StoreBusy as exc:
         print(f"error: the dashboard (process {exc.pid}) holds the store, so it cannot be pruned from here. It "
-              f"applies the retention policy itself once a day ({policy.describe()}) To prune now, or by "
-              "another age, stop it and run this again.", file=sys.stderr)
+              f"applies the retention policy in force itself, once a day: {in_force.describe()} To prune now, or "
+              "by another age, stop it and run this again.", file=sys.stderr)
         return EXIT_FAILED
     report = prune(ws, cli_actor(args.as_name), policy, archive=archive, dry_run=args.dry_run)
     if args.json:

@@ -70,7 +70,7 @@ class Policy:
         if own:
             said += ("; these workflows keep their own (their definitions' " + DEFINITION_FIELD + "): "
                      if self.days is not None else ": ") + "; ".join(own)
-        return said + ". The dashboard applies it once a day."
+        return said + "."
 
 
 def policy(overrides: Mapping[str, int], environ: Mapping[str, str] | None = None) -> Policy:
