@@ -37,6 +37,9 @@ class Workspace:
     store: Store
     last_ingest: float = 0.0
     retention_due: datetime | None = None  # when the policy is next applied (None: ask the store)
+    # The daily prune runs beside the pages (seconds at 10M, most of it DuckDB's checkpoint): while it holds the
+    # store's writer, a refresh reads what is there instead of waiting to ingest.
+    retention_thread: threading.Thread | None = field(default=None, repr=False)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
@@ -46,17 +49,22 @@ class Workspace:
         return report
 
     def refresh(self, min_interval: float = 2.0) -> IngestReport | None:
-        """Ingest new lines unless another thread is at it or it ran less than `min_interval` s ago; and
-        once a day, the retention policy (apply_retention)."""
-        due = self.retention_due is None or datetime.now(UTC) >= self.retention_due
-        if not due and time.monotonic() - self.last_ingest < min_interval:
-            return None
+        """Ingest new lines unless another thread is at it, it ran less than `min_interval` s ago or the daily
+        prune is running; and once a day, start that prune in a thread of its own (apply_retention)."""
         if not self._refresh_lock.acquire(blocking=False):
             return None
         try:
-            if due:
-                apply_retention(self)
-            return self.ingest_logs() if time.monotonic() - self.last_ingest >= min_interval else None
+            pruning = self.retention_thread is not None and self.retention_thread.is_alive()
+            if not pruning and (self.retention_due is None or datetime.now(UTC) >= self.retention_due):
+                policy = retention_to_apply(self)
+                if policy is not None:
+                    self.retention_thread = threading.Thread(target=apply_policy, args=(self, policy), daemon=True,
+                                                             name="fourgent-retention")
+                    self.retention_thread.start()
+                    pruning = True
+            if pruning or time.monotonic() - self.last_ingest < min_interval:
+                return None
+            return self.ingest_logs()
         finally:
             self._refresh_lock.release()
 
@@ -104,25 +112,34 @@ def prune(ws: Workspace, actor: Actor, policy: retention.Policy, *, archive: Pat
 
 
 def apply_retention(ws: Workspace, now: datetime | None = None) -> PruneReport | None:
-    """The dashboard's daily prune: when a policy is in force and the store last pruned a day ago or more
-    (remembered in the store, so a restart does not prune again). Returns what it did, or None."""
+    """The dashboard's daily prune, if due (retention_to_apply): returns what it did, or None."""
+    now = now or datetime.now(UTC)
+    policy = retention_to_apply(ws, now)
+    return apply_policy(ws, policy, now) if policy is not None else None
+
+
+def retention_to_apply(ws: Workspace, now: datetime | None = None) -> retention.Policy | None:
+    """The policy to apply now: one is in force and the store last pruned a day ago or more (remembered in the
+    store, so a restart does not prune again). Sets when to ask next."""
     now = now or datetime.now(UTC)
     last = ws.store.last_pruned()
     if last is not None and now < last + retention.APPLY_EVERY:
         ws.retention_due = last + retention.APPLY_EVERY
         return None
+    ws.retention_due = now + retention.APPLY_EVERY
     try:
         policy = retention_policy(ws.paths)
     except (retention.PolicyError, workflows.DefinitionError):
-        # Shown on the How it works page; the dashboard keeps working and tries again in a day.
-        ws.retention_due = now + retention.APPLY_EVERY
-        return None
-    ws.retention_due = now + retention.APPLY_EVERY
-    if not policy.in_force:
-        return None
+        return None  # shown on the How it works page; the dashboard keeps working and asks again in a day
+    return policy if policy.in_force else None
+
+
+def apply_policy(ws: Workspace, policy: retention.Policy, now: datetime | None = None) -> PruneReport | None:
+    """Prune by `policy` as the retention policy's actor; a failure is audited (with why) and leaves the
+    dashboard as it was, to try again in a day."""
     try:
         return prune(ws, RETENTION_POLICY, policy, now=now)
-    except Exception:  # audited as failed, with why; the page that refreshed must still show, and it retries in a day
+    except Exception:  # the audit has it; a page (or this thread) must not fall over for it
         return None
 
 

@@ -294,15 +294,20 @@ def test_the_dashboard_applies_the_policy_once_a_day(ws, write_log, monkeypatch)
     assert "late" not in runs_of(ws.store)
 
 
-def test_refresh_applies_a_due_policy_and_a_bad_setting_breaks_nothing(ws, write_log, monkeypatch):
+def test_refresh_prunes_beside_the_pages_and_a_bad_setting_breaks_nothing(ws, write_log, monkeypatch):
     write_log(ws.paths.logs_dir / "a.jsonl", line("old", 100), line("new", 0))
     monkeypatch.setenv(retention.ENV, "weekly")
-    ws.refresh(min_interval=0)
+    assert ws.refresh(min_interval=0) is not None and ws.retention_thread is None  # read; nothing to prune by
     assert runs_of(ws.store) == {"old", "new"} and ws.store.audit_entries() == []
     monkeypatch.setenv(retention.ENV, "30")
     ws.retention_due = None
-    ws.refresh(min_interval=0)
+    with ws.store.db.write_lock:  # the prune cannot start its removal yet: this refresh must not wait for it
+        assert ws.refresh(min_interval=0) is None and ws.retention_thread is not None
+        assert ws.retention_thread.is_alive() and ws.refresh(min_interval=0) is None  # no ingest meanwhile
+    ws.retention_thread.join(timeout=60)
     assert runs_of(ws.store) == {"new"}
+    write_log(ws.paths.logs_dir / "a.jsonl", line("newer", 0), mode="ab")
+    assert ws.refresh(min_interval=0) is not None and runs_of(ws.store) == {"new", "newer"}  # not due again
 
 
 def test_the_per_run_tables_are_the_ledger_tables_keyed_by_run_id(store):
