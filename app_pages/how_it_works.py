@@ -10,11 +10,11 @@ from dataclasses import fields
 
 import streamlit as st
 
-from fourgent import alerts, display, executor, replay, retrigger
+from fourgent import alerts, display, executor, replay, retention, retrigger
 from fourgent.retrigger import CAVEAT
 from fourgent.spec import CANCELLED_KIND, ERROR_KIND_MEANINGS, MAX_LINE_BYTES, STATUS_MEANINGS
-from fourgent.workflows import RetryPolicy
-from fourgent.workspace import definitions
+from fourgent.workflows import DefinitionError, RetryPolicy
+from fourgent.workspace import definitions, retention_policy
 from ui import pages
 from ui.workspace import workspace
 
@@ -154,6 +154,28 @@ st.markdown(
 )
 st.code(str(ws.paths.logs_dir), language=None)
 st.caption("FOURGENT_DATA_DIR moves the whole data folder (logs, the DuckDB store, workflow definitions, the key).")
+
+st.header("Retention")
+try:
+    policy: retention.Policy | None = retention_policy(ws.paths)
+except (retention.PolicyError, DefinitionError) as exc:
+    policy = None
+    st.warning("The retention setting cannot be used, so nothing is pruned until it is fixed:")
+    st.text(str(exc))
+if policy is not None:
+    st.text(policy.describe({wf.id: f"{wf.source} → {wf.destination}" for wf in defs.values()}))
+last = ws.store.last_pruned()
+if policy is not None and policy.in_force:
+    st.caption("The running dashboard applies it itself once a day"
+               + (f"; it last pruned at {last:%Y-%m-%d %H:%M} UTC." if last else "; it has not pruned yet."))
+st.markdown(
+    "A pruned run goes with its steps, comments, re-trigger records and handled marks; rejected lines go once "
+    "they are older than every workflow's cutoff. The Overview's figures and the SQL views are recomputed from "
+    "what is left, and the store file shrinks (it is rewritten when a prune frees a fifth of it or more). "
+    "Reading the logs again does not bring a pruned run back: each file is read on from where it stopped. The "
+    "audit keeps every prune. From a terminal, with the dashboard stopped: `python -m fourgent prune --older-than 90d "
+    "--archive DIR` (the pruned rows as Parquet in DIR first; `--dry-run` counts them)."
+)
 
 st.header("The SQL surface")
 st.markdown(

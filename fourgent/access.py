@@ -44,6 +44,7 @@ class Action(StrEnum):
     ALERT_DESTINATION_SAVE = "alert destination saved"
     ALERT_DESTINATION_DELETE = "alert destination deleted"
     ALERT_DESTINATION_TEST = "alert destination tested"
+    PRUNE = "prune"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -68,9 +69,10 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.ALERT_DESTINATION_SAVE: Role.ADMIN,
     Action.ALERT_DESTINATION_DELETE: Role.ADMIN,
     Action.ALERT_DESTINATION_TEST: Role.ADMIN,
+    Action.PRUNE: Role.ADMIN,
 }
 
-Via = Literal["web", "cli", "single-user"]
+Via = Literal["web", "cli", "single-user", "dashboard"]  # dashboard: the dashboard itself (its retention policy)
 
 
 @dataclass(frozen=True)
@@ -172,3 +174,5 @@ def cli_actor(as_name: str | None = None) -> Actor:
 
 
 SINGLE_USER = Actor("local user", Role.ADMIN, "single-user")
+# The running dashboard applying the retention policy once a day: whoever set the policy asked for it.
+RETENTION_POLICY = Actor("retention policy", Role.ADMIN, "dashboard")

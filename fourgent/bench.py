@@ -11,9 +11,9 @@ from pathlib import Path
 from .access import cli_actor
 from .retrigger import BULK_CONCURRENCY
 from .store import close_store, open_store
-from .store.duckdb.bench import explore_bench, main, refresh_bench
+from .store.duckdb.bench import explore_bench, main, prune_bench, refresh_bench
 
-__all__ = ["actions_bench", "alerts_bench", "explore_bench", "main", "refresh_bench", "retrigger_bench"]
+__all__ = ["actions_bench", "alerts_bench", "explore_bench", "main", "prune_bench", "refresh_bench", "retrigger_bench"]
 
 
 def actions_bench(runs: int, workdir: Path, marks: int = 10_000, repeat: int = 7) -> dict[str, object]:

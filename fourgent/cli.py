@@ -1,4 +1,4 @@
-"""The `python -m fourgent` command line: ingest, demo, sql, retrigger, alerts, bench.
+"""The `python -m fourgent` command line: ingest, demo, sql, retrigger, prune, alerts, bench.
 
 argparse (standard library) is enough for four subcommands with --help on
 each; it keeps the CLI free of a dependency the dashboard does not need.
@@ -26,7 +26,7 @@ from .logfiles import IngestReport, NotALogFile, discover
 from .replay import PayloadRejected, diff_text, parse_payload
 from .spec import GZ_INFLATE_RATIO, REJECTS_KEPT_PER_FILE, STATUSES
 from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store, snapshot_sql
-from .workspace import hand_over, open_workspace
+from .workspace import hand_over, open_workspace, retention_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -278,6 +278,57 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
         if sent:
             print(f"Messages: {sum(sent)} delivered, {len(sent) - sum(sent)} undelivered (see the alerts view).")
     return EXIT_FAILED if found.firing else EXIT_OK
+def cmd_prune(args: argparse.Namespace) -> int:
+    from . import retention, workflows
+    from .workspace import prune
+
+    p = resolve_paths(args.data_dir)
+    try:
+        in_force = retention_policy(p.ensure())
+        policy = (replace(in_force, days=retention.parse_days(args.older_than, "--older-than")) if args.older_than
+                  else in_force)
+    except (retention.PolicyError, workflows.DefinitionError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not policy.in_force:
+        print(f"error: nothing to prune by: give --older-than (e.g. 90d), or set {retention.ENV} or a workflow's "
+              f"{retention.DEFINITION_FIELD}.", file=sys.stderr)
+        return EXIT_USAGE
+    archive = Path(args.archive).expanduser().resolve() if args.archive else None
+    if archive is not None and archive.exists() and not archive.is_dir():
+        print(f"error: --archive {archive} is not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    if not p.db_path.exists():
+        print(f"error: there is no store at {p.db_path} yet: nothing to prune", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        ws = open_workspace(args.data_dir)
+    except StoreBusy as exc:
+        print(f"error: the dashboard (process {exc.pid}) holds the store, so it cannot be pruned from here. It "
+              f"applies the retention policy in force itself, once a day: {in_force.describe()} To prune now, or "
+              "by another age, stop it and run this again.", file=sys.stderr)
+        return EXIT_FAILED
+    report = prune(ws, cli_actor(args.as_name), policy, archive=archive, dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+        return EXIT_OK
+    default, per_workflow = policy.cutoffs(datetime.now(UTC))
+    when = (f"started before {default:%Y-%m-%d %H:%M} UTC" if default else "kept for good")
+    own = "".join(f"; {wf}: before {at:%Y-%m-%d %H:%M} UTC" for wf, at in sorted(per_workflow.items()))
+    removed = (f"{report.runs:,} runs ({when}{own}), {report.rejected_lines:,} rejected lines, "
+               f"{report.comments:,} comments and {report.ledger_rows:,} other ledger rows of those runs")
+    if report.dry_run:
+        print(f"Would prune {removed}. Nothing changed (dry run).")
+        return EXIT_OK
+    print(f"Pruned {removed} in {report.seconds:.1f} s.")
+    if report.archive:
+        print(f"Archived first, as Parquet, in {report.archive}")
+    shrunk = " (rewritten to shrink it)" if report.compacted else ""
+    print(f"The store file: {report.bytes_before / 1e6:,.1f} MB → {report.bytes_after / 1e6:,.1f} MB{shrunk}.")
+    if report.not_compacted:
+        print(f"It could not be rewritten smaller: {report.not_compacted}; its free space is reused by the next "
+              "ingests.")
+    return EXIT_OK
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -297,6 +348,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.refresh:
         bench.refresh_bench(files=args.files)
+        return EXIT_OK
+    if args.prune:
+        if not args.workdir:
+            print("error: --prune builds its store once in --workdir DIR (and copies it for each run)",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        bench.prune_bench(args.runs, Path(args.workdir))
         return EXIT_OK
     if args.explore:
         if not args.workdir:
@@ -380,6 +438,21 @@ def parser() -> argparse.ArgumentParser:
                               "holds the store it checks and sends itself; this then only reports what it found.")
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     p.set_defaults(func=cmd_alerts_check)
+    p = sub.add_parser("prune", help="remove old runs, optionally archiving them; the store file shrinks",
+                       description="Remove the runs started before the cutoff (--older-than, else "
+                       "FOURGENT_RETENTION_DAYS; a workflow whose definition sets retention_days keeps its own), "
+                       "with their steps, comments, re-trigger records and handled marks, and the rejected lines "
+                       "older than every cutoff. The rollups and the SQL snapshot follow; the store file is "
+                       "rewritten to shrink when enough of it is freed. Reading the logs again does not bring "
+                       "pruned runs back.")
+    p.add_argument("--older-than", metavar="AGE", help="e.g. 90d (days): runs started longer ago than this")
+    p.add_argument("--archive", metavar="DIR",
+                   help="first write the pruned rows as Parquet into a new folder under DIR")
+    p.add_argument("--dry-run", action="store_true", help="count what would be pruned; change nothing")
+    p.add_argument("--as", dest="as_name", metavar="NAME",
+                   help="recorded in the audit as who pruned, marked (cli) (default: your OS user)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    p.set_defaults(func=cmd_prune)
 
     p = sub.add_parser("bench", help="measure ingest and Runs-page queries against bare DuckDB",
                        description="Generate N demo runs, ingest them, and print ingest throughput, store size "
@@ -401,6 +474,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", action="store_true",
                    help="instead: a refresh with nothing new over --files one-line log files")
     p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")
+    p.add_argument("--prune", action="store_true",
+                   help="instead: prune a store of --runs runs in --workdir to its newest 10%% (file size before "
+                   "and after, seconds), then the logs read again and the next day's prune")
     p.set_defaults(func=cmd_bench)
     return top
 

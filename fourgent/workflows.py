@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .retention import DEFINITION_FIELD, PolicyError, check_days
+
 BUILTIN_DIR = Path(__file__).resolve().parent / "workflow_defs"
 
 
@@ -45,6 +47,7 @@ class Workflow:
     required: tuple[str, ...] = ()  # payload fields that must be present and not empty
     skip_if: dict[str, Any] | None = None  # {"field": ..., "equals": ..., "reason": ...}
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    retention_days: int | None = None  # keeps its runs this many days, over FOURGENT_RETENTION_DAYS (retention.py)
     path: Path | None = None  # the file it was read from
 
     @property
@@ -70,11 +73,17 @@ def parse(data: dict[str, Any], origin: str = "definition") -> Workflow:
         raise DefinitionError(f"{origin}: {exc}") from None
     if retry.attempts < 1:
         raise DefinitionError(f"{origin}: retry.attempts must be 1 or more")
+    retention = data.get(DEFINITION_FIELD)
+    try:
+        retention_days = None if retention is None else check_days(retention, f"{origin}: {DEFINITION_FIELD}")
+    except PolicyError as exc:
+        raise DefinitionError(str(exc)) from None
     return Workflow(
         id=need(data, "id", "the workflow"), source=need(data, "source", "the workflow"),
         destination=need(data, "destination", "the workflow"),
         source_app=data.get("source_app", ""), destination_app=data.get("destination_app", ""),
         steps=steps, required=tuple(data.get("required", ())), skip_if=data.get("skip_if"), retry=retry,
+        retention_days=retention_days,
     )
 
 

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import demo, workflows
-from .access import Action, Actor
+from . import demo, retention, workflows
+from .access import RETENTION_POLICY, Action, Actor
 from .audit import perform
 from .config import Paths
 from .config import paths as resolve_paths
@@ -28,7 +28,7 @@ from .logfiles import IngestReport, discover
 from .replay import payload_diff
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
-from .store import Store, open_store
+from .store import PruneReport, Store, open_store
 
 DEMO_RUNS = 20_000  # seeded on a first start; FOURGENT_DEMO_RUNS overrides (0: none)
 
@@ -38,6 +38,10 @@ class Workspace:
     paths: Paths
     store: Store
     last_ingest: float = 0.0
+    retention_due: datetime | None = None  # when the policy is next applied (None: ask the store)
+    # The daily prune runs beside the pages (seconds at 10M, most of it DuckDB's checkpoint): while it holds the
+    # store's writer, a refresh reads what is there instead of waiting to ingest.
+    retention_thread: threading.Thread | None = field(default=None, repr=False)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
@@ -47,12 +51,21 @@ class Workspace:
         return report
 
     def refresh(self, min_interval: float = 2.0) -> IngestReport | None:
-        """Ingest new lines unless another thread is at it or it ran less than `min_interval` s ago."""
-        if time.monotonic() - self.last_ingest < min_interval:
-            return None
+        """Ingest new lines unless another thread is at it, it ran less than `min_interval` s ago or the daily
+        prune is running; and once a day, start that prune in a thread of its own (apply_retention)."""
         if not self._refresh_lock.acquire(blocking=False):
             return None
         try:
+            pruning = self.retention_thread is not None and self.retention_thread.is_alive()
+            if not pruning and (self.retention_due is None or datetime.now(UTC) >= self.retention_due):
+                policy = retention_to_apply(self)
+                if policy is not None:
+                    self.retention_thread = threading.Thread(target=apply_policy, args=(self, policy), daemon=True,
+                                                             name="fourgent-retention")
+                    self.retention_thread.start()
+                    pruning = True
+            if pruning or time.monotonic() - self.last_ingest < min_interval:
+                return None
             return self.ingest_logs()
         finally:
             self._refresh_lock.release()
@@ -74,6 +87,62 @@ class Workspace:
         """Read demo logs, their re-triggers recorded first as the ones Fourgent ran."""
         self.store.record_retriggers(written.retriggers)
         return self.ingest_logs(written.files)
+
+
+def retention_policy(paths: Paths) -> retention.Policy:
+    """The policy in force in a data folder: FOURGENT_RETENTION_DAYS and its workflow definitions'
+    `retention_days` (raises PolicyError or DefinitionError for a setting that cannot be used)."""
+    return retention.policy({wf.id: wf.retention_days for wf in definitions_in(paths).values()
+                             if wf.retention_days is not None})
+
+
+def prune(ws: Workspace, actor: Actor, policy: retention.Policy, *, archive: Path | None = None,
+          dry_run: bool = False, now: datetime | None = None) -> PruneReport:
+    """Prune the runs `policy` no longer keeps as `actor` (an admin's action), archiving them under `archive`
+    first; audited with the cutoffs, the counts and the file's size before and after. A dry run changes
+    nothing and is not audited."""
+    default, per_workflow = policy.cutoffs(now or datetime.now(UTC))
+    if dry_run:
+        return ws.store.prune(default, per_workflow, dry_run=True)
+    target = f"runs started before {default:%Y-%m-%d %H:%M} UTC" if default else "runs of workflows with their own"
+    return perform(ws.store, actor, Action.PRUNE, target,
+                   lambda: ws.store.prune(default, per_workflow, archive=archive),
+                   detail={"cutoff": default.isoformat() if default else None,
+                           "workflow_cutoffs": {wf: at.isoformat() for wf, at in per_workflow.items()},
+                           "archive_dir": str(archive) if archive else None},
+                   outcome=lambda r: {k: v for k, v in r.to_dict().items() if k not in ("dry_run", "seconds")})
+
+
+def apply_retention(ws: Workspace, now: datetime | None = None) -> PruneReport | None:
+    """The dashboard's daily prune, if due (retention_to_apply): returns what it did, or None."""
+    now = now or datetime.now(UTC)
+    policy = retention_to_apply(ws, now)
+    return apply_policy(ws, policy, now) if policy is not None else None
+
+
+def retention_to_apply(ws: Workspace, now: datetime | None = None) -> retention.Policy | None:
+    """The policy to apply now: one is in force and the store last pruned a day ago or more (remembered in the
+    store, so a restart does not prune again). Sets when to ask next."""
+    now = now or datetime.now(UTC)
+    last = ws.store.last_pruned()
+    if last is not None and now < last + retention.APPLY_EVERY:
+        ws.retention_due = last + retention.APPLY_EVERY
+        return None
+    ws.retention_due = now + retention.APPLY_EVERY
+    try:
+        policy = retention_policy(ws.paths)
+    except (retention.PolicyError, workflows.DefinitionError):
+        return None  # shown on the How it works page; the dashboard keeps working and asks again in a day
+    return policy if policy.in_force else None
+
+
+def apply_policy(ws: Workspace, policy: retention.Policy, now: datetime | None = None) -> PruneReport | None:
+    """Prune by `policy` as the retention policy's actor; a failure is audited (with why) and leaves the
+    dashboard as it was, to try again in a day."""
+    try:
+        return prune(ws, RETENTION_POLICY, policy, now=now)
+    except Exception:  # the audit has it; a page (or this thread) must not fall over for it
+        return None
 
 
 def open_workspace(data_dir: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Workspace:
@@ -129,7 +198,12 @@ def demo_sandbox() -> Sandbox:
 
 
 def definitions(ws: Workspace) -> dict[str, workflows.Workflow]:
-    folder = ws.paths.data_dir / "workflows"
+    return definitions_in(ws.paths)
+
+
+def definitions_in(paths: Paths) -> dict[str, workflows.Workflow]:
+    """A data folder's workflow definitions (the demo's copied in on first use)."""
+    folder = paths.data_dir / "workflows"
     workflows.ensure_builtin(folder)
     return workflows.load(folder)
 

@@ -589,3 +589,50 @@ def test_an_alert_rule_made_on_the_alerts_page_fires_to_a_webhook_whose_link_ope
         proc.terminate()
         proc.wait(timeout=20)
         hook.close()
+
+
+def test_a_dashboard_started_with_a_retention_policy_prunes_old_runs_and_says_so(tmp_path, browser):
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from helpers import run_line
+
+    data = tmp_path / "data"
+    (data / "logs").mkdir(parents=True)
+    now = datetime.now(UTC)
+    with open(data / "logs" / "engine.jsonl", "w", encoding="utf-8") as f:
+        for i in range(60):  # 40 runs of 100 days ago and more, 20 of the last days
+            when = (now - timedelta(days=100 + i if i < 40 else i - 40, hours=1)).isoformat()
+            f.write(json.dumps(run_line(f"run_{i:03d}", started_at=when, finished_at=when, steps=[])) + "\n")
+    pg = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    proc, url = serve(ROOT, env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "0"})
+    try:
+        pg.goto(url)
+        wait_ready(pg, "Matching runs")
+        assert metric_value(pg, "Matching runs") == "60"  # no policy: every run kept
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    proc, url = serve(ROOT, env={"FOURGENT_DATA_DIR": str(data), "FOURGENT_DEMO_RUNS": "0",
+                                 "FOURGENT_RETENTION_DAYS": "90"})
+    try:
+        pg.goto(url)
+        wait_ready(pg, "Matching runs")
+        deadline = time.monotonic() + 30  # the first refresh starts the daily prune beside the page
+        while metric_value(pg, "Matching runs") != "20" and time.monotonic() < deadline:
+            time.sleep(1)
+            pg.reload()
+            wait_ready(pg, "Matching runs")
+        assert metric_value(pg, "Matching runs") == "20"  # the dashboard applied the policy itself
+        pg.locator('[data-testid="stDataFrame"]').first.wait_for(timeout=15_000)
+        shot(pg, "retention-runs-after")
+        pg.goto(url + "/how-it-works")
+        wait_ready(pg, "Retention")
+        pg.get_by_text("Runs started more than 90 days ago are pruned (FOURGENT_RETENTION_DAYS)",
+                       exact=False).first.scroll_into_view_if_needed()
+        pg.get_by_text("it last pruned at", exact=False).first.wait_for(timeout=15_000)
+        shot(pg, "retention-how-it-works")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        pg.context.close()

@@ -242,3 +242,77 @@ def test_retrigger_with_an_edited_payload_from_a_file_or_stdin(data_dir, write_l
     assert main(["sql", "SELECT detail->>'mode' AS mode, detail->'changed' AS changed FROM audit", "--format",
                  "json"]) == 0
     assert json.loads(capsys.readouterr().out) == [{"mode": "edited", "changed": '["$.contact_email"]'}]
+
+
+def _aged(run_id: str, days_ago: float) -> dict:
+    from datetime import UTC, datetime, timedelta
+
+    when = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
+    return run_line(run_id, started_at=when, finished_at=when, steps=[])
+
+
+def test_prune_archives_removes_and_says_what_it_did(data_dir, write_log, tmp_path, capsys):
+    write_log(data_dir / "logs" / "a.jsonl", _aged("old_1", 120), _aged("old_2", 100), _aged("new", 3))
+    assert main(["ingest"]) == 0
+    capsys.readouterr()
+    assert main(["prune", "--older-than", "90d", "--dry-run"]) == 0
+    assert "Would prune 2 runs" in capsys.readouterr().out
+    assert main(["prune", "--older-than", "90d", "--archive", str(tmp_path / "archive")]) == 0
+    out = capsys.readouterr().out
+    assert "Pruned 2 runs (started before" in out and "Archived first, as Parquet, in " in out
+    assert "The store file:" in out and "MB →" in out
+    [folder] = (tmp_path / "archive").iterdir()
+    assert (folder / "runs.parquet").exists()
+    assert main(["ingest"]) == 0  # the logs read again: nothing comes back
+    capsys.readouterr()
+    assert main(["sql", "SELECT id FROM runs", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"id": "new"}]
+    assert main(["sql", "SELECT action, actor, detail->>'runs' AS runs FROM audit WHERE action = 'prune'",
+                 "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"action": "prune", "actor": getpass.getuser(), "runs": "2"}]
+
+
+def test_prune_applies_the_policy_in_force_and_prints_json(data_dir, write_log, monkeypatch, capsys):
+    write_log(data_dir / "logs" / "a.jsonl", _aged("old", 40), _aged("new", 3))
+    assert main(["ingest"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("FOURGENT_RETENTION_DAYS", "30")
+    assert main(["prune", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["runs"] == 1 and summary["dry_run"] is False and summary["bytes_after"] > 0
+
+
+@pytest.mark.parametrize(("args", "env", "says"), [
+    (["--older-than", "ninety"], "", "--older-than must be a whole number of days"),
+    (["--older-than", "0d"], "", "--older-than must be a whole number of days"),
+    ([], "", "nothing to prune by: give --older-than"),
+    ([], "3 months", "FOURGENT_RETENTION_DAYS must be a whole number of days"),
+])
+def test_prune_refuses_unusable_settings_with_exit_2_and_changes_nothing(data_dir, write_log, monkeypatch, capsys,
+                                                                          args, env, says):
+    write_log(data_dir / "logs" / "a.jsonl", _aged("old", 400))
+    assert main(["ingest"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("FOURGENT_RETENTION_DAYS", env)
+    assert main(["prune", *args]) == 2
+    captured = capsys.readouterr()
+    assert says in captured.err and "Traceback" not in captured.err
+    assert main(["sql", "SELECT count(*) AS n FROM runs", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == [{"n": 1}]
+
+
+def test_prune_refuses_an_archive_that_is_a_file(data_dir, write_log, tmp_path, capsys):
+    write_log(data_dir / "logs" / "a.jsonl", _aged("old", 400))
+    assert main(["ingest"]) == 0
+    (tmp_path / "not-a-folder").write_text("")
+    assert main(["prune", "--older-than", "90", "--archive", str(tmp_path / "not-a-folder")]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_the_prune_benchmark_runs_end_to_end_on_a_small_store(tmp_path, capsys):
+    assert main(["bench", "--prune", "--runs", "3000", "--workdir", str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "prune-3000.json").read_text())
+    assert summary["pruned"] + summary["left"] == summary["runs"] and summary["compacted"] and summary["daily_pruned"]
+    assert summary["bytes_after"] < summary["bytes_before"] and summary["reingest_lines"] == 0
+    assert (tmp_path / "store.duckdb").exists()  # kept whole for the next run
+    assert "Retention on " in capsys.readouterr().out

@@ -233,3 +233,32 @@ def test_every_count_in_a_table_reads_grouped_like_the_headline_figures(demo, pa
                 checked += 1
     assert checked > 0
     assert display.count(1127) == "1,127"
+
+
+def test_how_it_works_states_the_retention_policy_in_force(dashboard, write_log):
+    data = dashboard(FOURGENT_RETENTION_DAYS="90")
+    definition = data / "workflows" / "stripe-payment-xero-invoice.json"
+    definition.parent.mkdir(parents=True, exist_ok=True)
+    from fourgent.workflows import BUILTIN_DIR
+
+    (definition).write_text(json.dumps({**json.loads((BUILTIN_DIR / definition.name).read_text()),
+                                        "retention_days": 365}))
+    at = open_page("app_pages/how_it_works.py")  # the Runs page's refresh started the daily prune
+    if (thread := workspace().retention_thread) is not None:
+        thread.join(timeout=60)
+    at.run()
+    texts = [t.value for t in at.text]
+    assert any("more than 90 days ago are pruned (FOURGENT_RETENTION_DAYS)" in t
+               and "Stripe Payment Succeeded → Xero Invoice: 365 days" in t for t in texts), texts
+    assert any("applies it itself once a day; it last pruned at" in c.value for c in at.caption)
+
+
+def test_how_it_works_says_when_there_is_no_policy_or_it_cannot_be_used(dashboard, monkeypatch):
+    dashboard()
+    monkeypatch.delenv("FOURGENT_RETENTION_DAYS", raising=False)
+    at = open_page("app_pages/how_it_works.py")
+    assert any(t.value.startswith("No retention policy: every run is kept.") for t in at.text)
+    monkeypatch.setenv("FOURGENT_RETENTION_DAYS", "ninety")
+    at = open_page("app_pages/how_it_works.py")
+    assert any("cannot be used" in w.value for w in at.warning)
+    assert any("FOURGENT_RETENTION_DAYS must be a whole number of days" in t.value for t in at.text)

@@ -162,3 +162,13 @@ def test_a_crash_before_superseded_snapshots_are_dropped_is_repaired_by_the_next
     assert cur.execute("SELECT DISTINCT status FROM runs").fetchall() == [("finished",)]
     assert cur.execute("SELECT count(*) FROM fg.meta WHERE key = 'unsettled_from'").fetchall()[0][0] == 0
     store.close()
+
+
+def test_cli_prune_while_the_dashboard_holds_the_store_says_it_applies_the_policy_itself(held_store):
+    db, holder = held_store
+    env = dict(os.environ, PYTHONPATH=str(ROOT), FOURGENT_DATA_DIR=str(db.parent), FOURGENT_RETENTION_DAYS="30")
+    out = subprocess.run([sys.executable, "-m", "fourgent", "prune", "--older-than", "90d"],
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert f"the dashboard (process {holder.pid}) holds the store" in out.stderr
+    assert "applies the retention policy in force itself, once a day: Runs started more than 30 days" in out.stderr

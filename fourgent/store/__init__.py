@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -30,6 +30,7 @@ from .records import (
     Comment,
     ConnectionRow,
     Handled,
+    PruneReport,
     RecordedRun,
     Retrigger,
     RunRecord,
@@ -38,8 +39,8 @@ from .records import (
 )
 
 __all__ = ["AdhocSQL", "AlertBook", "AlertDelivery", "AlertDestinationRow", "AlertEpisode", "AlertRule",
-           "AuditEntry", "Comment", "ConnectionRow", "Handled", "Ledger", "LogSink", "OverviewReader",
-           "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "RecordedRun", "Retrigger",
+           "AuditEntry", "Comment", "ConnectionRow", "Handled", "Ledger", "LogSink", "OverviewReader", "PruneReport",
+           "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "RecordedRun", "Retention", "Retrigger",
            "RunNotFound", "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "open_store",
            "snapshot_sql"]
 
@@ -120,6 +121,19 @@ class LogSink(Protocol):
                on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport: ...
 
 
+class Retention(Protocol):
+    """Pruning old runs (fourgent.retention says which) and remembering when it last ran."""
+
+    def prune(self, default: datetime | None, per_workflow: Mapping[str, datetime], *, archive: Path | None = None,
+              dry_run: bool = False) -> PruneReport:
+        """Remove the runs started before their workflow's cutoff in `per_workflow`, else before `default` (None:
+        kept), with their comments and other per-run ledger rows, and the rejected lines older than every
+        cutoff; archived to Parquet in a new folder under `archive` first; the file shrinks. Offsets stay, so
+        the logs read again do not bring them back."""
+        ...
+    def last_pruned(self) -> datetime | None: ...
+
+
 class AdhocSQL(Protocol):
     """Read-only SQL over the documented views (Explore and `python -m fourgent sql`)."""
 
@@ -157,7 +171,7 @@ class AlertBook(Protocol):
     def alert_delivered(self, delivery: int, ok: bool, attempts: int, reason: str | None, at: datetime) -> None: ...
 
 
-class Store(RunsReader, OverviewReader, Ledger, LogSink, AdhocSQL, AlertBook, Protocol):
+class Store(RunsReader, OverviewReader, Ledger, LogSink, Retention, AdhocSQL, AlertBook, Protocol):
     """One store: every protocol above. `open_store` gives the process's one per location."""
 
     path: Path

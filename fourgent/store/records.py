@@ -192,3 +192,24 @@ class AlertDelivery:
     event: str  # fired or resolved
     destination: str
     episode: AlertEpisode
+@dataclass
+class PruneReport:
+    """What a prune removed (or, dry, would remove), where it archived it, and the store file's size around it."""
+
+    runs: int = 0
+    rejected_lines: int = 0
+    comments: int = 0
+    ledger_rows: int = 0  # rows of the other per-run ledger tables (re-triggers, claims, …) of the pruned runs
+    archive: str | None = None  # the folder the pruned rows were written to, as Parquet
+    bytes_before: int = 0
+    bytes_after: int = 0
+    compacted: bool = False  # the file was rewritten to shrink it
+    not_compacted: str | None = None  # why it was not, when it was to be
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": self.runs, "rejected_lines": self.rejected_lines, "comments": self.comments,
+                "ledger_rows": self.ledger_rows, "archive": self.archive, "bytes_before": self.bytes_before,
+                "bytes_after": self.bytes_after, "compacted": self.compacted, "not_compacted": self.not_compacted,
+                "seconds": round(self.seconds, 2), "dry_run": self.dry_run}

@@ -220,3 +220,16 @@ def test_a_bulk_leaves_out_what_a_replay_cannot_fix_and_counts_it(engine_store: 
     left = engine_store.select_ids(selection, waiting_apps=["QuickBooks"], unfixable=True)
     assert sorted(left) == ["email_now", "flaky", "odd_message"]
     assert len(engine_store.select_ids(selection)) == 5  # by default a selection leaves nothing out
+
+
+def test_a_prune_removes_what_is_older_than_its_cutoffs_and_remembers_when(loaded: Store):
+    total = loaded.run_count()
+    cutoff = loaded.page(RunFilter(), page=2, size=100, order="oldest")["started_at"][0]  # the 101st oldest
+    older = loaded.count(RunFilter(end=cutoff))
+    assert 0 < older < total and loaded.last_pruned() is None
+    dry = loaded.prune(cutoff, {}, dry_run=True)
+    assert dry.runs == older and loaded.run_count() == total
+    report = loaded.prune(cutoff, {"no-such-workflow": cutoff})
+    assert report.runs == older and loaded.run_count() == total - older
+    assert loaded.count(RunFilter(end=cutoff)) == 0 and loaded.last_pruned() is not None
+    assert loaded.prune(None, {}).runs == 0  # no cutoff: nothing goes

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -23,13 +23,14 @@ from ..records import (
     Comment,
     ConnectionRow,
     Handled,
+    PruneReport,
     RecordedRun,
     Retrigger,
     RunRecord,
     RunsView,
     SqlResult,
 )
-from . import health, ingest, overview, rollup, runs, snapshot, unresolved, worker
+from . import health, ingest, overview, prune, rollup, runs, snapshot, unresolved, worker
 from .alerts import Alerts
 from .database import Database
 from .examples import EXAMPLES
@@ -244,6 +245,15 @@ class DuckDBStore:
     def ingest(self, paths: Sequence[Path | str], *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
                on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport:
         return ingest.ingest(self.db, paths, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch)
+
+    # ------------------------------------------------------------ Retention
+
+    def prune(self, default: datetime | None, per_workflow: Mapping[str, datetime], *, archive: Path | None = None,
+              dry_run: bool = False) -> PruneReport:
+        return prune.prune(self.db, default, per_workflow, archive=archive, dry_run=dry_run)
+
+    def last_pruned(self) -> datetime | None:
+        return prune.last_pruned(self.db)
 
     # ------------------------------------------------------------ AdhocSQL
 

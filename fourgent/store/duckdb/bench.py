@@ -379,3 +379,66 @@ def refresh_bench(files: int = 20_000, repeat: int = 15) -> dict[str, object]:
     print(f"  refresh with nothing new (median of {repeat}): {ours:.1f} ms; floor (scandir + stat): {floor:.1f} ms")
     return {"files": files, "first_ingest_s": round(first, 2), "refresh_ms": round(ours, 1),
             "floor_ms": round(floor, 1)}
+
+
+def prune_bench(runs: int, workdir: Path, keep: float = 0.1) -> dict[str, object]:
+    """What retention costs on a store of `runs` demo runs: the dashboard's daily prune (its oldest day's runs:
+    what a page's refresh waits for once a day), then pruning to the newest `keep` share in one command (its
+    seconds, the file's size before and after), then the logs read again (nothing comes back). The store is
+    built once in `workdir` (logs and `store.duckdb` with its snapshot) and copied for each run, never pruned."""
+    from . import DuckDBStore
+
+    built = workdir / "store.duckdb"
+    logs = workdir / f"logs-{runs}"
+    if not built.exists():
+        files = sorted(logs.rglob("*.jsonl")) if logs.exists() else []
+        if not files:
+            print(f"Generating {runs:,} runs in {logs} …", flush=True)
+            files = generate(logs, runs)
+        print("Ingesting them into a store kept in the workdir …", flush=True)
+        db = Database(built)
+        record_demo_lineage(db, files)
+        ingest(db, [logs], logs_dir=logs)
+        db.close()
+        DuckDBStore(built).close()  # writes its snapshot
+    copy = workdir / "prune.duckdb"
+    for leftover in (copy, copy.with_name(copy.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    shutil.rmtree(snapshot_folder(copy), ignore_errors=True)
+    shutil.copyfile(built, copy)
+    shutil.copytree(snapshot_folder(built), snapshot_folder(copy))
+    size_before = copy.stat().st_size
+    store = DuckDBStore(copy)
+    try:
+        total = store.run_count()
+        cur = store.db.cursor()
+        first, cutoff = cur.execute("SELECT min(started_at), quantile_disc(started_at, ?) FROM fg.runs",
+                                    [1 - keep]).fetchall()[0]
+        del cur
+        day = store.prune(first + timedelta(days=1), {})
+        print(f"\nRetention on {total:,} runs ({size_before / 1e6:,.1f} MB store)")
+        print(f"  the daily prune (the oldest day: {day.runs:,} runs): {day.seconds:.2f} s, file rewritten: "
+              f"{day.compacted}")
+        report = store.prune(cutoff, {})
+        left = store.run_count()
+        size_after = copy.stat().st_size
+        out: dict[str, object] = {
+            "runs": total, "daily_pruned": day.runs, "daily_seconds": round(day.seconds, 2),
+            "pruned": report.runs + day.runs, "left": left, "cutoff": cutoff.isoformat(),
+            "seconds": round(report.seconds, 1), "bytes_before": size_before, "bytes_after": size_after,
+            "share": round(size_after / size_before, 3), "compacted": report.compacted,
+        }
+        print(f"  prune to the newest {left:,} (from {cutoff:%Y-%m-%d %H:%M} UTC), {report.runs:,} runs: "
+              f"{report.seconds:.1f} s, file rewritten: {report.compacted}")
+        print(f"  store file {size_before / 1e6:,.1f} MB → {size_after / 1e6:,.1f} MB "
+              f"({size_after / size_before:.1%} of before)")
+        t = time.perf_counter()
+        again = store.ingest([logs], logs_dir=logs)
+        out["reingest_s"] = round(time.perf_counter() - t, 2)
+        out["reingest_lines"] = again.lines
+        print(f"  the logs read again: {again.lines:,} new lines ({time.perf_counter() - t:.2f} s); runs now "
+              f"{store.run_count():,}")
+    finally:
+        store.close()
+    (workdir / f"prune-{runs}.json").write_text(json.dumps(out, indent=2))
+    return out
