@@ -26,7 +26,8 @@ from ui.auth import actor, may, needs
 from ui.bulk import bulk_bar
 from ui.dialogs import CAVEAT, ask_retrigger, comment_dialog, retrigger_dialog_if_asked, retrigger_outcome
 from ui.runs_state import RUNS_URL, clear_filters, dates_changed, drop_narrowed, filter_changed, only_status
-from ui.text import label
+from ui.text import label, literal
+from ui.url_state import current_url
 from ui.workspace import workspace
 from ui.zone import utc_switch, zone
 
@@ -272,11 +273,14 @@ def broken_connections(ws: Workspace) -> None:
 
 ws = workspace()
 ws.refresh()  # the bulk bar's counts (running runs to cancel, failures to re-trigger) are of the latest lines
-RUNS_URL.load()  # before the switch: a link's utc=1 turns it on
+if RUNS_URL.load():  # before the switch: a link's utc=1 turns it on
+    st.session_state["f_ignored"] = RunsQuery.ignored(current_url())
 utc_switch()
 st.title("Workflow Runs")
 broken_connections(ws)
 query = RUNS_URL.state()
+for said, why in st.session_state.get("f_ignored", []):  # until the next link: the URL is rewritten at once
+    st.warning(f"Ignored {literal(said)}: {why}.", icon="🔗")
 render_filters(ws, query)
 bulk_bar(ws, query.filter(datetime.now(UTC), zone()), query)
 live = bool(st.session_state.get("live", True))

@@ -172,6 +172,31 @@ class RunsQuery:
             resolved=_one(params, "resolved") == "1",
         )
 
+    @staticmethod
+    def ignored(params: Mapping[str, Sequence[str]]) -> list[tuple[str, str]]:
+        """What `parse` set aside of a URL, as (key=value, why) for the page to say: a link never fails, but it
+        should not narrow less than it seems to without saying so."""
+        out: list[tuple[str, str]] = []
+        dates = f"a date from {FIRST_DAY} to {LAST_DAY}, or an ISO time with its offset in those years"
+        for key in ("from", "to"):
+            value = _one(params, key)
+            if value and _day(value) is None and _instant(value) is None:
+                out.append((f"{key}={value}", f"not {dates}"))
+        start, end = _instant(_one(params, "from")), _instant(_one(params, "to"))
+        if start and end and start >= end:
+            out.append((f"from={_one(params, 'from')}", "not before to=; the dates are ignored"))
+        if (rng := _one(params, "range")) and rng not in PRESET_SPAN and rng != "any":
+            out.append((f"range={rng}", "not one of " + ", ".join(PRESET_SPAN)))
+        unknown = [v for value in params.get("status", []) for v in value.split(",") if v and v not in STATUSES]
+        if unknown:
+            out.append((f"status={','.join(unknown)}", "not a status (" + ", ".join(STATUSES) + ")"))
+        page = _one(params, "page")
+        if page and not (page.isdigit() and int(page) >= 1):  # past MAX_PAGE it is the last page: no need to say
+            out.append((f"page={page}", "not a page number (1 or more)"))
+        if (size := _one(params, "size")) and size not in {str(s) for s in PAGE_SIZES}:
+            out.append((f"size={size}", "not one of " + ", ".join(map(str, PAGE_SIZES))))
+        return out
+
     @classmethod
     def from_string(cls, query: str) -> RunsQuery:
         """A query string as a URL or `retrigger --query 'status=failed&kind=auth'` writes it."""

@@ -168,3 +168,26 @@ def test_originals_and_resolved_are_url_parameters_said_in_words_and_removable(f
     assert q.describe() == said
     assert narrowed in q.narrowed()
     assert not getattr(RunsQuery.from_string(not_it), field)
+
+
+@pytest.mark.parametrize("params, said", [
+    ({"from": ["1969-12-31"]}, "from=1969-12-31"),
+    ({"to": ["3000-01-01"]}, "to=3000-01-01"),
+    ({"from": ["2026-11-24T13:00:00"]}, "from=2026-11-24T13:00:00"),  # no offset
+    ({"from": ["2026-11-24T14:00:00Z"], "to": ["2026-11-24T13:00:00Z"]}, "from=2026-11-24T14:00:00Z"),
+    ({"page": ["x"]}, "page=x"),
+    ({"size": ["7"]}, "size=7"),
+    ({"status": ["failed,bogus"]}, "status=bogus"),
+    ({"range": ["2y"]}, "range=2y"),
+])
+def test_what_a_url_sets_aside_is_said_with_its_reason(params: dict[str, list[str]], said: str) -> None:
+    ignored = RunsQuery.ignored(params)
+    assert [s for s, _ in ignored] == [said]
+    assert all(why for _, why in ignored)
+
+
+def test_a_well_formed_url_sets_nothing_aside() -> None:
+    query = RunsQuery(q="x", statuses=("failed",), range="custom", days=(date(2026, 11, 1), date(2026, 11, 7)),
+                      page=3, size=100)
+    assert RunsQuery.ignored(query.params()) == []
+    assert RunsQuery.ignored({"page": ["99999999999"]}) == []  # the last page, not an error

@@ -263,6 +263,17 @@ def test_malformed_or_extreme_urls_still_show_the_page(data, params):
     assert matching(at) >= 0
 
 
+def test_a_date_outside_the_supported_range_falls_back_and_says_so(data):
+    at = open_app(**{"from": "1969-12-31"})
+    assert matching(at) == 356  # any time
+    said = [w.value for w in at.warning]
+    assert any("from=1969-12-31" in w and "1970-01-01" in w for w in said), said
+    at.text_input(key="f_q").set_value("ZZZ").run()
+    at.text_input(key="f_q").set_value("").run()
+    assert any("from=1969-12-31" in w.value for w in at.warning)  # said until another link is opened
+    assert not [w for w in open_app().warning if "Ignored" in w.value]
+
+
 def test_page_size_order_and_zone_survive_a_search_that_matches_nothing(data):
     at = open_app(size="100", order="oldest", tz="utc")
     at.text_input(key="f_q").set_value("ZZZ-nothing").run()
