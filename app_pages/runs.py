@@ -236,6 +236,16 @@ def rejected_notice(ws: Workspace, count: int) -> None:
             st.caption(f"The newest 500 of {count:,}; all are in the SQL view rejected_lines.")
 
 
+def unreadable_notice(ws: Workspace) -> None:
+    if not ws.unreadable:
+        return
+    n = len(ws.unreadable)
+    with st.container(border=True):
+        st.text(f"⚠️ {n:,} log file{'s' if n != 1 else ''} or folder{'s' if n != 1 else ''} could not be read; "
+                "everything else was read, and these are tried again on every refresh:")
+        st.text("\n".join(ws.unreadable[:20]) + (f"\n… and {n - 20:,} more" if n > 20 else ""))
+
+
 def empty_store(ws: Workspace) -> None:
     st.info("No runs yet. Run logs (.jsonl or .jsonl.gz, one run snapshot per line) are read from this folder, "
             "and new lines appear here within seconds:", icon="📭")
@@ -278,6 +288,7 @@ if RUNS_URL.load():  # before the switch: a link's utc=1 turns it on
 utc_switch()
 st.title("Workflow Runs")
 broken_connections(ws)
+unreadable_notice(ws)
 query = RUNS_URL.state()
 for said, why in st.session_state.get("f_ignored", []):  # until the next link: the URL is rewritten at once
     st.warning(f"Ignored {literal(said)}: {why}.", icon="🔗")

@@ -41,6 +41,8 @@ def _print_report(report: IngestReport) -> None:
         print(f"Re-read from the start (replaced or truncated): {path}")
     for path in report.cut:
         print(f"Read only in part: {path} decompresses to over {GZ_INFLATE_RATIO}x its size (the rest is not read)")
+    for said in report.unreadable:
+        print(f"Not read (tried again next time): {said}")
     for path in report.links_left_out:
         print(f"Not read: {path} is a link to outside the folder it is in")
     if report.rejects_not_kept:

@@ -61,6 +61,9 @@ class IngestReport:
     reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
     links_left_out: list[str] = field(default_factory=list)  # links in a folder that point outside it
     cut: list[str] = field(default_factory=list)  # .gz files that inflated past their cap: the rest not read
+    # Files and folders that could not be read ("a.jsonl: Permission denied"): skipped, the rest read; tried
+    # again on the next ingest, from where they were.
+    unreadable: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -80,23 +83,27 @@ def is_log_file(path: Path) -> bool:
     return path.name.endswith(LOG_SUFFIXES)
 
 
-def discover(paths: Iterable[Path], left_out: list[str] | None = None) -> list[Path]:
+def discover(paths: Iterable[Path], left_out: list[str] | None = None,
+             unreadable: list[str] | None = None) -> list[Path]:
     """Run log files under the given files and folders, in the order their snapshots count (sorted by path).
 
     Inside a folder, a link is followed only while it stays in that folder: `logs/passwd.jsonl -> /etc/passwd`
     would show another file's lines to every visitor as rejected lines. Links left out are added to
     `left_out`. A file named on its own is read as named."""
-    return [Path(found) for found, _ in sorted(scan(paths, left_out), key=path_order)]
+    return [Path(found) for found, _ in sorted(scan(paths, left_out, unreadable), key=path_order)]
 
 
-def scan(paths: Iterable[Path], left_out: list[str] | None = None) -> list[tuple[str, str]]:
+def scan(paths: Iterable[Path], left_out: list[str] | None = None,
+         unreadable: list[str] | None = None) -> list[tuple[str, str]]:
     """What `discover` finds, unordered, as (path as found, real path) strings: a plain file under a folder is
     its own real path. Strings, not Paths: building and sorting 20,000 Paths was most of a refresh with
-    nothing new; ingest sorts only the files that changed."""
+    nothing new; ingest sorts only the files that changed. A sub-folder that cannot be listed is added to
+    `unreadable` and the rest is read."""
     found: list[tuple[str, str]] = []
     for path in paths:
         if path.is_dir():
-            found.extend(_walk(path, left_out if left_out is not None else []))
+            found.extend(_walk(path, left_out if left_out is not None else [],
+                               unreadable if unreadable is not None else []))
         elif path.is_file():
             if not is_log_file(path):
                 raise NotALogFile(f"{path} is not a run log (expected .jsonl or .jsonl.gz)")
@@ -113,7 +120,12 @@ def path_order(found: tuple[str, *tuple[object, ...]]) -> str:
     return found[0].replace(os.sep, "\0")
 
 
-def _walk(folder: Path, left_out: list[str]) -> list[tuple[str, str]]:
+def unreadable_because(path: str, exc: OSError) -> str:
+    """How the ingest report names a file or folder it could not read: "logs/a.jsonl: Permission denied"."""
+    return f"{path}: {exc.strerror or exc}"
+
+
+def _walk(folder: Path, left_out: list[str], unreadable: list[str]) -> list[tuple[str, str]]:
     # os.scandir tells links and kinds from the directory itself: only links pay for resolving (a refresh
     # of 20,000 files spent most of its time resolving every path).
     root = folder.resolve()
@@ -121,19 +133,24 @@ def _walk(folder: Path, left_out: list[str]) -> list[tuple[str, str]]:
     links: list[tuple[str, str]] = []
     stack = [str(root)]  # paths under the resolved folder: a plain file's path is then its real one
     while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    target = Path(entry.path).resolve()
-                    if not target.is_relative_to(root):
-                        left_out.append(entry.path)
-                    elif entry.name.endswith(LOG_SUFFIXES) and target.is_file():
-                        links.append((entry.path, str(target)))
-                    # a linked folder inside is not descended into (it would read its files twice)
-                elif entry.name.endswith(LOG_SUFFIXES) and entry.is_file(follow_symlinks=False):
-                    files.append((entry.path, entry.path))
-                elif entry.is_dir(follow_symlinks=False):
-                    stack.append(entry.path)
+        here = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError as exc:  # the logs folder itself too: what is stored stays on show
+            unreadable.append(unreadable_because(here, exc))
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                target = Path(entry.path).resolve()
+                if not target.is_relative_to(root):
+                    left_out.append(entry.path)
+                elif entry.name.endswith(LOG_SUFFIXES) and target.is_file():
+                    links.append((entry.path, str(target)))
+                # a linked folder inside is not descended into (it would read its files twice)
+            elif entry.name.endswith(LOG_SUFFIXES) and entry.is_file(follow_symlinks=False):
+                files.append((entry.path, entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
     # A link to a file of the folder is that file: read once, under its own name (its key in the store).
     seen = {real for _, real in files} if links else set()
     for path, real in sorted(links, key=path_order):

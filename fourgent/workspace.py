@@ -43,11 +43,15 @@ class Workspace:
     # store's writer, a refresh reads what is there instead of waiting to ingest.
     retention_thread: threading.Thread | None = field(default=None, repr=False)
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # What the latest ingest of logs/ could not read ("a.jsonl: Permission denied"): the pages say so until it can.
+    unreadable: list[str] = field(default_factory=list)
 
     def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
         """Read whatever is new under logs/ (or the given paths)."""
         report = self.store.ingest(paths or [self.paths.logs_dir], logs_dir=self.paths.logs_dir)
         self.last_ingest = time.monotonic()
+        if paths is None:
+            self.unreadable = report.unreadable
         return report
 
     def refresh(self, min_interval: float = 2.0) -> IngestReport | None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ctypes
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -92,3 +94,49 @@ def browser():
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_CAP_V3 = 0x20080522
+_DAC_BYPASS = (1 << 1) | (1 << 2)  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH: why root reads a file of mode 000
+
+
+def _set_dac_bypass(on: bool) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    header, data = _CapHeader(_CAP_V3, 0), (_CapData * 2)()
+    if libc.capget(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capget")
+    data[0].effective = data[0].effective | _DAC_BYPASS if on else data[0].effective & ~_DAC_BYPASS
+    if libc.capset(ctypes.byref(header), data) != 0:
+        raise OSError(ctypes.get_errno(), "capset")
+
+
+@pytest.fixture
+def unreadable() -> Iterator[Callable[[Path], Path]]:
+    """`unreadable(path)` makes a file or folder unreadable (mode 000) for the rest of the test, also as root (CI
+    runs as root): this thread gives up its capabilities to read past file modes, and threads it starts (the
+    ingest's reader, AppTest's script) inherit that. Both are undone at the end."""
+    made: list[Path] = []
+    dropped = os.geteuid() == 0
+
+    def make(path: Path) -> Path:
+        path.chmod(0)
+        made.append(path)
+        return path
+
+    if dropped:
+        _set_dac_bypass(False)
+    try:
+        yield make
+    finally:
+        if dropped:
+            _set_dac_bypass(True)
+        for path in made:
+            path.chmod(0o755 if path.is_dir() else 0o644)

@@ -435,3 +435,34 @@ def test_only_the_changed_files_of_a_refresh_are_read_and_in_path_order(store, t
     report = store.ingest([logs], logs_dir=logs)
     assert report.files == 2 and report.lines == 2
     assert store.db.cursor().execute("SELECT status FROM runs WHERE id = 'same'").fetchall() == [("finished",)]
+
+
+def test_an_unreadable_file_is_skipped_said_and_read_once_it_can_be(store, tmp_path, write_log, unreadable):
+    logs = tmp_path / "logs"
+    write_log(logs / "a.jsonl", run_line("run_a"))
+    locked = write_log(logs / "b.jsonl", run_line("run_b"))
+    write_log(logs / "sub" / "c.jsonl", run_line("run_c"))
+    write_log(logs / "shut" / "d.jsonl", run_line("run_d"))
+    unreadable(locked)
+    unreadable(logs / "shut")
+    report = store.ingest([logs], logs_dir=logs)
+    assert set(report.unreadable) == {"b.jsonl: Permission denied", f"{logs / 'shut'}: Permission denied"}
+    assert q(store, "SELECT id FROM runs ORDER BY id") == [("run_a",), ("run_c",)]
+    assert report.lines == report.snapshots + report.rejected == 2
+    locked.chmod(0o644)
+    (logs / "shut").chmod(0o755)
+    again = store.ingest([logs], logs_dir=logs)
+    assert again.unreadable == []
+    assert q(store, "SELECT id FROM runs ORDER BY id") == [("run_a",), ("run_b",), ("run_c",), ("run_d",)]
+
+
+def test_the_cli_names_what_it_could_not_read(tmp_path, write_log, unreadable, capsys):
+    from fourgent.cli import main
+
+    data = tmp_path / "data"
+    write_log(data / "logs" / "a.jsonl", run_line("run_a"))
+    unreadable(write_log(data / "logs" / "b.jsonl", run_line("run_b")))
+    assert main(["--data-dir", str(data), "ingest"]) == 0
+    out = capsys.readouterr().out
+    assert "Not read (tried again next time): b.jsonl: Permission denied" in out
+    assert "1 snapshots stored" in out

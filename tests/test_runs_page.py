@@ -436,3 +436,12 @@ def test_a_validation_failure_names_where_and_the_field_and_says_a_replay_would_
     button_type = {page: next(b for b in page.button if b.label == "↻ Re-trigger this run").proto.type
                    for page in (at, now)}
     assert (button_type[at], button_type[now]) == ("secondary", "primary")
+
+
+def test_an_unreadable_log_file_is_named_on_the_page_and_the_rest_is_shown(data, write_log, unreadable):
+    unreadable(write_log(data / "logs" / "locked.jsonl", run_line("locked_run")))
+    at = open_app()
+    assert not at.exception
+    assert matching(at) == 356  # every sample run: the other files were read
+    said = " ".join(t.value for t in at.text)
+    assert "1 log file or folder could not be read" in said and "locked.jsonl: Permission denied" in said

@@ -15,6 +15,7 @@ import zlib
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import numpy as np
@@ -34,6 +35,7 @@ from ...logfiles import (
     prefetch,
     scan,
     segments,
+    unreadable_because,
 )
 from ...spec import (
     GZ_INFLATE_MIN,
@@ -324,7 +326,7 @@ class Ingester:
     def run(self, paths: Sequence[Path]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
-        files = scan(paths, report.links_left_out)
+        files = scan(paths, report.links_left_out, report.unreadable)
         with self.store.write_lock:
             cur = self.store.cursor()
             known = self.store.files_read
@@ -390,7 +392,11 @@ class Ingester:
         for found, real in files:
             key = self._key(real)
             row = known.get(key)
-            st = os.stat(found)
+            try:
+                st = os.stat(found)
+            except OSError as exc:  # gone since the folder was listed, or its folder cannot be searched
+                report.unreadable.append(unreadable_because(key, exc))
+                continue
             if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
                 changed.append((found, key, row, st))  # else unchanged since it was last read to its end
         for found, key, row, st in sorted(changed, key=path_order):
@@ -403,6 +409,12 @@ class Ingester:
         """Add the file's new lines to `batch`, yielding each batch that fills up; returns the last, unfilled one."""
         gz = path.name.endswith(".gz")
         restart = False
+        try:
+            # Opened first: a file that cannot be read is skipped, said, and tried again next time.
+            stream: GzipStream | BinaryIO = GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            report.unreadable.append(unreadable_because(key, exc))
+            return batch
         if row is not None:
             shrank = st.st_size < row.size if gz else st.st_size < row.offset
             if shrank or head_digest(path, row.head_len) != row.head_digest:
@@ -419,7 +431,6 @@ class Ingester:
                      head_len, head_digest(path, head_len)),
             restart, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
         )
-        stream = GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed in the finally below
         counted = False
         # A .gz file may inflate to at most this much (read in pieces no larger, so at most one piece past it):
         # 100 KB once inflated to 35 million lines. The rest is not read; the file counts as read to its end
@@ -435,6 +446,10 @@ class Ingester:
                     break
                 except (zlib.error, EOFError) as exc:
                     self._corrupt_gzip(pending, exc, batch)
+                    break
+                except OSError as exc:  # a read error part-way: what came before it counts, the rest waits
+                    report.unreadable.append(unreadable_because(key, exc))
+                    pending.stat_size = -1  # not read to its end: looked at again next time
                     break
                 offset, data = item
                 if inflate_cap is not None and offset >= inflate_cap:
