@@ -37,8 +37,12 @@ def _print_report(report: IngestReport) -> None:
           f"({report.bytes / 1e6:,.1f} MB in {report.seconds:.2f} s)")
     print(f"Runs: {report.added:,} added, {report.updated:,} updated; "
           f"{report.superseded:,} snapshot{'s' if report.superseded != 1 else ''} superseded by a later one")
+    for moved in report.followed:
+        print(f"Followed through rotation, read on to its end: {moved}")
     for path in report.reread:
-        print(f"Re-read from the start (replaced or truncated): {path}")
+        print(f"Read as a new file from its start (the name holds another file now): {path}")
+    for path in report.copies:
+        print(f"Not read: {path} holds the same lines as a file already read (a rotated copy)")
     for path in report.cut:
         print(f"Read only in part: {path} decompresses to over {GZ_INFLATE_RATIO}x its size (the rest is not read)")
     for said in report.unreadable:

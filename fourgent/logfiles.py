@@ -6,7 +6,6 @@ zero-copy; the store's engine parses, validates and types every line. Nothing he
 
 from __future__ import annotations
 
-import hashlib
 import os
 import queue
 import threading
@@ -26,7 +25,6 @@ from .spec import MAX_LINE_BYTES, RAW_KEEP_CHARS
 # ingest a million runs 17% faster than 256 MB ones, for about 3 GB of memory at the peak
 # of a bulk load. Appends to live logs make small batches anyway.
 BATCH_BYTES = 1 << 30
-HEAD_BYTES = 4096  # how much of a file's start identifies it
 LOG_SUFFIXES = (".jsonl", ".jsonl.gz")
 _BOM = b"\xef\xbb\xbf"
 _NEWLINE_SCAN = 1 << 20  # numpy compares this many bytes at a time, to stay in cache
@@ -58,9 +56,11 @@ class IngestReport:
     seconds: float = 0.0
     snapshot_seconds: float = 0.0  # then, bringing the read-only snapshot of the views up to date
     first_rejects: list[Reject] = field(default_factory=list)
-    reread: list[str] = field(default_factory=list)  # files replaced or truncated, read again from the start
+    reread: list[str] = field(default_factory=list)  # names that hold another file now: read from its start
     links_left_out: list[str] = field(default_factory=list)  # links in a folder that point outside it
     cut: list[str] = field(default_factory=list)  # .gz files that inflated past their cap: the rest not read
+    followed: list[str] = field(default_factory=list)  # "b.jsonl → b.jsonl.1": read on where rotation put it
+    copies: list[str] = field(default_factory=list)  # new files holding what a followed file holds: not read
     # Files and folders that could not be read ("a.jsonl: Permission denied"): skipped, the rest read; tried
     # again on the next ingest, from where they were.
     unreadable: list[str] = field(default_factory=list)
@@ -163,11 +163,6 @@ def _walk(folder: Path, left_out: list[str], unreadable: list[str]) -> list[tupl
 
 # --------------------------------------------------------------------------- reading files
 
-def head_digest(path: Path, length: int) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read(length)).hexdigest()
-
-
 class GzipStream:
     """A forward-reading view of a gzip file's decompressed bytes.
 
@@ -225,6 +220,9 @@ class GzipStream:
         while self._pos < pos:
             if not self.read(min(pos - self._pos, 8 << 20)):
                 break
+
+    def fileno(self) -> int:
+        return self._file.fileno()
 
     def close(self) -> None:
         self._file.close()

@@ -66,15 +66,19 @@ def test_an_incomplete_last_line_waits_until_it_is_complete(store, tmp_path, wri
     assert q(store, "SELECT id FROM runs ORDER BY id") == [("run_1",), ("run_late",)]
 
 
-def test_a_truncated_file_is_read_again_without_duplicating_its_rejects(store, tmp_path, write_log):
+def test_a_truncated_file_is_read_as_a_new_file_and_the_old_one_keeps_its_rejects(store, tmp_path, write_log):
     log = write_log(tmp_path / "a.jsonl", run_line("run_1"), "not json\n", run_line("run_2"))
     store.ingest([log])
     write_log(log, run_line("run_3"), "still not json\n")
     report = store.ingest([log])
     assert report.reread == [str(log.resolve())]
     assert (report.lines, report.added) == (2, 1)
-    assert [r[0] for r in rejects(store)] == [2]  # the old file's reject went with it; the new one is line 2
+    name = str(log.resolve())
+    # Each file's reject once: the earlier content's under a name of its own, the new file's under the file's name.
+    assert q(store, "SELECT file, line, raw FROM rejected_lines ORDER BY file") == [
+        (name, 2, "still not json"), (f"{name} (earlier file #1)", 2, "not json")]
     assert q(store, "SELECT count(*) FROM runs") == [(3,)]
+    assert store.ingest([log]).lines == 0
 
 
 def test_a_file_replaced_by_one_as_large_is_read_again(store, tmp_path, write_log):
@@ -390,9 +394,9 @@ def test_a_file_keeps_its_first_rejected_lines_and_counts_the_rest(store, tmp_pa
     from fourgent.filters import RunFilter
 
     assert store.runs_view(RunFilter()).rejected_lines == 13  # the page's count: every rejected line
-    write_log(noisy, *[f"garbage {i}\n" for i in range(3)], run_line("fine"))  # replaced: read again
+    write_log(noisy, *[f"garbage {i}\n" for i in range(3)], run_line("fine"))  # replaced: a new file
     store.ingest([noisy])
-    assert store.runs_view(RunFilter()).rejected_lines == 4
+    assert store.runs_view(RunFilter()).rejected_lines == 13 + 3  # the earlier content's rejects are not lost
 
 
 def test_a_gz_that_inflates_past_its_cap_is_read_only_in_part_and_said_so(store, tmp_path, monkeypatch, capsys):

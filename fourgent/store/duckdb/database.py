@@ -18,7 +18,7 @@ from ..errors import StoreBusy
 from .schema import MIGRATIONS, VIEWS
 
 if TYPE_CHECKING:
-    from .ingest import FileRow
+    from ...rotation import FileRow
 
 
 def snapshot_folder(db_path: Path) -> Path:

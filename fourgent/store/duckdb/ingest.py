@@ -23,12 +23,10 @@ import pyarrow as pa
 
 from ...logfiles import (
     BATCH_BYTES,
-    HEAD_BYTES,
     SCAN_ROWS,
     GzipStream,
     IngestReport,
     Long,
-    head_digest,
     lines_table,
     long_table,
     path_order,
@@ -37,6 +35,7 @@ from ...logfiles import (
     segments,
     unreadable_because,
 )
+from ...rotation import HEAD_BYTES, TAIL_BYTES, FileRow, OnDisk, Plan, digest, plan
 from ...spec import (
     GZ_INFLATE_MIN,
     GZ_INFLATE_RATIO,
@@ -50,18 +49,16 @@ from . import rollup, snapshot
 from .database import Cursor, Database, in_transaction
 from .sql import failed_app_sql
 
+_FILE_COLUMNS = 'file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest, dev, ino, tail_digest, gone'
 
-@dataclass
-class FileRow:
-    file_id: int
-    path: str
-    size: int
-    mtime_ns: int
-    offset: int
-    lines: int
-    head_len: int
-    head_digest: str
 
+SECOND_LOOK_S = 0.1  # how long a file read before must stay nowhere before it is retired
+
+
+def retired_name(row: FileRow) -> str:
+    """The name a file read before keeps once its content is nowhere to be found (its rejected lines stay
+    listed under it) and its name may hold a new file."""
+    return f"{row.path} (earlier file #{row.file_id})"
 
 
 # --------------------------------------------------------------------------- the SQL of one batch
@@ -286,7 +283,7 @@ def _json_error(raw: str) -> str:
 @dataclass
 class _PendingFile:
     row: FileRow
-    restart: bool
+    renamed: bool = False  # followed to another name, or retired: its path changes in the store
     complete: bool = False  # read up to its end: record its size and mtime so it is skipped until it changes
     stat_size: int = 0
     stat_mtime_ns: int = 0
@@ -311,6 +308,7 @@ class Ingester:
                  on_batch: Callable[[IngestReport], None] | None = None) -> None:
         self.store = store
         self.logs_prefix = os.path.join(logs_dir.resolve(), "") if logs_dir else ""
+        self.scanned: list[str] = []  # the folders this ingest lists (resolved, with a trailing separator)
         self.batch_bytes = batch_bytes
         self.on_batch = on_batch
         self.not_kept: dict[int, int] = {}  # this batch's rejected lines past each file's cap
@@ -323,20 +321,26 @@ class Ingester:
         # A file name that is not UTF-8 keeps its odd bytes as \xNN, so it can be stored.
         return key if key.isascii() else key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
+    def _path_of(self, key: str) -> str:
+        """Where to open a file by its name in the store."""
+        return key if os.path.isabs(key) or not self.logs_prefix else self.logs_prefix + key
+
+    def _in_scope(self, key: str) -> bool:
+        """Whether this ingest looked where a file read before lies: only then can it be missing."""
+        path = self._path_of(key)
+        return any(path.startswith(folder) for folder in self.scanned)
+
     def run(self, paths: Sequence[Path]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport()
         files = scan(paths, report.links_left_out, report.unreadable)
+        self.scanned = [os.path.join(p.resolve(), "") for p in paths if p.is_dir()]
         with self.store.write_lock:
             cur = self.store.cursor()
             known = self.store.files_read
             if known is None:
-                known = {
-                    r[1]: FileRow(*r)
-                    for r in cur.execute(
-                        "SELECT file_id, path, size, mtime_ns, \"offset\", lines, head_len, head_digest FROM fg.files"
-                    ).fetchall()
-                }
+                known = {r[1]: FileRow(*r) for r in cur.execute(
+                    f"SELECT {_FILE_COLUMNS} FROM fg.files WHERE NOT gone").fetchall()}
             # Kept between ingests only while nothing was written: the next ingest reads fg.files again.
             self.store.files_read = None
             self.known = known
@@ -388,48 +392,73 @@ class Ingester:
     def _batches(self, files: list[tuple[str, str]], known: dict[str, FileRow],
                  report: IngestReport) -> Iterator[_Batch]:
         batch = _Batch()
-        changed = []
-        for found, real in files:
-            key = self._key(real)
-            row = known.get(key)
-            try:
-                st = os.stat(found)
-            except OSError as exc:  # gone since the folder was listed, or its folder cannot be searched
-                report.unreadable.append(unreadable_because(key, exc))
-                continue
-            if row is None or row.size != st.st_size or row.mtime_ns != st.st_mtime_ns:
-                changed.append((found, key, row, st))  # else unchanged since it was last read to its end
-        for found, key, row, st in sorted(changed, key=path_order):
-            batch = yield from self._read_file(Path(found), key, row, st, batch, report)
+        todo = self._plan(files, known, report.unreadable)
+        if todo.gone:
+            # A file read before is nowhere: perhaps a rotation was half-way (renames one at a time) while this
+            # looked. Retiring it would lose its unread lines for good, so look once more first.
+            time.sleep(SECOND_LOOK_S)
+            todo = self._plan(files, known, [])
+        report.reread.extend(todo.replaced)
+        report.followed.extend(todo.moved)
+        report.copies.extend(todo.copies)
+        for row in todo.gone:
+            batch.files[row.file_id] = _PendingFile(replace(row, path=retired_name(row), gone=True), renamed=True)
+        # The old content's unread lines before the new files' lines: the order their snapshots count in. Files
+        # read before go in the order they were first seen (the oldest rotated copy first).
+        follow = sorted(todo.follow, key=lambda rf: rf[0].file_id)
+        new = sorted(todo.new, key=lambda f: path_order((f.path,)))
+        reads: list[tuple[OnDisk, FileRow | None]] = [(f, row) for row, f in follow]
+        reads += [(f, None) for f in new]
+        for f, was in reads:
+            batch = yield from self._read_file(Path(f.path), f.key, was, f.st, batch, report)
         if batch.files:
             yield batch
 
+    def _plan(self, files: list[tuple[str, str]], known: dict[str, FileRow], unreadable: list[str]) -> Plan:
+        """Each file read before, wherever its content is now (renamed, copied, compressed), and the new files."""
+        listed = []
+        for found, real in files:
+            key = self._key(real)
+            try:
+                st = os.stat(found)
+            except OSError as exc:  # gone since the folder was listed, or its folder cannot be searched
+                unreadable.append(unreadable_because(key, exc))
+                continue
+            listed.append(OnDisk(found, key, st, listed=True))
+        return plan(known, listed, in_scope=self._in_scope, path_of=self._path_of,
+                    key_of=lambda path: self._key(os.path.realpath(path)))
+
+    def _new_file_id(self) -> int:
+        if self.next_file_id is None:  # retired files keep their ids: ask the table, not `known`
+            self.next_file_id = self.store.cursor().execute(
+                "SELECT coalesce(max(file_id), 0) FROM fg.files").fetchall()[0][0]
+        self.next_file_id += 1
+        return self.next_file_id
+
     def _read_file(self, path: Path, key: str, row: FileRow | None, st: os.stat_result, batch: _Batch,
                    report: IngestReport) -> Generator[_Batch, None, _Batch]:
-        """Add the file's new lines to `batch`, yielding each batch that fills up; returns the last, unfilled one."""
+        """Add the file's new lines to `batch`, yielding each batch that fills up; returns the last, unfilled one.
+        `row`: where reading it stopped before (rotation.plan checked it holds that content), None for a new file."""
         gz = path.name.endswith(".gz")
-        restart = False
         try:
             # Opened first: a file that cannot be read is skipped, said, and tried again next time.
             stream: GzipStream | BinaryIO = GzipStream(path) if gz else open(path, "rb")  # noqa: SIM115 - closed below
         except OSError as exc:
             report.unreadable.append(unreadable_because(key, exc))
             return batch
-        if row is not None:
-            shrank = st.st_size < row.size if gz else st.st_size < row.offset
-            if shrank or head_digest(path, row.head_len) != row.head_digest:
-                restart = True
-                report.reread.append(row.path)
+        fd = stream.fileno()  # digests read the file opened, not the name: it may be rotated meanwhile
+        opened = os.fstat(fd)
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):  # rotated between the look and the open
+            stream.close()
+            return batch  # the next ingest plans it again
+        renamed = row is not None and row.path != key
         if row is None:
-            if self.next_file_id is None:
-                self.next_file_id = max((r.file_id for r in self.known.values()), default=0)
-            self.next_file_id += 1
-            row = FileRow(self.next_file_id, key, -1, 0, 0, 0, 0, "")
+            row = FileRow(self._new_file_id(), key, -1, 0, 0, 0, 0, "")
         head_len = min(HEAD_BYTES, st.st_size)
         pending = _PendingFile(
-            FileRow(row.file_id, row.path, -1, 0, 0 if restart else row.offset, 0 if restart else row.lines,
-                     head_len, head_digest(path, head_len)),
-            restart, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
+            FileRow(row.file_id, key, -1, 0, row.offset, row.lines, head_len, digest(os.pread(fd, head_len, 0)),
+                    st.st_dev, st.st_ino, row.tail_digest),
+            renamed, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
         )
         counted = False
         # A .gz file may inflate to at most this much (read in pieces no larger, so at most one piece past it):
@@ -471,15 +500,26 @@ class Ingester:
                 batch.bytes += size
                 batch.lines += table.num_rows
                 if batch.bytes >= self.batch_bytes:
+                    self._mark_tail(pending, fd, gz)
                     batch.files[row.file_id] = pending.snapshot()
                     yield batch
                     batch = _Batch()
-                    pending.restart = False  # done by the batch just handed over
+                    pending.renamed = False  # done by the batch just handed over
+            self._mark_tail(pending, fd, gz)
         finally:
             stream.close()
         pending.complete = True
         batch.files[row.file_id] = pending.snapshot()
         return batch
+
+    @staticmethod
+    def _mark_tail(pending: _PendingFile, fd: int, gz: bool) -> None:
+        """The digest of the bytes before where reading stopped: a file rewritten in place (same name, size and
+        first bytes) is told from one appended to."""
+        if not gz:
+            start = max(0, pending.row.offset - TAIL_BYTES)
+            data = os.pread(fd, pending.row.offset - start, start)
+            pending.row.tail_digest = digest(data) if len(data) == pending.row.offset - start else None
 
     def _corrupt_gzip(self, pending: _PendingFile, exc: Exception, batch: _Batch) -> None:
         """A gzip stream that cannot be inflated: one rejected line says so, and the file waits for a change."""
@@ -520,10 +560,11 @@ class Ingester:
 
     def _write_batch(self, cur: Cursor, batch: _Batch, table: pa.Table | None, part: IngestReport) -> None:
         """The batch's rejects, runs and file offsets: all in the caller's one transaction."""
-        for pending in batch.files.values():
-            if pending.restart:
-                cur.execute("DELETE FROM fg.rejects WHERE file_id = ?", [pending.row.file_id])
-                cur.execute("UPDATE fg.files SET rejects_not_kept = 0 WHERE file_id = ?", [pending.row.file_id])
+        # Names that move (a rotated file followed, a file retired) free theirs first: one may be another's next.
+        moving = [p.row.file_id for p in batch.files.values() if p.renamed]
+        if moving:
+            cur.execute("UPDATE fg.files SET path = chr(0) || file_id::VARCHAR WHERE file_id IN (SELECT unnest(?))",
+                        [moving])
         self.not_kept = {}
         if table is not None and table.num_rows:
             self._load(cur, table, part)
@@ -540,17 +581,21 @@ class Ingester:
                 "lines": pa.array([r.lines for r, _, _ in rows], pa.int64()),
                 "head_len": pa.array([r.head_len for r, _, _ in rows], pa.int32()),
                 "head_digest": pa.array([r.head_digest for r, _, _ in rows], pa.string()),
+                "dev": pa.array([r.dev for r, _, _ in rows], pa.uint64()),
+                "ino": pa.array([r.ino for r, _, _ in rows], pa.uint64()),
+                "tail_digest": pa.array([r.tail_digest for r, _, _ in rows], pa.string()),
+                "gone": pa.array([r.gone for r, _, _ in rows], pa.bool_()),
             })
             cur.register("fg_files_batch", files)
             try:
                 cur.execute(
-                    """INSERT INTO fg.files (file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest,
-                                             read_at)
-                       SELECT file_id, path, size, mtime_ns, "offset", lines, head_len, head_digest, now()
-                       FROM fg_files_batch
-                       ON CONFLICT (file_id) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-                       "offset" = excluded."offset", lines = excluded.lines, head_len = excluded.head_len,
-                       head_digest = excluded.head_digest, read_at = excluded.read_at""")
+                    f"""INSERT INTO fg.files ({_FILE_COLUMNS}, read_at)
+                       SELECT {_FILE_COLUMNS}, now() FROM fg_files_batch
+                       ON CONFLICT (file_id) DO UPDATE SET path = excluded.path, size = excluded.size,
+                       mtime_ns = excluded.mtime_ns, "offset" = excluded."offset", lines = excluded.lines,
+                       head_len = excluded.head_len, head_digest = excluded.head_digest, dev = excluded.dev,
+                       ino = excluded.ino, tail_digest = excluded.tail_digest, gone = excluded.gone,
+                       read_at = excluded.read_at""")
             finally:
                 cur.unregister("fg_files_batch")
         if self.not_kept:  # after the files' rows exist: a new file's too

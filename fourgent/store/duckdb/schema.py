@@ -267,6 +267,15 @@ CREATE TABLE IF NOT EXISTS fg.alert_deliveries (
 );
 """
 
+_V21_FILE_IDENTITY = """
+-- Log files are followed by identity and content, not by name (rotation.py): a rotated file is read on to its end
+-- where rotation put it; a name that holds another file is a new file, and the earlier one keeps its rejected lines.
+ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS dev UBIGINT;          -- device and inode when last read
+ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS ino UBIGINT;
+ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS tail_digest VARCHAR;  -- of the 4 KB before "offset" (plain files)
+ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS gone BOOLEAN DEFAULT false;  -- content nowhere now: never read again
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -280,6 +289,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (9, _V9_HOUR_ROLLUPS),
     (10, _V10_OPERATOR_ACTIONS),
     (20, _V20_ALERTS),
+    (21, _V21_FILE_IDENTITY),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

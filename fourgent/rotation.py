@@ -1,0 +1,301 @@
+"""Following log files through rotation: which file read before each file on disk now is, by identity and content.
+
+A file read before is known by its identity (device and inode) and its content (the digest of its first bytes,
+and of the bytes just before where reading stopped), not by its name, because log rotation changes names:
+logrotate renames (`b.jsonl` → `b.jsonl.1` → `b.jsonl.2`), copies and truncates (copytruncate), compresses now
+or later (`b.jsonl.1` → `b.jsonl.2.gz`), and names by date (`b.jsonl-20261203`, `b-20261203.jsonl`). A file read
+before is followed to wherever its content is now and read there to its end; the name it had then holds a new
+file, read from its start. Nothing here knows the store: `plan` maps the files read before onto the files found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+HEAD_BYTES = 4096  # how much of a file's start identifies it
+TAIL_BYTES = 4096  # how much before where reading stopped must still be there, unchanged
+
+
+@dataclass
+class FileRow:
+    """A file as reading it left it: where it stopped (`offset`, of the decompressed stream for .gz), its
+    identity and digests. `path` is its name in the store (under the logs folder, else its whole real path)."""
+
+    file_id: int
+    path: str
+    size: int  # bytes on disk when last read to its end, else -1
+    mtime_ns: int
+    offset: int
+    lines: int
+    head_len: int
+    head_digest: str  # of the first head_len bytes on disk (of a .gz: its compressed bytes)
+    dev: int | None = None  # None: read before the store kept identities; matched by name once more
+    ino: int | None = None
+    tail_digest: str | None = None  # of the TAIL_BYTES on disk before `offset` (plain files only)
+    gone: bool = False  # its content is no longer anywhere: kept for its rejected lines, never read again
+
+    @property
+    def gz(self) -> bool:
+        return self.path.endswith(".gz")
+
+    @property
+    def identity(self) -> tuple[int, int] | None:
+        return (self.dev, self.ino) if self.dev is not None and self.ino is not None else None
+
+
+@dataclass(frozen=True)
+class OnDisk:
+    """A file found now: `path` to open it, `key` its name in the store."""
+
+    path: str
+    key: str
+    st: os.stat_result
+    listed: bool  # found by the scan (a log file's name); False: a rotated copy found beside a file read before
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return self.st.st_dev, self.st.st_ino
+
+    @property
+    def gz(self) -> bool:
+        return self.path.endswith(".gz")
+
+
+@dataclass
+class Plan:
+    """What to read: files read before, each at where its content is now (`follow`), and new files."""
+
+    follow: list[tuple[FileRow, OnDisk]] = field(default_factory=list)  # read on from row.offset
+    new: list[OnDisk] = field(default_factory=list)  # read from the start
+    gone: list[FileRow] = field(default_factory=list)  # content nowhere to be found: retired
+    moved: list[str] = field(default_factory=list)  # "b.jsonl → b.jsonl.1", for the report
+    replaced: list[str] = field(default_factory=list)  # names that now hold another file, read from the start
+    copies: list[str] = field(default_factory=list)  # files holding what a file still followed holds: not read
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def head_digest(path: str, length: int) -> str:
+    with open(path, "rb") as f:
+        return digest(f.read(length))
+
+
+def tail_digest(path: str, offset: int) -> str | None:
+    """The digest of the TAIL_BYTES (or fewer, at a file's start) before `offset` of a plain file; None if
+    the file is shorter or cannot be read."""
+    start = max(0, offset - TAIL_BYTES)
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            data = f.read(offset - start)
+    except OSError:
+        return None
+    return digest(data) if len(data) == offset - start else None
+
+
+def content_head(path: str, length: int) -> str | None:
+    """The digest of a file's first `length` bytes of content: decompressed for a .gz (None when it holds
+    fewer, is not gzip or cannot be read)."""
+    try:
+        with open(path, "rb") as f:
+            if not path.endswith(".gz"):
+                data = f.read(length)
+            else:
+                inflate = zlib.decompressobj(wbits=47)
+                data = b""
+                while len(data) < length:
+                    raw = f.read(64 << 10)
+                    if not raw:
+                        break
+                    data += inflate.decompress(raw, length - len(data))
+                    while inflate.unconsumed_tail and len(data) < length:
+                        data += inflate.decompress(inflate.unconsumed_tail, length - len(data))
+                    if inflate.eof:
+                        break
+    except (OSError, zlib.error):
+        return None
+    return digest(data) if len(data) == length else None
+
+
+def intact(row: FileRow, f: OnDisk) -> bool:
+    """Whether `f` still holds what `row` read, where row's reading left it (same kind of file)."""
+    if row.gz != f.gz:
+        return False
+    if f.gz:  # a .gz is replaced, not appended to in place: it shrinks or its first bytes change
+        if row.size >= 0 and f.st.st_size < row.size:
+            return False
+        return _safe_head(f.path, row.head_len) == row.head_digest
+    if f.st.st_size < row.offset:
+        return False  # truncated
+    if _safe_head(f.path, row.head_len) != row.head_digest:
+        return False
+    return row.tail_digest is None or tail_digest(f.path, row.offset) == row.tail_digest
+
+
+def holds(row: FileRow, f: OnDisk) -> bool:
+    """Whether `f` (another file: a copy, a compressed copy) holds what `row` read: its first bytes, and for a
+    plain copy the bytes before where reading stopped. Rows of .gz files and of empty files are followed by
+    identity only."""
+    if row.gz or row.head_len == 0:
+        return False
+    if not f.gz:
+        return f.st.st_size >= row.offset and intact(row, f)
+    return content_head(f.path, row.head_len) == row.head_digest
+
+
+def _safe_head(path: str, length: int) -> str | None:
+    try:
+        return head_digest(path, length)
+    except OSError:
+        return None
+
+
+def stem(name: str) -> str:
+    """What a file's rotated copies' names start with: `b` for b.jsonl, b.jsonl.1, b-20261203.jsonl.gz."""
+    return name.split(".jsonl", 1)[0] or name
+
+
+def siblings(directory: str, name: str, key_of: Callable[[str], str], listed: Mapping[str, OnDisk]) -> list[OnDisk]:
+    """Files in `directory` whose names start as `name`'s rotated copies' do (itself included), in name order."""
+    prefix = stem(name)
+    found = []
+    try:
+        entries = sorted(os.scandir(directory), key=lambda e: e.name)
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.name.startswith(prefix):
+            continue
+        try:
+            st = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        key = key_of(entry.path)
+        found.append(listed.get(key) or OnDisk(entry.path, key, st, listed=False))
+    return found
+
+
+def plan(rows: Mapping[str, FileRow], listed: Iterable[OnDisk], *, in_scope: Callable[[str], bool],
+         path_of: Callable[[str], str], key_of: Callable[[str], str]) -> Plan:
+    """Map the files read before (`rows`, by name) onto the files the scan found (`listed`).
+
+    `in_scope(key)`: whether a row's file lies where this scan looked (else it is left as it is); `path_of(key)`
+    the path to open a row's file by; `key_of(path)` a path's name in the store."""
+    out = Plan()
+    by_key = {f.key: f for f in listed}
+    # The common case first: every row where it was, untouched or appended to. Only what is left pays for more.
+    unsure: list[FileRow] = []
+    claimed: set[str] = set()
+    for key, row in rows.items():
+        f = by_key.get(key)
+        if f is not None and f.identity == row.identity:
+            if f.st.st_size == row.size and f.st.st_mtime_ns == row.mtime_ns:
+                claimed.add(key)
+                continue  # read to its end before, unchanged since
+            if intact(row, f):
+                out.follow.append((row, f))
+                claimed.add(key)
+                continue
+        if f is None and in_scope(key):  # not a log file's name: a rotated copy followed (b.jsonl.1), or gone
+            try:
+                st = os.stat(path_of(key))
+            except OSError:
+                st = None
+            if st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == row.identity:
+                f = by_key[key] = OnDisk(path_of(key), key, st, listed=False)
+                if st.st_size == row.size and st.st_mtime_ns == row.mtime_ns:
+                    claimed.add(key)
+                    continue
+                if intact(row, f):
+                    out.follow.append((row, f))
+                    claimed.add(key)
+                    continue
+            unsure.append(row)
+        elif f is not None:
+            unsure.append(row)
+    if unsure:
+        _place(unsure, by_key, claimed, out, path_of, key_of)
+    for key, f in sorted(by_key.items()):
+        if key in claimed or not f.listed:  # a rotated copy's name is never read as a new file
+            continue
+        if _copy_of_followed(f, rows, claimed, out):
+            out.copies.append(key)
+            continue
+        out.new.append(f)
+        if key in rows:
+            out.replaced.append(key)
+    return out
+
+
+def _place(unsure: list[FileRow], by_key: dict[str, OnDisk], claimed: set[str], out: Plan,
+           path_of: Callable[[str], str], key_of: Callable[[str], str]) -> None:
+    """Rows not found as they were: renamed (same identity elsewhere), a name read before the store kept
+    identities, copied or compressed (same content elsewhere), or gone."""
+    at: dict[tuple[int, int], OnDisk] = {f.identity: f for f in by_key.values()}
+    nearby: dict[tuple[str, str], list[OnDisk]] = {}
+
+    def beside(row: FileRow) -> list[OnDisk]:
+        directory, name = os.path.split(path_of(row.path))
+        k = (directory, stem(name))
+        if k not in nearby:
+            nearby[k] = siblings(directory, name, key_of, by_key)
+            for f in nearby[k]:
+                at.setdefault(f.identity, f)
+        return nearby[k]
+
+    def take(row: FileRow, f: OnDisk) -> None:
+        claimed.add(f.key)
+        out.follow.append((row, f))
+        if f.key != row.path:
+            out.moved.append(f"{row.path} → {f.key}")
+
+    lost: list[FileRow] = []
+    for row in unsure:
+        identity = row.identity
+        if identity is None:  # identity not kept yet: the name decides, as it used to
+            f = by_key.get(row.path)
+            if f is not None and f.key not in claimed and intact(row, f):
+                take(row, f)
+                continue
+            lost.append(row)
+            continue
+        f = at.get(identity)
+        if f is None:
+            beside(row)
+            f = at.get(identity)
+        if f is not None and f.key not in claimed and intact(row, f):
+            take(row, f)
+        else:
+            lost.append(row)
+    for row in lost:
+        for f in beside(row):
+            if f.key not in claimed and f.identity != row.identity and holds(row, f):
+                take(row, f)
+                break
+        else:
+            out.gone.append(row)
+
+
+def _copy_of_followed(f: OnDisk, rows: Mapping[str, FileRow], claimed: set[str], out: Plan) -> bool:
+    """Whether a new file holds what a file still followed beside it holds (a compressed copy being written
+    before the original is removed, a dated copy before the truncate): read, it would count every line twice."""
+    directory, name = os.path.split(f.path)
+    prefix = stem(name)
+    for row, g in out.follow:
+        if os.path.dirname(g.path) == directory and stem(os.path.basename(g.path)) == prefix and holds(row, f):
+            return True
+    for key in claimed:
+        kept = rows.get(key)
+        if kept is not None and stem(os.path.basename(key)) == prefix and os.path.dirname(key) == os.path.dirname(
+                f.key) and holds(kept, f):
+            return True
+    return False
