@@ -35,7 +35,7 @@ from ...logfiles import (
     segments,
     unreadable_because,
 )
-from ...rotation import HEAD_BYTES, TAIL_BYTES, FileRow, OnDisk, Plan, digest, plan
+from ...rotation import HEAD_BYTES, TAIL_BYTES, FileRow, OnDisk, Plan, digest, plan, unchanged
 from ...spec import (
     GZ_INFLATE_MIN,
     GZ_INFLATE_RATIO,
@@ -416,7 +416,7 @@ class Ingester:
 
     def _plan(self, files: list[tuple[str, str]], known: dict[str, FileRow], unreadable: list[str]) -> Plan:
         """Each file read before, wherever its content is now (renamed, copied, compressed), and the new files."""
-        listed = []
+        listed, settled = [], []
         for found, real in files:
             key = self._key(real)
             try:
@@ -424,9 +424,12 @@ class Ingester:
             except OSError as exc:  # gone since the folder was listed, or its folder cannot be searched
                 unreadable.append(unreadable_because(key, exc))
                 continue
-            listed.append(OnDisk(found, key, st, listed=True))
+            if unchanged(known.get(key), st):
+                settled.append(key)
+            else:
+                listed.append(OnDisk(found, key, st, listed=True))
         return plan(known, listed, in_scope=self._in_scope, path_of=self._path_of,
-                    key_of=lambda path: self._key(os.path.realpath(path)))
+                    key_of=lambda path: self._key(os.path.realpath(path)), settled=settled)
 
     def _new_file_id(self) -> int:
         if self.next_file_id is None:  # retired files keep their ids: ask the table, not `known`
