@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ import polars as pl
 from . import __version__, results
 from .access import Action, cli_actor
 from .audit import perform
+from .config import Paths
 from .config import paths as resolve_paths
 from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
@@ -29,6 +31,29 @@ from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBus
 from .workspace import hand_over, open_workspace, retention_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def whole_number(least: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `least`, refused in words otherwise (`demo --runs -5`)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is below {least}")
+        return value
+    return parse
+
+
+def no_store(p: Paths, what: str) -> bool:
+    """Say so (and return True) when the data folder holds no store: a command that reads one must not make an
+    empty one, as a mistyped --data-dir would."""
+    if p.db_path.exists():
+        return False
+    print(f"error: there is no store at {p.db_path} ({what}); check --data-dir or $FOURGENT_DATA_DIR, or start "
+          "with `python -m fourgent demo` or `ingest`", file=sys.stderr)
+    return True
 
 
 def _print_report(report: IngestReport) -> None:
@@ -175,6 +200,8 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             print(f"Cannot read the payload from {args.payload}: {exc}", file=sys.stderr)
             return EXIT_USAGE
+    if no_store(resolve_paths(args.data_dir), "nothing to re-trigger"):
+        return EXIT_FAILED
     ws = open_workspace(args.data_dir)
     ws.ingest_logs()  # the latest snapshots decide what is failed and unresolved
     if args.payload is not None:
@@ -289,6 +316,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .workspace import prune
 
     p = resolve_paths(args.data_dir)
+    if no_store(p, "nothing to prune"):
+        return EXIT_FAILED
     try:
         in_force = retention_policy(p.ensure())
         policy = (replace(in_force, days=retention.parse_days(args.older_than, "--older-than")) if args.older_than
@@ -304,9 +333,6 @@ def cmd_prune(args: argparse.Namespace) -> int:
     if archive is not None and archive.exists() and not archive.is_dir():
         print(f"error: --archive {archive} is not a folder", file=sys.stderr)
         return EXIT_USAGE
-    if not p.db_path.exists():
-        print(f"error: there is no store at {p.db_path} yet: nothing to prune", file=sys.stderr)
-        return EXIT_FAILED
     try:
         ws = open_workspace(args.data_dir)
     except StoreBusy as exc:
@@ -391,7 +417,7 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="write realistic demo logs and ingest them",
                        description="Write demo run logs into logs/ (six integrations, every status and error "
                        "kind, snapshots, re-triggers, awkward references) and ingest them.")
-    p.add_argument("--runs", type=int, default=20_000, help="how many runs (default 20000)")
+    p.add_argument("--runs", type=whole_number(1), default=20_000, help="how many runs (default 20000)")
     p.add_argument("--seed", type=int, default=7, help="random seed; the same seed writes the same runs")
     p.add_argument("--days", type=float, default=30.0, help="spread the runs over this many days up to now")
     p.set_defaults(func=cmd_demo)
@@ -421,10 +447,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--query", metavar="QUERY",
                    help="with no RUN_ID: runs matching a Runs page URL query, e.g. 'status=failed&kind=auth&range=7d' "
                    "(every parameter of the page's URL; custom days in UTC)")
-    p.add_argument("--limit", type=int, default=10_000, help="at most this many runs (default 10000)")
+    p.add_argument("--limit", type=whole_number(1), default=10_000, help="at most this many runs (default 10000)")
     p.add_argument("--as", dest="as_name", metavar="NAME",
                    help="recorded as who re-triggered, marked (cli) (default: your OS user)")
-    p.add_argument("--concurrency", type=int, default=8, help="runs at a time (default 8)")
+    p.add_argument("--concurrency", type=whole_number(1), default=8, help="runs at a time (default 8)")
     p.add_argument("--payload", metavar="FILE",
                    help="replay the one RUN_ID with this edited payload (a JSON object; - reads stdin): checked "
                    "against the workflow's required fields, its diff printed and recorded (an edited replay)")
@@ -463,8 +489,8 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure ingest and Runs-page queries against bare DuckDB",
                        description="Generate N demo runs, ingest them, and print ingest throughput, store size "
                        "and the median of each Runs page query beside the same query on a bare DuckDB table.")
-    p.add_argument("--runs", type=int, default=1_000_000, help="how many runs (default 1000000)")
-    p.add_argument("--repeat", type=int, default=7, help="timed repetitions per query (median reported)")
+    p.add_argument("--runs", type=whole_number(1), default=1_000_000, help="how many runs (default 1000000)")
+    p.add_argument("--repeat", type=whole_number(1), default=7, help="timed repetitions per query (median reported)")
     p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
     p.add_argument("--queries-only", action="store_true",
                    help="time the queries again on the stores an earlier run left in --workdir")
@@ -479,7 +505,8 @@ def parser() -> argparse.ArgumentParser:
                    help="instead: the alert check (each kind of rule, and all six at once) over --runs demo runs")
     p.add_argument("--refresh", action="store_true",
                    help="instead: a refresh with nothing new over --files one-line log files")
-    p.add_argument("--files", type=int, default=20_000, help="how many files --refresh makes (default 20000)")
+    p.add_argument("--files", type=whole_number(1), default=20_000,
+                   help="how many files --refresh makes (default 20000)")
     p.add_argument("--prune", action="store_true",
                    help="instead: prune a store of --runs runs in --workdir to its newest 10%% (file size before "
                    "and after, seconds), then the logs read again and the next day's prune")

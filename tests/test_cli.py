@@ -316,3 +316,26 @@ def test_the_prune_benchmark_runs_end_to_end_on_a_small_store(tmp_path, capsys):
     assert summary["bytes_after"] < summary["bytes_before"] and summary["reingest_lines"] == 0
     assert (tmp_path / "store.duckdb").exists()  # kept whole for the next run
     assert "Retention on " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["bench", "--runs", "0"], "argument --runs: 0 is below 1"),
+    (["demo", "--runs", "-5"], "argument --runs: -5 is below 1"),
+    (["demo", "--runs", "many"], "argument --runs: 'many' is not a whole number"),
+    (["retrigger", "--unresolved", "--limit", "0"], "argument --limit: 0 is below 1"),
+    (["retrigger", "--unresolved", "--concurrency", "-1"], "argument --concurrency: -1 is below 1"),
+])
+def test_counts_below_one_are_refused_in_words_with_exit_2(tmp_path, argv, said, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--data-dir", str(tmp_path / "d"), *argv])
+    assert stop.value.code == 2
+    assert said in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("argv", [["retrigger", "run_1"], ["prune", "--older-than", "90d"]])
+def test_commands_that_read_a_store_do_not_make_one_for_a_mistyped_data_dir(tmp_path, argv, capsys):
+    missing = tmp_path / "typo"
+    assert main(["--data-dir", str(missing), *argv]) == 1
+    assert f"there is no store at {missing / 'fourgent.duckdb'}" in capsys.readouterr().err
+    assert not missing.exists()

@@ -470,3 +470,29 @@ def test_the_cli_names_what_it_could_not_read(tmp_path, write_log, unreadable, c
     out = capsys.readouterr().out
     assert "Not read (tried again next time): b.jsonl: Permission denied" in out
     assert "1 snapshots stored" in out
+
+
+def test_a_crash_between_a_batch_and_its_settling_is_repaired_when_the_store_opens(data_paths, tmp_path, write_log,
+                                                                                   monkeypatch):
+    from fourgent.store.duckdb import DuckDBStore
+    from fourgent.store.duckdb.ingest import Ingester
+
+    log = write_log(tmp_path / "a.jsonl", *[run_line(f"r{i}", status="running") for i in range(20)],
+                    *[run_line(f"r{i}") for i in range(20)])
+    store = DuckDBStore(data_paths.db_path)
+
+    def die(self, cur, base, part=None):
+        raise SystemExit("killed after the batch's commit")
+
+    with monkeypatch.context() as m:
+        m.setattr(Ingester, "_settle", die)
+        with pytest.raises(SystemExit):
+            store.ingest([log])
+    assert q(store, "SELECT count(*), count(DISTINCT id) FROM fg.runs") == [(40, 20)]  # what a crash leaves
+    store.close()
+    reopened = DuckDBStore(data_paths.db_path)  # no ingest: opening repairs it
+    assert q(reopened, "SELECT count(*), count(DISTINCT id), count(*) FILTER (WHERE status = 'finished') FROM runs") \
+        == [(20, 20, 20)]
+    # Ad-hoc SQL too: it reads the snapshot.
+    assert reopened.run_sql("SELECT count(*) AS n FROM runs", max_rows=10, time_limit=30).frame["n"][0] == 20
+    reopened.close()

@@ -52,6 +52,8 @@ class DuckDBStore:
         self.read_only = read_only
         self._ledger = Ledger(self.db)
         self._alerts = Alerts(self.db)
+        if not read_only:
+            ingest.repair(self.db)
         if not read_only and not snapshot.is_complete(self.db.snapshot_dir):  # a new store, or one from before
             with self.db.write_lock:
                 snapshot.complete(self.db.cursor(), self.db.snapshot_dir)

@@ -681,6 +681,21 @@ class Ingester:
         return multi_rows, multi_added, updated
 
 
+def repair(store: Database) -> bool:
+    """On open: finish what an ingest that died between a batch and its settling left (superseded snapshots
+    beside the latest, which every reader, SQL included, would count until the next ingest). True if it did."""
+    with store.write_lock:
+        cur = store.cursor()
+        unsettled = cur.execute("SELECT value FROM fg.meta WHERE key = 'unsettled_from'").fetchall()
+        if not unsettled:
+            return False
+        Ingester(store)._settle(cur, int(unsettled[0][0]))
+        rollup.refresh(cur)
+        if snapshot.is_complete(store.snapshot_dir):
+            snapshot.refresh(cur, store.snapshot_dir)
+        return True
+
+
 def _checkpoint(cur: Cursor) -> None:
     with contextlib.suppress(duckdb.Error):  # another transaction is open; DuckDB checkpoints on its own later
         cur.execute("CHECKPOINT")
