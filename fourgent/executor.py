@@ -31,6 +31,7 @@ from .spec import CANCELLED_KIND
 from .workflows import RetryPolicy, Step, Workflow
 
 # How an HTTP answer is read (the How it works page shows these, so it cannot drift from them).
+MAX_ANSWER_BYTES = 10 << 20  # an app's answer past this is not read on (a step's output is kept in its run)
 AUTH_STATUSES = frozenset({401, 403})  # -> kind "auth", not retried: a retry cannot fix a credential
 
 
@@ -270,20 +271,34 @@ class Executor:
                 entry["duration_ms"] = round((time.monotonic() - began) * 1000)
 
         def attempt(remaining: float) -> Any:
+            # httpx's timeout bounds each read, not the whole answer: a server trickling a byte a second never
+            # trips it. So the body is read in chunks against one cap for the whole attempt (the step's timeout,
+            # within the run's deadline). (A cancel waits for the answer: the call has been made, its output counts.)
+            cap = min(policy.timeout_s, remaining)
+            ends = time.monotonic() + cap
             try:
-                response = self.client.request(step.method, url, json=body, headers=headers,
-                                               timeout=min(policy.timeout_s, remaining))
+                with self.client.stream(step.method, url, json=body, headers=headers, timeout=cap) as response:
+                    record["attempt_log"][-1]["status_code"] = response.status_code
+                    chunks: list[bytes] = []
+                    size = 0
+                    for chunk in response.iter_bytes():
+                        chunks.append(chunk)
+                        size += len(chunk)
+                        if time.monotonic() > ends:
+                            raise _Unavailable(f"{step.app}'s answer did not arrive whole within {cap:.1f} s")
+                        if size > MAX_ANSWER_BYTES:
+                            raise _Failed("logic", f"{step.app} answered more than {MAX_ANSWER_BYTES:,} bytes")
             except httpx.TimeoutException:
-                raise _Unavailable(f"Timed out after {policy.timeout_s:g}s waiting for {step.app}") from None
+                raise _Unavailable(f"Timed out after {cap:g}s waiting for {step.app}") from None
             except httpx.TransportError as exc:
                 raise _Unavailable(f"Could not reach {step.app} ({type(exc).__name__})") from None
             except (TypeError, ValueError) as exc:  # a body JSON cannot carry (NaN from a log's payload): not sent
                 raise _Failed("logic", f"The request to {step.app} could not be built: {exc}") from None
-            record["attempt_log"][-1]["status_code"] = response.status_code
+            content = b"".join(chunks)
             try:
-                answer = response.json()
+                answer = json.loads(content)
             except ValueError:
-                answer = response.text[:2000]
+                answer = content.decode(response.encoding or "utf-8", "replace")[:2000]
             if response.status_code in AUTH_STATUSES:
                 raise _Failed("auth", f"Credential for {step.app} expired or revoked ({response.status_code}) — "
                                       "reconnect it in Connections", answer)

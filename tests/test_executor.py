@@ -228,3 +228,49 @@ def test_the_in_process_transport_answers_like_the_served_apps(hubspot_wf):
     assert ex.run(hubspot_wf, PAYLOAD)["steps"][1]["attempts"] == 2
     sandbox.expire("HubSpot")
     assert ex.run(hubspot_wf, PAYLOAD)["error"]["kind"] == "auth"
+
+
+@pytest.fixture
+def trickle():
+    """An app on 127.0.0.1 that answers at once, then sends its body one byte every half second."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            body = b'{"deal_id": "1893", "padding": "' + b"x" * 200 + b'"}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            try:
+                for i in range(len(body)):
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass  # the client gave up: that is the point
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_trickling_its_body_cannot_keep_a_run_past_its_deadline(trickle, hubspot_wf):
+    wf = replace(hubspot_wf, retry=replace(hubspot_wf.retry, timeout_s=1.5, deadline_s=3.0, attempts=5))
+    lines: list[dict] = []
+    executor = Executor({"HubSpot": Connection("HubSpot", trickle, "tok")}, lines.append, sleep=lambda s: None)
+    started = time.monotonic()
+    run = executor.run(wf, PAYLOAD)
+    took = time.monotonic() - started
+    assert took < 3.0 + 1.0  # the deadline, and at most one chunk's wait past it (it was 120 s against 60)
+    assert run["status"] == "failed" and run["error"]["kind"] == "unavailable"
+    first = run["steps"][0]
+    assert first["error"].startswith("HubSpot's answer did not arrive whole within 1.5 s after ")
+    assert 1 <= first["attempts"] <= 2  # each attempt bounded by its 1.5 s; the deadline ends the retries
