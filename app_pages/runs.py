@@ -236,7 +236,12 @@ def rejected_notice(ws: Workspace, count: int) -> None:
             st.caption(f"The newest 500 of {count:,}; all are in the SQL view rejected_lines.")
 
 
-def unreadable_notice(ws: Workspace) -> None:
+def store_notices(ws: Workspace) -> None:
+    """Why new lines are not coming in (disk full, unreadable files, no demo): said, while the stored runs show."""
+    for problem in (ws.ingest_problem, ws.demo_problem):
+        if problem:
+            with st.container(border=True):
+                st.text(f"⚠️ {problem}")
     if not ws.unreadable:
         return
     n = len(ws.unreadable)
@@ -288,7 +293,7 @@ if RUNS_URL.load():  # before the switch: a link's utc=1 turns it on
 utc_switch()
 st.title("Workflow Runs")
 broken_connections(ws)
-unreadable_notice(ws)
+store_notices(ws)
 query = RUNS_URL.state()
 for said, why in st.session_state.get("f_ignored", []):  # until the next link: the URL is rewritten at once
     st.warning(f"Ignored {literal(said)}: {why}.", icon="🔗")

@@ -27,8 +27,17 @@ from .filters import RunsQuery
 from .logfiles import IngestReport, NotALogFile, discover
 from .replay import PayloadRejected, diff_text, parse_payload
 from .spec import GZ_INFLATE_RATIO, REJECTS_KEPT_PER_FILE, STATUSES
-from .store import QueryError, QueryFailed, QueryRefused, QueryStopped, StoreBusy, open_store, snapshot_sql
-from .workspace import hand_over, open_workspace, retention_policy
+from .store import (
+    QueryError,
+    QueryFailed,
+    QueryRefused,
+    QueryStopped,
+    StoreBusy,
+    StoreWriteFailed,
+    open_store,
+    snapshot_sql,
+)
+from .workspace import LogsNotWritable, hand_over, open_workspace, retention_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -520,6 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except StoreBusy as exc:
+    except (StoreBusy, StoreWriteFailed, LogsNotWritable) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # a disk that is full, a folder that is read-only: in words, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}. Nothing already stored was changed.", file=sys.stderr)
         return EXIT_FAILED

@@ -210,7 +210,8 @@ class BulkJob:
                 self.result = start(run_ids, concurrency=concurrency, cancel=self._cancel,
                                     progress=self._progress, since=since, on_start=self.started.__setitem__)
             except Exception as exc:  # noqa: BLE001 - shown to the user; the thread must not die silently
-                self.error = f"{type(exc).__name__}: {exc}"
+                # A refusal in words (ValueError: LogsNotWritable and the like) reads as it is.
+                self.error = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             finally:
                 LIVE.batch_done(batch)
 

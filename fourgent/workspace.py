@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,7 +29,7 @@ from .logfiles import IngestReport, discover
 from .replay import payload_diff
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
-from .store import PruneReport, Store, open_store
+from .store import PruneReport, Store, StoreWriteFailed, open_store
 
 DEMO_RUNS = 20_000  # seeded on a first start; FOURGENT_DEMO_RUNS overrides (0: none)
 
@@ -45,6 +46,9 @@ class Workspace:
     _refresh_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # What the latest ingest of logs/ could not read ("a.jsonl: Permission denied"): the pages say so until it can.
     unreadable: list[str] = field(default_factory=list)
+    # Why new lines cannot be stored now (disk full): the pages say so, show what is stored, and refresh retries.
+    ingest_problem: str | None = None
+    demo_problem: str | None = None  # why the first start's demo runs could not be written (a read-only logs/)
 
     def ingest_logs(self, paths: list[Path] | None = None) -> IngestReport:
         """Read whatever is new under logs/ (or the given paths)."""
@@ -70,7 +74,14 @@ class Workspace:
                     pruning = True
             if pruning or time.monotonic() - self.last_ingest < min_interval:
                 return None
-            return self.ingest_logs()
+            try:
+                report = self.ingest_logs()
+            except StoreWriteFailed as exc:
+                self.last_ingest = time.monotonic()  # tried again after min_interval, not on every rerun
+                self.ingest_problem = str(exc)
+                return None
+            self.ingest_problem = None
+            return report
         finally:
             self._refresh_lock.release()
 
@@ -80,7 +91,12 @@ class Workspace:
             runs = int(os.environ.get("FOURGENT_DEMO_RUNS", DEMO_RUNS))
         if runs <= 0 or self.store.run_count() or any(discover([self.paths.logs_dir])):
             return False
-        self.load_demo(runs)
+        try:
+            self.load_demo(runs)
+        except (OSError, StoreWriteFailed) as exc:
+            self.demo_problem = (f"No demo runs: they could not be written into {self.paths.logs_dir} "
+                                 f"({exc.strerror if isinstance(exc, OSError) else exc}).")
+            return False
         return True
 
     def load_demo(self, runs: int | None = None) -> IngestReport:
@@ -240,6 +256,21 @@ def demo_token(app: str) -> str:
 SINGLE_RUNS_LISTED = 20  # an audit entry names the runs of a re-trigger up to this many
 
 
+class LogsNotWritable(ValueError):
+    """An action that writes run log lines, refused before it starts: the logs folder cannot be written."""
+
+
+def logs_unwritable(paths: Paths) -> str | None:
+    """Why logs/ cannot take a new file (by trying, as file modes and read-only mounts both decide), or None."""
+    try:
+        paths.logs_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=paths.logs_dir, prefix=".fourgent-write-check-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filter: str | None = None,
               concurrency: int = 16, cancel: threading.Event | None = None,
               progress: Callable[[int, int], None] | None = None, since: datetime | None = None,
@@ -254,13 +285,20 @@ def retrigger(ws: Workspace, actor: Actor, run_ids: Sequence[str], *, bulk_filte
     if payload is not None and from_step:  # the reused outputs came from the old payload
         raise ValueError("An edited payload replays the whole run: it cannot reuse steps run with the old one")
 
+    if (why := logs_unwritable(ws.paths)) is not None:
+        raise LogsNotWritable(f"Nothing was re-triggered: a re-trigger writes its run log into {ws.paths.logs_dir}, "
+                              f"and it cannot be written ({why}).")
+
     def do() -> BulkResult:
         result = retriggerer(ws, client).bulk(run_ids, actor.who, concurrency=concurrency, cancel=cancel,
                                               progress=progress, since=since,
                                               payloads={run_ids[0]: payload} if payload is not None else None,
                                               from_step=from_step, on_start=on_start)
         connections(ws).record(ok=result.apps_ok, refused=result.apps_refused)
-        ws.ingest_logs()
+        try:
+            ws.ingest_logs()
+        except StoreWriteFailed as exc:  # the runs happened and their lines are in logs/: read in once it can
+            ws.ingest_problem = str(exc)
         return result
 
     bulk = bulk_filter is not None

@@ -119,15 +119,15 @@ def _set_dac_bypass(on: bool) -> None:
 
 
 @pytest.fixture
-def unreadable() -> Iterator[Callable[[Path], Path]]:
-    """`unreadable(path)` makes a file or folder unreadable (mode 000) for the rest of the test, also as root (CI
-    runs as root): this thread gives up its capabilities to read past file modes, and threads it starts (the
-    ingest's reader, AppTest's script) inherit that. Both are undone at the end."""
+def unreadable() -> Iterator[Callable[..., Path]]:
+    """`unreadable(path)` makes a file or folder unreadable (mode 000; `mode=0o555` read-only) for the rest of the
+    test, also as root (CI runs as root): this thread gives up its capabilities to read and write past file
+    modes, and threads it starts (the ingest's reader, AppTest's script) inherit that. Both are undone at the end."""
     made: list[Path] = []
     dropped = os.geteuid() == 0
 
-    def make(path: Path) -> Path:
-        path.chmod(0)
+    def make(path: Path, mode: int = 0) -> Path:
+        path.chmod(mode)
         made.append(path)
         return path
 
@@ -140,3 +140,23 @@ def unreadable() -> Iterator[Callable[[Path], Path]]:
             _set_dac_bypass(True)
         for path in made:
             path.chmod(0o755 if path.is_dir() else 0o644)
+
+
+@pytest.fixture
+def disk_full() -> Iterator[Callable[[bool], None]]:
+    """`disk_full(True)` makes every write past 256 KB into any file fail (RLIMIT_FSIZE, "File too large"), as a
+    full disk fails it; `disk_full(False)` gives the space back. Undone at the end."""
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    before = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel ends the process at the limit
+
+    def full(on: bool) -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10 if on else soft, hard))
+
+    try:
+        yield full
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, before)

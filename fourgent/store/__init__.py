@@ -20,7 +20,7 @@ import pyarrow as pa
 from ..filters import RunFilter
 from ..logfiles import IngestReport
 from ..overview import UTC_ZONE, OverviewView, Window
-from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy
+from .errors import QueryError, QueryFailed, QueryRefused, QueryStopped, RunNotFound, StoreBusy, StoreWriteFailed
 from .records import (
     AlertDelivery,
     AlertDestinationRow,
@@ -41,8 +41,8 @@ from .records import (
 __all__ = ["AdhocSQL", "AlertBook", "AlertDelivery", "AlertDestinationRow", "AlertEpisode", "AlertRule",
            "AuditEntry", "Comment", "ConnectionRow", "Handled", "Ledger", "LogSink", "OverviewReader", "PruneReport",
            "QueryError", "QueryFailed", "QueryRefused", "QueryStopped", "RecordedRun", "Retention", "Retrigger",
-           "RunNotFound", "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "open_store",
-           "snapshot_sql"]
+           "RunNotFound", "RunRecord", "RunsReader", "RunsView", "SqlResult", "Store", "StoreBusy", "StoreWriteFailed",
+           "open_store", "snapshot_sql"]
 
 Order = Literal["newest", "oldest"]
 

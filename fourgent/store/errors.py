@@ -36,3 +36,8 @@ class QueryError(RuntimeError):
 
 class RunNotFound(LookupError):
     """An action named a run the store does not have."""
+
+
+class StoreWriteFailed(RuntimeError):
+    """The store could not write (disk full, a read-only folder): nothing was lost, what is stored still reads,
+    and the same write succeeds once it can. The message says why in words."""

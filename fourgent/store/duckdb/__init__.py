@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
 import polars as pl
 import pyarrow as pa
 
@@ -14,6 +15,7 @@ from ... import overview as domain_overview
 from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import UTC_ZONE, OverviewView, Window
+from ..errors import StoreWriteFailed
 from ..records import (
     AlertDelivery,
     AlertDestinationRow,
@@ -32,7 +34,7 @@ from ..records import (
 )
 from . import health, ingest, overview, prune, rollup, runs, snapshot, unresolved, worker
 from .alerts import Alerts
-from .database import Database
+from .database import Database, write_failure
 from .examples import EXAMPLES
 from .ledger import Ledger
 from .schema import SURFACE
@@ -246,7 +248,10 @@ class DuckDBStore:
 
     def ingest(self, paths: Sequence[Path | str], *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
                on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport:
-        return ingest.ingest(self.db, paths, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch)
+        try:
+            return ingest.ingest(self.db, paths, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch)
+        except (duckdb.IOException, duckdb.TransactionException, OSError) as exc:
+            raise StoreWriteFailed(write_failure(exc)) from exc
 
     # ------------------------------------------------------------ Retention
 

@@ -176,3 +176,18 @@ def _busy_or_raise(path: Path, exc: duckdb.IOException) -> Exception:
         return exc
     match = _PID.search(text)
     return StoreBusy(path, int(match.group(1)) if match else None)
+
+
+_COULD_NOT_WRITE = re.compile(r'Could not write file "(?P<file>[^"]+)": (?P<why>.+)')
+
+
+def write_failure(exc: BaseException) -> str:
+    """A failed write in words: "The store could not save new lines (No space left on device, in x.duckdb.wal)"."""
+    if isinstance(exc, OSError):
+        why, where = exc.strerror or str(exc), exc.filename
+    else:
+        found = _COULD_NOT_WRITE.search(str(exc))
+        why, where = (found["why"].strip(), found["file"]) if found else (str(exc).split("\n")[0], None)
+    at = f", in {os.path.basename(where)}" if where else ""
+    return (f"The store could not save new lines ({why}{at}). Nothing was lost: what is stored is shown, and the "
+            "new lines are read in by themselves once it can write again.")
