@@ -56,9 +56,9 @@ def whole_number(least: int) -> Callable[[str], int]:
 
 
 def no_store(p: Paths, what: str) -> bool:
-    """Say so (and return True) when the data folder holds no store: a command that reads one must not make an
-    empty one, as a mistyped --data-dir would."""
-    if p.db_path.exists():
+    """Say so (and return True) when the data folder holds neither a store nor logs: a command that reads them
+    must not make an empty store, as a mistyped --data-dir would."""
+    if p.db_path.exists() or p.logs_dir.is_dir():
         return False
     print(f"error: there is no store at {p.db_path} ({what}); check --data-dir or $FOURGENT_DATA_DIR, or start "
           "with `python -m fourgent demo` or `ingest`", file=sys.stderr)
@@ -325,7 +325,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .workspace import prune
 
     p = resolve_paths(args.data_dir)
-    if no_store(p, "nothing to prune"):
+    if not p.db_path.exists():  # before anything is made: a mistyped --data-dir makes nothing
+        print(f"error: there is no store at {p.db_path} yet: nothing to prune", file=sys.stderr)
         return EXIT_FAILED
     try:
         in_force = retention_policy(p.ensure())
