@@ -37,7 +37,7 @@ from .store import (
     open_store,
     snapshot_sql,
 )
-from .workspace import LogsNotWritable, hand_over, open_workspace, retention_policy
+from .workspace import LogsNotWritable, hand_over, open_workspace, recover_interrupted, retention_policy
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -213,6 +213,8 @@ def cmd_retrigger(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     ws = open_workspace(args.data_dir)
     ws.ingest_logs()  # the latest snapshots decide what is failed and unresolved
+    for run_id in recover_interrupted(ws).interrupted:
+        print(f"Marked interrupted (its process stopped while it ran): {run_id}", file=sys.stderr)
     if args.payload is not None:
         from .workspace import definitions
 

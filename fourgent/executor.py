@@ -153,21 +153,25 @@ class Executor:
     def run(self, wf: Workflow, payload: dict[str, Any], *, reference: str | None = None,
             retrigger_of: str | None = None, run_id: str | None = None,
             extra: Mapping[str, Any] | None = None, reuse: Sequence[Mapping[str, Any]] = (),
-            reused_from: str | None = None) -> dict[str, Any]:
+            reused_from: str | None = None, keys_from: tuple[str, Sequence[int]] | None = None) -> dict[str, Any]:
         """Execute `wf` with `payload`; every state change is written as a run-log line. Returns the last one.
 
         `reuse`: recorded steps of `reused_from` (the first len(reuse) steps, finished, with their outputs),
-        taken as this run's own without calling their apps; execution starts at the step after them."""
+        taken as this run's own without calling their apps; execution starts at the step after them.
+        `keys_from`: an interrupted run and the steps it may have sent: those send its idempotency keys, not this
+        run's, so an app that honours them does not act twice (recovery.py)."""
         run_id = run_id or new_run_id()
         flag = self.live.start(run_id)
         try:
-            return self._run(wf, payload, reference, retrigger_of, run_id, extra, reuse, reused_from, flag)
+            return self._run(wf, payload, reference, retrigger_of, run_id, extra, reuse, reused_from, flag,
+                             keys_from)
         finally:
             self.live.end(run_id)
 
     def _run(self, wf: Workflow, payload: dict[str, Any], reference: str | None, retrigger_of: str | None,
              run_id: str, extra: Mapping[str, Any] | None, reuse: Sequence[Mapping[str, Any]],
-             reused_from: str | None, flag: CancelFlag) -> dict[str, Any]:
+             reused_from: str | None, flag: CancelFlag,
+             keys_from: tuple[str, Sequence[int]] | None = None) -> dict[str, Any]:
         started = _now()
         record: dict[str, Any] = {
             "id": run_id, "reference": reference,
@@ -182,6 +186,8 @@ class Executor:
             record["retrigger_of"] = retrigger_of
         if reuse:  # which steps were not called: the run's page shows them as reused
             record["reused_steps"] = {"from": reused_from, "count": len(reuse)}
+        if keys_from:
+            record["idempotency_keys_from"] = {"run": keys_from[0], "steps": [i + 1 for i in keys_from[1]]}
         record.update(extra or {})
         self._emit(record)
         if flag.is_set():
@@ -208,7 +214,8 @@ class Executor:
             elif flag.is_set():
                 return self._cancelled(record, flag, index)
             else:
-                outcome = self._step(record, index, step, payload, wf.retry, deadline, flag)
+                keyed = keys_from[0] if keys_from and index in keys_from[1] else record["id"]
+                outcome = self._step(record, index, step, payload, wf.retry, deadline, flag, keyed)
             record["steps"].append(outcome)
             self._emit(record)
             if outcome["status"] == "failed":
@@ -234,7 +241,7 @@ class Executor:
         return pause
 
     def _step(self, record: dict[str, Any], index: int, step: Step, payload: Mapping[str, Any],
-              policy: RetryPolicy, deadline: float, flag: CancelFlag) -> dict[str, Any]:
+              policy: RetryPolicy, deadline: float, flag: CancelFlag, keyed: str) -> dict[str, Any]:
         path, body = _fill_path(step.path, payload), _fill(step.body, payload)
         out: dict[str, Any] = {"name": step.name, "app": step.app, "status": "running", "attempts": 0,
                                "started_at": _now(), "input": {"method": step.method, "path": path, "body": body}}
@@ -246,7 +253,7 @@ class Executor:
         headers = {"Authorization": f"Bearer {conn.token}", "Accept": "application/json"}
         if step.method in ("POST", "PUT", "PATCH"):
             # The same key on every retry: the app can tell a retry from a second request.
-            headers["Idempotency-Key"] = f"{record['id']}-{index}"
+            headers["Idempotency-Key"] = f"{keyed}-{index}"
         url = conn.base_url.rstrip("/") + path
 
         def call() -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import process
 from .cancel import LIVE
 from .executor import Executor, new_run_id
 from .replay import FromStep, from_failed_step, payload_diff
@@ -22,7 +23,6 @@ CAVEAT = ("A re-trigger runs the workflow again as a new run with the original t
           "when the run first fired, not the source record as it is now.")
 BULK_CAP = 10_000  # runs one bulk re-trigger from the dashboard takes; the count says when there are more
 BULK_CONCURRENCY = 16  # runs replayed at a time
-CLAIM_MINUTES = 10  # a claim older than this (a crashed process's) no longer blocks a re-trigger
 
 @dataclass
 class BulkResult:
@@ -79,7 +79,7 @@ class Retriggerer:
         result = BulkResult(requested=len(run_ids))
         payloads = payloads or {}
         roots = self._roots(list(dict.fromkeys(run_ids)))
-        claimed = self.store.claim(list(dict.fromkeys(roots.values())), CLAIM_MINUTES)
+        claimed = self.store.claim(list(dict.fromkeys(roots.values())))
         planned: dict[str, Retrigger] = {}
         started_ids: set[str] = set()
         try:
@@ -121,6 +121,9 @@ class Retriggerer:
             planned = {run_id: self._planned(run_id, roots[run_id], who, at, originals, payloads, reruns)
                        for run_id in jobs}
             self.store.record_retriggers(list(planned.values()))
+            # An original whose latest replay was interrupted: the steps that replay may have sent go again with
+            # its idempotency keys.
+            resend = self.store.interrupted_sends(sorted({roots[r] for r in jobs})) if jobs else {}
 
             def replay(run_id: str) -> dict:
                 workflow_id, reference, _ = originals[roots[run_id]]
@@ -131,7 +134,8 @@ class Retriggerer:
                 return self.executor.run(
                     self.definitions[workflow_id], payload, reference=reference, retrigger_of=roots[run_id],
                     run_id=planned[run_id].run_id, extra=said,
-                    reuse=rerun.reuse if rerun else (), reused_from=run_id if rerun else None)
+                    reuse=rerun.reuse if rerun else (), reused_from=run_id if rerun else None,
+                    keys_from=resend.get(roots[run_id]))
 
             with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="fourgent-retrigger") as pool:
                 pending: dict[Future, str] = {}
@@ -177,13 +181,15 @@ class Retriggerer:
                  originals: Mapping[str, tuple[str, str | None, dict[str, Any]]],
                  payloads: Mapping[str, dict[str, Any]], reruns: Mapping[str, FromStep]) -> Retrigger:
         """The ledger's row for one re-trigger: how it was made, and an edit's diff against the run's payload."""
+        mine = process.me()
         if run_id in payloads:
             before = originals.get(run_id, originals[root])[2]
             return Retrigger(new_run_id(), root, who, at, mode="edited",
-                             payload_diff=payload_diff(before, payloads[run_id]))
+                             payload_diff=payload_diff(before, payloads[run_id]), owner=mine)
         if run_id in reruns:
-            return Retrigger(new_run_id(), root, who, at, mode="from step", from_step=reruns[run_id].step + 1)
-        return Retrigger(new_run_id(), root, who, at)
+            return Retrigger(new_run_id(), root, who, at, mode="from step", from_step=reruns[run_id].step + 1,
+                             owner=mine)
+        return Retrigger(new_run_id(), root, who, at, owner=mine)
 
 
 class BulkJob:

@@ -6,6 +6,7 @@ STATUSES: Final = ("finished", "failed", "running", "pending", "skipped")
 ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic", "cancelled")
 # A run someone stopped on purpose: it ends failed with this kind, yet it is no failure to fix or replay.
 CANCELLED_KIND: Final = "cancelled"
+INTERRUPTED_KIND: Final = "interrupted"  # a replay whose process stopped (killed) while it ran: recovery.py
 ENDED_STATUSES: Final = ("finished", "failed", "skipped")  # a run in one of these has ended; failure rates count them
 
 STATUS_MEANINGS: Final = {

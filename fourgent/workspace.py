@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from . import demo, retention, workflows
+from . import demo, recovery, retention, workflows
 from .access import RETENTION_POLICY, Action, Actor
 from .audit import perform
 from .config import Paths
@@ -26,6 +27,7 @@ from .connections import Connections, ConnectionState
 from .executor import AUTH_STATUSES, Executor, log_writer
 from .filters import RunFilter
 from .logfiles import IngestReport, discover
+from .recovery import Recovered
 from .replay import payload_diff
 from .retrigger import BulkResult, Retriggerer
 from .sandbox import Sandbox, slug, transport
@@ -342,12 +344,26 @@ def without_secrets(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
 
 
+def recover_interrupted(ws: Workspace) -> Recovered:
+    """The replays a process that is gone left running (a killed dashboard or CLI): marked failed, kind
+    interrupted, in the run log, then read in (recovery.py). The dashboard does this on start, the CLI before
+    a re-trigger."""
+    found = recovery.recover(ws.store, retrigger_log(ws))
+    if found.interrupted:
+        with contextlib.suppress(StoreWriteFailed):  # read in by the next refresh, once the store can write
+            ws.ingest_logs()
+    return found
+
+
+def retrigger_log(ws: Workspace) -> Callable[[dict], None]:
+    """Where re-triggers (and the lines that end interrupted ones) are written: one file a day under logs/."""
+    return log_writer(ws.paths.logs_dir / f"retriggers-{datetime.now(UTC):%Y-%m-%d}.jsonl")
+
+
 def retriggerer(ws: Workspace, client: httpx.Client | None = None) -> Retriggerer:
     """A re-triggerer whose new runs are written into logs/, where the next ingest reads them."""
     client = client or httpx.Client(mounts={SANDBOX_URL: transport(demo_sandbox())})
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
-    executor = Executor(connections(ws).all(), log_writer(ws.paths.logs_dir / f"retriggers-{day}.jsonl"),
-                        client=client)
+    executor = Executor(connections(ws).all(), retrigger_log(ws), client=client)
     return Retriggerer(ws.store, executor, definitions(ws))
 
 

@@ -89,7 +89,7 @@ def test_prune_removes_old_runs_with_their_ledger_rows_and_keeps_the_rest(ws, wr
     store.ingest([ws.paths.logs_dir])
     store.add_comment("old_1", "otto", "an old note")
     store.add_comment("kept_1", "otto", "a note to keep")
-    store.claim(["old_2"], stale_minutes=60)
+    store.claim(["old_2"])
     assert store.mark_handled(["old_2"], "otto", "a duplicate") == ["old_2"]
     report = prune(ws, ADMIN, retention.Policy(90), now=NOW)
     assert (report.runs, report.comments, report.ledger_rows) == (2, 1, 3)  # a re-trigger record, a claim, a mark

@@ -90,7 +90,7 @@ def test_payload_values_in_a_path_stay_one_segment(store, tmp_path, write_log, s
 def test_a_run_already_being_re_triggered_is_refused_once(store, tmp_path, write_log, setup):
     _, retriggerer, _ = setup
     store.ingest([write_log(tmp_path / "orig.jsonl", failed_run(1))])
-    assert store.claim(["orig_0001"], 10) == {"orig_0001"}  # a first click, still running
+    assert store.claim(["orig_0001"]) == {"orig_0001"}  # a first click, still running
     second = retriggerer.bulk(["orig_0001", "orig_0001"], "ana")
     assert second.refused == {"orig_0001": "a re-trigger of this run is already under way"}
     assert sum(second.outcomes.values()) == 0

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from fourgent import alerts
-from fourgent.workspace import Workspace, open_workspace
+from fourgent.workspace import Workspace, open_workspace, recover_interrupted
 
 
 def secrets_section(name: str) -> Mapping[str, Any] | None:
@@ -32,6 +32,7 @@ def workspace() -> Workspace:
     # A team's dashboard starts empty: the first visitor, signed in or not, writes nothing.
     if login_configured() or not ws.seed_demo_if_empty():
         ws.refresh(min_interval=0)  # a store that cannot write now (disk full) still opens: the pages say why
+    recover_interrupted(ws)  # replays a killed process left running
     alerts.start_ticker(ws)  # alerts are checked while nobody has a page open
     return ws
 

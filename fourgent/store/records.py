@@ -42,6 +42,7 @@ class Retrigger:
     mode: str = "replay"  # replay, edited, from step (RETRIGGER_MODES)
     from_step: int | None = None
     payload_diff: list[dict[str, Any]] | None = None
+    owner: str | None = None  # the process running it (process.me()); None: lineage read from logs
 
 
 RETRIGGER_MODES = ("replay", "edited", "from step")

@@ -86,10 +86,10 @@ def test_pauses_are_kept_with_who(loaded: Store):
 
 
 def test_a_claim_is_held_once_until_released(engine_store: Store):
-    assert engine_store.claim(["a", "b"], 10) == {"a", "b"}
-    assert engine_store.claim(["a", "c"], 10) == {"c"}
+    assert engine_store.claim(["a", "b"]) == {"a", "b"}
+    assert engine_store.claim(["a", "c"]) == {"c"}
     engine_store.release(["a"])
-    assert engine_store.claim(["a"], 10) == {"a"}
+    assert engine_store.claim(["a"]) == {"a"}
 
 
 def test_connections_keep_what_was_put_and_each_call_answered(engine_store: Store):

@@ -147,8 +147,8 @@ class DuckDBStore:
     def set_paused(self, workflow_id: str, pause: bool, who: str = "") -> None:
         self._ledger.set_paused(workflow_id, pause, who)
 
-    def claim(self, run_ids: Sequence[str], stale_minutes: int) -> set[str]:
-        return self._ledger.claim(run_ids, stale_minutes)
+    def claim(self, run_ids: Sequence[str]) -> set[str]:
+        return self._ledger.claim(run_ids)
 
     def release(self, run_ids: Sequence[str]) -> None:
         self._ledger.release(run_ids)
@@ -164,6 +164,12 @@ class DuckDBStore:
 
     def record_retriggers(self, retriggers: Sequence[Retrigger]) -> None:
         self._ledger.record_retriggers(retriggers)
+
+    def orphaned_retriggers(self, mine: str) -> list[tuple[str, str, str | None]]:
+        return self._ledger.orphaned_retriggers(mine)
+
+    def interrupted_sends(self, originals: Sequence[str]) -> dict[str, tuple[str, list[int]]]:
+        return self._ledger.interrupted_sends(originals)
 
     def forget_retriggers(self, run_ids: Sequence[str]) -> None:
         self._ledger.forget_retriggers(run_ids)

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from ... import process
+from ...spec import INTERRUPTED_KIND
 from ..errors import RunNotFound
 from ..records import AuditEntry, Comment, ConnectionRow, Handled, RecordedRun, Retrigger, RunRecord
 from . import rollup, snapshot
@@ -59,14 +61,20 @@ class Ledger:
 
     # ------------------------------------------------------------ re-trigger claims and lineage
 
-    def claim(self, run_ids: Sequence[str], stale_minutes: int) -> set[str]:
-        """Claim runs for re-triggering; a run already claimed (a double click, a second tab) is not returned."""
+    def claim(self, run_ids: Sequence[str]) -> set[str]:
+        """Claim runs for re-triggering as this process; a run claimed by a live process (a double click, a second
+        tab, a bulk still going) is not returned. A claim of a process that is gone is released first."""
+        mine = process.me()
         with self.db.transaction() as cur:
-            cur.execute("DELETE FROM fg.retrigger_claims WHERE claimed_at < now() - to_minutes(?::BIGINT)",
-                        [stale_minutes])
+            owners = [o for (o,) in cur.execute(
+                "SELECT DISTINCT owner FROM fg.retrigger_claims WHERE owner IS DISTINCT FROM ?", [mine]).fetchall()]
+            gone = [o for o in owners if not process.alive(o)]
+            if gone:
+                cur.execute("DELETE FROM fg.retrigger_claims WHERE owner IS NULL OR owner IN (SELECT unnest(?))",
+                            [[o for o in gone if o is not None]])
             rows = cur.execute(
-                "INSERT INTO fg.retrigger_claims SELECT DISTINCT unnest(?::VARCHAR[]), now() "
-                "ON CONFLICT DO NOTHING RETURNING run_id", [list(run_ids)]).fetchall()
+                "INSERT INTO fg.retrigger_claims (run_id, claimed_at, owner) SELECT DISTINCT unnest(?::VARCHAR[]), "
+                "now(), ? ON CONFLICT DO NOTHING RETURNING run_id", [list(run_ids), mine]).fetchall()
         return {r[0] for r in rows}
 
     def release(self, run_ids: Sequence[str]) -> None:
@@ -101,13 +109,35 @@ class Ledger:
         with self.db.transaction() as cur:
             cur.executemany(
                 "INSERT INTO fg.retriggers (run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, "
-                "payload_diff) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "payload_diff, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [[r.run_id, r.retrigger_of, r.by, r.at, r.mode, r.from_step,
-                  json.dumps(r.payload_diff, ensure_ascii=False) if r.payload_diff is not None else None]
+                  json.dumps(r.payload_diff, ensure_ascii=False) if r.payload_diff is not None else None, r.owner]
                  for r in retriggers])
             cur.execute(f"""INSERT OR IGNORE INTO fg.dirty_days SELECT DISTINCT {DAY_SQL} FROM fg.runs
                             WHERE id IN (SELECT unnest(?::VARCHAR[]))""", [[r.retrigger_of for r in retriggers]])
             snapshot.write_view(cur, self.db.snapshot_dir, "retriggers")
+
+    def orphaned_retriggers(self, mine: str) -> list[tuple[str, str, str | None]]:
+        """Replays of other processes not ended: (run id, owner, status or None when no line was read)."""
+        return [(r[0], r[1], r[2]) for r in self.db.cursor().execute(
+            "SELECT t.run_id, t.owner, r.status FROM fg.retriggers t LEFT JOIN fg.runs r ON r.id = t.run_id "
+            "WHERE t.owner IS NOT NULL AND t.owner <> ? AND (r.id IS NULL OR r.status IN ('running', 'pending'))",
+            [mine]).fetchall()]
+
+    def interrupted_sends(self, originals: Sequence[str]) -> dict[str, tuple[str, list[int]]]:
+        """Per original whose latest re-trigger was interrupted: that run, and the steps it may have sent (those
+        recorded as called, and the one under way: recovery.py)."""
+        rows = self.db.cursor().execute(
+            f"""WITH latest AS (
+                    SELECT retrigger_of, arg_max(id, started_at) AS id FROM fg.runs
+                    WHERE retrigger_of IN (SELECT unnest(?::VARCHAR[])) GROUP BY 1)
+                SELECT l.retrigger_of, l.id,
+                       list_distinct(list_filter(range(len(r.steps)),
+                                                 lambda i: coalesce(r.steps[i + 1].attempts, 0) >= 1)
+                                     || CASE WHEN r.error_step IS NULL THEN [] ELSE [r.error_step] END)
+                FROM latest l JOIN fg.runs r ON r.id = l.id
+                WHERE r.error_kind = '{INTERRUPTED_KIND}'""", [list(originals)]).fetchall()
+        return {r[0]: (r[1], [i for i in (r[2] or []) if i is not None]) for r in rows}
 
     def forget_retriggers(self, run_ids: Sequence[str]) -> None:
         """Re-triggers recorded but never started (a cancelled bulk's rest)."""

@@ -121,7 +121,7 @@ CREATE TABLE IF NOT EXISTS fg.connections (
     last_success_at TIMESTAMPTZ
 );
 ALTER TABLE fg.connections ADD COLUMN IF NOT EXISTS refused_at TIMESTAMPTZ;  -- the last call answered 401/403
--- One re-trigger per run at a time (a double click, a second tab); a claim older than CLAIM_MINUTES is stale.
+-- One re-trigger per run at a time (a double click, a second tab); its owner column comes with version 22.
 CREATE TABLE IF NOT EXISTS fg.retrigger_claims (run_id VARCHAR PRIMARY KEY, claimed_at TIMESTAMPTZ NOT NULL);
 """
 
@@ -276,6 +276,13 @@ ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS tail_digest VARCHAR;  -- of the 4 
 ALTER TABLE fg.files ADD COLUMN IF NOT EXISTS gone BOOLEAN DEFAULT false;  -- content nowhere now: never read again
 """
 
+_V22_LIVE_OWNERS = """
+-- A re-trigger claim and a replay belong to the process that made them ("pid:start", process.py): a claim of a
+-- process that is gone is released at once, a replay it left running is marked interrupted (recovery.py).
+ALTER TABLE fg.retrigger_claims ADD COLUMN IF NOT EXISTS owner VARCHAR;
+ALTER TABLE fg.retriggers ADD COLUMN IF NOT EXISTS owner VARCHAR;  -- NULL: lineage read from logs, run elsewhere
+"""
+
 # (version, DDL): append a new one to change the schema; never edit one that has shipped.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_RUNS_AND_LINES),
@@ -290,6 +297,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (10, _V10_OPERATOR_ACTIONS),
     (20, _V20_ALERTS),
     (21, _V21_FILE_IDENTITY),
+    (22, _V22_LIVE_OWNERS),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
