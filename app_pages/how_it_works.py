@@ -150,7 +150,11 @@ st.markdown(
     "what is new every few seconds, from where it left off in each file. Re-triggered runs are written there too "
     f"(`retriggers-YYYY-MM-DD.jsonl`). A line that cannot be read (not JSON, a field missing, over "
     f"{MAX_LINE_BYTES // (1 << 20)} MiB, …) is kept aside with its reason, file and line number: the Runs page "
-    "lists them and the SQL view `rejected_lines` holds them."
+    "lists them and the SQL view `rejected_lines` holds them. Rotate the files as logrotate does (renamed, "
+    "date-suffixed, copied and truncated, compressed now or later): each file is followed by its identity and "
+    "content, not its name, and read to its end wherever it went, so no line is lost or read twice. A file or "
+    "folder that cannot be read is skipped and named on the Runs page; when the store cannot write (a full disk) "
+    "the pages say so, show what is stored, and read the new lines in once it can."
 )
 st.code(str(ws.paths.logs_dir), language=None)
 st.caption("FOURGENT_DATA_DIR moves the whole data folder (logs, the DuckDB store, workflow definitions, the key).")

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from .replay import FromStep, from_failed_step
-from .spec import MISSING_FIELD_PATTERN
+from .spec import INTERRUPTED_KIND, MISSING_FIELD_PATTERN
 from .store import Store
 from .workflows import Workflow
 
@@ -157,4 +157,8 @@ def next_step(detail: RunDetail) -> str | None:
     if kind == "logic":
         return ("The workflow met an edge case it does not handle. Change the workflow (or the record) so "
                 "the case is handled, then re-trigger.")
+    if kind == INTERRUPTED_KIND:
+        return ("This re-trigger stopped half-way when the process running it did. Check in the destination app "
+                "what the steps it may have sent did, then re-trigger the original: those steps go again with "
+                "this run's idempotency keys, so an app that honours them does not act twice.")
     return "Read the error message above; fix its cause, then re-trigger."

@@ -3,7 +3,7 @@
 from typing import Final
 
 STATUSES: Final = ("finished", "failed", "running", "pending", "skipped")
-ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic", "cancelled")
+ERROR_KINDS: Final = ("auth", "validation", "unavailable", "logic", "cancelled", "interrupted")
 # A run someone stopped on purpose: it ends failed with this kind, yet it is no failure to fix or replay.
 CANCELLED_KIND: Final = "cancelled"
 INTERRUPTED_KIND: Final = "interrupted"  # a replay whose process stopped (killed) while it ran: recovery.py
@@ -24,6 +24,9 @@ ERROR_KIND_MEANINGS: Final = {
     "logic": "Any other unexpected answer (e.g. HTTP 400, 404, 422): an edge case the workflow does not handle.",
     "cancelled": "Someone cancelled the run while it was pending or running (\"Cancelled by <who>\"). Not an "
                  "unresolved failure, and left out of bulk re-triggers unless a filter asks for this kind.",
+    "interrupted": "The process running this re-trigger stopped while it ran (killed, or the machine went down); "
+                   "the message says which steps may have been sent. A re-trigger of its original sends those "
+                   "again with this run's idempotency keys.",
 }
 
 # Top-level fields the spec names; anything else on a line is kept as `extra`.
