@@ -14,7 +14,7 @@ import hashlib
 import os
 import stat
 import zlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 HEAD_BYTES = 4096  # how much of a file's start identifies it
@@ -150,6 +150,14 @@ def holds(row: FileRow, f: OnDisk) -> bool:
     return content_head(f.path, row.head_len) == row.head_digest
 
 
+def _opens(path: str) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
+
+
 def _safe_head(path: str, length: int) -> str | None:
     try:
         return head_digest(path, length)
@@ -162,26 +170,43 @@ def stem(name: str) -> str:
     return name.split(".jsonl", 1)[0] or name
 
 
-def siblings(directory: str, name: str, key_of: Callable[[str], str], listed: Mapping[str, OnDisk]) -> list[OnDisk]:
-    """Files in `directory` whose names start as `name`'s rotated copies' do (itself included), in name order."""
-    prefix = stem(name)
-    found = []
-    try:
-        entries = sorted(os.scandir(directory), key=lambda e: e.name)
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.name.startswith(prefix):
-            continue
+def escaped(name: str) -> str:
+    """A file name as the store keeps it: odd bytes of a name that is not UTF-8 as \\xNN."""
+    return name if name.isascii() else name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def rotated_name(name: str, of: str) -> bool:
+    """Whether `name` (as the store keeps names) can be a rotated copy of the file named `of`, or `of` itself."""
+    return name.startswith(stem(of))
+
+
+class Folder:
+    """The regular files of one folder, listed (and stat'ed) once per plan however many rows look there."""
+
+    def __init__(self, directory: str, key_of: Callable[[str], str], listed: Mapping[str, OnDisk]) -> None:
+        self.files: list[OnDisk] | None = []  # None: the folder could not be listed
         try:
-            st = entry.stat(follow_symlinks=False)
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:
-            continue
-        if not stat.S_ISREG(st.st_mode):
-            continue
-        key = key_of(entry.path)
-        found.append(listed.get(key) or OnDisk(entry.path, key, st, listed=False))
-    return found
+            self.files = None
+            return
+        self.names: list[str] = []
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            key = key_of(entry.path)
+            self.files.append(listed.get(key) or OnDisk(entry.path, key, st, listed=False))
+            self.names.append(escaped(entry.name))
+
+    def beside(self, name: str) -> list[OnDisk]:
+        """The files whose names start as `name`'s rotated copies' do (itself included), in name order."""
+        if self.files is None:
+            return []
+        return [f for f, n in zip(self.files, self.names, strict=True) if rotated_name(n, name)]
 
 
 def unchanged(row: FileRow | None, st: os.stat_result) -> bool:
@@ -216,8 +241,11 @@ def plan(rows: Mapping[str, FileRow], listed: Iterable[OnDisk], *, in_scope: Cal
         if f is None and in_scope(key):  # not a log file's name: a rotated copy followed (b.jsonl.1), or gone
             try:
                 st = os.stat(path_of(key))
-            except OSError:
+            except FileNotFoundError:
                 st = None
+            except OSError:  # its folder cannot be searched now: it may be there, so it is left as it is
+                claimed.add(key)
+                continue
             if st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == row.identity:
                 f = by_key[key] = OnDisk(path_of(key), key, st, listed=False)
                 if st.st_size == row.size and st.st_mtime_ns == row.mtime_ns:
@@ -232,11 +260,17 @@ def plan(rows: Mapping[str, FileRow], listed: Iterable[OnDisk], *, in_scope: Cal
             unsure.append(row)
     if unsure:
         _place(unsure, by_key, claimed, out, path_of, key_of)
+    near: dict[str, list[FileRow]] = {}  # rows by folder, built only when a new file turns up
     for key in sorted(by_key.keys() - claimed):
         f = by_key[key]
         if not f.listed:  # a rotated copy's name is never read as a new file
             continue
-        if _copy_of_followed(f, rows, claimed, out):
+        if not near:
+            for row in rows.values():
+                near.setdefault(os.path.dirname(row.path), []).append(row)
+            for row, g in out.follow:
+                near.setdefault(os.path.dirname(g.key), []).append(row)
+        if _copy_of_followed(f, near.get(os.path.dirname(key), []), out):
             out.copies.append(key)
             continue
         out.new.append(f)
@@ -250,16 +284,18 @@ def _place(unsure: list[FileRow], by_key: dict[str, OnDisk], claimed: set[str], 
     """Rows not found as they were: renamed (same identity elsewhere), a name read before the store kept
     identities, copied or compressed (same content elsewhere), or gone."""
     at: dict[tuple[int, int], OnDisk] = {f.identity: f for f in by_key.values()}
-    nearby: dict[tuple[str, str], list[OnDisk]] = {}
+    folders: dict[str, Folder] = {}
+
+    def folder(row: FileRow) -> Folder:
+        directory = os.path.dirname(path_of(row.path))
+        if directory not in folders:
+            folders[directory] = Folder(directory, key_of, by_key)
+            for f in folders[directory].files or ():
+                at.setdefault(f.identity, f)
+        return folders[directory]
 
     def beside(row: FileRow) -> list[OnDisk]:
-        directory, name = os.path.split(path_of(row.path))
-        k = (directory, stem(name))
-        if k not in nearby:
-            nearby[k] = siblings(directory, name, key_of, by_key)
-            for f in nearby[k]:
-                at.setdefault(f.identity, f)
-        return nearby[k]
+        return folder(row).beside(os.path.basename(row.path))
 
     def take(row: FileRow, f: OnDisk) -> None:
         claimed.add(f.key)
@@ -281,11 +317,13 @@ def _place(unsure: list[FileRow], by_key: dict[str, OnDisk], claimed: set[str], 
         if f is None:
             beside(row)
             f = at.get(identity)
-        if f is not None and f.key not in claimed and intact(row, f):
-            take(row, f)
+        if f is not None and f.key not in claimed and (intact(row, f) or not _opens(f.path)):
+            take(row, f)  # its own file (one that cannot be opened now is still it: reading says why, and waits)
         else:
             lost.append(row)
     for row in lost:
+        if folder(row).files is None:
+            continue  # its folder cannot be listed now: it may be there, so it is left as it is
         for f in beside(row):
             if f.key not in claimed and f.identity != row.identity and holds(row, f):
                 take(row, f)
@@ -294,17 +332,11 @@ def _place(unsure: list[FileRow], by_key: dict[str, OnDisk], claimed: set[str], 
             out.gone.append(row)
 
 
-def _copy_of_followed(f: OnDisk, rows: Mapping[str, FileRow], claimed: set[str], out: Plan) -> bool:
+def _copy_of_followed(f: OnDisk, beside: Sequence[FileRow], out: Plan) -> bool:
     """Whether a new file holds what a file still followed beside it holds (a compressed copy being written
-    before the original is removed, a dated copy before the truncate): read, it would count every line twice."""
-    directory, name = os.path.split(f.path)
-    prefix = stem(name)
-    for row, g in out.follow:
-        if os.path.dirname(g.path) == directory and stem(os.path.basename(g.path)) == prefix and holds(row, f):
-            return True
-    for key in claimed:
-        kept = rows.get(key)
-        if kept is not None and stem(os.path.basename(key)) == prefix and os.path.dirname(key) == os.path.dirname(
-                f.key) and holds(kept, f):
-            return True
-    return False
+    before the original is removed, a dated copy b-20261203.jsonl before the truncate): read, it would count
+    every line twice. `beside`: the rows of its folder (each by its name now, or where this plan follows it)."""
+    gone = {row.file_id for row in out.gone}
+    name = os.path.basename(f.key)
+    return any(row.file_id not in gone and rotated_name(name, os.path.basename(row.path)) and holds(row, f)
+               for row in beside)

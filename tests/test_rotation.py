@@ -276,3 +276,55 @@ def test_a_minute_of_appends_through_every_rotation_pattern_loses_and_reverts_no
     assert cur.execute("SELECT sum(lines) FROM fg.ingests").fetchall() == [(n,)]  # every line read once
     assert cur.execute("SELECT count(*) FROM fg.rejects").fetchall() == [(0,)]
     ws.store.close()
+
+
+def test_a_folder_that_cannot_be_searched_for_a_while_retires_nothing_and_reads_nothing_twice(store, logs,
+                                                                                             unreadable):
+    folder, ingest = logs
+    sub = folder / "sub"
+    sub.mkdir()
+    append(sub / "x.jsonl", line("r1", 1), line("r2", 2))
+    ingest()
+    unreadable(sub)
+    ingest()  # x.jsonl cannot be found or listed: it may be there, so it is left as it is
+    sub.chmod(0o755)
+    assert ingest().lines == 0
+    cur = store.db.cursor()
+    assert cur.execute("SELECT count(*) FROM fg.files WHERE gone").fetchall() == [(0,)]
+    assert cur.execute("SELECT sum(lines) FROM fg.ingests").fetchall() == [(2,)]
+
+
+def test_a_dated_copy_made_before_the_truncate_is_not_read_and_then_gives_the_tail(store, logs):
+    folder, ingest = logs
+    b = folder / "b.jsonl"
+    append(b, line("r1", 1))
+    ingest()
+    append(b, line("r1", 2, "finished"))
+    shutil.copyfile(b, folder / "b-20261203.jsonl")  # copytruncate with dateext: the copy is a log file's name
+    report = ingest()
+    assert report.copies == ["b-20261203.jsonl"]
+    assert report.lines == 1  # r1's end, read from b.jsonl itself, once
+    os.truncate(b, 0)
+    append(b, line("r2", 3))
+    report = ingest()
+    assert report.followed == ["b.jsonl → b-20261203.jsonl"] and report.lines == 1  # only r2: nothing twice
+    assert runs(store) == {"r1": "finished", "r2": "running"}
+    assert store.db.cursor().execute("SELECT sum(lines) FROM fg.ingests").fetchall() == [(3,)]
+
+
+def test_a_rotated_file_that_cannot_be_opened_waits_and_its_name_goes_to_the_new_file(store, logs, unreadable):
+    folder, ingest = logs
+    b = folder / "b.jsonl"
+    append(b, line("r1", 1))
+    ingest()
+    append(b, line("r1", 2, "finished"))
+    b.rename(folder / "b.jsonl.1")
+    unreadable(folder / "b.jsonl.1")
+    append(b, line("r2", 3))
+    report = ingest()  # the new b.jsonl is read; the old one's tail waits (it was a UNIQUE(path) crash)
+    assert report.unreadable == ["b.jsonl.1: Permission denied"]
+    assert runs(store) == {"r1": "running", "r2": "running"}
+    (folder / "b.jsonl.1").chmod(0o644)
+    assert ingest().lines == 1
+    assert runs(store) == {"r1": "finished", "r2": "running"}
+    assert ingest().lines == 0

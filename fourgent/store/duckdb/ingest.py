@@ -35,7 +35,7 @@ from ...logfiles import (
     segments,
     unreadable_because,
 )
-from ...rotation import HEAD_BYTES, TAIL_BYTES, FileRow, OnDisk, Plan, digest, plan, unchanged
+from ...rotation import HEAD_BYTES, TAIL_BYTES, FileRow, OnDisk, Plan, digest, escaped, plan, unchanged
 from ...spec import (
     GZ_INFLATE_MIN,
     GZ_INFLATE_RATIO,
@@ -319,7 +319,7 @@ class Ingester:
         if os.sep != "/":
             key = key.replace(os.sep, "/")
         # A file name that is not UTF-8 keeps its odd bytes as \xNN, so it can be stored.
-        return key if key.isascii() else key.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return escaped(key)
 
     def _path_of(self, key: str) -> str:
         """Where to open a file by its name in the store."""
@@ -451,17 +451,24 @@ class Ingester:
             return batch
         fd = stream.fileno()  # digests read the file opened, not the name: it may be rotated meanwhile
         opened = os.fstat(fd)
-        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):  # rotated between the look and the open
-            stream.close()
+        if (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino) or not self._still_holds(row, fd, opened, gz):
+            stream.close()  # rotated, truncated or rewritten between the look and the open
             return batch  # the next ingest plans it again
         renamed = row is not None and row.path != key
+        if row is not None and renamed and unchanged(row, opened):
+            # Renamed and untouched since it was read to its end (b.jsonl.2.gz -> b.jsonl.3.gz): only the name
+            # changes; reading on would inflate a whole .gz to find its end again.
+            stream.close()
+            batch.files[row.file_id] = _PendingFile(replace(row, path=key), renamed=True, complete=True,
+                                                    stat_size=opened.st_size, stat_mtime_ns=opened.st_mtime_ns)
+            return batch
         if row is None:
             row = FileRow(self._new_file_id(), key, -1, 0, 0, 0, 0, "")
-        head_len = min(HEAD_BYTES, st.st_size)
+        head_len = min(HEAD_BYTES, opened.st_size)
         pending = _PendingFile(
             FileRow(row.file_id, key, -1, 0, row.offset, row.lines, head_len, digest(os.pread(fd, head_len, 0)),
-                    st.st_dev, st.st_ino, row.tail_digest),
-            renamed, stat_size=st.st_size, stat_mtime_ns=st.st_mtime_ns,
+                    opened.st_dev, opened.st_ino, row.tail_digest),
+            renamed, stat_size=opened.st_size, stat_mtime_ns=opened.st_mtime_ns,
         )
         counted = False
         # A .gz file may inflate to at most this much (read in pieces no larger, so at most one piece past it):
@@ -516,6 +523,18 @@ class Ingester:
         return batch
 
     @staticmethod
+    def _still_holds(row: FileRow | None, fd: int, opened: os.stat_result, gz: bool) -> bool:
+        """Whether the file opened still holds what `row` read (the plan looked by name, a moment before)."""
+        if row is None or gz or row.gz:
+            return True  # a new file; a .gz is replaced, never truncated in place (the plan checked it)
+        if opened.st_size < row.offset or digest(os.pread(fd, row.head_len, 0)) != row.head_digest:
+            return False
+        if row.tail_digest is None:
+            return True
+        start = max(0, row.offset - TAIL_BYTES)
+        return digest(os.pread(fd, row.offset - start, start)) == row.tail_digest
+
+    @staticmethod
     def _mark_tail(pending: _PendingFile, fd: int, gz: bool) -> None:
         """The digest of the bytes before where reading stopped: a file rewritten in place (same name, size and
         first bytes) is told from one appended to."""
@@ -564,10 +583,15 @@ class Ingester:
     def _write_batch(self, cur: Cursor, batch: _Batch, table: pa.Table | None, part: IngestReport) -> None:
         """The batch's rejects, runs and file offsets: all in the caller's one transaction."""
         # Names that move (a rotated file followed, a file retired) free theirs first: one may be another's next.
+        # A row outside this batch holding a name it takes (its file could not be opened, or comes in a later
+        # batch) gets a placeholder name meanwhile: not found under it, it is looked for by identity next time.
         moving = [p.row.file_id for p in batch.files.values() if p.renamed]
-        if moving:
-            cur.execute("UPDATE fg.files SET path = chr(0) || file_id::VARCHAR WHERE file_id IN (SELECT unnest(?))",
-                        [moving])
+        taken = [p.row.path for p in batch.files.values()]
+        ids = [p.row.file_id for p in batch.files.values()]
+        cur.execute("UPDATE fg.files SET path = path || ' (moving, file #' || file_id::VARCHAR || ')' "
+                    "WHERE file_id IN (SELECT unnest(?::INTEGER[])) "
+                    "OR (path IN (SELECT unnest(?::VARCHAR[])) AND file_id NOT IN (SELECT unnest(?::INTEGER[])))",
+                    [moving, taken, ids])
         self.not_kept = {}
         if table is not None and table.num_rows:
             self._load(cur, table, part)
