@@ -82,22 +82,21 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def head_digest(path: str, length: int) -> str:
-    with open(path, "rb") as f:
-        return digest(f.read(length))
+def tail_digest_at(fd: int, offset: int) -> str | None:
+    """The digest of the TAIL_BYTES (or fewer, at a file's start) before `offset` of an open plain file; None
+    if it is shorter."""
+    start = max(0, offset - TAIL_BYTES)
+    data = os.pread(fd, offset - start, start)
+    return digest(data) if len(data) == offset - start else None
 
 
 def tail_digest(path: str, offset: int) -> str | None:
-    """The digest of the TAIL_BYTES (or fewer, at a file's start) before `offset` of a plain file; None if
-    the file is shorter or cannot be read."""
-    start = max(0, offset - TAIL_BYTES)
+    """`tail_digest_at` of the file at `path`; None if it cannot be read."""
     try:
         with open(path, "rb") as f:
-            f.seek(start)
-            data = f.read(offset - start)
+            return tail_digest_at(f.fileno(), offset)
     except OSError:
         return None
-    return digest(data) if len(data) == offset - start else None
 
 
 def content_head(path: str, length: int) -> str | None:
@@ -146,7 +145,7 @@ def holds(row: FileRow, f: OnDisk) -> bool:
     if row.gz or row.head_len == 0:
         return False
     if not f.gz:
-        return f.st.st_size >= row.offset and intact(row, f)
+        return intact(row, f)
     return content_head(f.path, row.head_len) == row.head_digest
 
 
@@ -160,7 +159,8 @@ def _opens(path: str) -> bool:
 
 def _safe_head(path: str, length: int) -> str | None:
     try:
-        return head_digest(path, length)
+        with open(path, "rb") as f:
+            return digest(f.read(length))
     except OSError:
         return None
 
@@ -227,17 +227,23 @@ def plan(rows: Mapping[str, FileRow], listed: Iterable[OnDisk], *, in_scope: Cal
     # The common case first: every row where it was, untouched or appended to. Only what is left pays for more.
     unsure: list[FileRow] = []
     claimed: set[str] = set(settled)
+
+    def where_it_was(row: FileRow, f: OnDisk) -> bool:
+        """Claim `f` for `row` when it is row's file, untouched (nothing to read) or appended to (read on)."""
+        if f.identity != row.identity:
+            return False
+        if not unchanged(row, f.st):
+            if not intact(row, f):
+                return False
+            out.follow.append((row, f))
+        claimed.add(row.path)
+        return True
+
     for key in rows.keys() - claimed:
         row = rows[key]
         f = by_key.get(key)
-        if f is not None and f.st.st_ino == row.ino and f.st.st_dev == row.dev:
-            if f.st.st_size == row.size and f.st.st_mtime_ns == row.mtime_ns:
-                claimed.add(key)
-                continue  # read to its end before, unchanged since
-            if intact(row, f):
-                out.follow.append((row, f))
-                claimed.add(key)
-                continue
+        if f is not None and where_it_was(row, f):
+            continue
         if f is None and in_scope(key):  # not a log file's name: a rotated copy followed (b.jsonl.1), or gone
             try:
                 st = os.stat(path_of(key))
@@ -246,14 +252,10 @@ def plan(rows: Mapping[str, FileRow], listed: Iterable[OnDisk], *, in_scope: Cal
             except OSError:  # its folder cannot be searched now: it may be there, so it is left as it is
                 claimed.add(key)
                 continue
-            if st is not None and stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == row.identity:
-                f = by_key[key] = OnDisk(path_of(key), key, st, listed=False)
-                if st.st_size == row.size and st.st_mtime_ns == row.mtime_ns:
-                    claimed.add(key)
-                    continue
-                if intact(row, f):
-                    out.follow.append((row, f))
-                    claimed.add(key)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                f = OnDisk(path_of(key), key, st, listed=False)
+                if where_it_was(row, f):
+                    by_key[key] = f
                     continue
             unsure.append(row)
         elif f is not None:

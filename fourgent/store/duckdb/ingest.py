@@ -35,7 +35,7 @@ from ...logfiles import (
     segments,
     unreadable_because,
 )
-from ...rotation import HEAD_BYTES, TAIL_BYTES, FileRow, OnDisk, Plan, digest, escaped, plan, unchanged
+from ...rotation import HEAD_BYTES, FileRow, OnDisk, Plan, digest, escaped, plan, tail_digest_at, unchanged
 from ...spec import (
     GZ_INFLATE_MIN,
     GZ_INFLATE_RATIO,
@@ -529,19 +529,14 @@ class Ingester:
             return True  # a new file; a .gz is replaced, never truncated in place (the plan checked it)
         if opened.st_size < row.offset or digest(os.pread(fd, row.head_len, 0)) != row.head_digest:
             return False
-        if row.tail_digest is None:
-            return True
-        start = max(0, row.offset - TAIL_BYTES)
-        return digest(os.pread(fd, row.offset - start, start)) == row.tail_digest
+        return row.tail_digest is None or tail_digest_at(fd, row.offset) == row.tail_digest
 
     @staticmethod
     def _mark_tail(pending: _PendingFile, fd: int, gz: bool) -> None:
         """The digest of the bytes before where reading stopped: a file rewritten in place (same name, size and
         first bytes) is told from one appended to."""
         if not gz:
-            start = max(0, pending.row.offset - TAIL_BYTES)
-            data = os.pread(fd, pending.row.offset - start, start)
-            pending.row.tail_digest = digest(data) if len(data) == pending.row.offset - start else None
+            pending.row.tail_digest = tail_digest_at(fd, pending.row.offset)
 
     def _corrupt_gzip(self, pending: _PendingFile, exc: Exception, batch: _Batch) -> None:
         """A gzip stream that cannot be inflated: one rejected line says so, and the file waits for a change."""
