@@ -45,6 +45,7 @@ class Action(StrEnum):
     ALERT_DESTINATION_DELETE = "alert destination deleted"
     ALERT_DESTINATION_TEST = "alert destination tested"
     PRUNE = "prune"
+    MIGRATE = "migrate"
 
 
 # The least role each action needs; an action added later gets its line here, and audit.perform does the rest.
@@ -70,6 +71,7 @@ MIN_ROLE: Mapping[Action, Role] = {
     Action.ALERT_DESTINATION_DELETE: Role.ADMIN,
     Action.ALERT_DESTINATION_TEST: Role.ADMIN,
     Action.PRUNE: Role.ADMIN,
+    Action.MIGRATE: Role.ADMIN,  # it copies every run, comment and ledger row to another server
 }
 
 Via = Literal["web", "cli", "single-user", "dashboard"]  # dashboard: the dashboard itself (its retention policy)

@@ -1,4 +1,4 @@
-"""The `python -m fourgent` command line: ingest, demo, sql, retrigger, prune, alerts, bench.
+"""The `python -m fourgent` command line: ingest, demo, sql, retrigger, prune, migrate, alerts, bench.
 
 argparse (standard library) is enough for four subcommands with --help on
 each; it keeps the CLI free of a dependency the dashboard does not need.
@@ -322,6 +322,39 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
         if sent:
             print(f"Messages: {sum(sent)} delivered, {len(sent) - sum(sent)} undelivered (see the alerts view).")
     return EXIT_FAILED if found.firing else EXIT_OK
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from .migrate import CopyIncomplete, migrate, shown
+    from .store.clickhouse import is_clickhouse_url
+
+    if not is_clickhouse_url(args.to):
+        print(f"error: --to {shown(args.to)} is not a ClickHouse URL: clickhouse://user:password@host:8123/database, "
+              "clickhouses://… (TLS) or chdb:///path/to/folder", file=sys.stderr)
+        return EXIT_USAGE
+    p = resolve_paths(args.data_dir)
+    if not p.db_path.exists():  # a mistyped --data-dir makes nothing
+        print(f"error: there is no store at {p.db_path}: nothing to migrate", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        ws = open_workspace(args.data_dir)
+    except StoreBusy as exc:
+        print(f"error: the dashboard (process {exc.pid}) holds the store; stop it, then migrate", file=sys.stderr)
+        return EXIT_FAILED
+    try:
+        report = migrate(ws.store, cli_actor(args.as_name), args.to)
+    except (CopyIncomplete, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the server's refusal (unreachable, wrong password) in its own words
+        print(f"error: {shown(args.to)}: {type(exc).__name__}: {str(exc)[:500]}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"target": report.target, "rows": report.copied, "seconds": round(report.seconds, 2)}))
+        return EXIT_OK
+    rows = ", ".join(f"{n:,} {table}" for table, n in report.copied.items())
+    print(f"Copied into {report.target} in {report.seconds:.1f} s: {rows} (the same counts as the embedded store).")
+    return EXIT_OK
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from . import retention, workflows
     from .workspace import prune
@@ -482,6 +515,18 @@ def parser() -> argparse.ArgumentParser:
                               "holds the store it checks and sends itself; this then only reports what it found.")
     p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
     p.set_defaults(func=cmd_alerts_check)
+    p = sub.add_parser("migrate", help="copy the embedded store into ClickHouse and check the counts",
+                       description="Copy the runs (their latest snapshots), rejected lines, comments, handled "
+                       "marks and re-trigger records of the embedded store into an empty ClickHouse database, "
+                       "then compare the row counts table by table. Connections, pauses, claims, the audit and "
+                       "alert state are not copied yet (issue 16).")
+    p.add_argument("--to", required=True, metavar="URL",
+                   help="clickhouse://user:password@host:8123/database, clickhouses://… (TLS), or "
+                   "chdb:///path/to/folder (the engine in this process)")
+    p.add_argument("--as", dest="as_name", metavar="NAME",
+                   help="recorded in the audit as who migrated, marked (cli) (default: your OS user)")
+    p.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("prune", help="remove old runs, optionally archiving them; the store file shrinks",
                        description="Remove the runs started before the cutoff (--older-than, else "
                        "FOURGENT_RETENTION_DAYS; a workflow whose definition sets retention_days keeps its own), "

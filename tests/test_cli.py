@@ -339,3 +339,56 @@ def test_commands_that_read_a_store_do_not_make_one_for_a_mistyped_data_dir(tmp_
     assert main(["--data-dir", str(missing), *argv]) == 1
     assert f"there is no store at {missing / 'fourgent.duckdb'}" in capsys.readouterr().err
     assert not missing.exists()
+
+
+def test_migrate_copies_the_store_into_clickhouse_checks_the_counts_and_is_audited(data_dir, samples, tmp_path,
+                                                                                     capsys):
+    from fourgent.filters import RunFilter
+    from fourgent.store.clickhouse import ClickHouseStore
+
+    assert main(["ingest", str(samples)]) == 0
+    capsys.readouterr()
+    target = f"chdb://{tmp_path / 'ch'}"
+    assert main(["migrate", "--to", target, "--as", "ana"]) == 0
+    out = capsys.readouterr().out
+    assert f"Copied into {target}" in out and "356 runs, 8 rejects" in out and "the same counts" in out
+    assert main(["migrate", "--to", target]) == 1  # into a database that holds runs: refused, nothing doubled
+    assert "already holds 356 runs" in capsys.readouterr().err
+    copy = ClickHouseStore(target)
+    try:
+        assert copy.run_count() == 356 and copy.counts()["rejects"] == 8
+        assert copy.count(RunFilter(statuses=("failed",))) > 0
+    finally:
+        copy.close()
+    assert main(["sql", "SELECT actor, outcome, target FROM audit WHERE action = 'migrate' ORDER BY acted_at",
+                 "--format", "json"]) == 0
+    assert [(r["actor"], r["outcome"]) for r in json.loads(capsys.readouterr().out)] == [("ana", "ok"),
+                                                                                         (getpass.getuser(), "failed")]
+
+
+@pytest.mark.parametrize("url", ["postgres://u:hunter2@db/x", "/some/folder", "duckdb:///x.duckdb"])
+def test_migrate_refuses_a_target_that_is_not_clickhouse_with_exit_2_and_no_password_shown(data_dir, url, capsys):
+    assert main(["migrate", "--to", url]) == 2
+    err = capsys.readouterr().err
+    assert "is not a ClickHouse URL" in err and "hunter2" not in err
+    assert not data_dir.exists()  # nothing made
+
+
+def test_migrate_without_a_store_says_so_and_makes_nothing(data_dir, tmp_path, capsys):
+    assert main(["migrate", "--to", f"chdb://{tmp_path / 'ch'}"]) == 1
+    assert "nothing to migrate" in capsys.readouterr().err
+    assert not data_dir.exists() and not (tmp_path / "ch").exists()
+
+
+def test_migrate_to_a_server_that_does_not_answer_says_why_without_the_password(data_dir, samples, capsys):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["ingest", str(samples)]) == 0
+    capsys.readouterr()
+    assert main(["migrate", "--to", f"clickhouse://fourgent:hunter2@127.0.0.1:{port}/runs"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: clickhouse://fourgent:***@127.0.0.1:") and "hunter2" not in err
+    assert "Traceback" not in err

@@ -32,7 +32,7 @@ from ..records import (
     RunsView,
     SqlResult,
 )
-from . import health, ingest, overview, prune, rollup, runs, snapshot, unresolved, worker
+from . import dump, health, ingest, overview, prune, rollup, runs, snapshot, unresolved, worker
 from .alerts import Alerts
 from .database import Database, write_failure
 from .examples import EXAMPLES
@@ -62,6 +62,15 @@ class DuckDBStore:
 
     def close(self) -> None:
         self.db.close()
+
+    def dump(self) -> Iterator[tuple[str, pa.RecordBatchReader]]:
+        """Every table `migrate` copies, as Arrow batches (dump.DUMP_SQL), each read on its own cursor."""
+        for table in dump.DUMP_SQL:
+            yield from dump.dump(self.db.cursor(), only=table)
+
+    def table_counts(self) -> dict[str, int]:
+        """Rows per table `dump` gives, to check a copy against."""
+        return dump.counts(self.db.cursor())
 
     # ------------------------------------------------------------ RunsReader
 

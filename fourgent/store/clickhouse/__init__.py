@@ -1,0 +1,194 @@
+"""The ClickHouse engine (a server, a cluster, or chDB in-process), driven by clickhouse-connect.
+
+What it holds so far (issue 16, first part): the runs in a ReplacingMergeTree (schema.py), a copy of an
+embedded store (`load`, what `python -m fourgent migrate --to` runs), and the Runs page's reads (the
+RunsReader protocol's), which the contract tests run against both engines. Ingest, the ledger's writes,
+the Overview, alerts and Explore are not here yet, so the dashboard cannot be pointed at it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import polars as pl
+import pyarrow as pa
+
+from ...filters import RunFilter
+from ...spec import CANCELLED_KIND, STATUSES
+from ..records import RunsView
+from .schema import TABLE_COLUMNS, TABLES
+from .sql import RUNS, Params, run_where
+
+DATABASE = "fourgent"
+SCHEMES = ("clickhouse", "clickhouses", "chdb")
+APPEND_ONLY = ("rejects", "comments")  # plain MergeTree tables: no FINAL
+
+
+def is_clickhouse_url(url: str) -> bool:
+    return url.partition("://")[0] in SCHEMES and "://" in url
+
+
+def _client(url: str) -> Any:
+    """A clickhouse-connect client for `clickhouse://user:password@host:8123/database` (`clickhouses://` for
+    TLS) or `chdb:///path/to/folder` (the engine in this process), its database made if missing."""
+    import clickhouse_connect
+
+    scheme = url.partition("://")[0]
+    if scheme not in SCHEMES:
+        raise ValueError(f"not a ClickHouse store URL: {url!r} (clickhouse://, clickhouses:// or chdb://)")
+    if scheme == "chdb":
+        client = clickhouse_connect.get_client(dsn=url)
+        database = DATABASE
+    else:
+        parsed = urlparse(url)
+        database = parsed.path.strip("/") or DATABASE
+        client = clickhouse_connect.get_client(dsn=url.replace(f"{scheme}://", "http://", 1),
+                                               secure=scheme == "clickhouses", database="default")
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    client.database = database
+    return client
+
+
+class ClickHouseStore:
+    """The runs of one ClickHouse database, read as the Runs page reads them."""
+
+    engine = "clickhouse"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.client = _client(url)
+        for ddl in TABLES.values():
+            self.client.command(ddl)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _frame(self, sql: str, p: Params | None = None) -> pl.DataFrame:
+        table = self.client.query_arrow(sql, parameters=(p.values if p else None))
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        return frame
+
+    def _rows(self, sql: str, p: Params | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self.client.query(sql, parameters=(p.values if p else None)).result_rows]
+
+    def page(self, f: RunFilter, *, page: int = 1, size: int = 50,
+             order: Literal["newest", "oldest"] = "newest") -> pl.DataFrame:
+        p = Params()
+        where = run_where(f, p)
+        direction = "DESC" if order == "newest" else "ASC"
+        sql = (f"SELECT {TABLE_COLUMNS} FROM {RUNS}{where} ORDER BY started_at {direction}, id {direction} "
+               f"LIMIT {p.add(size, 'UInt64')} OFFSET {p.add(max(page - 1, 0) * size, 'UInt64')}")
+        return self._frame(sql, p)
+
+    def count(self, f: RunFilter) -> int:
+        p = Params()
+        return int(self._rows(f"SELECT count() FROM {RUNS}{run_where(f, p)}", p)[0][0])
+
+    def status_counts(self, f: RunFilter) -> dict[str, int]:
+        p = Params()
+        where = run_where(replace(f, statuses=()), p)
+        found = dict(self._rows(f"SELECT status, count() FROM {RUNS}{where} GROUP BY status", p))
+        return {s: int(found.get(s, 0)) for s in STATUSES}
+
+    def daily_counts(self, f: RunFilter) -> pl.DataFrame:
+        p = Params()
+        return self._frame(f"SELECT toStartOfDay(started_at) AS day, status, count() AS runs FROM {RUNS}"
+                           f"{run_where(f, p)} GROUP BY day, status ORDER BY day, status", p)
+
+    def select_ids(self, f: RunFilter, *, limit: int = 100_000) -> list[str]:
+        p = Params()
+        where = run_where(f, p)
+        return [r[0] for r in self._rows(f"SELECT id FROM {RUNS}{where} ORDER BY started_at DESC, id DESC "
+                                         f"LIMIT {p.add(limit, 'UInt64')}", p)]
+
+    def find_exact(self, run_id: str) -> bool:
+        p = Params()
+        return bool(self._rows(f"SELECT count() FROM {RUNS} WHERE id = {p.add(run_id, 'String')}", p)[0][0])
+
+    def workflows(self) -> list[tuple[str, str]]:
+        return [(w, n) for w, n in self._rows(
+            f"SELECT workflow_id, any(source) || ' → ' || any(destination) AS name FROM {RUNS} "
+            "GROUP BY workflow_id ORDER BY name")]
+
+    def run_count(self) -> int:
+        return int(self._rows(f"SELECT count() FROM {RUNS}")[0][0])
+
+    def latest_retriggers(self, ids: Sequence[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        p = Params()
+        return dict(self._rows(f"SELECT retrigger_of, argMax(status, started_at) FROM {RUNS} "
+                               f"WHERE retrigger_of IN {p.add(list(ids), 'Array(String)')} GROUP BY retrigger_of", p))
+
+    def comment_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        if not ids:
+            return {}
+        p = Params()
+        return {r: int(n) for r, n in self._rows(
+            f"SELECT run_id, count() FROM comments WHERE run_id IN {p.add(list(ids), 'Array(String)')} "
+            "GROUP BY run_id", p)}
+
+    def marks(self, ids: Sequence[str]) -> dict[str, str]:
+        """For a page of runs: "cancelled", "handled", or how a re-trigger among them was made when not a plain
+        replay (the embedded store's rule: one mark per run, by rank)."""
+        if not ids:
+            return {}
+        p = Params()
+        among = p.add(list(ids), "Array(String)")
+        return dict(self._rows(
+            "SELECT run_id, argMin(mark, rank) FROM ("
+            f"SELECT id AS run_id, 'cancelled' AS mark, 0 AS rank FROM {RUNS} WHERE id IN {among} "
+            f"AND status = 'failed' AND error_kind = '{CANCELLED_KIND}' "
+            f"UNION ALL SELECT run_id, 'handled', 1 FROM handled FINAL WHERE run_id IN {among} "
+            "UNION ALL SELECT run_id, if(mode = 'from step', concat('from step ', toString(from_step)), mode), 2 "
+            f"FROM retriggers FINAL WHERE run_id IN {among} AND mode <> 'replay') GROUP BY run_id", p))
+
+    def rejected(self, limit: int = 500) -> pl.DataFrame:
+        p = Params()
+        return self._frame("SELECT file, line, reason, raw, ingested_at FROM rejects "
+                           f"ORDER BY ingested_at DESC, file, line LIMIT {p.add(limit, 'UInt64')}", p)
+
+    def runs_view(self, f: RunFilter, *, page: int = 1, size: int = 50,
+                  order: Literal["newest", "oldest"] = "newest") -> RunsView:
+        rows = self.page(f, page=page, size=size, order=order)
+        by_status = self.status_counts(f)
+        statuses = [s for s in f.statuses if s in STATUSES]
+        total = sum(by_status[s] for s in statuses) if statuses else sum(by_status.values())
+        q = f.q.strip()
+        exact = q if q and self.find_exact(q) else None
+        ids = rows["id"].to_list()
+        rejected_lines, store_runs = self._rows(
+            f"SELECT (SELECT count() FROM rejects), (SELECT count() FROM {RUNS})")[0]
+        return RunsView(rows, total, by_status, exact, self.comment_counts(ids), self.latest_retriggers(ids),
+                        int(rejected_lines), int(store_runs), self.marks(ids))
+
+    # -- copying an embedded store in ------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Rows per table (runs: their latest snapshots)."""
+        return {t: int(self._rows(f"SELECT count() FROM {t}{'' if t in APPEND_ONLY else ' FINAL'}")[0][0])
+                for t in TABLES}
+
+    def load(self, tables: Iterable[tuple[str, pa.RecordBatchReader]]) -> dict[str, int]:
+        """Insert each table's Arrow batches (an embedded store's `dump`): rows inserted per table. Refuses a
+        database that already holds runs (a second copy would double the comments and rejected lines)."""
+        held = self.run_count()
+        if held:
+            raise ValueError(f"the ClickHouse database already holds {held:,} runs: migrate copies into an "
+                             "empty one")
+        inserted: dict[str, int] = {}
+        for table, reader in tables:
+            if table not in TABLES:
+                raise ValueError(f"unknown table {table!r}")
+            inserted[table] = 0
+            for batch in reader:
+                if batch.num_rows:
+                    self.client.insert_arrow(table, pa.Table.from_batches([batch]))
+                    inserted[table] += batch.num_rows
+        return inserted

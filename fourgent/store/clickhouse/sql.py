@@ -1,0 +1,91 @@
+"""SQL fragments the ClickHouse reads share, defined once, and the WHERE clause of a RunFilter.
+
+Parameters are ClickHouse's own, bound by the server (`{p0:String}`): user text never enters the SQL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ...filters import RunFilter
+from ...spec import CANCELLED_KIND, STATUSES
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The latest snapshot of each run: FINAL collapses the ReplacingMergeTree's rows by `seq` as it reads (per
+# partition: a run's snapshots share its month).
+RUNS = "runs FINAL"
+# An error message with the parts that vary from run to run taken out, so alike failures group (the same rule as
+# the embedded store's ERROR_PATTERN_SQL; a contract test compares the two).
+ERROR_PATTERN_SQL = (
+    "replaceRegexpAll(replaceRegexpAll(error_message, '''[^'']*''|\"[^\"]*\"', '…'), "
+    "'[A-Za-z0-9_.-]*[0-9][A-Za-z0-9_.-]*', '#')"
+)
+RESOLVED_SQL = (f"SELECT retrigger_of FROM {RUNS} WHERE retrigger_of IS NOT NULL "
+                "GROUP BY retrigger_of HAVING argMax(status, started_at) = 'finished'")
+HANDLED_SQL = "SELECT run_id FROM handled FINAL"
+
+
+def unresolved_where(with_cancelled: bool = False) -> str:
+    settled = (f"id NOT IN ({HANDLED_SQL})" if with_cancelled else
+               f"id NOT IN ({HANDLED_SQL}) AND coalesce(error_kind, '') <> '{CANCELLED_KIND}'")
+    return f"status = 'failed' AND retrigger_of IS NULL AND {settled} AND id NOT IN ({RESOLVED_SQL})"
+
+
+SETTLED_WHERE = (f"status = 'failed' AND retrigger_of IS NULL AND (id IN ({HANDLED_SQL}) "
+                 f"OR coalesce(error_kind, '') = '{CANCELLED_KIND}' OR id IN ({RESOLVED_SQL}))")
+
+
+@dataclass
+class Params:
+    """Named server-side parameters, numbered as they are added."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any, kind: str) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"{{{name}:{kind}}}"
+
+
+def like_pattern(text: str) -> str:
+    """`text` as a LIKE pattern matching it anywhere, its own % _ and \\ taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def instant(t: datetime, p: Params) -> str:
+    """An aware datetime as a bound parameter, exact to the microsecond (as whole microseconds since 1970)."""
+    return f"fromUnixTimestamp64Micro({p.add((t - EPOCH) // timedelta(microseconds=1), 'Int64')}, 'UTC')"
+
+
+def run_where(f: RunFilter, p: Params) -> str:
+    """A WHERE clause (or "") over the latest snapshots, its values added to `p`."""
+    parts: list[str] = []
+    q = f.q.strip()
+    if q:
+        # `search` is lower(reference || chr(31) || id): LIKE is what the n-gram bloom filter can skip granules for.
+        parts.append(f"search LIKE {p.add(like_pattern(q.lower()), 'String')}")
+    statuses = [s for s in f.statuses if s in STATUSES]
+    if statuses:
+        parts.append(f"status IN {p.add(statuses, 'Array(String)')}")
+    if f.workflows:
+        parts.append(f"workflow_id IN {p.add(list(f.workflows), 'Array(String)')}")
+    if f.start is not None:
+        parts.append(f"started_at >= {instant(f.start, p)}")
+    if f.end is not None:
+        parts.append(f"started_at < {instant(f.end, p)}")
+    if f.unresolved:
+        parts.append(f"({unresolved_where(with_cancelled=CANCELLED_KIND in f.kinds)})")
+    if f.error:
+        parts.append(f"status = 'failed' AND error_message IN (SELECT DISTINCT error_message FROM {RUNS} "
+                     f"WHERE status = 'failed' AND {ERROR_PATTERN_SQL} = {p.add(f.error, 'String')})")
+    if f.originals:
+        parts.append("retrigger_of IS NULL")
+    if f.resolved:
+        parts.append(f"({SETTLED_WHERE})")
+    for column, values in (("error_kind", f.kinds), ("failed_app", f.apps)):
+        if values:
+            parts.append(f"status = 'failed' AND {column} IN {p.add(list(values), 'Array(String)')}")
+    return (" WHERE " + " AND ".join(parts)) if parts else ""

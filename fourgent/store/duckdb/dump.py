@@ -1,0 +1,39 @@
+"""The embedded store's tables as Arrow, for `migrate` to copy into another engine (the reading SQL is this
+engine's; the other engine's package says how it writes them)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pyarrow as pa
+
+from .database import Cursor
+
+# Each table `migrate` copies, with the columns and types the other engine's tables take: JSON as text, the
+# steps as the JSON array the log line had, rejected lines with their file's path (the views' names).
+DUMP_SQL: dict[str, str] = {
+    "runs": ("SELECT id, reference, workflow_id, source, destination, source_app, destination_app, status, "
+             "started_at, finished_at, updated_at, error_message, error_kind, error_step, skip_reason, "
+             "retrigger_of, retrigger_claim, attempt, trigger_payload::VARCHAR AS trigger_payload, "
+             "result::VARCHAR AS result, coalesce(to_json(steps)::VARCHAR, '[]') AS steps, extra::VARCHAR AS extra, "
+             "failed_app, seq::UBIGINT AS seq, search FROM fg.runs"),
+    "rejects": "SELECT file, line::UBIGINT AS line, reason, raw, ingested_at FROM main.rejected_lines",
+    "comments": "SELECT run_id, author, body, created_at FROM main.comments",
+    "handled": "SELECT run_id, handled_by, handled_at, reason FROM main.handled",
+    "retriggers": ("SELECT run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, "
+                   "payload_diff::VARCHAR AS payload_diff FROM main.retriggers"),
+}
+
+
+def dump(cur: Cursor, batch_rows: int = 200_000, only: str | None = None) -> Iterator[tuple[str, pa.RecordBatchReader]]:
+    """(table, its rows as Arrow batches) for each table of DUMP_SQL (or `only` that one). One cursor holds one
+    open result: read each reader to its end before taking the next."""
+    for table, sql in DUMP_SQL.items():
+        if only is None or table == only:
+            yield table, cur.sql(sql).to_arrow_reader(batch_rows)
+
+
+def counts(cur: Cursor) -> dict[str, int]:
+    """Rows per table of DUMP_SQL, to check a copy against."""
+    return {table: int(cur.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
+            for table, sql in DUMP_SQL.items()}

@@ -1,0 +1,167 @@
+"""The Runs page's reads, on every engine that has them: the embedded store, and ClickHouse (the real engine,
+in this process through chDB) holding a copy of it made as `python -m fourgent migrate --to` makes one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from fourgent.filters import RunFilter
+from fourgent.overview import Window
+from fourgent.spec import STATUSES
+from fourgent.store.clickhouse import ClickHouseStore
+from fourgent.store.duckdb import DuckDBStore, dump
+from helpers import record_sample_lineage
+
+SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8
+FILTERS = [
+    RunFilter(), RunFilter(statuses=("failed",)), RunFilter(statuses=("failed", "skipped")),
+    RunFilter(workflows=("stripe-payment-xero-invoice",)), RunFilter(q="acme"), RunFilter(q="ACME"),
+    RunFilter(q="50%_off\\"), RunFilter(start=datetime(2026, 10, 1, tzinfo=UTC)),
+    RunFilter(end=datetime(2026, 10, 15, 12, 30, 0, 250_000, tzinfo=UTC)), RunFilter(unresolved=True),
+    RunFilter(kinds=("auth",)), RunFilter(apps=("QuickBooks",)), RunFilter(originals=True),
+    RunFilter(resolved=True), RunFilter(kinds=("cancelled",), unresolved=True),
+    RunFilter(statuses=("failed",), workflows=("hubspot-closed-won-quickbooks-invoice",), q="deal"),
+]
+
+
+def _embedded(folder: Path, samples: Path) -> DuckDBStore:
+    """The sample logs read into an embedded store, with lineage, a comment and a handled failure beside."""
+    store = DuckDBStore(folder / "store.duckdb")
+    record_sample_lineage(store)
+    store.ingest([samples])
+    failed = store.select_ids(RunFilter(statuses=("failed",)), limit=3)
+    store.add_comment(failed[0], "ana@example.com", "looking")
+    store.mark_handled([failed[1]], "ana@example.com", "customer cancelled the order")
+    return store
+
+
+def _copy(embedded: DuckDBStore, folder: Path) -> ClickHouseStore:
+    store = ClickHouseStore(f"chdb://{folder / 'clickhouse'}")
+    store.load(dump.dump(embedded.db.cursor()))
+    return store
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def reader(request, tmp_path, samples) -> Iterator[DuckDBStore | ClickHouseStore]:
+    embedded = _embedded(tmp_path, samples)
+    if request.param == "duckdb":
+        yield embedded
+    else:
+        copy = _copy(embedded, tmp_path)
+        yield copy
+        copy.close()
+    embedded.close()
+
+
+@pytest.fixture
+def both(tmp_path, samples) -> Iterator[tuple[DuckDBStore, ClickHouseStore]]:
+    embedded = _embedded(tmp_path, samples)
+    copy = _copy(embedded, tmp_path)
+    yield embedded, copy
+    copy.close()
+    embedded.close()
+
+
+def test_the_runs_view_counts_pages_and_orders_alike(reader):
+    view = reader.runs_view(RunFilter(), page=1, size=25)
+    assert view.total == view.store_runs == SAMPLE_RUNS and view.rejected_lines == SAMPLE_REJECTED
+    assert sum(view.by_status.values()) == SAMPLE_RUNS and set(view.by_status) == set(STATUSES)
+    newest = view.rows["started_at"].to_list()
+    assert newest == sorted(newest, reverse=True) and len(newest) == 25
+    every = [i for p in range(1, 16) for i in reader.page(RunFilter(), page=p, size=25)["id"].to_list()]
+    assert len(every) == len(set(every)) == SAMPLE_RUNS  # pages never overlap
+    assert reader.select_ids(RunFilter(), limit=10) == every[:10]
+    oldest = reader.page(RunFilter(), size=SAMPLE_RUNS, order="oldest")["id"].to_list()
+    assert oldest == every[::-1]
+    failed = RunFilter(statuses=("failed",))
+    assert reader.count(failed) == reader.status_counts(RunFilter())["failed"] == len(reader.select_ids(failed))
+    assert reader.daily_counts(RunFilter())["runs"].sum() == SAMPLE_RUNS
+
+
+def test_an_exact_id_is_found_and_text_is_only_ever_a_parameter(reader):
+    some = reader.select_ids(RunFilter(), limit=1)[0]
+    assert reader.find_exact(some) and reader.runs_view(RunFilter(q=some)).exact_id == some
+    assert reader.count(RunFilter(q=some.upper())) == 1  # the search ignores case
+    # Texts that would match every run were they SQL or LIKE wildcards; taken literally, none.
+    for text in ("'; DROP TABLE runs; --", "{p0:String}", "run%0", "r_n_", "\\", "%"):
+        assert reader.count(RunFilter(q=text)) == 0, text
+    assert reader.run_count() == SAMPLE_RUNS
+
+
+def test_a_page_carries_its_comments_re_triggers_and_marks(reader):
+    failed = reader.select_ids(RunFilter(statuses=("failed",)), limit=3)
+    view = reader.runs_view(RunFilter(statuses=("failed",)), size=3)
+    assert view.rows["id"].to_list() == failed
+    assert view.comment_counts == {failed[0]: 1}
+    assert view.marks.get(failed[1]) == "handled"
+    latest = reader.latest_retriggers(reader.select_ids(RunFilter(), limit=1000))
+    assert latest and set(latest.values()) <= set(STATUSES)  # the samples hold re-triggered originals
+    original = sorted(latest)[0]
+    assert reader.runs_view(RunFilter(q=original)).retriggers == {original: latest[original]}
+
+
+def test_a_handled_failure_leaves_the_unresolved_and_counts_as_settled(reader):
+    handled = reader.select_ids(RunFilter(statuses=("failed",)), limit=2)[1]
+    assert handled not in reader.select_ids(RunFilter(unresolved=True))
+    assert handled in reader.select_ids(RunFilter(resolved=True))
+    failed, unresolved, settled = (reader.count(RunFilter(statuses=("failed",), originals=True)),
+                                   reader.count(RunFilter(unresolved=True)), reader.count(RunFilter(resolved=True)))
+    assert unresolved + settled == failed
+
+
+def test_every_filter_reads_the_same_on_clickhouse_as_on_the_embedded_store(both):
+    embedded, copy = both
+    for f in FILTERS:
+        assert copy.count(f) == embedded.count(f), f
+        assert copy.status_counts(f) == embedded.status_counts(f), f
+        assert copy.page(f, size=40)["id"].to_list() == embedded.page(f, size=40)["id"].to_list(), f
+        assert copy.page(f, page=2, size=40, order="oldest")["id"].to_list() == \
+            embedded.page(f, page=2, size=40, order="oldest")["id"].to_list(), f
+    assert sum(copy.count(RunFilter(workflows=(w,))) for w, _ in copy.workflows()) == SAMPLE_RUNS
+    assert copy.workflows() == embedded.workflows()
+    assert copy.rejected()["reason"].to_list() == embedded.rejected()["reason"].to_list()
+
+
+def test_an_error_pattern_of_the_overview_opens_the_same_failures_on_both(both):
+    embedded, copy = both
+    patterns = embedded.overview(Window(datetime(2026, 1, 1, tzinfo=UTC),
+                                        datetime(2027, 1, 1, tzinfo=UTC))).top_errors["pattern"].to_list()
+    assert len(patterns) >= 3
+    for pattern in patterns:
+        n = embedded.count(RunFilter(error=pattern))
+        assert n > 0 and copy.count(RunFilter(error=pattern)) == n, pattern
+
+
+def test_a_copy_holds_every_row_and_a_second_copy_is_refused(both, tmp_path):
+    embedded, copy = both
+    assert copy.counts() == dump.counts(embedded.db.cursor())
+    assert copy.counts()["runs"] == SAMPLE_RUNS and copy.counts()["rejects"] == SAMPLE_REJECTED
+    with pytest.raises(ValueError, match="already holds 356 runs"):
+        copy.load(dump.dump(embedded.db.cursor()))
+    assert copy.counts()["comments"] == 1
+
+
+def test_a_later_snapshot_inserted_after_the_copy_replaces_the_earlier_one(both):
+    """The ReplacingMergeTree keeps the latest snapshot by `seq`, whichever part it arrived in."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    embedded, copy = both
+    some = copy.select_ids(RunFilter(statuses=("failed",)), limit=1)[0]
+    table, reader = next(dump.dump(embedded.db.cursor()))
+    assert table == "runs"
+    runs = pa.Table.from_batches(list(reader))
+    row = runs.filter(pc.equal(runs["id"], some))
+    later = row.set_column(row.schema.get_field_index("status"), "status", pa.array(["finished"]))
+    later = later.set_column(later.schema.get_field_index("seq"), "seq",
+                             pa.array([row["seq"][0].as_py() + 10_000], pa.uint64()))
+    copy.client.insert_arrow("runs", later)
+    assert copy.run_count() == SAMPLE_RUNS
+    assert some not in copy.select_ids(RunFilter(statuses=("failed",)))
+    assert some in copy.select_ids(RunFilter(statuses=("finished",)))
+    copy.client.insert_arrow("runs", row)  # an earlier snapshot arriving late changes nothing
+    assert some in copy.select_ids(RunFilter(statuses=("finished",)))
