@@ -411,6 +411,15 @@ def cmd_prune(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
+    if args.store == "clickhouse":
+        if not args.workdir:
+            print("error: --store clickhouse times a copy of the store an earlier full run left in --workdir DIR",
+                  file=sys.stderr)
+            return EXIT_USAGE
+        from .store.clickhouse.bench import side_by_side
+
+        side_by_side(Path(args.workdir), repeat=args.repeat)
+        return EXIT_OK
     if args.alerts:
         bench.alerts_bench(runs=args.runs, repeat=args.repeat)
         return EXIT_OK
@@ -549,6 +558,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=whole_number(1), default=1_000_000, help="how many runs (default 1000000)")
     p.add_argument("--repeat", type=whole_number(1), default=7, help="timed repetitions per query (median reported)")
     p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
+    p.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb",
+                   help="clickhouse: copy --workdir's store into ClickHouse (chDB, in this process) and time the "
+                   "Runs page's reads on both, side by side")
     p.add_argument("--queries-only", action="store_true",
                    help="time the queries again on the stores an earlier run left in --workdir")
     p.add_argument("--explore", action="store_true",

@@ -165,3 +165,22 @@ def test_a_later_snapshot_inserted_after_the_copy_replaces_the_earlier_one(both)
     assert some in copy.select_ids(RunFilter(statuses=("finished",)))
     copy.client.insert_arrow("runs", row)  # an earlier snapshot arriving late changes nothing
     assert some in copy.select_ids(RunFilter(statuses=("finished",)))
+
+
+def test_the_side_by_side_bench_times_every_read_on_both_engines_over_one_copy(tmp_path, samples, capsys):
+    from fourgent.store.clickhouse.bench import side_by_side, suite
+
+    _embedded(tmp_path, samples).close()
+    summary = side_by_side(tmp_path, repeat=1)
+    queries = summary["queries"]
+    assert isinstance(queries, list)
+    embedded = DuckDBStore(tmp_path / "store.duckdb", read_only=True)
+    try:
+        assert [q["query"] for q in queries] == list(suite(embedded))
+    finally:
+        embedded.close()
+    assert all(q["duckdb_ms"] > 0 and q["clickhouse_ms"] > 0 for q in queries)
+    assert summary["runs"] == SAMPLE_RUNS and summary["copy_runs_per_s"]
+    again = side_by_side(tmp_path, repeat=1)  # the copy is kept: a second run only times
+    assert again["copy_s"] is None
+    assert "Copying 356 runs" in capsys.readouterr().out

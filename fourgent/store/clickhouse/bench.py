@@ -1,0 +1,109 @@
+"""The Runs page's reads timed side by side: the embedded store a full bench left in a folder, and a copy of it in
+ClickHouse (chDB in this process), the same filters on each (`python -m fourgent bench --store clickhouse`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from ...filters import RunFilter
+from ..duckdb import DuckDBStore
+from . import ClickHouseStore
+
+NEEDLE = "rocket foods – deal 42"  # rare: about one reference in 20,000 of the bench's runs
+
+
+def _median_ms(fn: Callable[[], object], repeat: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def suite(embedded: DuckDBStore) -> dict[str, Callable[[Any], object]]:
+    """The Runs page's reads, with values picked from the data; each takes either engine's store."""
+    newest = embedded.page(RunFilter(), size=1)
+    last = newest["started_at"][0]
+    total = embedded.run_count()
+    middle = embedded.page(RunFilter(), page=total // 2, size=1)["id"][0]
+    counts = {wf: embedded.count(RunFilter(workflows=(wf,))) for wf, _ in embedded.workflows()}
+    wf = max(counts, key=lambda w: counts[w])
+    day_end = last.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = (day_end - timedelta(days=1), day_end)
+    failed_wf = RunFilter(statuses=("failed",), workflows=(wf,))
+    return {
+        "first page, no filter": lambda s: s.page(RunFilter()),
+        "status = failed": lambda s: s.page(RunFilter(statuses=("failed",))),
+        "workflow": lambda s: s.page(RunFilter(workflows=(wf,))),
+        "one-day range": lambda s: s.page(RunFilter(start=day[0], end=day[1])),
+        "status + workflow + range": lambda s: s.page(
+            RunFilter(statuses=("failed",), workflows=(wf,), start=day[0] - timedelta(days=6), end=day[1])),
+        "page 200 (no filter)": lambda s: s.page(RunFilter(), page=200),
+        "exact ID": lambda s: s.find_exact(middle),
+        "reference/ID substring": lambda s: s.page(RunFilter(q=NEEDLE)),
+        "substring, no match (worst)": lambda s: s.page(RunFilter(q="no such text anywhere")),
+        "Runs page, full render": lambda s: s.runs_view(failed_wf),
+        "filtered count": lambda s: s.count(failed_wf),
+        "per-status counts": lambda s: s.status_counts(RunFilter()),
+        "daily counts by status, all": lambda s: s.daily_counts(RunFilter()),
+        "unresolved failures, counted from the runs": lambda s: s.count(RunFilter(unresolved=True)),
+    }
+
+
+def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False) -> dict[str, object]:
+    """Copy workdir/store.duckdb into workdir/clickhouse (unless a copy with the same counts is there), then
+    time each read on both; printed and written to workdir/bench-clickhouse-<runs>.json."""
+    source = workdir / "store.duckdb"
+    if not source.exists():
+        raise SystemExit("--store clickhouse needs the --workdir of an earlier full bench (it holds store.duckdb)")
+    embedded = DuckDBStore(source, read_only=True)
+    target = workdir / "clickhouse"
+    copy_s = None
+    try:
+        expected = embedded.table_counts()
+        if fresh and target.exists():
+            shutil.rmtree(target)
+        copy = ClickHouseStore(f"chdb://{target}")
+        try:
+            if copy.run_count() and copy.counts() != expected:
+                copy.close()
+                shutil.rmtree(target)
+                copy = ClickHouseStore(f"chdb://{target}")
+            if not copy.run_count():
+                print(f"Copying {expected['runs']:,} runs into ClickHouse (chDB) …", flush=True)
+                t = time.perf_counter()
+                copy.load(embedded.dump())
+                copy_s = time.perf_counter() - t
+                if copy.counts() != expected:
+                    raise SystemExit(f"the copy holds {copy.counts()}, the embedded store {expected}")
+            rows: list[dict[str, object]] = []
+            for label, read in suite(embedded).items():
+                ours = _median_ms(lambda r=read: r(embedded), repeat)  # type: ignore[misc]
+                theirs = _median_ms(lambda r=read: r(copy), repeat)  # type: ignore[misc]
+                rows.append({"query": label, "duckdb_ms": round(ours, 1), "clickhouse_ms": round(theirs, 1)})
+                print(f"  {label:<44} DuckDB {ours:8.1f} ms   ClickHouse {theirs:8.1f} ms", flush=True)
+            disk = copy.bytes_on_disk()
+            summary: dict[str, object] = {
+                "runs": expected["runs"], "copy_s": round(copy_s, 1) if copy_s else None,
+                "copy_runs_per_s": round(expected["runs"] / copy_s) if copy_s else None,
+                "duckdb_mb": round(source.stat().st_size / 1e6, 1), "clickhouse_mb": round(disk / 1e6, 1),
+                "repeat": repeat, "queries": rows,
+            }
+        finally:
+            copy.close()
+    finally:
+        embedded.close()
+    if copy_s:
+        print(f"Copy: {copy_s:.1f} s ({expected['runs'] / copy_s:,.0f} runs/s)")
+    print(f"On disk: DuckDB {summary['duckdb_mb']} MB, ClickHouse {summary['clickhouse_mb']} MB")
+    (workdir / f"bench-clickhouse-{expected['runs']}.json").write_text(json.dumps(summary, indent=2))
+    return summary
