@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from urllib.parse import urlparse, urlunparse
 
 from .access import Action, Actor
 from .audit import perform
@@ -29,13 +28,34 @@ class CopyIncomplete(Exception):
     """ClickHouse holds other counts than the embedded store after a copy."""
 
 
+class MigrateFailed(Exception):
+    """The copy could not be made: the engine's or the driver's reason, with the password taken out."""
+
+
+def scrubbed(text: str, url: str) -> str:
+    """`text` with the URL's password (and the URL itself) replaced: a driver's error may quote either."""
+    from .store.clickhouse import parse_url
+
+    text = text.replace(url, shown(url))
+    try:
+        password = parse_url(url).password
+    except ValueError:
+        password = url.partition("://")[2].rpartition("@")[0].partition(":")[2] or None
+    return text.replace(password, "***") if password else text
+
+
 def shown(url: str) -> str:
-    """A store URL fit to print and audit: its password replaced by ***."""
-    parsed = urlparse(url)
-    if not parsed.password:
-        return url
-    netloc = f"{parsed.username}:***@{parsed.hostname}" + (f":{parsed.port}" if parsed.port else "")
-    return urlunparse(parsed._replace(netloc=netloc))
+    """A store URL fit to print and audit: whatever stands between `://` and the last `@` (user and password)
+    becomes `user:***`, and the query (`?password=…`) is dropped. By plain string cuts, not a URL parser: a
+    password holding an unencoded # ? or / is not a password to a parser, and would be shown."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url.split("?", 1)[0]
+    credentials, at, place = rest.rpartition("@")
+    if at:
+        user = credentials.split(":", 1)[0]
+        rest = f"{user}:***@{place}" if ":" in credentials else f"{user}@{place}"
+    return f"{scheme}://{rest.split('?', 1)[0]}" + ("?…" if "?" in rest else "")
 
 
 def copy(store: Store, url: str) -> MigrateReport:
@@ -47,12 +67,15 @@ def copy(store: Store, url: str) -> MigrateReport:
     if not isinstance(store, DuckDBStore):
         raise TypeError("migrate copies an embedded (DuckDB) store")
     started = time.monotonic()
-    target = ClickHouseStore(url)
     try:
-        target.load(store.dump())
-        report = MigrateReport(shown(url), store.table_counts(), target.counts(), time.monotonic() - started)
-    finally:
-        target.close()
+        target = ClickHouseStore(url)
+        try:
+            target.load(store.dump())
+            report = MigrateReport(shown(url), store.table_counts(), target.counts(), time.monotonic() - started)
+        finally:
+            target.close()
+    except Exception as exc:  # noqa: BLE001 - whatever the driver says, without the password, before it is shown
+        raise MigrateFailed(scrubbed(f"{type(exc).__name__}: {exc}", url)[:500]) from None
     if not report.complete:
         raise CopyIncomplete(f"after the copy ClickHouse holds {report.copied}, the embedded store {report.source}")
     return report

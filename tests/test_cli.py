@@ -370,7 +370,7 @@ def test_migrate_copies_the_store_into_clickhouse_checks_the_counts_and_is_audit
 def test_migrate_refuses_a_target_that_is_not_clickhouse_with_exit_2_and_no_password_shown(data_dir, url, capsys):
     assert main(["migrate", "--to", url]) == 2
     err = capsys.readouterr().err
-    assert "is not a ClickHouse URL" in err and "hunter2" not in err
+    assert "not a ClickHouse store URL" in err and "hunter2" not in err
     assert not data_dir.exists()  # nothing made
 
 
@@ -380,7 +380,13 @@ def test_migrate_without_a_store_says_so_and_makes_nothing(data_dir, tmp_path, c
     assert not data_dir.exists() and not (tmp_path / "ch").exists()
 
 
-def test_migrate_to_a_server_that_does_not_answer_says_why_without_the_password(data_dir, samples, capsys):
+@pytest.mark.parametrize("secret, url", [
+    ("hunter2", "clickhouse://fourgent:hunter2@127.0.0.1:{port}/runs"),
+    ("s3cr#et/x?", "clickhouse://fourgent:s3cr#et/x?@127.0.0.1:{port}/runs"),  # what a URL parser loses
+    ("hunter2", "clickhouses://fourgent:hunter2@127.0.0.1:{port}/runs?compress=1"),
+])
+def test_migrate_to_a_server_that_does_not_answer_says_why_and_never_shows_or_audits_the_password(
+        data_dir, samples, capsys, secret, url):
     import socket
 
     with socket.socket() as s:  # a port nothing listens on
@@ -388,7 +394,22 @@ def test_migrate_to_a_server_that_does_not_answer_says_why_without_the_password(
         port = s.getsockname()[1]
     assert main(["ingest", str(samples)]) == 0
     capsys.readouterr()
-    assert main(["migrate", "--to", f"clickhouse://fourgent:hunter2@127.0.0.1:{port}/runs"]) == 1
+    assert main(["migrate", "--to", url.format(port=port)]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: clickhouse://fourgent:***@127.0.0.1:") and "hunter2" not in err
-    assert "Traceback" not in err
+    assert err.startswith("error: clickhouse") and "fourgent:***@127.0.0.1:" in err
+    assert secret not in err and "Traceback" not in err
+    assert main(["sql", "SELECT target, outcome, message FROM audit WHERE action = 'migrate'", "--format",
+                 "json"]) == 0
+    [entry] = json.loads(capsys.readouterr().out)
+    assert entry["outcome"] == "failed" and secret not in json.dumps(entry) and "***" in entry["target"]
+
+
+@pytest.mark.parametrize("url, says", [
+    ("clickhouse://u:p@db.example:http/x", "names no host"),
+    ("clickhouse://u:p@db.example:8123/bad-name", "not letters, digits and _"),
+    ("chdb://relative/folder", "absolute path"),
+])
+def test_migrate_refuses_a_malformed_clickhouse_url_with_exit_2(data_dir, capsys, url, says):
+    assert main(["migrate", "--to", url]) == 2
+    err = capsys.readouterr().err
+    assert says in err and ":p@" not in err

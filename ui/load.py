@@ -37,6 +37,7 @@ from websockets.sync.client import ClientConnection, connect
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ""  # the default page's URL path: the Runs page is served at /
 ANSWER_TIMEOUT_S = 120.0  # a page run that has not finished by then counts as an error, not as a slow run
+LOST = "(connection lost)"  # the page of a PageRun that records a lost connection
 DONE = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
 
 
@@ -74,14 +75,17 @@ class LoadReport:
 
     @property
     def views(self) -> list[PageRun]:
-        return [r for r in self.runs if not r.fragment]
+        """Page views asked for (a lost connection is not one)."""
+        return [r for r in self.runs if not r.fragment and r.visit.page != LOST]
 
     @property
     def failed(self) -> list[PageRun]:
         return [r for r in self.runs if r.errors]
 
     def quantile(self, q: float, runs: Sequence[PageRun] | None = None) -> float:
-        times = sorted(r.seconds for r in (self.views if runs is None else runs))
+        """Of the page views (or `runs`) that finished without an error: one that never finished is an error,
+        not a time."""
+        times = sorted(r.seconds for r in (self.views if runs is None else runs) if not r.errors)
         if not times:
             return float("nan")
         return times[min(len(times) - 1, int(q * len(times)))]
@@ -98,7 +102,8 @@ class LoadReport:
                          f"p95 {self.quantile(0.95, fragments):.2f} s")
         by_page: dict[str, list[float]] = {}
         for r in views:
-            by_page.setdefault(r.visit.page, []).append(r.seconds)
+            if not r.errors:
+                by_page.setdefault(r.visit.page, []).append(r.seconds)
         for page, times in sorted(by_page.items()):
             lines.append(f"  /{page or '?… (Runs)'}: {len(times)} views, median {statistics.median(times):.2f} s")
         if self.memory:
@@ -137,14 +142,17 @@ def _errors_in(msg: ForwardMsg) -> list[str]:
     return []
 
 
+def _open(base_url: str) -> ClientConnection:
+    return connect(base_url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],  # type: ignore[list-item]
+                   max_size=None, open_timeout=60).__enter__()
+
+
 class Session:
     """One browser tab's worth of connection to the dashboard (a context manager: it closes its socket)."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url
-        self.ws: ClientConnection = connect(base_url.replace("http", "ws", 1) + "/_stcore/stream",
-                                            subprotocols=["streamlit"],  # type: ignore[list-item]
-                                            max_size=None, open_timeout=60).__enter__()
+        self.ws = _open(base_url)
         self.live: tuple[float, str] | None = None  # the live table's (interval, fragment id) on this page
 
     def __enter__(self) -> Session:
@@ -166,6 +174,10 @@ class Session:
                 raw = self.ws.recv(timeout=max(0.0, left))
             except TimeoutError:
                 errors.append(f"no answer in {ANSWER_TIMEOUT_S:.0f} s")
+                # A new tab, as a person would open: the late answer must not be read as the next run's.
+                self.ws.close()
+                self.ws = _open(self.base_url)
+                self.live = None
                 break
             msg = ForwardMsg()
             msg.ParseFromString(raw if isinstance(raw, bytes) else raw.encode())
@@ -253,7 +265,7 @@ def load(base_url: str, visits: Sequence[Visit], sessions: int = 20, seconds: fl
                     mine.append(session.run(visit, since))
                     session.read(visit, min(rng.uniform(*dwell), max(0.0, until - time.monotonic())), since, mine)
         except (ConnectionClosed, OSError) as exc:
-            mine.append(PageRun(Visit("?"), time.monotonic() - since, 0.0, (f"connection lost: {exc!r}",)))
+            mine.append(PageRun(Visit(LOST), time.monotonic() - since, 0.0, (f"connection lost: {exc!r}",)))
         finally:
             with lock:
                 report.runs += mine

@@ -3,6 +3,7 @@ in this process through chDB) holding a copy of it made as `python -m fourgent m
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,9 @@ from fourgent.overview import Window
 from fourgent.spec import STATUSES
 from fourgent.store.clickhouse import ClickHouseStore
 from fourgent.store.duckdb import DuckDBStore, dump
-from helpers import record_sample_lineage
+from helpers import record_sample_lineage, run_line
 
-SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8
+SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8  # the sample logs'
 FILTERS = [
     RunFilter(), RunFilter(statuses=("failed",)), RunFilter(statuses=("failed", "skipped")),
     RunFilter(workflows=("stripe-payment-xero-invoice",)), RunFilter(q="acme"), RunFilter(q="ACME"),
@@ -28,11 +29,30 @@ FILTERS = [
 ]
 
 
+# Beside the samples: references that hold LIKE's wildcards and a backslash, letters whose lower case depends on
+# the rule (a final sigma, a dotted I), and instants with microseconds on either side of a millisecond's half.
+AWKWARD = [
+    run_line("run_awk_1", reference="50%_off\\", started_at="2026-10-03T10:00:00.000500Z",
+             finished_at="2026-10-03T10:00:01.000499Z"),
+    run_line("run_awk_2", reference="ΟΔΟΣ-7 İstanbul", started_at="2026-10-03T23:59:59.999600Z",
+             finished_at="2026-10-04T00:00:00.000400Z"),
+    run_line("run_awk_3", reference="plain", started_at="2026-10-04T00:00:00.000001Z",
+             finished_at="2026-10-04T00:00:00.000999Z"),
+]
+AWKWARD_RUNS = SAMPLE_RUNS + len(AWKWARD)
+
+
 def _embedded(folder: Path, samples: Path) -> DuckDBStore:
-    """The sample logs read into an embedded store, with lineage, a comment and a handled failure beside."""
+    """The sample logs and the awkward runs read into an embedded store, with lineage, a comment and a handled
+    failure beside."""
     store = DuckDBStore(folder / "store.duckdb")
     record_sample_lineage(store)
-    store.ingest([samples])
+    logs = folder / "logs"
+    logs.mkdir()
+    for f in samples.glob("*.jsonl"):
+        (logs / f.name).write_bytes(f.read_bytes())
+    (logs / "awkward.jsonl").write_text("".join(json.dumps(line) + "\n" for line in AWKWARD), encoding="utf-8")
+    store.ingest([logs])
     failed = store.select_ids(RunFilter(statuses=("failed",)), limit=3)
     store.add_comment(failed[0], "ana@example.com", "looking")
     store.mark_handled([failed[1]], "ana@example.com", "customer cancelled the order")
@@ -68,18 +88,18 @@ def both(tmp_path, samples) -> Iterator[tuple[DuckDBStore, ClickHouseStore]]:
 
 def test_the_runs_view_counts_pages_and_orders_alike(reader):
     view = reader.runs_view(RunFilter(), page=1, size=25)
-    assert view.total == view.store_runs == SAMPLE_RUNS and view.rejected_lines == SAMPLE_REJECTED
-    assert sum(view.by_status.values()) == SAMPLE_RUNS and set(view.by_status) == set(STATUSES)
+    assert view.total == view.store_runs == AWKWARD_RUNS and view.rejected_lines == SAMPLE_REJECTED
+    assert sum(view.by_status.values()) == AWKWARD_RUNS and set(view.by_status) == set(STATUSES)
     newest = view.rows["started_at"].to_list()
     assert newest == sorted(newest, reverse=True) and len(newest) == 25
     every = [i for p in range(1, 16) for i in reader.page(RunFilter(), page=p, size=25)["id"].to_list()]
-    assert len(every) == len(set(every)) == SAMPLE_RUNS  # pages never overlap
+    assert len(every) == len(set(every)) == AWKWARD_RUNS  # pages never overlap
     assert reader.select_ids(RunFilter(), limit=10) == every[:10]
-    oldest = reader.page(RunFilter(), size=SAMPLE_RUNS, order="oldest")["id"].to_list()
+    oldest = reader.page(RunFilter(), size=AWKWARD_RUNS, order="oldest")["id"].to_list()
     assert oldest == every[::-1]
     failed = RunFilter(statuses=("failed",))
     assert reader.count(failed) == reader.status_counts(RunFilter())["failed"] == len(reader.select_ids(failed))
-    assert reader.daily_counts(RunFilter())["runs"].sum() == SAMPLE_RUNS
+    assert reader.daily_counts(RunFilter())["runs"].sum() == AWKWARD_RUNS
 
 
 def test_an_exact_id_is_found_and_text_is_only_ever_a_parameter(reader):
@@ -87,9 +107,12 @@ def test_an_exact_id_is_found_and_text_is_only_ever_a_parameter(reader):
     assert reader.find_exact(some) and reader.runs_view(RunFilter(q=some)).exact_id == some
     assert reader.count(RunFilter(q=some.upper())) == 1  # the search ignores case
     # Texts that would match every run were they SQL or LIKE wildcards; taken literally, none.
-    for text in ("'; DROP TABLE runs; --", "{p0:String}", "run%0", "r_n_", "\\", "%"):
+    for text in ("'; DROP TABLE runs; --", "{p0:String}", "run%0", "r_n_", "%%", "\\\\"):
         assert reader.count(RunFilter(q=text)) == 0, text
-    assert reader.run_count() == SAMPLE_RUNS
+    for text in ("50%_off\\", "%_O", "\\", "%", "_off", "ΟΔΟΣ-7", "οδοσ", "İSTANBUL"):  # literally, any case
+        assert reader.select_ids(RunFilter(q=text)) == [{"ο": "run_awk_2", "Ο": "run_awk_2", "İ": "run_awk_2"}.get(
+            text[0], "run_awk_1")], text
+    assert reader.run_count() == AWKWARD_RUNS
 
 
 def test_a_page_carries_its_comments_re_triggers_and_marks(reader):
@@ -121,9 +144,26 @@ def test_every_filter_reads_the_same_on_clickhouse_as_on_the_embedded_store(both
         assert copy.page(f, size=40)["id"].to_list() == embedded.page(f, size=40)["id"].to_list(), f
         assert copy.page(f, page=2, size=40, order="oldest")["id"].to_list() == \
             embedded.page(f, page=2, size=40, order="oldest")["id"].to_list(), f
-    assert sum(copy.count(RunFilter(workflows=(w,))) for w, _ in copy.workflows()) == SAMPLE_RUNS
+    assert sum(copy.count(RunFilter(workflows=(w,))) for w, _ in copy.workflows()) == AWKWARD_RUNS
     assert copy.workflows() == embedded.workflows()
     assert copy.rejected()["reason"].to_list() == embedded.rejected()["reason"].to_list()
+
+
+def test_a_page_and_the_day_counts_are_the_same_frames_on_both(both):
+    """Every column and type, not only the IDs: durations and days from microsecond instants included."""
+    embedded, copy = both
+    for f in (RunFilter(), RunFilter(statuses=("failed",)), RunFilter(q="run_awk")):
+        mine, theirs = embedded.page(f, size=400), copy.page(f, size=400)
+        assert theirs.schema == mine.schema, f
+        assert theirs.equals(mine), f
+        assert copy.daily_counts(f).equals(embedded.daily_counts(f)), f
+    ids = embedded.select_ids(RunFilter(), limit=1000)
+    assert copy.latest_retriggers(ids) == embedded.latest_retriggers(ids)
+    assert copy.comment_counts(ids) == embedded.comment_counts(ids)
+    mine_view, their_view = embedded.runs_view(RunFilter(statuses=("failed",)), size=100), \
+        copy.runs_view(RunFilter(statuses=("failed",)), size=100)
+    assert (their_view.total, their_view.by_status, their_view.marks, their_view.rejected_lines) == \
+        (mine_view.total, mine_view.by_status, mine_view.marks, mine_view.rejected_lines)
 
 
 def test_an_error_pattern_of_the_overview_opens_the_same_failures_on_both(both):
@@ -139,8 +179,8 @@ def test_an_error_pattern_of_the_overview_opens_the_same_failures_on_both(both):
 def test_a_copy_holds_every_row_and_a_second_copy_is_refused(both, tmp_path):
     embedded, copy = both
     assert copy.counts() == dump.counts(embedded.db.cursor())
-    assert copy.counts()["runs"] == SAMPLE_RUNS and copy.counts()["rejects"] == SAMPLE_REJECTED
-    with pytest.raises(ValueError, match="already holds 356 runs"):
+    assert copy.counts()["runs"] == AWKWARD_RUNS and copy.counts()["rejects"] == SAMPLE_REJECTED
+    with pytest.raises(ValueError, match="already holds 359 runs"):
         copy.load(dump.dump(embedded.db.cursor()))
     assert copy.counts()["comments"] == 1
 
@@ -160,7 +200,7 @@ def test_a_later_snapshot_inserted_after_the_copy_replaces_the_earlier_one(both)
     later = later.set_column(later.schema.get_field_index("seq"), "seq",
                              pa.array([row["seq"][0].as_py() + 10_000], pa.uint64()))
     copy.client.insert_arrow("runs", later)
-    assert copy.run_count() == SAMPLE_RUNS
+    assert copy.run_count() == AWKWARD_RUNS
     assert some not in copy.select_ids(RunFilter(statuses=("failed",)))
     assert some in copy.select_ids(RunFilter(statuses=("finished",)))
     copy.client.insert_arrow("runs", row)  # an earlier snapshot arriving late changes nothing
@@ -180,7 +220,7 @@ def test_the_side_by_side_bench_times_every_read_on_both_engines_over_one_copy(t
     finally:
         embedded.close()
     assert all(q["duckdb_ms"] > 0 and q["clickhouse_ms"] > 0 for q in queries)
-    assert summary["runs"] == SAMPLE_RUNS and summary["copy_runs_per_s"]
+    assert summary["runs"] == AWKWARD_RUNS and summary["copy_runs_per_s"]
     again = side_by_side(tmp_path, repeat=1)  # the copy is kept: a second run only times
     assert again["copy_s"] is None
-    assert "Copying 356 runs" in capsys.readouterr().out
+    assert "Copying 359 runs" in capsys.readouterr().out

@@ -8,10 +8,11 @@ the Overview, alerts and Explore are not here yet, so the dashboard cannot be po
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Literal
-from urllib.parse import urlparse
+from urllib.parse import unquote
 
 import polars as pl
 import pyarrow as pa
@@ -19,39 +20,70 @@ import pyarrow as pa
 from ...filters import RunFilter
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView
-from .schema import TABLE_COLUMNS, TABLES
+from .schema import DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms
 from .sql import RUNS, Params, run_where
 
 DATABASE = "fourgent"
 SCHEMES = ("clickhouse", "clickhouses", "chdb")
-APPEND_ONLY = ("rejects", "comments")  # plain MergeTree tables: no FINAL
+IDENTIFIER = re.compile(r"[A-Za-z0-9_]+")
+APPEND_ONLY = ("rejects", "rejects_not_kept", "comments")  # plain MergeTree tables: no FINAL
 # A run's snapshots share its month, so FINAL need not collapse rows across partitions: a partition merged to one
 # part is then read as it is (9 ms for a filtered count at 1M runs, against 74 ms with parts to collapse).
 SETTINGS = {"do_not_merge_across_partitions_select_final": 1}
 
 
-def is_clickhouse_url(url: str) -> bool:
-    return url.partition("://")[0] in SCHEMES and "://" in url
+@dataclass(frozen=True)
+class Target:
+    """Where a ClickHouse store URL points, cut by hand (a password may hold # ? / unencoded)."""
+
+    scheme: str
+    host: str
+    port: int | None
+    user: str | None
+    password: str | None
+    database: str
+    path: str  # chdb: the folder
+
+
+def parse_url(url: str) -> Target:
+    """`clickhouse://user:password@host:8123/database`, `clickhouses://…` (TLS) or `chdb:///path/to/folder`."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in SCHEMES:
+        raise ValueError("not a ClickHouse store URL (clickhouse://, clickhouses:// or chdb://)")
+    if scheme == "chdb":
+        if not rest.startswith("/"):
+            raise ValueError("a chdb:// URL names a folder by its absolute path: chdb:///path/to/folder")
+        return Target(scheme, "", None, None, None, DATABASE, rest)
+    credentials, at, place = rest.rpartition("@")
+    user, _, password = credentials.partition(":") if at else ("", "", "")
+    hostport, _, database = place.partition("/")
+    database = database.split("?", 1)[0].strip("/") or DATABASE
+    host, colon, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+    if not host or (colon and not port.isdigit()):
+        raise ValueError("the URL names no host (and port): clickhouse://user:password@host:8123/database")
+    if not IDENTIFIER.fullmatch(database):
+        raise ValueError(f"the database name {database!r} is not letters, digits and _")
+    return Target(scheme, host, int(port) if colon else None, unquote(user) or None,
+                  unquote(password) if password else None, database, "")
 
 
 def _client(url: str) -> Any:
-    """A clickhouse-connect client for `clickhouse://user:password@host:8123/database` (`clickhouses://` for
-    TLS) or `chdb:///path/to/folder` (the engine in this process), its database made if missing."""
+    """A clickhouse-connect client for the store at `url` (parse_url), its database made if missing."""
     import clickhouse_connect
 
-    scheme = url.partition("://")[0]
-    if scheme not in SCHEMES:
-        raise ValueError(f"not a ClickHouse store URL: {url!r} (clickhouse://, clickhouses:// or chdb://)")
-    if scheme == "chdb":
-        client = clickhouse_connect.get_client(dsn=url)
-        database = DATABASE
+    target = parse_url(url)
+    if target.scheme == "chdb":
+        client = clickhouse_connect.get_client(dsn=f"chdb://{target.path}")
     else:
-        parsed = urlparse(url)
-        database = parsed.path.strip("/") or DATABASE
-        client = clickhouse_connect.get_client(dsn=url.replace(f"{scheme}://", "http://", 1),
-                                               secure=scheme == "clickhouses", database="default")
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    client.database = database
+        client = clickhouse_connect.get_client(host=target.host, port=target.port, username=target.user,
+                                               password=target.password or "", database="default",
+                                               secure=target.scheme == "clickhouses")
+    try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS `{target.database}`")
+    except Exception:
+        client.close()
+        raise
+    client.database = target.database
     return client
 
 
@@ -63,8 +95,12 @@ class ClickHouseStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.client = _client(url)
-        for ddl in TABLES.values():
-            self.client.command(ddl)
+        try:
+            for ddl in TABLES.values():
+                self.client.command(ddl)
+        except Exception:
+            self.client.close()
+            raise
 
     def close(self) -> None:
         self.client.close()
@@ -102,8 +138,11 @@ class ClickHouseStore:
 
     def daily_counts(self, f: RunFilter) -> pl.DataFrame:
         p = Params()
-        return self._frame(f"SELECT toStartOfDay(started_at) AS day, status, count() AS runs FROM {RUNS}"
-                           f"{run_where(f, p)} GROUP BY day, status ORDER BY day, status", p)
+        # Days as the embedded store cuts them (whole UTC days of the rounded milliseconds), as DateTime64, so
+        # a day outside 1970-2106 (what DateTime holds) is not clamped.
+        return self._frame(f"SELECT toDateTime64(intDiv({epoch_ms('started_at')}, {DAY_MS}) * 86400, 6, 'UTC') "
+                           f"AS day, status, toInt64(count()) AS runs FROM {RUNS}{run_where(f, p)} "
+                           "GROUP BY day, status ORDER BY day, status", p)
 
     def select_ids(self, f: RunFilter, *, limit: int = 100_000) -> list[str]:
         p = Params()
@@ -155,7 +194,7 @@ class ClickHouseStore:
 
     def rejected(self, limit: int = 500) -> pl.DataFrame:
         p = Params()
-        return self._frame("SELECT file, line, reason, raw, ingested_at FROM rejects "
+        return self._frame("SELECT file, toInt64(line) AS line, reason, raw, ingested_at FROM rejects "
                            f"ORDER BY ingested_at DESC, file, line LIMIT {p.add(limit, 'UInt64')}", p)
 
     def runs_view(self, f: RunFilter, *, page: int = 1, size: int = 50,
@@ -168,7 +207,8 @@ class ClickHouseStore:
         exact = q if q and self.find_exact(q) else None
         ids = rows["id"].to_list()
         rejected_lines, store_runs = self._rows(
-            f"SELECT (SELECT count() FROM rejects), (SELECT count() FROM {RUNS})")[0]
+            f"SELECT (SELECT count() FROM rejects) + (SELECT sum(lines) FROM rejects_not_kept), "
+            f"(SELECT count() FROM {RUNS})")[0]
         return RunsView(rows, total, by_status, exact, self.comment_counts(ids), self.latest_retriggers(ids),
                         int(rejected_lines), int(store_runs), self.marks(ids))
 
@@ -187,10 +227,10 @@ class ClickHouseStore:
     def load(self, tables: Iterable[tuple[str, pa.RecordBatchReader]]) -> dict[str, int]:
         """Insert each table's Arrow batches (an embedded store's `dump`): rows inserted per table. Refuses a
         database that already holds runs (a second copy would double the comments and rejected lines)."""
-        held = self.run_count()
+        held = {t: n for t, n in self.counts().items() if n}
         if held:
-            raise ValueError(f"the ClickHouse database already holds {held:,} runs: migrate copies into an "
-                             "empty one")
+            rows = ", ".join(f"{n:,} {t}" for t, n in held.items())
+            raise ValueError(f"the ClickHouse database already holds {rows}: migrate copies into an empty one")
         inserted: dict[str, int] = {}
         for table, reader in tables:
             if table not in TABLES:
@@ -198,11 +238,18 @@ class ClickHouseStore:
             inserted[table] = 0
             for batch in reader:
                 if batch.num_rows:
-                    self.client.insert_arrow(table, pa.Table.from_batches([batch]))
+                    rows = pa.Table.from_batches([batch])
+                    if "search" in rows.column_names:  # this engine makes it (schema.RUNS_DDL)
+                        rows = rows.drop_columns(["search"])
+                    self.client.insert_arrow(table, rows)
                     inserted[table] += batch.num_rows
-        # One merge at the end: the copy arrives as many parts, and FINAL collapses whatever is not merged yet
-        # (a first page took 110 ms at 1M runs before this, 20 ms after; the merge itself 4.9 s).
+        self.merge()
+        return inserted
+
+    def merge(self) -> None:
+        """Merge each table's parts into one per partition. A copy arrives as many parts, and FINAL collapses
+        whatever is not merged yet (a first page took 110 ms at 1M runs before this, 20 ms after; the merge
+        itself 4.9 s); on merged parts it does nothing."""
         for table in TABLES:
             if table not in APPEND_ONLY:
                 self.client.command(f"OPTIMIZE TABLE {table} FINAL")
-        return inserted

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-# One row per snapshot, collapsed to the latest per run by `seq` (the spec's snapshot order: later line, later
-# file, later ingest; docs/run-log.md rule 1). The sorting key is the dedup key: `started_at` first so the Runs
-# page's newest-first pages read the last granules in order, `id` so two runs never collapse; a run's snapshots
-# share both (started_at is when it started). A month per partition: retention drops whole partitions.
+# Rows collapse to the one with the highest `seq` among those of equal sorting key. A copy of the embedded store
+# (`migrate`) holds one row per run, its latest snapshot by the spec's rule 1, so `seq` only has to order what a
+# later copy or ingest adds. The sorting key is the dedup key: `started_at` first so the Runs page's newest-first
+# pages read the last granules in order, `id` so two runs never collapse. Not yet right for ingest straight into
+# ClickHouse: a later snapshot whose started_at differs would be a second row (the embedded store replaces the
+# whole row), and rule 1 orders by updated_at before position. A month per partition: retention drops whole ones.
 # `status` and `workflow_id` cannot be in the key (a snapshot changes the status); set skip indexes let a
 # filtered count pass over granules without them, and the n-gram bloom filter does the same for a search.
 RUNS_DDL = """
@@ -34,7 +36,8 @@ CREATE TABLE IF NOT EXISTS runs (
     extra           Nullable(String),
     failed_app      LowCardinality(Nullable(String)),
     seq             UInt64,
-    search          String,
+    -- "Reference or ID" folded by this engine as the needle is (sql.FOLD): lowerUTF8, then a final sigma as σ.
+    search          String MATERIALIZED replaceAll(lowerUTF8(concat(coalesce(reference, ''), char(31), id)), 'ς', 'σ'),
     INDEX search_ngrams search TYPE ngrambf_v1(3, 8192, 2, 0) GRANULARITY 1,
     INDEX status_set status TYPE set(16) GRANULARITY 1,
     INDEX workflow_set workflow_id TYPE set(1024) GRANULARITY 1,
@@ -42,6 +45,13 @@ CREATE TABLE IF NOT EXISTS runs (
 ) ENGINE = ReplacingMergeTree(seq)
 PARTITION BY toYYYYMM(started_at)
 ORDER BY (started_at, id)
+"""
+# Rejected lines past the per-file cap that were counted but not kept (the embedded store's files.rejects_not_kept).
+REJECTS_NOT_KEPT_DDL = """
+CREATE TABLE IF NOT EXISTS rejects_not_kept (
+    file    String,
+    lines   UInt64
+) ENGINE = MergeTree ORDER BY file
 """
 REJECTS_DDL = """
 CREATE TABLE IF NOT EXISTS rejects (
@@ -80,10 +90,19 @@ CREATE TABLE IF NOT EXISTS retriggers (
 ) ENGINE = ReplacingMergeTree(retriggered_at) ORDER BY run_id
 """
 # Copied by `migrate` from an embedded store, in this order, with the columns the views name.
-TABLES = {"runs": RUNS_DDL, "rejects": REJECTS_DDL, "comments": COMMENTS_DDL, "handled": HANDLED_DDL,
-          "retriggers": RETRIGGERS_DDL}
+TABLES = {"runs": RUNS_DDL, "rejects": REJECTS_DDL, "rejects_not_kept": REJECTS_NOT_KEPT_DDL,
+          "comments": COMMENTS_DDL, "handled": HANDLED_DDL, "retriggers": RETRIGGERS_DDL}
+
+
+def epoch_ms(column: str) -> str:
+    """Milliseconds since 1970 of a DateTime64(6), rounded half away from zero as the embedded store's epoch_ms."""
+    us = f"toUnixTimestamp64Micro({column})"
+    return f"if({us} >= 0, intDiv({us} + 500, 1000), -intDiv(500 - {us}, 1000))"
+
+
+DAY_MS = 86_400_000
 
 # The Runs page's columns as the `runs` view names them (DuckDB's fourgent/store/duckdb/schema.py RUN_COLUMNS).
 TABLE_COLUMNS = ("id, reference, source || ' → ' || destination AS workflow, workflow_id, status, started_at, "
-                 "finished_at, if(finished_at IS NULL, NULL, dateDiff('millisecond', started_at, finished_at)) "
-                 "AS duration_ms, error_message, retrigger_of")
+                 f"finished_at, {epoch_ms('finished_at')} - {epoch_ms('started_at')} AS duration_ms, error_message, "
+                 "retrigger_of")

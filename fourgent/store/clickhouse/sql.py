@@ -49,6 +49,12 @@ class Params:
         return f"{{{name}:{kind}}}"
 
 
+def fold(expr: str) -> str:
+    """Text folded for a case-blind search, as schema.RUNS_DDL folds `search`: lower case by ClickHouse's rule,
+    and a word-final sigma (ς) as σ, which is what upper case Σ lowers to wherever it stands."""
+    return f"replaceAll(lowerUTF8({expr}), 'ς', 'σ')"
+
+
 def like_pattern(text: str) -> str:
     """`text` as a LIKE pattern matching it anywhere, its own % _ and \\ taken literally."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -66,7 +72,7 @@ def run_where(f: RunFilter, p: Params) -> str:
     q = f.q.strip()
     if q:
         # `search` is lower(reference || chr(31) || id): LIKE is what the n-gram bloom filter can skip granules for.
-        parts.append(f"search LIKE {p.add(like_pattern(q.lower()), 'String')}")
+        parts.append(f"search LIKE {fold(p.add(like_pattern(q), 'String'))}")
     statuses = [s for s in f.statuses if s in STATUSES]
     if statuses:
         parts.append(f"status IN {p.add(statuses, 'Array(String)')}")

@@ -10,14 +10,17 @@ import pyarrow as pa
 from .database import Cursor
 
 # Each table `migrate` copies, with the columns and types the other engine's tables take: JSON as text, the
-# steps as the JSON array the log line had, rejected lines with their file's path (the views' names).
+# steps as the JSON array the log line had, rejected lines with their file's path (the views' names), and per
+# file the rejected lines counted past the cap but not kept. Not `search`: the other engine lowers it itself.
 DUMP_SQL: dict[str, str] = {
     "runs": ("SELECT id, reference, workflow_id, source, destination, source_app, destination_app, status, "
              "started_at, finished_at, updated_at, error_message, error_kind, error_step, skip_reason, "
              "retrigger_of, retrigger_claim, attempt, trigger_payload::VARCHAR AS trigger_payload, "
              "result::VARCHAR AS result, coalesce(to_json(steps)::VARCHAR, '[]') AS steps, extra::VARCHAR AS extra, "
-             "failed_app, seq::UBIGINT AS seq, search FROM fg.runs"),
+             "failed_app, seq::UBIGINT AS seq FROM fg.runs"),
     "rejects": "SELECT file, line::UBIGINT AS line, reason, raw, ingested_at FROM main.rejected_lines",
+    "rejects_not_kept": ("SELECT path AS file, rejects_not_kept::UBIGINT AS lines FROM fg.files "
+                         "WHERE rejects_not_kept > 0"),
     "comments": "SELECT run_id, author, body, created_at FROM main.comments",
     "handled": "SELECT run_id, handled_by, handled_at, reason FROM main.handled",
     "retriggers": ("SELECT run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, "
