@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import statistics
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -14,19 +13,10 @@ from typing import Any
 
 from ...filters import RunFilter
 from ..duckdb import DuckDBStore
+from ..duckdb.bench import median_ms
 from . import ClickHouseStore
 
 NEEDLE = "rocket foods – deal 42"  # rare: about one reference in 20,000 of the bench's runs
-
-
-def _median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1000
 
 
 def suite(embedded: DuckDBStore) -> dict[str, Callable[[Any], object]]:
@@ -89,8 +79,8 @@ def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False) -> dict[st
                 copy.merge()  # a copy cut short before its merge would be timed unmerged
             rows: list[dict[str, object]] = []
             for label, read in suite(embedded).items():
-                ours = _median_ms(lambda r=read: r(embedded), repeat)  # type: ignore[misc]
-                theirs = _median_ms(lambda r=read: r(copy), repeat)  # type: ignore[misc]
+                ours = median_ms(lambda r=read: r(embedded), repeat)  # type: ignore[misc]
+                theirs = median_ms(lambda r=read: r(copy), repeat)  # type: ignore[misc]
                 rows.append({"query": label, "duckdb_ms": round(ours, 1), "clickhouse_ms": round(theirs, 1)})
                 print(f"  {label:<44} DuckDB {ours:8.1f} ms   ClickHouse {theirs:8.1f} ms", flush=True)
             disk = copy.bytes_on_disk()

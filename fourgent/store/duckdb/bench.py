@@ -95,7 +95,8 @@ def floor_ingest(files: list[Path], db: Path) -> float:
     return seconds
 
 
-def _median(fn: Callable[[], object], repeat: int) -> float:
+def median_ms(fn: Callable[[], object], repeat: int) -> float:
+    """The median of `repeat` timed calls after one untimed (warming) call, in milliseconds."""
     fn()  # warm
     times = []
     for _ in range(repeat):
@@ -261,8 +262,8 @@ def _time_suite(ours_cur: duckdb.DuckDBPyConnection, floor_cur: duckdb.DuckDBPyC
                 repeat: int) -> list[dict[str, object]]:
     results = []
     for name, fn in query_suite(ours_cur).items():
-        ours_ms = _median(functools.partial(fn, ours_cur), repeat)
-        floor_ms = _median(functools.partial(fn, floor_cur), repeat)
+        ours_ms = median_ms(functools.partial(fn, ours_cur), repeat)
+        floor_ms = median_ms(functools.partial(fn, floor_cur), repeat)
         results.append({"query": name, "ms": round(ours_ms, 1), "floor_ms": round(floor_ms, 1)})
     return results
 
@@ -323,11 +324,11 @@ def explore_bench(workdir: Path, repeat: int = 5) -> dict[str, object]:
     print(f"{'query (median of ' + str(repeat) + ')':<42}{'worker ms':>12}{'in-process ms':>16}")
     for label, sql in EXPLORE_QUERIES.items():
         try:
-            ours = _median(functools.partial(worker.run, folder, sql, time_limit=60), repeat)
+            ours = median_ms(functools.partial(worker.run, folder, sql, time_limit=60), repeat)
         except (QueryError, QueryFailed, QueryStopped) as exc:  # over the worker's limits: say so, go on
             print(f"  {label:<40} not answered in the worker: {str(exc).splitlines()[0][:80]}")
             continue
-        floor = _median(functools.partial(adhoc.run, store.db.cursor(), sql, time_limit=60), repeat)
+        floor = median_ms(functools.partial(adhoc.run, store.db.cursor(), sql, time_limit=60), repeat)
         timings[label] = {"worker_ms": round(ours, 1), "in_process_ms": round(floor, 1)}
         print(f"  {label:<40}{ours:>12.1f}{floor:>16.1f}")
     # The lag: 1,000 runs of yesterday (a whole day's file to rewrite), ingested.
@@ -376,8 +377,8 @@ def refresh_bench(files: int = 20_000, repeat: int = 15) -> dict[str, object]:
                 for entry in entries:
                     os.stat(entry.path)
 
-        ours = _median(lambda: store.ingest([logs], logs_dir=logs), repeat)
-        floor = _median(listing, repeat)
+        ours = median_ms(lambda: store.ingest([logs], logs_dir=logs), repeat)
+        floor = median_ms(listing, repeat)
         store.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
