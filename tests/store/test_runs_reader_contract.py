@@ -14,7 +14,7 @@ from fourgent.filters import RunFilter
 from fourgent.overview import Window
 from fourgent.spec import STATUSES
 from fourgent.store.clickhouse import ClickHouseStore
-from fourgent.store.duckdb import DuckDBStore, dump
+from fourgent.store.duckdb import DuckDBStore
 from helpers import record_sample_lineage, run_line
 
 SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8  # the sample logs'
@@ -61,7 +61,7 @@ def _embedded(folder: Path, samples: Path) -> DuckDBStore:
 
 def _copy(embedded: DuckDBStore, folder: Path) -> ClickHouseStore:
     store = ClickHouseStore(f"chdb://{folder / 'clickhouse'}")
-    store.load(dump.dump(embedded.db.cursor()))
+    store.load(embedded.dump())
     return store
 
 
@@ -178,10 +178,10 @@ def test_an_error_pattern_of_the_overview_opens_the_same_failures_on_both(both):
 
 def test_a_copy_holds_every_row_and_a_second_copy_is_refused(both, tmp_path):
     embedded, copy = both
-    assert copy.counts() == dump.counts(embedded.db.cursor())
+    assert copy.counts() == embedded.table_counts()
     assert copy.counts()["runs"] == AWKWARD_RUNS and copy.counts()["rejects"] == SAMPLE_REJECTED
     with pytest.raises(ValueError, match="already holds 359 runs"):
-        copy.load(dump.dump(embedded.db.cursor()))
+        copy.load(embedded.dump())
     assert copy.counts()["comments"] == 1
 
 
@@ -192,7 +192,7 @@ def test_a_later_snapshot_inserted_after_the_copy_replaces_the_earlier_one(both)
 
     embedded, copy = both
     some = copy.select_ids(RunFilter(statuses=("failed",)), limit=1)[0]
-    table, reader = next(dump.dump(embedded.db.cursor()))
+    table, reader = next(embedded.dump())
     assert table == "runs"
     runs = pa.Table.from_batches(list(reader))
     row = runs.filter(pc.equal(runs["id"], some))

@@ -65,8 +65,7 @@ class DuckDBStore:
 
     def dump(self) -> Iterator[tuple[str, pa.RecordBatchReader]]:
         """Every table `migrate` copies, as Arrow batches (dump.DUMP_SQL), each read on its own cursor."""
-        for table in dump.DUMP_SQL:
-            yield from dump.dump(self.db.cursor(), only=table)
+        return dump.dump(self.db.cursor)
 
     def table_counts(self) -> dict[str, int]:
         """Rows per table `dump` gives, to check a copy against."""

@@ -3,7 +3,7 @@ engine's; the other engine's package says how it writes them)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
@@ -28,12 +28,11 @@ DUMP_SQL: dict[str, str] = {
 }
 
 
-def dump(cur: Cursor, batch_rows: int = 200_000, only: str | None = None) -> Iterator[tuple[str, pa.RecordBatchReader]]:
-    """(table, its rows as Arrow batches) for each table of DUMP_SQL (or `only` that one). One cursor holds one
-    open result: read each reader to its end before taking the next."""
+def dump(cursor: Callable[[], Cursor], batch_rows: int = 200_000) -> Iterator[tuple[str, pa.RecordBatchReader]]:
+    """(table, its rows as Arrow batches) for each table of DUMP_SQL, each read on a cursor of its own (one
+    cursor holds one open result)."""
     for table, sql in DUMP_SQL.items():
-        if only is None or table == only:
-            yield table, cur.sql(sql).to_arrow_reader(batch_rows)
+        yield table, cursor().sql(sql).to_arrow_reader(batch_rows)
 
 
 def counts(cur: Cursor) -> dict[str, int]:
