@@ -507,10 +507,28 @@ def test_one_zone_on_every_page_and_a_click_through_reads_the_same_window(server
     assert page.locator('[data-testid="stSidebar"] input[type="checkbox"]').first.is_checked()
 
 
+def idle(page) -> None:
+    """Wait until the app's script run has ended: no running indicator and no element left stale by a rerun."""
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=stStatusWidgetRunningIcon], "
+        "[data-testid=stStatusWidgetRunningManIcon], [data-stale=true]')", timeout=30_000)
+
+
 def _choose(page, scope, label: str, option: str) -> None:
-    """Pick an option of a Streamlit selectbox by its label."""
-    scope.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
-    page.get_by_role("option", name=option).first.click()
+    """Pick an option of a Streamlit selectbox by its label. A rerun that ends while the list is open
+    re-renders the box and closes the list (CI saw it once, right after a form was saved): open it again."""
+    for attempt in range(3):
+        idle(page)
+        scope.locator('[data-testid="stSelectbox"]').filter(has_text=label).first.click()
+        wanted = page.get_by_role("option", name=option).first
+        try:
+            wanted.wait_for(timeout=5_000)
+            wanted.click()
+            return
+        except sync_api.TimeoutError:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
 
 
 def test_an_alert_rule_made_on_the_alerts_page_fires_to_a_webhook_whose_link_opens_exactly_those_runs(

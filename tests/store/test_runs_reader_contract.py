@@ -56,7 +56,44 @@ def _embedded(folder: Path, samples: Path) -> DuckDBStore:
     failed = store.select_ids(RunFilter(statuses=("failed",)), limit=3)
     store.add_comment(failed[0], "ana@example.com", "looking")
     store.mark_handled([failed[1]], "ana@example.com", "customer cancelled the order")
+    _ledger(store, failed[2])
     return store
+
+
+def _ledger(store: DuckDBStore, failed: str) -> None:
+    """What people and the alerts keep beside the runs, one or more rows of each: the copy carries it all."""
+    from cryptography.fernet import Fernet
+
+    from fourgent.store import AlertRule, AuditEntry
+
+    store.set_paused("stripe-payment-xero-invoice", True, "ana@example.com")
+    store.set_paused("hubspot-closed-won-quickbooks-invoice", True, "bo@example.com")
+    store.set_paused("hubspot-closed-won-quickbooks-invoice", False)  # unpaused: not copied as paused
+    token = Fernet(Fernet.generate_key()).encrypt(b"qb-secret-token").decode()
+    store.put_connection("QuickBooks", "http://127.0.0.1:9/qb", token, "oken")
+    store.put_connection("Xero", "http://127.0.0.1:9/xero", None, None)
+    store.record_calls(ok=["Xero"], refused=["QuickBooks"])
+    store.claim([failed])
+    for i, (action, outcome) in enumerate([("retrigger", "ok"), ("pause", "refused"), ("comment", "ok")]):
+        store.record_audit(AuditEntry(at=datetime(2026, 11, 1, 9, i, 0, 123_456, tzinfo=UTC),
+                                      actor=f"{'Ana' if i % 2 == 0 else 'bo'}@example.com", role="operator",
+                                      via="web", action=action, target=failed, detail={"n": i, "why": "ΟΔΟΣ"},
+                                      outcome=outcome, message=None if outcome == "ok" else "needs admin"))
+    store.put_alert_destination("ops", Fernet(Fernet.generate_key()).encrypt(b"json://127.0.0.1/h").decode(),
+                                "json://127.0.0.1")
+    rules = [store.put_alert_rule(AlertRule("auth", "error_kind", 1, subject="auth", destination="ops",
+                                            updated_by="ana@example.com")),
+             store.put_alert_rule(AlertRule("quiet", "stuck", 30, updated_by="ana@example.com")),
+             store.put_alert_rule(AlertRule("gone", "unresolved", 10, updated_by="ana@example.com"))]
+    store.delete_alert_rule(rules[2])
+    at = datetime(2026, 11, 2, 8, 0, tzinfo=UTC)
+    fired = store.fire_alert(store.alert_rules()[0], "3 runs failed", 3, "?kind=auth", "dashboard", at)
+    assert fired is not None
+    store.resolve_alert(fired.episode, at.replace(hour=9))
+    store.fire_alert(store.alert_rules()[0], "4 runs failed", 4, "?kind=auth", "cli", at.replace(hour=11))
+    store.fire_alert(store.alert_rules()[1], "a run is stuck", 1, "?status=running", "cli", at.replace(hour=12))
+    first = store.pending_alerts()[0]
+    store.alert_delivered(first.delivery, True, 1, None, at.replace(hour=10))
 
 
 def _copy(embedded: DuckDBStore, folder: Path) -> ClickHouseStore:
@@ -183,6 +220,31 @@ def test_a_copy_holds_every_row_and_a_second_copy_is_refused(both, tmp_path):
     with pytest.raises(ValueError, match="already holds 359 runs"):
         copy.load(embedded.dump())
     assert copy.counts()["comments"] == 1
+
+
+def test_a_copy_carries_pauses_claims_connections_still_encrypted_the_audit_and_alert_state(both):
+    embedded, copy = both
+    assert copy.paused() == embedded.paused() and list(copy.paused()) == ["stripe-payment-xero-invoice"]
+    rows = copy.connection_rows()
+    assert rows == embedded.connection_rows() and [r.refused for r in rows] == [True, False]
+    assert copy.connection("QuickBooks") == embedded.connection("QuickBooks")
+    assert rows[0].token_encrypted and "qb-secret-token" not in rows[0].token_encrypted  # never decrypted on the way
+    assert copy.connection("Nowhere") is None
+    claims = dict(embedded.db.cursor().execute("SELECT run_id, owner FROM fg.retrigger_claims").fetchall())
+    assert copy.claimed() == claims and len(claims) == 1
+    for filters in ({}, {"actor": "ANA"}, {"action": "pause"}, {"outcome": "ok"},
+                    {"since": datetime(2026, 11, 1, 9, 1, 0, 123_456, tzinfo=UTC)}, {"limit": 1}):
+        assert copy.audit_entries(**filters) == embedded.audit_entries(**filters), filters
+    assert [e.detail for e in copy.audit_entries()] == [{"n": 2, "why": "ΟΔΟΣ"}, {"n": 1, "why": "ΟΔΟΣ"},
+                                                        {"n": 0, "why": "ΟΔΟΣ"}]
+    assert copy.alert_rules() == embedded.alert_rules() and [r.name for r in copy.alert_rules()] == ["auth", "quiet"]
+    assert copy.alert_destinations() == embedded.alert_destinations()
+    assert copy.alert_destination("ops") == embedded.alert_destination("ops") is not None
+    assert copy.alert_history() == embedded.alert_history() and len(copy.alert_history()) == 3
+    assert copy.open_alert_episodes() == embedded.open_alert_episodes()
+    assert copy.pending_alerts() == embedded.pending_alerts() and len(copy.pending_alerts()) == 2
+    some = embedded.select_ids(RunFilter(statuses=("failed",)), limit=1)[0]
+    assert copy.comments(some) == embedded.comments(some) and len(copy.comments(some)) == 1
 
 
 def test_a_later_snapshot_inserted_after_the_copy_replaces_the_earlier_one(both):

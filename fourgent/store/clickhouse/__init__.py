@@ -1,9 +1,10 @@
 """The ClickHouse engine (a server, a cluster, or chDB in-process), driven by clickhouse-connect.
 
-What it holds so far (issue 16, first part): the runs in a ReplacingMergeTree (schema.py), a copy of an
-embedded store (`load`, what `python -m fourgent migrate --to` runs), and the Runs page's reads (the
-RunsReader protocol's), which the contract tests run against both engines. Ingest, the ledger's writes,
-the Overview, alerts and Explore are not here yet, so the dashboard cannot be pointed at it.
+What it holds so far (issue 16, first parts): the runs in a ReplacingMergeTree and the ledger beside them
+(schema.py), a copy of an embedded store (`load`, what `python -m fourgent migrate --to` runs), the Runs page's
+reads (the RunsReader protocol's) and the ledger's and alerts' reads (ledger.py), which the contract tests run
+against both engines. Ingest, the ledger's writes, the Overview and Explore are not here yet, so the dashboard
+cannot be pointed at it.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ import pyarrow as pa
 from ...filters import RunFilter
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView
-from .schema import DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms
+from .ledger import LedgerReads
+from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms
 from .sql import RUNS, Params, run_where
 
 DATABASE = "fourgent"
 SCHEMES = ("clickhouse", "clickhouses", "chdb")
 IDENTIFIER = re.compile(r"[A-Za-z0-9_]+")
-APPEND_ONLY = ("rejects", "rejects_not_kept", "comments")  # plain MergeTree tables: no FINAL
 # A run's snapshots share its month, so FINAL need not collapse rows across partitions: a partition merged to one
 # part is then read as it is (9 ms for a filtered count at 1M runs, against 74 ms with parts to collapse).
 SETTINGS = {"do_not_merge_across_partitions_select_final": 1}
@@ -87,7 +88,7 @@ def _client(url: str) -> Any:
     return client
 
 
-class ClickHouseStore:
+class ClickHouseStore(LedgerReads):
     """The runs of one ClickHouse database, read as the Runs page reads them."""
 
     engine = "clickhouse"
@@ -114,8 +115,9 @@ class ClickHouseStore:
         return frame
 
     def _rows(self, sql: str, p: Params | None = None) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self.client.query(sql, parameters=(p.values if p else None),
-                                                    settings=SETTINGS).result_rows]
+        # Every instant here is UTC; the driver hands back naive datetimes unless asked for aware ones.
+        return [tuple(r) for r in self.client.query(sql, parameters=(p.values if p else None), settings=SETTINGS,
+                                                    tz_mode="aware").result_rows]
 
     def page(self, f: RunFilter, *, page: int = 1, size: int = 50,
              order: Literal["newest", "oldest"] = "newest") -> pl.DataFrame:

@@ -88,12 +88,118 @@ CREATE TABLE IF NOT EXISTS retriggers (
     retriggered_at DateTime64(6, 'UTC'),
     mode           LowCardinality(String),
     from_step      Nullable(Int32),
-    payload_diff   Nullable(String)
+    payload_diff   Nullable(String),
+    owner          Nullable(String)  -- the process that runs it ("pid:start"); NULL: lineage read from logs
 ) ENGINE = ReplacingMergeTree(retriggered_at) ORDER BY run_id
+"""
+# The small tables people change (a pause, a claim, a connection, an alert rule) have no UPDATE or DELETE here: each
+# change is a new row of the whole record, and FINAL keeps a key's row with the latest `changed_at`; a deletion is a
+# row with `deleted = 1`, which FINAL leaves out (ReplacingMergeTree's is_deleted). `changed_at` defaults to the
+# insert's time, so a copy needs no column the embedded store lacks.
+CHANGED = ("    changed_at      DateTime64(6, 'UTC') DEFAULT now64(6),\n"
+           "    deleted         UInt8 DEFAULT 0\n")
+REPLACED = "ENGINE = ReplacingMergeTree(changed_at, deleted)"
+PAUSED_DDL = f"""
+CREATE TABLE IF NOT EXISTS paused (
+    workflow_id     String,
+    paused_at       DateTime64(6, 'UTC'),
+    paused_by       Nullable(String),
+{CHANGED}) {REPLACED} ORDER BY workflow_id
+"""
+# Still encrypted (Fernet): the key stays in the data folder's key file, never in a database.
+CONNECTIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS connections (
+    app             String,
+    base_url        String,
+    token_encrypted Nullable(String),
+    token_hint      Nullable(String),
+    updated_at      DateTime64(6, 'UTC'),
+    last_success_at Nullable(DateTime64(6, 'UTC')),
+    refused_at      Nullable(DateTime64(6, 'UTC')),
+{CHANGED}) {REPLACED} ORDER BY app
+"""
+CLAIMS_DDL = f"""
+CREATE TABLE IF NOT EXISTS retrigger_claims (
+    run_id          String,
+    claimed_at      DateTime64(6, 'UTC'),
+    owner           Nullable(String),
+{CHANGED}) {REPLACED} ORDER BY run_id
+"""
+# Append-only, as in the embedded store: no statement of this package changes or removes an entry.
+AUDIT_DDL = """
+CREATE TABLE IF NOT EXISTS audit (
+    entry     UInt64,
+    acted_at  DateTime64(6, 'UTC'),
+    actor     String,
+    role      LowCardinality(String),
+    via       LowCardinality(String),
+    action    LowCardinality(String),
+    target    Nullable(String),
+    detail    Nullable(String),
+    outcome   LowCardinality(String),
+    message   Nullable(String)
+) ENGINE = MergeTree ORDER BY entry
+"""
+ALERT_RULES_DDL = f"""
+CREATE TABLE IF NOT EXISTS alert_rules (
+    rule_id          UInt64,
+    name             String,
+    kind             LowCardinality(String),
+    workflow_id      Nullable(String),
+    subject          Nullable(String),
+    threshold        Float64,
+    min_runs         Int32,
+    window_minutes   Int32,
+    cooldown_minutes Int32,
+    destination      Nullable(String),
+    enabled          Bool,
+    updated_at       DateTime64(6, 'UTC'),
+    updated_by       String,
+{CHANGED}) {REPLACED} ORDER BY rule_id
+"""
+ALERT_DESTINATIONS_DDL = f"""
+CREATE TABLE IF NOT EXISTS alert_destinations (
+    name            String,
+    url_encrypted   String,
+    masked          String,
+    updated_at      DateTime64(6, 'UTC'),
+{CHANGED}) {REPLACED} ORDER BY name
+"""
+ALERT_EPISODES_DDL = f"""
+CREATE TABLE IF NOT EXISTS alert_episodes (
+    episode         UInt64,
+    rule_id         UInt64,
+    rule_name       String,
+    kind            LowCardinality(String),
+    fired_at        DateTime64(6, 'UTC'),
+    resolved_at     Nullable(DateTime64(6, 'UTC')),
+    summary         String,
+    runs            Int64,
+    query           String,
+    fired_by        String,
+    checked_at      DateTime64(6, 'UTC'),
+{CHANGED}) {REPLACED} ORDER BY episode
+"""
+ALERT_DELIVERIES_DDL = f"""
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    delivery        UInt64,
+    episode         UInt64,
+    event           LowCardinality(String),
+    destination     String,
+    queued_at       DateTime64(6, 'UTC'),
+    outcome         LowCardinality(String),
+    attempts        Int32,
+    sent_at         Nullable(DateTime64(6, 'UTC')),
+    reason          Nullable(String),
+{CHANGED}) {REPLACED} ORDER BY delivery
 """
 # Copied by `migrate` from an embedded store, in this order, with the columns the views name.
 TABLES = {"runs": RUNS_DDL, "rejects": REJECTS_DDL, "rejects_not_kept": REJECTS_NOT_KEPT_DDL,
-          "comments": COMMENTS_DDL, "handled": HANDLED_DDL, "retriggers": RETRIGGERS_DDL}
+          "comments": COMMENTS_DDL, "handled": HANDLED_DDL, "retriggers": RETRIGGERS_DDL, "paused": PAUSED_DDL,
+          "retrigger_claims": CLAIMS_DDL, "connections": CONNECTIONS_DDL, "audit": AUDIT_DDL,
+          "alert_rules": ALERT_RULES_DDL, "alert_destinations": ALERT_DESTINATIONS_DDL,
+          "alert_episodes": ALERT_EPISODES_DDL, "alert_deliveries": ALERT_DELIVERIES_DDL}
+APPEND_ONLY = ("rejects", "rejects_not_kept", "comments", "audit")  # plain MergeTree tables: no FINAL
 
 
 def epoch_ms(column: str) -> str:

@@ -24,7 +24,22 @@ DUMP_SQL: dict[str, str] = {
     "comments": "SELECT run_id, author, body, created_at FROM main.comments",
     "handled": "SELECT run_id, handled_by, handled_at, reason FROM main.handled",
     "retriggers": ("SELECT run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, "
-                   "payload_diff::VARCHAR AS payload_diff FROM main.retriggers"),
+                   "payload_diff::VARCHAR AS payload_diff, owner FROM fg.retriggers"),
+    "paused": "SELECT workflow_id, paused_at, paused_by FROM fg.paused",
+    "retrigger_claims": "SELECT run_id, claimed_at, owner FROM fg.retrigger_claims",
+    # The credentials as they are stored, encrypted: the key file is not in the store and is not copied.
+    "connections": ("SELECT app, base_url, token_encrypted, token_hint, updated_at, last_success_at, refused_at "
+                    "FROM fg.connections"),
+    "audit": ("SELECT entry::UBIGINT AS entry, acted_at, actor, role, via, action, target, detail::VARCHAR AS detail, "
+              "outcome, message FROM fg.audit"),
+    "alert_rules": ("SELECT rule_id::UBIGINT AS rule_id, name, kind, workflow_id, subject, threshold, min_runs, "
+                    "window_minutes, cooldown_minutes, destination, enabled, updated_at, updated_by "
+                    "FROM fg.alert_rules"),
+    "alert_destinations": "SELECT name, url_encrypted, masked, updated_at FROM fg.alert_destinations",
+    "alert_episodes": ("SELECT episode::UBIGINT AS episode, rule_id::UBIGINT AS rule_id, rule_name, kind, fired_at, "
+                       "resolved_at, summary, runs, query, fired_by, checked_at FROM fg.alert_episodes"),
+    "alert_deliveries": ("SELECT delivery::UBIGINT AS delivery, episode::UBIGINT AS episode, event, destination, "
+                         "queued_at, outcome, attempts, sent_at, reason FROM fg.alert_deliveries"),
 }
 
 

@@ -1,0 +1,115 @@
+"""Reading what people keep beside the runs in ClickHouse: comments, pauses, connections, the audit, alert state."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Protocol
+
+from ..records import AlertDelivery, AlertDestinationRow, AlertEpisode, AlertRule, AuditEntry, Comment, ConnectionRow
+from .sql import Params, instant
+
+RULE_COLUMNS = ("name, kind, threshold, workflow_id, subject, min_runs, window_minutes, cooldown_minutes, "
+                "destination, enabled, rule_id, updated_at, updated_by")
+# The embedded store's `alerts` view: an episode with where it was sent and how each of its messages went.
+EPISODES_SQL = """
+SELECT e.episode, e.rule_id, e.rule_name, e.kind, e.fired_at, e.resolved_at, e.summary, e.runs, e.query, e.fired_by,
+       e.checked_at, d.destination, d.fired_delivery, d.resolved_delivery
+FROM (SELECT * FROM alert_episodes FINAL) e
+LEFT JOIN (SELECT episode, any(destination) AS destination, anyIf(outcome, event = 'fired') AS fired_delivery,
+                  anyIf(outcome, event = 'resolved') AS resolved_delivery
+           FROM alert_deliveries FINAL GROUP BY episode) d ON d.episode = e.episode
+"""
+
+
+class Rows(Protocol):
+    def _rows(self, sql: str, p: Params | None = None) -> list[tuple[Any, ...]]: ...
+
+
+def _episodes(store: Rows, where: str, p: Params | None = None) -> list[AlertEpisode]:
+    rows = store._rows(f"SELECT * FROM ({EPISODES_SQL}) {where}", p)
+    # A LEFT JOIN fills a missing right side with the type's default: an episode sent nowhere has '' for each.
+    return [AlertEpisode(*[*r[:11], *(v or None for v in r[11:])]) for r in rows]
+
+
+class LedgerReads:
+    """The Ledger and AlertBook reads the contract tests compare with the embedded store's (writes come later)."""
+
+    def comments(self: Rows, run_id: str) -> list[Comment]:
+        """Newest first."""
+        p = Params()
+        return [Comment(*r) for r in self._rows(
+            f"SELECT run_id, author, body, created_at FROM comments WHERE run_id = {p.add(run_id, 'String')} "
+            "ORDER BY created_at DESC", p)]
+
+    def paused(self: Rows) -> dict[str, tuple[datetime, str]]:
+        return {wf: (at, by) for wf, at, by in self._rows("SELECT workflow_id, paused_at, paused_by FROM paused FINAL")}
+
+    def claimed(self: Rows) -> dict[str, str | None]:
+        """The runs claimed for a re-trigger, and by which process."""
+        return dict(self._rows("SELECT run_id, owner FROM retrigger_claims FINAL"))
+
+    def audit_entries(self: Rows, *, actor: str = "", action: str = "", outcome: str = "",
+                      since: datetime | None = None, limit: int = 1000) -> list[AuditEntry]:
+        """Newest first, under the filters given (empty: any)."""
+        p = Params()
+        where = ["1"]
+        if actor:
+            where.append(f"positionCaseInsensitiveUTF8(actor, {p.add(actor, 'String')}) > 0")
+        if action:
+            where.append(f"action = {p.add(action, 'String')}")
+        if outcome:
+            where.append(f"outcome = {p.add(outcome, 'String')}")
+        if since is not None:
+            where.append(f"acted_at >= {instant(since, p)}")
+        rows = self._rows("SELECT acted_at, actor, role, via, action, target, detail, outcome, message FROM audit "
+                          f"WHERE {' AND '.join(where)} ORDER BY entry DESC LIMIT {p.add(limit, 'UInt64')}", p)
+        return [AuditEntry(at=r[0], actor=r[1], role=r[2], via=r[3], action=r[4], target=r[5],
+                           detail=json.loads(r[6]) if r[6] else None, outcome=r[7], message=r[8]) for r in rows]
+
+    def connection(self: Rows, app: str) -> tuple[str, str | None] | None:
+        """(base URL, encrypted credential) of one app."""
+        p = Params()
+        rows = self._rows(f"SELECT base_url, token_encrypted FROM connections FINAL WHERE app = {p.add(app, 'String')}",
+                          p)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def connection_rows(self: Rows) -> list[ConnectionRow]:
+        """Every stored connection, ordered by app; `refused` when its latest answer was a refusal."""
+        return [ConnectionRow(*[*r[:6], bool(r[6])]) for r in self._rows(
+            "SELECT app, base_url, token_encrypted, token_hint, updated_at, last_success_at, "
+            "ifNull(refused_at >= updated_at AND refused_at >= ifNull(last_success_at, refused_at), 0) "
+            "FROM connections FINAL ORDER BY app")]
+
+    def alert_rules(self: Rows) -> list[AlertRule]:
+        return [AlertRule(*r) for r in self._rows(f"SELECT {RULE_COLUMNS} FROM alert_rules FINAL ORDER BY rule_id")]
+
+    def alert_destinations(self: Rows) -> list[AlertDestinationRow]:
+        return [AlertDestinationRow(*r) for r in self._rows(
+            "SELECT name, url_encrypted, masked, updated_at FROM alert_destinations FINAL ORDER BY name")]
+
+    def alert_destination(self: Rows, name: str) -> str | None:
+        p = Params()
+        rows = self._rows(f"SELECT url_encrypted FROM alert_destinations FINAL WHERE name = {p.add(name, 'String')}", p)
+        return rows[0][0] if rows else None
+
+    def open_alert_episodes(self: Rows) -> dict[int, AlertEpisode]:
+        """Per rule id, its open episode."""
+        return {e.rule_id: e for e in _episodes(self, "WHERE resolved_at IS NULL")}
+
+    def alert_history(self: Rows, limit: int = 500) -> list[AlertEpisode]:
+        """Newest first."""
+        p = Params()
+        return _episodes(self, f"ORDER BY fired_at DESC, episode DESC LIMIT {p.add(limit, 'UInt64')}", p)
+
+    def pending_alerts(self: Rows) -> list[AlertDelivery]:
+        """Messages queued and not yet delivered or given up on, oldest first."""
+        rows = self._rows("SELECT delivery, event, destination, episode FROM alert_deliveries FINAL "
+                          "WHERE outcome = 'pending' ORDER BY delivery")
+        if not rows:
+            return []
+        p = Params()
+        among = p.add([int(r[3]) for r in rows], "Array(UInt64)")
+        episodes = {e.episode: e for e in _episodes(self, f"WHERE episode IN {among}", p)}
+        return [AlertDelivery(int(r[0]), r[1], r[2], episodes[int(r[3])]) for r in rows]
+
