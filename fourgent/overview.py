@@ -23,8 +23,9 @@ in quarter hours, every other hour from the rollups.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -287,3 +288,55 @@ def failures(facts: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     by_kind = failed.group_by("kind").agg(pl.col("failures").sum()).sort("failures", "kind", descending=[True, False])
     by_app = failed.group_by("app").agg(pl.col("failures").sum()).sort("failures", "app", descending=[True, False])
     return by_kind, by_app
+
+
+# ---------------------------------------------------------------- the Workflows page's health
+
+HEALTH_SCHEMA: dict[str, pl.DataType] = {
+    "workflow_id": pl.String(), "source": pl.String(), "destination": pl.String(),
+    "last_run": pl.Datetime("us", "UTC"), "runs_24h": pl.Int64(), "runs_7d": pl.Int64(), "failed_7d": pl.Int64(),
+    "failure_rate_7d": pl.Float64(), "daily": pl.List(pl.Int64())}
+
+
+@dataclass(frozen=True)
+class HealthSpan:
+    """The instants the Workflows page's figures count from: the first of SPARK_DAYS days of the zone (today
+    last), a day ago and a week ago."""
+
+    now: datetime
+    zone: ZoneInfo
+    first_day: date
+    since: datetime  # the first day's local midnight
+    day_ago: datetime
+    week_ago: datetime
+
+    @classmethod
+    def at(cls, now: datetime | None, zone: str) -> HealthSpan:
+        now = now or datetime.now(UTC)
+        tz = ZoneInfo(zone)
+        first_day = now.astimezone(tz).date() - timedelta(days=SPARK_DAYS - 1)
+        return cls(now, tz, first_day, datetime.combine(first_day, time.min, tz), now - timedelta(days=1),
+                   now - timedelta(days=7))
+
+
+def health(span: HealthSpan, recent: list[tuple[Any, ...]], everyone: list[tuple[Any, ...]]) -> pl.DataFrame:
+    """The Workflows page's table from a store's two reads. `recent`: originals started since `span.since`, per
+    workflow and quarter hour (the slot every zone's days are made of): (workflow_id, slot, runs, of them since
+    a day ago, since a week ago, failed since a week ago, ended since a week ago). `everyone`: (workflow_id,
+    source, destination, last run) of every workflow, in the table's order."""
+    acc: dict[str, list[Any]] = {}
+    for wf, slot, runs, r24, r7, f7, e7 in recent:
+        a = acc.setdefault(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
+        day = datetime.fromtimestamp(slot * QUARTER_MS / 1000, UTC).astimezone(span.zone).date()
+        a[0][(day - span.first_day).days] += runs
+        a[1] += r24
+        a[2] += r7
+        a[3] += f7
+        a[4] += e7
+    rows = []
+    for wf, source, destination, last_run in everyone:
+        daily, r24, r7, f7, e7 = acc.get(wf, [[0] * SPARK_DAYS, 0, 0, 0, 0])
+        rows.append({"workflow_id": wf, "source": source, "destination": destination, "last_run": last_run,
+                     "runs_24h": r24, "runs_7d": r7, "failed_7d": f7,
+                     "failure_rate_7d": f7 / e7 if e7 else None, "daily": daily})
+    return pl.DataFrame(rows, schema=HEALTH_SCHEMA)

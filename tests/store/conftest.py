@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from copies import clickhouse_copy, embedded_copy_source
 from fourgent.store import Store
+from fourgent.store.clickhouse import ClickHouseStore
 from fourgent.store.duckdb import DuckDBStore
 
 ENGINES: dict[str, Callable[[Path], Store]] = {
@@ -28,3 +30,13 @@ def loaded(engine_store, samples) -> Store:
     """A store of each engine holding the sample logs: 369 lines, 356 runs, 8 rejected lines."""
     engine_store.ingest([samples])
     return engine_store
+
+
+@pytest.fixture
+def both(tmp_path, samples) -> Iterator[tuple[DuckDBStore, ClickHouseStore]]:
+    """The embedded store of copies.embedded_copy_source and its copy in ClickHouse."""
+    embedded = embedded_copy_source(tmp_path, samples)
+    copy = clickhouse_copy(embedded, tmp_path)
+    yield embedded, copy
+    copy.close()
+    embedded.close()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -19,8 +20,10 @@ import polars as pl
 import pyarrow as pa
 
 from ...filters import RunFilter
+from ...overview import UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView
+from . import overview
 from .ledger import LedgerReads
 from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms
 from .sql import RUNS, Params, run_where
@@ -108,15 +111,18 @@ class ClickHouseStore(LedgerReads):
 
     # -- reading ---------------------------------------------------------------------------------------------
 
-    def _frame(self, sql: str, p: Params | None = None) -> pl.DataFrame:
-        table = self.client.query_arrow(sql, parameters=(p.values if p else None), settings=SETTINGS)
+    def _frame(self, sql: str, p: Params | None = None, settings: dict[str, Any] | None = None) -> pl.DataFrame:
+        table = self.client.query_arrow(sql, parameters=(p.values if p else None),
+                                        settings={**SETTINGS, **(settings or {})})
         frame = pl.from_arrow(table)
         assert isinstance(frame, pl.DataFrame)
         return frame
 
-    def _rows(self, sql: str, p: Params | None = None) -> list[tuple[Any, ...]]:
+    def _rows(self, sql: str, p: Params | None = None,
+              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         # Every instant here is UTC; the driver hands back naive datetimes unless asked for aware ones.
-        return [tuple(r) for r in self.client.query(sql, parameters=(p.values if p else None), settings=SETTINGS,
+        return [tuple(r) for r in self.client.query(sql, parameters=(p.values if p else None),
+                                                    settings={**SETTINGS, **(settings or {})},
                                                     tz_mode="aware").result_rows]
 
     def page(self, f: RunFilter, *, page: int = 1, size: int = 50,
@@ -218,6 +224,23 @@ class ClickHouseStore(LedgerReads):
             f"(SELECT count() FROM {RUNS})")[0]
         return RunsView(rows, total, by_status, exact, self.comment_counts(ids), self.latest_retriggers(ids),
                         int(rejected_lines), int(store_runs), self.marks(ids))
+
+    # -- the Overview and the Workflows page (overview.py) --------------------------------------------------
+
+    def overview(self, w: Window, *, exact_max: int | None = None) -> OverviewView:
+        """Every figure read from the runs (exact; `exact_max` is the embedded store's switch to its rollups)."""
+        return overview.overview_view(self, w)
+
+    def workflow_health(self, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
+        return overview.workflow_health(self, now, zone)
+
+    def unresolved_count(self, f: RunFilter) -> int:
+        """How many unresolved failed runs match the Runs page's filter (what its bulk re-trigger takes)."""
+        selection = f.bulk_selection()
+        return 0 if selection is None else self.count(selection)
+
+    def rollups_current(self) -> bool:
+        return True  # no rollups to fall behind: every figure is read from the runs
 
     # -- copying an embedded store in ------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""The Runs page's reads timed side by side: the embedded store a full bench left in a folder, and a copy of it in
-ClickHouse (chDB in this process), the same filters on each (`python -m fourgent bench --store clickhouse`)."""
+"""The Runs, Overview and Workflows pages' reads timed side by side: the embedded store a full bench left in a
+folder, and a copy of it in ClickHouse (chDB in this process), the same reads on each
+(`python -m fourgent bench --store clickhouse`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ...filters import RunFilter
+from ...overview import Window
 from ..duckdb import DuckDBStore
 from ..duckdb.bench import median_ms
 from . import ClickHouseStore
@@ -19,8 +21,12 @@ from . import ClickHouseStore
 NEEDLE = "rocket foods – deal 42"  # rare: about one reference in 20,000 of the bench's runs
 
 
+def _overview(w: Window) -> Callable[[Any], object]:
+    return lambda s: s.overview(w)
+
+
 def suite(embedded: DuckDBStore) -> dict[str, Callable[[Any], object]]:
-    """The Runs page's reads, with values picked from the data; each takes either engine's store."""
+    """The pages' reads, with values picked from the data; each takes either engine's store."""
     newest = embedded.page(RunFilter(), size=1)
     last = newest["started_at"][0]
     total = embedded.run_count()
@@ -46,6 +52,11 @@ def suite(embedded: DuckDBStore) -> dict[str, Callable[[Any], object]]:
         "per-status counts": lambda s: s.status_counts(RunFilter()),
         "daily counts by status, all": lambda s: s.daily_counts(RunFilter()),
         "unresolved failures, counted from the runs": lambda s: s.count(RunFilter(unresolved=True)),
+        # The Overview as the page asks for it (each window and the one before it); the embedded store reads
+        # whole hours from its rollups past EXACT_MAX runs, ClickHouse reads the runs (no rollups yet).
+        **{f"Overview, last {days} days": _overview(Window(day_end - timedelta(days=days), day_end))
+           for days in (7, 30, 90)},
+        "Workflows page (health)": lambda s: s.workflow_health(day_end),
     }
 
 

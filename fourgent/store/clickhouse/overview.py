@@ -1,0 +1,127 @@
+"""The Overview's and Workflows page's figures over ClickHouse, read from the runs (no rollups yet): exact.
+
+The same rules as the embedded store's overview.py and health.py, in this engine's SQL: runs grouped by slot
+(a UTC hour or quarter hour of epoch milliseconds) and mapped to the buckets of the viewer's zone
+(`Window.slots`) with `transform`, so the engine never converts zones row by row; only aggregates leave it.
+What the figures mean is fourgent/overview.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+import polars as pl
+
+from ... import overview as figures
+from ...overview import QUARTER_MS, UTC_ZONE, HealthSpan, OverviewView, Window, health
+from ...spec import CANCELLED_KIND, ENDED_STATUSES
+from .schema import epoch_ms
+from .sql import ERROR_PATTERN_SQL, HANDLED_SQL, RUNS, Params, instant
+
+ENDED = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
+DURATION = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"
+WORKFLOW_NAME = "any(source) || ' → ' || any(destination)"
+GROUP_SETTINGS = {"group_by_use_nulls": 1}  # a grouping set's rolled-up key is NULL, as in the embedded store
+
+
+class Reads(Protocol):
+    def _frame(self, sql: str, p: Params | None = None, settings: dict[str, Any] | None = None) -> pl.DataFrame: ...
+    def _rows(self, sql: str, p: Params | None = None,
+              settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+
+def _window(w: Window, p: Params, start: datetime | None = None) -> str:
+    where = f"started_at >= {instant(start or w.start, p)} AND started_at < {instant(w.end, p)}"
+    if w.workflows:
+        where += f" AND workflow_id IN {p.add(list(w.workflows), 'Array(String)')}"
+    return where
+
+
+def facts(store: Reads, w: Window) -> pl.DataFrame:
+    """The window's facts (fourgent.overview's FACT columns per bucket of the zone), read from the runs. A run is
+    unresolved as of now: failed, an original, not handled or cancelled, and no re-trigger started since the
+    window's start (a re-trigger starts after its run) whose latest finished."""
+    p = Params()
+    where = _window(w, p)
+    slots = w.slots
+    slot = f"intDiv({epoch_ms('started_at')}, {p.add(slots.size, 'Int64')})"
+    ids = p.add(slots.slots, "Array(Int64)")
+    bucket = f"transform(slot, {ids}, {p.add(slots.starts, 'Array(Int64)')}, toInt64(0))"
+    bucket_end = f"transform(slot, {ids}, {p.add(slots.ends, 'Array(Int64)')}, toInt64(0))"
+    resolved = (f"SELECT retrigger_of FROM {RUNS} WHERE retrigger_of IS NOT NULL AND started_at >= "
+                f"{instant(w.start, p)} GROUP BY retrigger_of HAVING argMax(status, started_at) = 'finished'")
+    unresolved = (f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({HANDLED_SQL}) "
+                  f"AND ifNull(error_kind, '') <> '{CANCELLED_KIND}' AND id NOT IN ({resolved})")
+    return store._frame(f"""
+        SELECT fromUnixTimestamp64Milli(b, 'UTC')::DateTime64(6, 'UTC') AS bucket,
+               fromUnixTimestamp64Milli(e, 'UTC')::DateTime64(6, 'UTC') AS bucket_end,
+               workflow_id, any(src) AS source, any(dst) AS destination, status, kind AS error_kind, app AS failed_app,
+               retrigger, toInt64(sum(n)) AS runs, toInt64(sum(u)) AS unresolved,
+               min(first) AS first_started, max(last) AS last_started
+        FROM (SELECT {slot} AS slot, toString(workflow_id) AS workflow_id, any(source) AS src,
+                     any(destination) AS dst, toString(status) AS status,
+                     if(status = 'failed', error_kind, NULL) AS kind, failed_app AS app,
+                     toBool(retrigger_of IS NOT NULL) AS retrigger, count() AS n, countIf({unresolved}) AS u,
+                     min(started_at) AS first, max(started_at) AS last
+              FROM {RUNS} WHERE {where}
+              GROUP BY slot, workflow_id, status, kind, app, retrigger)
+        GROUP BY {bucket} AS b, {bucket_end} AS e, workflow_id, status, error_kind, failed_app, retrigger
+        ORDER BY bucket""", p)
+
+
+def quantiles(store: Reads, w: Window) -> tuple[float | None, pl.DataFrame]:
+    """The median duration of ended originals, and p50 and p95 per workflow (linear interpolation, as the
+    embedded store's quantile_cont)."""
+    p = Params()
+    rows = store._rows(
+        f"SELECT workflow_id, quantilesExactInclusive(0.5, 0.95)(toFloat64({DURATION})) FROM {RUNS} "
+        f"WHERE {_window(w, p)} AND status IN {ENDED} AND retrigger_of IS NULL AND finished_at IS NOT NULL "
+        "GROUP BY GROUPING SETS ((workflow_id), ())", p, settings=GROUP_SETTINGS)
+    median = next((q[0] for wf, q in rows if wf is None and q), None)
+    per = pl.DataFrame([{"workflow_id": wf, "p50_ms": q[0], "p95_ms": q[1]} for wf, q in rows if wf is not None],
+                       schema=figures.QUANTILES_SCHEMA)
+    return median, per
+
+
+def top_errors(store: Reads, w: Window, limit: int = 15) -> pl.DataFrame:
+    """Failed originals grouped by message pattern: pattern, failures, first_seen, last_seen, workflows,
+    workflow_ids, example. Grouped by message first, so each distinct message's pattern is worked out once."""
+    p = Params()
+    return store._frame(
+        f"SELECT {ERROR_PATTERN_SQL} AS pattern, toInt64(sum(n)) AS failures, min(first_seen) AS first_seen, "
+        "max(last_seen) AS last_seen, arraySort(groupUniqArray(workflow)) AS workflows, "
+        "arraySort(groupUniqArray(workflow_id)) AS workflow_ids, argMax(error_message, n) AS example "
+        f"FROM (SELECT assumeNotNull(error_message) AS error_message, toString(workflow_id) AS workflow_id, "
+        f"{WORKFLOW_NAME} AS workflow, count() AS n, min(started_at) AS first_seen, max(started_at) AS last_seen "
+        f"FROM {RUNS} WHERE {_window(w, p)} AND status = 'failed' AND retrigger_of IS NULL "
+        "AND error_message IS NOT NULL GROUP BY error_message, workflow_id) "
+        f"GROUP BY pattern ORDER BY failures DESC, pattern LIMIT {p.add(limit, 'UInt64')}", p)
+
+
+def overview_view(store: Reads, w: Window) -> OverviewView:
+    prev = w.previous()
+    now_facts, prev_facts = facts(store, w), facts(store, prev)
+    (median, per_quantiles), (prev_median, _) = quantiles(store, w), quantiles(store, prev)
+    buckets = figures.bucket_counts(now_facts)
+    by_kind, by_app = figures.failures(now_facts)
+    return OverviewView(figures.headline(now_facts, median), figures.headline(prev_facts, prev_median), buckets,
+                        figures.retrigger_counts(now_facts), figures.failure_rates(buckets),
+                        figures.per_workflow(now_facts, per_quantiles), top_errors(store, w), by_kind, by_app,
+                        estimated=False)
+
+
+def workflow_health(store: Reads, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
+    """fourgent.overview.health's table from this engine's two reads (the embedded store's health.py)."""
+    span = HealthSpan.at(now, zone)
+    p = Params()
+    day_ago, week = instant(span.day_ago, p), instant(span.week_ago, p)
+    recent = store._rows(
+        f"SELECT toString(workflow_id), intDiv({epoch_ms('started_at')}, {QUARTER_MS}) AS q, count(), "
+        f"countIf(started_at >= {day_ago}), countIf(started_at >= {week}), "
+        f"countIf(started_at >= {week} AND status = 'failed'), countIf(started_at >= {week} AND status IN {ENDED}) "
+        f"FROM {RUNS} WHERE started_at >= {instant(span.since, p)} AND started_at < {instant(span.now, p)} "
+        "AND retrigger_of IS NULL GROUP BY workflow_id, q", p)
+    everyone = store._rows(f"SELECT toString(workflow_id), any(source), any(destination), max(started_at) "
+                           f"FROM {RUNS} GROUP BY workflow_id ORDER BY 2, 3, 1")
+    return health(span, recent, everyone)
