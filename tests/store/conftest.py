@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from copies import clickhouse_copy, embedded_copy_source
-from fourgent.store import Store
+from fourgent.store import AlertBook, Store
 from fourgent.store.clickhouse import ClickHouseStore
 from fourgent.store.duckdb import DuckDBStore
 
@@ -23,6 +23,30 @@ def engine_store(request, tmp_path) -> Iterator[Store]:
     store = ENGINES[request.param](tmp_path)
     yield store
     store.close()
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def alert_book(request, tmp_path) -> Iterator[AlertBook]:
+    """A fresh, empty store of each engine that has the AlertBook protocol (ClickHouse: chDB in this process)."""
+    store: DuckDBStore | ClickHouseStore = (DuckDBStore(tmp_path / "store.duckdb") if request.param == "duckdb"
+                                            else ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}"))
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def ledger_book(request, tmp_path, samples) -> Iterator[DuckDBStore | ClickHouseStore]:
+    """The sample logs in a store of each engine that has the Ledger's comments, pauses and connections (ClickHouse:
+    a copy of the embedded store, as `migrate` makes one)."""
+    embedded = DuckDBStore(tmp_path / "store.duckdb")
+    embedded.ingest([samples])
+    if request.param == "duckdb":
+        yield embedded
+    else:
+        copy = clickhouse_copy(embedded, tmp_path)
+        yield copy
+        copy.close()
+    embedded.close()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from fourgent.filters import RunFilter
 from fourgent.overview import Window
 from fourgent.spec import STATUSES
-from fourgent.store import QueryRefused, RunNotFound, Store
+from fourgent.store import QueryRefused, Store
 from helpers import record_as_ours, run_line
 
 SAMPLE_RUNS, SAMPLE_REJECTED = 356, 8
@@ -67,40 +67,11 @@ def test_overview_figures_add_up_to_the_runs_counted(loaded: Store):
     assert set(health["workflow_id"]) == {wf for wf, _ in loaded.workflows()}
 
 
-def test_comments_belong_to_runs_and_come_newest_first(loaded: Store):
-    run_id = loaded.select_ids(RunFilter(), limit=1)[0]
-    loaded.add_comment(run_id, "Ana", "first")
-    loaded.add_comment(run_id, "Li", "second")
-    assert [c.body for c in loaded.comments(run_id)] == ["second", "first"]
-    assert loaded.comment_counts([run_id, "nope"]) == {run_id: 2}
-    with pytest.raises(RunNotFound):
-        loaded.add_comment("no-such-run", "Ana", "x")
-
-
-def test_pauses_are_kept_with_who(loaded: Store):
-    loaded.set_paused("wf", True, "ana")
-    loaded.set_paused("wf", True, "li")  # pausing again keeps the first
-    assert loaded.paused()["wf"][1] == "ana"
-    loaded.set_paused("wf", False)
-    assert loaded.paused() == {}
-
-
 def test_a_claim_is_held_once_until_released(engine_store: Store):
     assert engine_store.claim(["a", "b"]) == {"a", "b"}
     assert engine_store.claim(["a", "c"]) == {"c"}
     engine_store.release(["a"])
     assert engine_store.claim(["a"]) == {"a"}
-
-
-def test_connections_keep_what_was_put_and_each_call_answered(engine_store: Store):
-    engine_store.put_connection("Xero", "http://x", "ciphertext", "1234")
-    engine_store.put_connection("Slack", "http://s", None, None)
-    assert engine_store.connection("Xero") == ("http://x", "ciphertext") and engine_store.connection("No") is None
-    engine_store.record_calls([], ["Xero"])
-    rows = {r.app: r for r in engine_store.connection_rows()}
-    assert rows["Xero"].refused and not rows["Slack"].refused and list(rows) == ["Slack", "Xero"]
-    engine_store.record_calls(["Xero"], [])
-    assert not next(r for r in engine_store.connection_rows() if r.app == "Xero").refused
 
 
 def test_a_run_record_has_its_steps_lineage_and_source(engine_store: Store, tmp_path, write_log):

@@ -10,6 +10,7 @@ cannot be pointed at it.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -24,9 +25,9 @@ from ...overview import UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView
 from . import overview
-from .ledger import LedgerReads
 from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms
 from .sql import RUNS, Params, run_where
+from .writes import LedgerWrites
 
 DATABASE = "fourgent"
 SCHEMES = ("clickhouse", "clickhouses", "chdb")
@@ -91,13 +92,14 @@ def _client(url: str) -> Any:
     return client
 
 
-class ClickHouseStore(LedgerReads):
+class ClickHouseStore(LedgerWrites):
     """The runs of one ClickHouse database, read as the Runs page reads them."""
 
     engine = "clickhouse"
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._write_lock = threading.Lock()
         self.client = _client(url)
         try:
             for ddl in TABLES.values():
