@@ -73,3 +73,46 @@ def test_the_workflows_page_reads_the_same_health_on_both(both, zone):
         mine, theirs = embedded.workflow_health(now, zone), copy.workflow_health(now, zone)
         assert theirs.equals(mine), (zone, now)
         assert mine["runs_7d"].sum() > 0 and mine["daily"].list.sum().sum() > 0
+
+
+@pytest.mark.parametrize("w", [w for w in WINDOWS if w.bucket != "hour" and w.whole_hours and w.start.year == 2026],
+                         ids=lambda w: f"{w.bucket}-{w.zone}-{len(w.workflows)}")
+def test_from_the_rollups_both_engines_estimate_the_same_figures(both, w):
+    """Past EXACT_MAX runs both read whole hours from their rollups (forced here with exact_max=0): the counts
+    stay exact and both estimate the durations from the same 1% buckets."""
+    embedded, copy = both
+    mine, theirs = embedded.overview(w, exact_max=0), copy.overview(w, exact_max=0)
+    assert mine.estimated and theirs.estimated
+    _compare(mine, theirs)
+    exact = copy.overview(w)
+    assert not exact.estimated and (theirs.now.runs, theirs.now.unresolved) == (exact.now.runs, exact.now.unresolved)
+
+
+def test_a_changed_day_is_read_from_the_runs_until_its_rollup_is_written_again(both):
+    """A refresh writes a new generation of the marked days; until then the Overview does not trust the rollups."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from fourgent.store.clickhouse import rollup
+
+    embedded, copy = both
+    w = WINDOWS[0]
+    assert copy.rollups_current() and copy.refresh_rollups() == 0
+    before = copy.overview(w, exact_max=0)
+    some = copy.select_ids(RunFilter(statuses=("failed",), originals=True, unresolved=True), limit=1)[0]
+    _, reader = next(embedded.dump())
+    runs = pa.Table.from_batches(list(reader))
+    row = runs.filter(pc.equal(runs["id"], some))
+    row = row.set_column(row.schema.get_field_index("status"), "status", pa.array(["finished"]))
+    row = row.set_column(row.schema.get_field_index("seq"), "seq", pa.array([10**9], pa.uint64()))
+    copy.client.insert_arrow("runs", row)  # a later snapshot: the failure finished after all
+    rollup.mark_all(copy)
+    assert not copy.rollups_current()
+    stale = copy.overview(w, exact_max=0)  # read from the runs: already right
+    assert not stale.estimated and stale.now.failed == before.now.failed - 1
+    assert copy.refresh_rollups() > 0 and copy.rollups_current()
+    again = copy.overview(w, exact_max=0)
+    assert again.estimated and (again.now.failed, again.now.unresolved) == (before.now.failed - 1,
+                                                                             before.now.unresolved - 1)
+    assert copy.client.query("SELECT count() FROM rollup_days WHERE generation < (SELECT max(generation) "
+                             "FROM rollup_days)").result_rows[0][0] == 0  # the replaced generations are gone

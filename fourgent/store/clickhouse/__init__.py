@@ -21,11 +21,11 @@ import polars as pl
 import pyarrow as pa
 
 from ...filters import RunFilter
-from ...overview import UTC_ZONE, OverviewView, Window
+from ...overview import EXACT_MAX, UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView
-from . import overview
-from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms
+from . import overview, rollup
+from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
 from .writes import LedgerWrites
 
@@ -102,7 +102,7 @@ class ClickHouseStore(LedgerWrites):
         self._write_lock = threading.Lock()
         self.client = _client(url)
         try:
-            for ddl in TABLES.values():
+            for ddl in (*TABLES.values(), *rollup.TABLES.values()):
                 self.client.command(ddl)
         except Exception:
             self.client.close()
@@ -150,7 +150,7 @@ class ClickHouseStore(LedgerWrites):
         p = Params()
         # Days as the embedded store cuts them (whole UTC days of the rounded milliseconds), as DateTime64, so
         # a day outside 1970-2106 (what DateTime holds) is not clamped.
-        return self._frame(f"SELECT toDateTime64(intDiv({epoch_ms('started_at')}, {DAY_MS}) * 86400, 6, 'UTC') "
+        return self._frame(f"SELECT toDateTime64({floor_div(epoch_ms('started_at'), DAY_MS)} * 86400, 6, 'UTC') "
                            f"AS day, status, toInt64(count()) AS runs FROM {RUNS}{run_where(f, p)} "
                            "GROUP BY day, status ORDER BY day, status", p)
 
@@ -230,8 +230,8 @@ class ClickHouseStore(LedgerWrites):
     # -- the Overview and the Workflows page (overview.py) --------------------------------------------------
 
     def overview(self, w: Window, *, exact_max: int | None = None) -> OverviewView:
-        """Every figure read from the runs (exact; `exact_max` is the embedded store's switch to its rollups)."""
-        return overview.overview_view(self, w)
+        """exact_max: up to this many runs, every figure from the runs (default fourgent.overview.EXACT_MAX)."""
+        return overview.overview_view(self, w, exact_max=EXACT_MAX if exact_max is None else exact_max)
 
     def workflow_health(self, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
         return overview.workflow_health(self, now, zone)
@@ -242,7 +242,12 @@ class ClickHouseStore(LedgerWrites):
         return 0 if selection is None else self.count(selection)
 
     def rollups_current(self) -> bool:
-        return True  # no rollups to fall behind: every figure is read from the runs
+        return rollup.is_current(self)
+
+    def refresh_rollups(self) -> int:
+        """Recompute the rollups of the days marked changed; how many days."""
+        with self._write_lock:
+            return rollup.refresh(self)
 
     # -- copying an embedded store in ------------------------------------------------------------------------
 
@@ -276,6 +281,8 @@ class ClickHouseStore(LedgerWrites):
                     self.client.insert_arrow(table, rows)
                     inserted[table] += batch.num_rows
         self.merge()
+        rollup.mark_all(self)
+        self.refresh_rollups()
         return inserted
 
     def merge(self) -> None:

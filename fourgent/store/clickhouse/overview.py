@@ -1,4 +1,4 @@
-"""The Overview's and Workflows page's figures over ClickHouse, read from the runs (no rollups yet): exact.
+"""The Overview's and Workflows page's figures over ClickHouse, from the runs or, past EXACT_MAX, from the rollups.
 
 The same rules as the embedded store's overview.py and health.py, in this engine's SQL: runs grouped by slot
 (a UTC hour or quarter hour of epoch milliseconds) and mapped to the buckets of the viewer's zone
@@ -14,10 +14,11 @@ from typing import Any, Protocol
 import polars as pl
 
 from ... import overview as figures
-from ...overview import QUARTER_MS, UTC_ZONE, HealthSpan, OverviewView, Window, health
-from ...spec import CANCELLED_KIND, ENDED_STATUSES
-from .schema import epoch_ms
-from .sql import ERROR_PATTERN_SQL, HANDLED_SQL, RUNS, Params, instant
+from ...overview import EXACT_MAX, QUARTER_MS, UTC_ZONE, HealthSpan, OverviewView, Window, health
+from ...spec import ENDED_STATUSES
+from . import rollup
+from .schema import epoch_ms, floor_div
+from .sql import ERROR_PATTERN_SQL, RUNS, Params, instant
 
 ENDED = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
 DURATION = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"
@@ -26,6 +27,8 @@ GROUP_SETTINGS = {"group_by_use_nulls": 1}  # a grouping set's rolled-up key is 
 
 
 class Reads(Protocol):
+    client: Any
+
     def _frame(self, sql: str, p: Params | None = None, settings: dict[str, Any] | None = None) -> pl.DataFrame: ...
     def _rows(self, sql: str, p: Params | None = None,
               settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
@@ -38,36 +41,34 @@ def _window(w: Window, p: Params, start: datetime | None = None) -> str:
     return where
 
 
-def facts(store: Reads, w: Window) -> pl.DataFrame:
-    """The window's facts (fourgent.overview's FACT columns per bucket of the zone), read from the runs. A run is
-    unresolved as of now: failed, an original, not handled or cancelled, and no re-trigger started since the
-    window's start (a re-trigger starts after its run) whose latest finished."""
-    p = Params()
-    where = _window(w, p)
+def _bucketed(store: Reads, w: Window, rows: str, p: Params) -> pl.DataFrame:
+    """Facts per slot of `w.slots` (the SELECT `rows`), summed per bucket of the window's zone: the FACT columns."""
     slots = w.slots
-    slot = f"intDiv({epoch_ms('started_at')}, {p.add(slots.size, 'Int64')})"
     ids = p.add(slots.slots, "Array(Int64)")
     bucket = f"transform(slot, {ids}, {p.add(slots.starts, 'Array(Int64)')}, toInt64(0))"
     bucket_end = f"transform(slot, {ids}, {p.add(slots.ends, 'Array(Int64)')}, toInt64(0))"
-    resolved = (f"SELECT retrigger_of FROM {RUNS} WHERE retrigger_of IS NOT NULL AND started_at >= "
-                f"{instant(w.start, p)} GROUP BY retrigger_of HAVING argMax(status, started_at) = 'finished'")
-    unresolved = (f"status = 'failed' AND retrigger_of IS NULL AND id NOT IN ({HANDLED_SQL}) "
-                  f"AND ifNull(error_kind, '') <> '{CANCELLED_KIND}' AND id NOT IN ({resolved})")
     return store._frame(f"""
         SELECT fromUnixTimestamp64Milli(b, 'UTC')::DateTime64(6, 'UTC') AS bucket,
                fromUnixTimestamp64Milli(e, 'UTC')::DateTime64(6, 'UTC') AS bucket_end,
-               workflow_id, any(src) AS source, any(dst) AS destination, status, kind AS error_kind, app AS failed_app,
-               retrigger, toInt64(sum(n)) AS runs, toInt64(sum(u)) AS unresolved,
-               min(first) AS first_started, max(last) AS last_started
-        FROM (SELECT {slot} AS slot, toString(workflow_id) AS workflow_id, any(source) AS src,
-                     any(destination) AS dst, toString(status) AS status,
-                     if(status = 'failed', error_kind, NULL) AS kind, failed_app AS app,
-                     toBool(retrigger_of IS NOT NULL) AS retrigger, count() AS n, countIf({unresolved}) AS u,
-                     min(started_at) AS first, max(started_at) AS last
-              FROM {RUNS} WHERE {where}
-              GROUP BY slot, workflow_id, status, kind, app, retrigger)
+               workflow_id, any(source) AS source, any(destination) AS destination, status, kind AS error_kind,
+               app AS failed_app, retrigger, toInt64(sum(runs)) AS runs, toInt64(sum(unresolved)) AS unresolved,
+               min(first_started) AS first_started, max(last_started) AS last_started
+        FROM ({rows})
         GROUP BY {bucket} AS b, {bucket_end} AS e, workflow_id, status, error_kind, failed_app, retrigger
         ORDER BY bucket""", p)
+
+
+def exact_facts(store: Reads, w: Window) -> pl.DataFrame:
+    """The window's facts read from the runs (unresolved as of now: rollup.facts_sql)."""
+    p = Params()
+    slot = floor_div(epoch_ms("started_at"), w.slots.size)
+    return _bucketed(store, w, rollup.facts_sql(_window(w, p), slot, instant(w.start, p)), p)
+
+
+def rolled_facts(store: Reads, w: Window) -> pl.DataFrame:
+    """The window's facts from the rollups (whole hours) and the runs (its edges)."""
+    p = Params()
+    return _bucketed(store, w, rollup.window_facts_sql(w, p), p)
 
 
 def quantiles(store: Reads, w: Window) -> tuple[float | None, pl.DataFrame]:
@@ -99,16 +100,30 @@ def top_errors(store: Reads, w: Window, limit: int = 15) -> pl.DataFrame:
         f"GROUP BY pattern ORDER BY failures DESC, pattern LIMIT {p.add(limit, 'UInt64')}", p)
 
 
-def overview_view(store: Reads, w: Window) -> OverviewView:
+def overview_view(store: Reads, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
+    """Up to `exact_max` runs in the window (or a window of hours, or a zone whose days are not whole UTC hours),
+    every figure from the runs; beyond, whole hours from the rollups when they are current, as the embedded store."""
     prev = w.previous()
-    now_facts, prev_facts = facts(store, w), facts(store, prev)
-    (median, per_quantiles), (prev_median, _) = quantiles(store, w), quantiles(store, prev)
+    if w.bucket == "hour" or not w.whole_hours or not rollup.is_current(store) or _count(store, w) <= exact_max:
+        now_facts, prev_facts = exact_facts(store, w), exact_facts(store, prev)
+        (median, per_quantiles), (prev_median, _) = quantiles(store, w), quantiles(store, prev)
+        estimated = False
+    else:
+        now_facts, prev_facts = rolled_facts(store, w), rolled_facts(store, prev)
+        (median, per_quantiles), (prev_median, _) = (figures.hist_quantiles(rollup.window_hist(store, w)),
+                                                     figures.hist_quantiles(rollup.window_hist(store, prev)))
+        estimated = True
     buckets = figures.bucket_counts(now_facts)
     by_kind, by_app = figures.failures(now_facts)
     return OverviewView(figures.headline(now_facts, median), figures.headline(prev_facts, prev_median), buckets,
                         figures.retrigger_counts(now_facts), figures.failure_rates(buckets),
                         figures.per_workflow(now_facts, per_quantiles), top_errors(store, w), by_kind, by_app,
-                        estimated=False)
+                        estimated=estimated)
+
+
+def _count(store: Reads, w: Window) -> int:
+    p = Params()
+    return int(store._rows(f"SELECT count() FROM {RUNS} WHERE {_window(w, p)}", p)[0][0])
 
 
 def workflow_health(store: Reads, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
@@ -117,7 +132,7 @@ def workflow_health(store: Reads, now: datetime | None = None, zone: str = UTC_Z
     p = Params()
     day_ago, week = instant(span.day_ago, p), instant(span.week_ago, p)
     recent = store._rows(
-        f"SELECT toString(workflow_id), intDiv({epoch_ms('started_at')}, {QUARTER_MS}) AS q, count(), "
+        f"SELECT toString(workflow_id), {floor_div(epoch_ms('started_at'), QUARTER_MS)} AS q, count(), "
         f"countIf(started_at >= {day_ago}), countIf(started_at >= {week}), "
         f"countIf(started_at >= {week} AND status = 'failed'), countIf(started_at >= {week} AND status IN {ENDED}) "
         f"FROM {RUNS} WHERE started_at >= {instant(span.since, p)} AND started_at < {instant(span.now, p)} "

@@ -208,6 +208,12 @@ def epoch_ms(column: str) -> str:
     return f"if({us} >= 0, intDiv({us} + 500, 1000), -intDiv(500 - {us}, 1000))"
 
 
+def floor_div(expr: str, size: int) -> str:
+    """`expr` divided by the positive constant `size`, rounded down as Python's // and DuckDB's // do (ClickHouse's
+    intDiv rounds toward zero: an instant before 1970 would fall in the next slot)."""
+    return f"intDiv({expr} - if({expr} < 0, {int(size) - 1}, 0), {int(size)})"
+
+
 DAY_MS = 86_400_000
 
 # The Runs page's columns as the `runs` view names them (DuckDB's fourgent/store/duckdb/schema.py RUN_COLUMNS).
