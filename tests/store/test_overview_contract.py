@@ -116,3 +116,21 @@ def test_a_changed_day_is_read_from_the_runs_until_its_rollup_is_written_again(b
                                                                              before.now.unresolved - 1)
     assert copy.client.query("SELECT count() FROM rollup_days WHERE generation < (SELECT max(generation) "
                              "FROM rollup_days)").result_rows[0][0] == 0  # the replaced generations are gone
+
+
+def test_a_database_from_before_the_rollups_reads_the_runs_until_they_are_written(both, tmp_path):
+    from fourgent.store.clickhouse import ClickHouseStore, rollup
+
+    embedded, copy = both
+    for table in rollup.TABLES:
+        copy.client.command(f"DROP TABLE {table}")
+    copy.close()
+    reopened = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    try:
+        assert not reopened.rollups_current()
+        w = WINDOWS[0]
+        assert not reopened.overview(w, exact_max=0).estimated
+        assert reopened.refresh_rollups() > 0
+        _compare(embedded.overview(w, exact_max=0), reopened.overview(w, exact_max=0))
+    finally:
+        reopened.close()

@@ -102,8 +102,11 @@ class ClickHouseStore(LedgerWrites):
         self._write_lock = threading.Lock()
         self.client = _client(url)
         try:
+            had_rollups = bool(int(self.client.command("EXISTS TABLE rollup_days")))
             for ddl in (*TABLES.values(), *rollup.TABLES.values()):
                 self.client.command(ddl)
+            if not had_rollups and self.run_count():  # a database from before the rollups: none of its days is
+                rollup.mark_all(self)                  # current, so the Overview reads the runs until a refresh
         except Exception:
             self.client.close()
             raise
