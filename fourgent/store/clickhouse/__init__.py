@@ -27,7 +27,7 @@ from ..records import RunsView
 from . import overview, rollup
 from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
-from .writes import LedgerWrites
+from .writes import LineageWrites
 
 DATABASE = "fourgent"
 SCHEMES = ("clickhouse", "clickhouses", "chdb")
@@ -92,7 +92,7 @@ def _client(url: str) -> Any:
     return client
 
 
-class ClickHouseStore(LedgerWrites):
+class ClickHouseStore(LineageWrites):
     """The runs of one ClickHouse database, read as the Runs page reads them."""
 
     engine = "clickhouse"

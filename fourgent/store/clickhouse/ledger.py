@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..records import AlertDelivery, AlertDestinationRow, AlertEpisode, AlertRule, AuditEntry, Comment, ConnectionRow
-from .sql import Params, instant
+from ..records import (
+    AlertDelivery,
+    AlertDestinationRow,
+    AlertEpisode,
+    AlertRule,
+    AuditEntry,
+    Comment,
+    ConnectionRow,
+    Handled,
+    RecordedRun,
+)
+from .sql import RUNS, Params, instant
 
 RULE_COLUMNS = ("name, kind, threshold, workflow_id, subject, min_runs, window_minutes, cooldown_minutes, "
                 "destination, enabled, rule_id, updated_at, updated_by")
@@ -112,4 +123,52 @@ class LedgerReads:
         among = p.add([int(r[3]) for r in rows], "Array(UInt64)")
         episodes = {e.episode: e for e in _episodes(self, f"WHERE episode IN {among}", p)}
         return [AlertDelivery(int(r[0]), r[1], r[2], episodes[int(r[3])]) for r in rows]
+
+    # -- re-triggers: what they replay, and what the ledger recorded of them
+
+    def originals(self: Rows, run_ids: Sequence[str]) -> dict[str, tuple[str, str | None, dict[str, Any]]]:
+        """Per run: its workflow id, reference and trigger payload."""
+        p = Params()
+        return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in self._rows(
+            f"SELECT id, toString(workflow_id), reference, trigger_payload FROM {RUNS} "
+            f"WHERE id IN {p.add(list(run_ids), 'Array(String)')}", p)}
+
+    def parents(self: Rows, run_ids: Sequence[str]) -> dict[str, str]:
+        """The run each of these re-triggered, for those that are re-triggers of a run in the store."""
+        p = Params()
+        return dict(self._rows(
+            f"SELECT id, assumeNotNull(retrigger_of) FROM {RUNS} WHERE id IN {p.add(list(run_ids), 'Array(String)')} "
+            f"AND retrigger_of IN (SELECT id FROM runs)", p))
+
+    def retriggered_since(self: Rows, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
+        """Per run re-triggered since `since`: its newest re-trigger's id (its run need not be read yet)."""
+        p = Params()
+        return dict(self._rows(
+            "SELECT retrigger_of, argMax(run_id, retriggered_at) FROM retriggers FINAL "
+            f"WHERE retrigger_of IN {p.add(list(run_ids), 'Array(String)')} AND retriggered_at >= {instant(since, p)} "
+            "GROUP BY retrigger_of", p))
+
+    def orphaned_retriggers(self: Rows, mine: str) -> list[tuple[str, str, str | None]]:
+        """Replays of other processes not ended: (run id, owner, status or None when no line was read)."""
+        p = Params()
+        return [(r[0], r[1], r[2] or None) for r in self._rows(
+            "SELECT t.run_id, assumeNotNull(t.owner), toString(r.status) FROM (SELECT * FROM retriggers FINAL) t "
+            f"LEFT JOIN (SELECT id, status FROM {RUNS}) r ON r.id = t.run_id "
+            f"WHERE t.owner IS NOT NULL AND t.owner <> {p.add(mine, 'String')} "
+            "AND (r.id = '' OR r.status IN ('running', 'pending'))", p)]
+
+    def recorded_runs(self: Rows, run_ids: Sequence[str]) -> dict[str, RecordedRun]:
+        """Each run's status, failed step and recorded steps: what a re-run from a step reuses (one query; the
+        steps are the JSON array the log line had)."""
+        p = Params()
+        keep = ("name", "app", "status", "attempts", "input", "output")
+        return {r[0]: RecordedRun(r[1], r[2], [{k: step.get(k) for k in keep} for step in json.loads(r[3] or "[]")])
+                for r in self._rows(f"SELECT id, toString(status), error_step, steps FROM {RUNS} "
+                                    f"WHERE id IN {p.add(list(run_ids), 'Array(String)')}", p)}
+
+    def handled(self: Rows, run_ids: Sequence[str]) -> dict[str, Handled]:
+        p = Params()
+        return {r[0]: Handled(*r) for r in self._rows(
+            "SELECT run_id, handled_by, handled_at, reason FROM handled FINAL "
+            f"WHERE run_id IN {p.add(list(run_ids), 'Array(String)')}", p)}
 

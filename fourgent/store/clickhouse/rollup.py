@@ -19,9 +19,9 @@ from typing import Any, NamedTuple, Protocol
 from ...overview import DAY_MS, HOUR_MS, Histograms, Window
 from ...quantiles import BUCKETS_PER_E
 from ...spec import CANCELLED_KIND, ENDED_STATUSES
+from .ids import fresh_id
 from .schema import epoch_ms, floor_div
 from .sql import HANDLED_SQL, RUNS, Params, instant
-from .writes import fresh_id
 
 DAY = f"toInt32({floor_div(epoch_ms('started_at'), DAY_MS)})"
 HOUR = floor_div(epoch_ms("started_at"), HOUR_MS)
@@ -113,6 +113,13 @@ def hist_sql(where: str) -> str:
 def mark_all(store: Store) -> None:
     """Every day that holds runs is to be recomputed (after a copy)."""
     store.client.command(f"INSERT INTO dirty_days SELECT DISTINCT {DAY}, {fresh_id()} FROM {RUNS}")
+
+
+def mark_runs(store: Store, run_ids: list[str]) -> None:
+    """The days of these runs are to be recomputed (what they count as changed)."""
+    p = Params()
+    store.client.command(f"INSERT INTO dirty_days SELECT DISTINCT {DAY}, {p.add(fresh_id(), 'UInt64')} FROM {RUNS} "
+                         f"WHERE id IN {p.add(run_ids, 'Array(String)')}", parameters=p.values)
 
 
 def is_current(store: Store) -> bool:

@@ -72,15 +72,22 @@ CREATE TABLE IF NOT EXISTS comments (
     created_at DateTime64(6, 'UTC')
 ) ENGINE = MergeTree ORDER BY (run_id, created_at)
 """
-HANDLED_DDL = """
+# The small tables people change (a pause, a claim, a connection, an alert rule) have no UPDATE or DELETE here: each
+# change is a new row of the whole record, and FINAL keeps a key's row with the latest `changed_at`; a deletion is a
+# row with `deleted = 1`, which FINAL leaves out (ReplacingMergeTree's is_deleted). `changed_at` defaults to the
+# insert's time, so a copy needs no column the embedded store lacks.
+CHANGED = ("    changed_at      DateTime64(6, 'UTC') DEFAULT now64(6),\n"
+           "    deleted         UInt8 DEFAULT 0\n")
+REPLACED = "ENGINE = ReplacingMergeTree(changed_at, deleted)"
+HANDLED_DDL = f"""
 CREATE TABLE IF NOT EXISTS handled (
     run_id     String,
     handled_by String,
     handled_at DateTime64(6, 'UTC'),
-    reason     String
-) ENGINE = ReplacingMergeTree(handled_at) ORDER BY run_id
+    reason     String,
+{CHANGED}) {REPLACED} ORDER BY run_id
 """
-RETRIGGERS_DDL = """
+RETRIGGERS_DDL = f"""
 CREATE TABLE IF NOT EXISTS retriggers (
     run_id         String,
     retrigger_of   String,
@@ -89,16 +96,9 @@ CREATE TABLE IF NOT EXISTS retriggers (
     mode           LowCardinality(String),
     from_step      Nullable(Int32),
     payload_diff   Nullable(String),
-    owner          Nullable(String)  -- the process that runs it ("pid:start"); NULL: lineage read from logs
-) ENGINE = ReplacingMergeTree(retriggered_at) ORDER BY run_id
+    owner          Nullable(String),  -- the process that runs it ("pid:start"); NULL: lineage read from logs
+{CHANGED}) {REPLACED} ORDER BY run_id
 """
-# The small tables people change (a pause, a claim, a connection, an alert rule) have no UPDATE or DELETE here: each
-# change is a new row of the whole record, and FINAL keeps a key's row with the latest `changed_at`; a deletion is a
-# row with `deleted = 1`, which FINAL leaves out (ReplacingMergeTree's is_deleted). `changed_at` defaults to the
-# insert's time, so a copy needs no column the embedded store lacks.
-CHANGED = ("    changed_at      DateTime64(6, 'UTC') DEFAULT now64(6),\n"
-           "    deleted         UInt8 DEFAULT 0\n")
-REPLACED = "ENGINE = ReplacingMergeTree(changed_at, deleted)"
 PAUSED_DDL = f"""
 CREATE TABLE IF NOT EXISTS paused (
     workflow_id     String,

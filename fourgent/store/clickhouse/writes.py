@@ -9,25 +9,20 @@ covers one store object only: across processes the embedded store's write lock h
 
 from __future__ import annotations
 
-import secrets
+import json
 import threading
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ..errors import RunNotFound
-from ..records import AlertEpisode, AlertRule, Comment
+from ..records import AlertEpisode, AlertRule, AuditEntry, Comment, Retrigger
+from . import rollup
+from .ids import fresh_id
 from .ledger import LedgerReads, _episodes
 from .sql import Params, instant
 
 NOW = "now64(6, 'UTC')"
-
-
-def fresh_id() -> int:
-    """An ID no other process makes: microseconds since 1970 with 10 random bits below, so IDs still sort by
-    when they were made (after those a copy brought, which are small)."""
-    return (time.time_ns() // 1000) << 10 | secrets.randbits(10)
 
 
 class Writes(Protocol):
@@ -231,3 +226,71 @@ class LedgerWrites(AlertWrites):
                 if apps:
                     p = Params()
                     _revise(self, "connections", f"app IN {p.add(list(apps), 'Array(String)')}", p, {column: NOW})
+
+
+class LineageWrites(LedgerWrites):
+    """Handled marks, the audit, and the re-triggers Fourgent records before starting them."""
+
+    def mark_handled(self: Writes, run_ids: Sequence[str], by: str, reason: str) -> list[str]:
+        """Mark these runs handled (only failed originals, not marked already); returns those marked."""
+        with self._write_lock:
+            p = Params()
+            among = p.add(list(run_ids), "Array(String)")
+            marked = [r[0] for r in self._rows(
+                f"SELECT id FROM runs FINAL WHERE id IN {among} AND status = 'failed' AND retrigger_of IS NULL "
+                "AND id NOT IN (SELECT run_id FROM handled FINAL)", p)]
+            if marked:
+                p = Params()
+                _command(self, f"INSERT INTO handled (run_id, handled_by, handled_at, reason) SELECT "
+                         f"arrayJoin({p.add(marked, 'Array(String)')}), {p.add(by, 'String')}, {NOW}, "
+                         f"{p.add(reason, 'String')}", p)
+                _days_changed(self, marked)
+            return marked
+
+    def unmark_handled(self: Writes, run_ids: Sequence[str]) -> list[str]:
+        with self._write_lock:
+            p = Params()
+            where = f"run_id IN {p.add(list(run_ids), 'Array(String)')}"
+            unmarked = [r[0] for r in self._rows(f"SELECT run_id FROM handled FINAL WHERE {where}", p)]
+            if unmarked:
+                _revise(self, "handled", where, p, {}, delete=True)
+                _days_changed(self, unmarked)
+            return unmarked
+
+    def record_audit(self: Writes, entry: AuditEntry) -> None:
+        p = Params()
+        detail = json.dumps(entry.detail) if entry.detail is not None else None
+        _command(self, "INSERT INTO audit SELECT " + ", ".join([
+            p.add(fresh_id(), "UInt64"), instant(entry.at, p), p.add(entry.actor, "String"),
+            p.add(entry.role, "String"), p.add(entry.via, "String"), p.add(entry.action, "String"),
+            p.add(entry.target, "Nullable(String)"), p.add(detail, "Nullable(String)"),
+            p.add(entry.outcome, "String"), p.add(entry.message, "Nullable(String)")]), p)
+
+    def record_retriggers(self: Writes, retriggers: Sequence[Retrigger]) -> None:
+        """Before the runs start: the re-triggers about to run, so their lines are read as lineage."""
+        if not retriggers:
+            return
+        rows = [[r.run_id, r.retrigger_of, r.by, r.at, r.mode, r.from_step,
+                 json.dumps(r.payload_diff, ensure_ascii=False) if r.payload_diff is not None else None, r.owner]
+                for r in retriggers]
+        with self._write_lock:
+            self.client.insert("retriggers", rows, column_names=["run_id", "retrigger_of", "retriggered_by",
+                                                                 "retriggered_at", "mode", "from_step",
+                                                                 "payload_diff", "owner"])
+            _days_changed(self, [r.retrigger_of for r in retriggers])
+
+    def forget_retriggers(self: Writes, run_ids: Sequence[str]) -> None:
+        """Re-triggers recorded but never started (a cancelled bulk's rest)."""
+        if not run_ids:
+            return
+        with self._write_lock:
+            p = Params()
+            _revise(self, "retriggers", f"run_id IN {p.add(list(run_ids), 'Array(String)')} "
+                    "AND run_id NOT IN (SELECT id FROM runs)", p, {}, delete=True)
+
+
+def _days_changed(store: Writes, run_ids: list[str]) -> None:
+    """What these runs count as changed (handled, or a re-trigger of theirs recorded): their days' rollups are
+    written again."""
+    rollup.mark_runs(store, run_ids)
+    rollup.refresh(store)
