@@ -23,8 +23,8 @@ import pyarrow as pa
 from ...filters import RunFilter
 from ...overview import EXACT_MAX, UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
-from ..records import RunsView
-from . import overview, rollup
+from ..records import RunsView, SqlResult
+from . import explore, overview, rollup
 from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
 from .writes import LineageWrites
@@ -72,11 +72,13 @@ def parse_url(url: str) -> Target:
                   unquote(password) if password else None, database, "")
 
 
-def _client(url: str) -> Any:
-    """A clickhouse-connect client for the store at `url` (parse_url), its database made if missing."""
+def _client(url: str, database: str | None = None) -> Any:
+    """A clickhouse-connect client for the store at `url` (parse_url), its database (or `database`) made if missing."""
     import clickhouse_connect
 
     target = parse_url(url)
+    if database is not None:
+        target = replace(target, database=database)
     if target.scheme == "chdb":
         client = clickhouse_connect.get_client(dsn=f"chdb://{target.path}")
     else:
@@ -101,10 +103,15 @@ class ClickHouseStore(LineageWrites):
         self.url = url
         self._write_lock = threading.Lock()
         self.client = _client(url)
+        self.explorer = explore.Explorer(lambda database: _client(url, database),
+                                         explore.sql_database(self.client.database))
         try:
             had_rollups = bool(int(self.client.command("EXISTS TABLE rollup_days")))
             for ddl in (*TABLES.values(), *rollup.TABLES.values()):
                 self.client.command(ddl)
+            self.client.command(f"CREATE DATABASE IF NOT EXISTS `{explore.sql_database(self.client.database)}`")
+            for view in explore.views(self.client.database):
+                self.client.command(view)
             if not had_rollups and self.run_count():  # a database from before the rollups: none of its days is
                 rollup.mark_all(self)                  # current, so the Overview reads the runs until a refresh
         except Exception:
@@ -112,7 +119,21 @@ class ClickHouseStore(LineageWrites):
             raise
 
     def close(self) -> None:
+        self.explorer.close()
         self.client.close()
+
+    # -- ad-hoc SQL (explore.py) ------------------------------------------------------------------------------
+
+    surface = explore.SURFACE
+    examples = explore.EXAMPLES
+
+    def run_sql(self, sql: str, *, max_rows: int, time_limit: float, with_audit: bool = False) -> SqlResult:
+        """`sql` on a read-only session of the views' database, under the engine's own limits."""
+        return self.explorer.run(sql, max_rows=max_rows, time_limit=time_limit, with_audit=with_audit)
+
+    def describe(self, view: str) -> list[tuple[str, str]]:
+        """(column, type) of one documented view."""
+        return self.explorer.describe(view)
 
     # -- reading ---------------------------------------------------------------------------------------------
 
