@@ -18,7 +18,7 @@ from ...overview import EXACT_MAX, QUARTER_MS, UTC_ZONE, HealthSpan, OverviewVie
 from ...spec import ENDED_STATUSES
 from . import rollup
 from .schema import epoch_ms, floor_div
-from .sql import ERROR_PATTERN_SQL, RUNS, Params, instant
+from .sql import RUNS, Params, instant
 
 ENDED = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
 DURATION = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"
@@ -85,26 +85,21 @@ def quantiles(store: Reads, w: Window) -> tuple[float | None, pl.DataFrame]:
     return median, per
 
 
-def top_errors(store: Reads, w: Window, limit: int = 15) -> pl.DataFrame:
+def top_errors(store: Reads, w: Window, *, rolled: bool = False, limit: int = 15) -> pl.DataFrame:
     """Failed originals grouped by message pattern: pattern, failures, first_seen, last_seen, workflows,
-    workflow_ids, example. Grouped by message first, so each distinct message's pattern is worked out once."""
+    workflow_ids, example; from the runs, or (`rolled`) whole hours from the rollups and the edges from the runs."""
     p = Params()
-    return store._frame(
-        f"SELECT {ERROR_PATTERN_SQL} AS pattern, toInt64(sum(n)) AS failures, min(first_seen) AS first_seen, "
-        "max(last_seen) AS last_seen, arraySort(groupUniqArray(workflow)) AS workflows, "
-        "arraySort(groupUniqArray(workflow_id)) AS workflow_ids, argMax(error_message, n) AS example "
-        f"FROM (SELECT assumeNotNull(error_message) AS error_message, toString(workflow_id) AS workflow_id, "
-        f"{WORKFLOW_NAME} AS workflow, count() AS n, min(started_at) AS first_seen, max(started_at) AS last_seen "
-        f"FROM {RUNS} WHERE {_window(w, p)} AND status = 'failed' AND retrigger_of IS NULL "
-        "AND error_message IS NOT NULL GROUP BY error_message, workflow_id) "
-        f"GROUP BY pattern ORDER BY failures DESC, pattern LIMIT {p.add(limit, 'UInt64')}", p)
+    rows = rollup.window_errors_sql(w, p) if rolled else rollup.errors_sql(_window(w, p))
+    return store._frame(rollup.top_errors_sql(rows, p.add(limit, "UInt64")), p)
 
 
 def overview_view(store: Reads, w: Window, *, exact_max: int = EXACT_MAX) -> OverviewView:
     """Up to `exact_max` runs in the window (or a window of hours, or a zone whose days are not whole UTC hours),
     every figure from the runs; beyond, whole hours from the rollups when they are current, as the embedded store."""
     prev = w.previous()
-    if w.bucket == "hour" or not w.whole_hours or not rollup.is_current(store) or _count(store, w) <= exact_max:
+    # Whether the window is past exact_max is read from the rollups (5 ms, against 96 ms counting 10M runs).
+    if w.bucket == "hour" or not w.whole_hours or not rollup.is_current(store) \
+            or rollup.whole_hours_count(store, w) <= exact_max:
         now_facts, prev_facts = exact_facts(store, w), exact_facts(store, prev)
         (median, per_quantiles), (prev_median, _) = quantiles(store, w), quantiles(store, prev)
         estimated = False
@@ -117,13 +112,9 @@ def overview_view(store: Reads, w: Window, *, exact_max: int = EXACT_MAX) -> Ove
     by_kind, by_app = figures.failures(now_facts)
     return OverviewView(figures.headline(now_facts, median), figures.headline(prev_facts, prev_median), buckets,
                         figures.retrigger_counts(now_facts), figures.failure_rates(buckets),
-                        figures.per_workflow(now_facts, per_quantiles), top_errors(store, w), by_kind, by_app,
+                        figures.per_workflow(now_facts, per_quantiles), top_errors(store, w, rolled=estimated),
+                        by_kind, by_app,
                         estimated=estimated)
-
-
-def _count(store: Reads, w: Window) -> int:
-    p = Params()
-    return int(store._rows(f"SELECT count() FROM {RUNS} WHERE {_window(w, p)}", p)[0][0])
 
 
 def workflow_health(store: Reads, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:
