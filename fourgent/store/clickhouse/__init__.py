@@ -106,14 +106,14 @@ class ClickHouseStore(LineageWrites):
         self.explorer = explore.Explorer(lambda database: _client(url, database),
                                          explore.sql_database(self.client.database))
         try:
-            had_rollups = bool(int(self.client.command("EXISTS TABLE rollup_days")))
+            had_rollups = all(int(self.client.command(f"EXISTS TABLE {t}")) for t in rollup.TABLES)
             for ddl in (*TABLES.values(), *rollup.TABLES.values()):
                 self.client.command(ddl)
             self.client.command(f"CREATE DATABASE IF NOT EXISTS `{explore.sql_database(self.client.database)}`")
             for view in explore.views(self.client.database):
                 self.client.command(view)
-            if not had_rollups and self.run_count():  # a database from before the rollups: none of its days is
-                rollup.mark_all(self)                  # current, so the Overview reads the runs until a refresh
+            if not had_rollups and self.run_count():  # a database from before (some of) the rollups: none of its
+                rollup.mark_all(self)                  # days is current, so the Overview reads the runs until a refresh
         except Exception:
             self.client.close()
             raise
