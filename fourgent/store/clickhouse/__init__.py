@@ -25,6 +25,7 @@ from ...overview import EXACT_MAX, UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import RunsView, SqlResult
 from . import explore, overview, rollup
+from .bulk import BulkReads
 from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
 from .writes import LineageWrites
@@ -94,7 +95,7 @@ def _client(url: str, database: str | None = None) -> Any:
     return client
 
 
-class ClickHouseStore(LineageWrites):
+class ClickHouseStore(LineageWrites, BulkReads):
     """The runs of one ClickHouse database, read as the Runs page reads them."""
 
     engine = "clickhouse"
@@ -177,12 +178,6 @@ class ClickHouseStore(LineageWrites):
         return self._frame(f"SELECT toDateTime64({floor_div(epoch_ms('started_at'), DAY_MS)} * 86400, 6, 'UTC') "
                            f"AS day, status, toInt64(count()) AS runs FROM {RUNS}{run_where(f, p)} "
                            "GROUP BY day, status ORDER BY day, status", p)
-
-    def select_ids(self, f: RunFilter, *, limit: int = 100_000) -> list[str]:
-        p = Params()
-        where = run_where(f, p)
-        return [r[0] for r in self._rows(f"SELECT id FROM {RUNS}{where} ORDER BY started_at DESC, id DESC "
-                                         f"LIMIT {p.add(limit, 'UInt64')}", p)]
 
     def find_exact(self, run_id: str) -> bool:
         p = Params()
