@@ -83,3 +83,20 @@ def test_what_a_replay_reads_of_its_originals_is_the_same_on_both(both):
     assert recorded == embedded.recorded_runs(ids)
     assert any(r.steps and r.steps[0].get("input") is not None for r in recorded.values())
     assert copy.originals(["no-such-run"]) == {} and copy.recorded_runs([]) == {}
+
+
+def test_a_run_record_reads_the_same_on_both(both):
+    """The run's page: its row, its steps, the run it re-triggered and its re-triggers, where it was read."""
+    embedded, copy = both
+    ids = embedded.select_ids(RunFilter(), limit=1000)
+    parents = embedded.parents(ids)
+    some = [next(iter(parents)), next(iter(parents.values())), ids[0], "run_awk_2"]
+    assert copy.run_record("no-such-run") is None
+    for run_id in some:
+        mine, theirs = embedded.run_record(run_id), copy.run_record(run_id)
+        assert mine is not None and theirs is not None
+        assert theirs.run == mine.run, run_id
+        assert theirs.steps == mine.steps, run_id
+        assert (theirs.parent, theirs.children) == (mine.parent, mine.children), run_id
+        assert (theirs.source_file, theirs.source_line) == (mine.source_file, mine.source_line), run_id
+    assert copy.run_record(some[1]).children and copy.run_record(some[0]).parent

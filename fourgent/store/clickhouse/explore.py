@@ -22,8 +22,8 @@ import polars as pl
 
 from ..errors import QueryError, QueryRefused, QueryStopped
 from ..records import SqlResult
-from .ledger import EPISODES_SQL
-from .schema import epoch_ms
+from .ledger import DETAIL_SQL, EPISODES_SQL, STEP_COLUMNS, STEPS_FROM
+from .sql import RUNS
 
 SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit", "alerts")
 ADMIN_ONLY = ("audit",)
@@ -54,24 +54,10 @@ def sql_database(database: str) -> str:
 def views(database: str) -> list[str]:
     """The documented views, in sql_database(database), over the tables of `database` (their latest versions)."""
     d, v = f"`{database}`", f"`{sql_database(database)}`"
-    step = "JSONExtractArrayRaw(steps)"
     return [
-        f"""CREATE OR REPLACE VIEW {v}.runs AS SELECT id, reference, workflow_id,
-            source || ' → ' || destination AS workflow, source, destination, source_app, destination_app, status,
-            started_at, finished_at,
-            {epoch_ms('finished_at')} - {epoch_ms('started_at')} AS duration_ms, error_message, error_kind, error_step,
-            skip_reason, retrigger_of, retrigger_claim, attempt, length({step}) AS step_count, trigger_payload, result,
-            updated_at, extra, failed_app FROM {d}.runs FINAL""",
-        f"""CREATE OR REPLACE VIEW {v}.steps AS SELECT id AS run_id, toInt64(i - 1) AS step_index,
-            JSONExtract(s, 'name', 'Nullable(String)') AS name, JSONExtract(s, 'app', 'Nullable(String)') AS app,
-            JSONExtract(s, 'status', 'Nullable(String)') AS status,
-            JSONExtract(s, 'attempts', 'Nullable(Int64)') AS attempts,
-            parseDateTime64BestEffortOrNull(JSONExtractString(s, 'started_at'), 6, 'UTC') AS started_at,
-            parseDateTime64BestEffortOrNull(JSONExtractString(s, 'finished_at'), 6, 'UTC') AS finished_at,
-            dateDiff('millisecond', started_at, finished_at) AS duration_ms,
-            JSONExtract(s, 'error', 'Nullable(String)') AS error, JSONExtractRaw(s, 'input') AS input,
-            JSONExtractRaw(s, 'output') AS output
-            FROM {d}.runs FINAL ARRAY JOIN {step} AS s, arrayEnumerate({step}) AS i""",
+        f"CREATE OR REPLACE VIEW {v}.runs AS SELECT * EXCEPT (source_file, source_line) FROM ({DETAIL_SQL})"
+        .replace(RUNS, f"{d}.{RUNS}"),
+        f"CREATE OR REPLACE VIEW {v}.steps AS SELECT id AS run_id, {STEP_COLUMNS} FROM {d}.runs FINAL {STEPS_FROM}",
         f"CREATE OR REPLACE VIEW {v}.rejected_lines AS SELECT file, line, reason, raw, ingested_at FROM {d}.rejects",
         f"CREATE OR REPLACE VIEW {v}.comments AS SELECT run_id, author, body, created_at FROM {d}.comments",
         f"""CREATE OR REPLACE VIEW {v}.retriggers AS SELECT run_id, retrigger_of, retriggered_by, retriggered_at, mode,

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
+import polars as pl
+
 from ..records import (
     AlertDelivery,
     AlertDestinationRow,
@@ -17,12 +19,35 @@ from ..records import (
     ConnectionRow,
     Handled,
     RecordedRun,
+    RunRecord,
 )
+from .schema import epoch_ms
 from .sql import RUNS, Params, instant
 
 RULE_COLUMNS = ("name, kind, threshold, workflow_id, subject, min_runs, window_minutes, cooldown_minutes, "
                 "destination, enabled, rule_id, updated_at, updated_by")
 # The embedded store's `alerts` view: an episode with where it was sent and how each of its messages went.
+# A run as the `runs` view has it (explore.py makes the view of it), with the file and line it was read from.
+DETAIL_SQL = f"""
+SELECT id, reference, toString(workflow_id) AS workflow_id, source || ' → ' || destination AS workflow,
+       toString(source) AS source, toString(destination) AS destination, toNullable(toString(source_app)) AS source_app,
+       toNullable(toString(destination_app)) AS destination_app, toString(status) AS status, started_at, finished_at,
+       {epoch_ms('finished_at')} - {epoch_ms('started_at')} AS duration_ms, error_message,
+       toNullable(toString(error_kind)) AS error_kind, error_step, skip_reason, retrigger_of, retrigger_claim, attempt,
+       toInt64(length(JSONExtractArrayRaw(steps))) AS step_count, trigger_payload, result, updated_at, extra,
+       toNullable(toString(failed_app)) AS failed_app, source_file, source_line
+FROM {RUNS}"""
+# A run's steps from the JSON array its line had, as the `steps` view has them (explore.py makes the view of it).
+STEP_COLUMNS = """toInt64(i - 1) AS step_index, JSONExtract(s, 'name', 'Nullable(String)') AS name,
+       JSONExtract(s, 'app', 'Nullable(String)') AS app, JSONExtract(s, 'status', 'Nullable(String)') AS status,
+       JSONExtract(s, 'attempts', 'Nullable(Int64)') AS attempts,
+       parseDateTime64BestEffortOrNull(JSONExtractString(s, 'started_at'), 6, 'UTC') AS started_at,
+       parseDateTime64BestEffortOrNull(JSONExtractString(s, 'finished_at'), 6, 'UTC') AS finished_at,
+       dateDiff('millisecond', started_at, finished_at) AS duration_ms,
+       JSONExtract(s, 'error', 'Nullable(String)') AS error,
+       nullIf(nullIf(JSONExtractRaw(s, 'input'), ''), 'null') AS input,
+       nullIf(nullIf(JSONExtractRaw(s, 'output'), ''), 'null') AS output"""
+STEPS_FROM = "ARRAY JOIN JSONExtractArrayRaw(steps) AS s, arrayEnumerate(JSONExtractArrayRaw(steps)) AS i"
 EPISODES_SQL = """
 SELECT e.episode, e.rule_id, e.rule_name, e.kind, e.fired_at, e.resolved_at, e.summary, e.runs, e.query, e.fired_by,
        e.checked_at, d.destination, d.fired_delivery, d.resolved_delivery
@@ -35,6 +60,7 @@ LEFT JOIN (SELECT episode, any(destination) AS destination, anyIf(outcome, event
 
 class Rows(Protocol):
     def _rows(self, sql: str, p: Params | None = None) -> list[tuple[Any, ...]]: ...
+    def _frame(self, sql: str, p: Params | None = None) -> pl.DataFrame: ...
 
 
 def _episodes(store: Rows, where: str, p: Params | None = None) -> list[AlertEpisode]:
@@ -171,4 +197,35 @@ class LedgerReads:
         return {r[0]: Handled(*r) for r in self._rows(
             "SELECT run_id, handled_by, handled_at, reason FROM handled FINAL "
             f"WHERE run_id IN {p.add(list(run_ids), 'Array(String)')}", p)}
+
+    # -- one run in full, for its page
+
+    def run_record(self: Rows, run_id: str) -> RunRecord | None:
+        p = Params()
+        one = p.add(run_id, "String")
+        found = self._frame(f"SELECT * FROM ({DETAIL_SQL}) WHERE id = {one}", p).to_dicts()
+        if not found:
+            return None
+        run = found[0]
+        source_file, source_line = run.pop("source_file"), run.pop("source_line")
+        del run["failed_app"]  # not among the page's fields
+        steps = self._frame(f"SELECT {STEP_COLUMNS} FROM {RUNS} {STEPS_FROM} WHERE id = {one} ORDER BY step_index",
+                            p).to_dicts()
+        parent = None
+        if run["retrigger_of"]:
+            rows = self._rows(
+                "SELECT t.retriggered_by, t.retriggered_at, t.mode, t.from_step, t.payload_diff, p.status, "
+                f"p.started_at, p.id <> '' FROM (SELECT * FROM retriggers FINAL WHERE run_id = {one}) t LEFT JOIN "
+                f"(SELECT id, toString(status) AS status, started_at FROM {RUNS}) p ON p.id = t.retrigger_of", p)
+            by, at, mode, from_step, diff, status, started, known = rows[0] if rows else (None,) * 7 + (False,)
+            parent = {"id": run["retrigger_of"], "status": status if known else None,
+                      "started_at": started if known else None, "by": by, "at": at, "mode": mode or "replay",
+                      "from_step": from_step, "payload_diff": json.loads(diff) if diff else None}
+        # The lineage people see is the one Fourgent recorded: who asked, from the ledger, not from a line.
+        children = [dict(zip(("id", "status", "started_at", "by", "mode", "from_step"), r, strict=True))
+                    for r in self._rows(
+                        "SELECT c.id, toString(c.status), c.started_at, t.retriggered_by, t.mode, t.from_step "
+                        f"FROM (SELECT * FROM {RUNS} WHERE retrigger_of = {one}) c "
+                        "JOIN (SELECT * FROM retriggers FINAL) t ON t.run_id = c.id ORDER BY c.started_at", p)]
+        return RunRecord(run, steps, parent, children, source_file, None if source_line is None else int(source_line))
 

@@ -36,6 +36,8 @@ CREATE TABLE IF NOT EXISTS runs (
     extra           Nullable(String),
     failed_app      LowCardinality(Nullable(String)),
     seq             UInt64,
+    source_file     Nullable(String),  -- the log file and line this snapshot was read from (the run's page)
+    source_line     Nullable(UInt64),
     -- "Reference or ID" folded by this engine as the needle is (sql.FOLD): lowerUTF8, then a final sigma as σ.
     search          String MATERIALIZED replaceAll(lowerUTF8(concat(coalesce(reference, ''), char(31), id)), 'ς', 'σ'),
     INDEX search_ngrams search TYPE ngrambf_v1(3, 8192, 2, 0) GRANULARITY 1,

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import polars as pl
+
 from ..errors import RunNotFound
 from ..records import AlertEpisode, AlertRule, AuditEntry, Comment, Retrigger
 from . import rollup
@@ -31,6 +33,8 @@ class Writes(Protocol):
 
     def _rows(self, sql: str, p: Params | None = None,
               settings: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+    def _frame(self, sql: str, p: Params | None = None,
+               settings: dict[str, Any] | None = None) -> pl.DataFrame: ...
 
 
 def _command(store: Writes, sql: str, p: Params) -> None:

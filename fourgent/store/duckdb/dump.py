@@ -17,7 +17,8 @@ DUMP_SQL: dict[str, str] = {
              "started_at, finished_at, updated_at, error_message, error_kind, error_step, skip_reason, "
              "retrigger_of, retrigger_claim, attempt, trigger_payload::VARCHAR AS trigger_payload, "
              "result::VARCHAR AS result, coalesce(to_json(steps)::VARCHAR, '[]') AS steps, extra::VARCHAR AS extra, "
-             "failed_app, seq::UBIGINT AS seq FROM fg.runs"),
+             "failed_app, seq::UBIGINT AS seq, f.path AS source_file, line::UBIGINT AS source_line "
+             "FROM fg.runs LEFT JOIN fg.files f USING (file_id)"),
     "rejects": "SELECT file, line::UBIGINT AS line, reason, raw, ingested_at FROM main.rejected_lines",
     "rejects_not_kept": ("SELECT path AS file, rejects_not_kept::UBIGINT AS lines FROM fg.files "
                          "WHERE rejects_not_kept > 0"),
