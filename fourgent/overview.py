@@ -106,6 +106,18 @@ class Window:
         return self.zone == UTC_ZONE or self.slots.size == HOUR_MS
 
     @cached_property
+    def hour_cuts(self) -> tuple[int, int, tuple[datetime, datetime, datetime, datetime]]:
+        """The window as whole UTC hours [first, last) (epoch ms // HOUR_MS) and the partial hours at its edges,
+        [start, e1) and [s2, end), as (first, last, (start, e1, s2, end)): what a rollup of hours can answer."""
+        start_ms, end_ms = _ms(self.start), _ms(self.end)
+        first, last = -(-start_ms // HOUR_MS), end_ms // HOUR_MS
+        if first >= last:  # no whole hour inside: all of it is "edge"
+            first = last = start_ms // HOUR_MS
+            return first, last, (self.start, self.end, self.end, self.end)
+        return first, last, (self.start, datetime.fromtimestamp(first * HOUR_MS / 1000, UTC),
+                             datetime.fromtimestamp(last * HOUR_MS / 1000, UTC), self.end)
+
+    @cached_property
     def cut_hours(self) -> list[int]:
         """The UTC hours (epoch ms // HOUR_MS) a bucket boundary cuts: in a half-hour zone, the hour holding
         each local midnight. Every other hour lies in one bucket, so its hour rollup rows can be used."""
@@ -170,6 +182,17 @@ class OverviewView:
 
 
 EXACT_MAX = 300_000  # up to this many runs in a window, the Overview reads the runs themselves
+
+
+def view(facts: pl.DataFrame, prev_facts: pl.DataFrame, median: float | None, prev_median: float | None,
+         quantiles: pl.DataFrame, top_errors: pl.DataFrame, *, estimated: bool) -> OverviewView:
+    """One render of the Overview from what a store read: the window's facts and the period's before it, the
+    durations' medians and the window's per-workflow quantiles, its top errors."""
+    buckets = bucket_counts(facts)
+    by_kind, by_app = failures(facts)
+    return OverviewView(headline(facts, median), headline(prev_facts, prev_median), buckets, retrigger_counts(facts),
+                        failure_rates(buckets), per_workflow(facts, quantiles), top_errors, by_kind, by_app,
+                        estimated=estimated)
 _ORIGINAL = ~pl.col("retrigger")
 _FAILED = pl.col("status") == "failed"
 _ENDED = pl.col("status").is_in(ENDED)

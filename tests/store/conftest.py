@@ -34,19 +34,29 @@ def alert_book(request, tmp_path) -> Iterator[AlertBook]:
     store.close()
 
 
-@pytest.fixture(params=["duckdb", "clickhouse"])
-def ledger_book(request, tmp_path, samples) -> Iterator[DuckDBStore | ClickHouseStore]:
-    """The sample logs in a store of each engine that has the Ledger's comments, pauses and connections (ClickHouse:
-    a copy of the embedded store, as `migrate` makes one)."""
-    embedded = DuckDBStore(tmp_path / "store.duckdb")
-    embedded.ingest([samples])
-    if request.param == "duckdb":
+def _on_engine(engine: str, embedded: DuckDBStore, folder: Path) -> Iterator[DuckDBStore | ClickHouseStore]:
+    """`embedded` itself, or its copy in ClickHouse as `migrate` makes one; closed after the test."""
+    if engine == "duckdb":
         yield embedded
     else:
-        copy = clickhouse_copy(embedded, tmp_path)
+        copy = clickhouse_copy(embedded, folder)
         yield copy
         copy.close()
     embedded.close()
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def reader(request, tmp_path, samples) -> Iterator[DuckDBStore | ClickHouseStore]:
+    """The stores of copies.embedded_copy_source on each engine."""
+    yield from _on_engine(request.param, embedded_copy_source(tmp_path, samples), tmp_path)
+
+
+@pytest.fixture(params=["duckdb", "clickhouse"])
+def ledger_book(request, tmp_path, samples) -> Iterator[DuckDBStore | ClickHouseStore]:
+    """The sample logs alone in a store of each engine that has the Ledger's comments, pauses and connections."""
+    embedded = DuckDBStore(tmp_path / "store.duckdb")
+    embedded.ingest([samples])
+    yield from _on_engine(request.param, embedded, tmp_path)
 
 
 @pytest.fixture

@@ -3,16 +3,14 @@ in this process through chDB) holding a copy of it made as `python -m fourgent m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from copies import AWKWARD_RUNS, SAMPLE_REJECTED, clickhouse_copy, embedded_copy_source
+from copies import AWKWARD_RUNS, SAMPLE_REJECTED, embedded_copy_source
 from fourgent.filters import RunFilter
 from fourgent.overview import Window
 from fourgent.spec import STATUSES
-from fourgent.store.clickhouse import ClickHouseStore
 from fourgent.store.duckdb import DuckDBStore
 
 FILTERS = [
@@ -24,18 +22,6 @@ FILTERS = [
     RunFilter(resolved=True), RunFilter(kinds=("cancelled",), unresolved=True),
     RunFilter(statuses=("failed",), workflows=("hubspot-closed-won-quickbooks-invoice",), q="deal"),
 ]
-
-
-@pytest.fixture(params=["duckdb", "clickhouse"])
-def reader(request, tmp_path, samples) -> Iterator[DuckDBStore | ClickHouseStore]:
-    embedded = embedded_copy_source(tmp_path, samples)
-    if request.param == "duckdb":
-        yield embedded
-    else:
-        copy = clickhouse_copy(embedded, tmp_path)
-        yield copy
-        copy.close()
-    embedded.close()
 
 
 def test_the_runs_view_counts_pages_and_orders_alike(reader):

@@ -108,13 +108,8 @@ def overview_view(store: Reads, w: Window, *, exact_max: int = EXACT_MAX) -> Ove
         (median, per_quantiles), (prev_median, _) = (figures.hist_quantiles(rollup.window_hist(store, w)),
                                                      figures.hist_quantiles(rollup.window_hist(store, prev)))
         estimated = True
-    buckets = figures.bucket_counts(now_facts)
-    by_kind, by_app = figures.failures(now_facts)
-    return OverviewView(figures.headline(now_facts, median), figures.headline(prev_facts, prev_median), buckets,
-                        figures.retrigger_counts(now_facts), figures.failure_rates(buckets),
-                        figures.per_workflow(now_facts, per_quantiles), top_errors(store, w, rolled=estimated),
-                        by_kind, by_app,
-                        estimated=estimated)
+    return figures.view(now_facts, prev_facts, median, prev_median, per_quantiles,
+                        top_errors(store, w, rolled=estimated), estimated=estimated)
 
 
 def workflow_health(store: Reads, now: datetime | None = None, zone: str = UTC_ZONE) -> pl.DataFrame:

@@ -241,14 +241,7 @@ class Parts(NamedTuple):
 
 
 def window_parts(w: Window, p: Params) -> Parts:
-    start_ms, end_ms = int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000)
-    first, last = -(-start_ms // HOUR_MS), end_ms // HOUR_MS
-    if first >= last:  # no whole hour inside: all of it is "edge"
-        first = last = start_ms // HOUR_MS
-        cuts = (w.start, w.end, w.end, w.end)
-    else:
-        cuts = (w.start, datetime.fromtimestamp(first * HOUR_MS / 1000, UTC),
-                datetime.fromtimestamp(last * HOUR_MS / 1000, UTC), w.end)
+    first, last, cuts = w.hour_cuts
     only = f" AND workflow_id IN {p.add(list(w.workflows), 'Array(String)')}" if w.workflows else ""
     per_day = DAY_MS // HOUR_MS
     hours = (f"hour >= {p.add(first, 'Int64')} AND hour < {p.add(last, 'Int64')} AND day >= "

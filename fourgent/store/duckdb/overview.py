@@ -115,12 +115,7 @@ def overview_view(cur: Cursor, w: Window, *, exact_max: int = EXACT_MAX) -> Over
         (median, quantiles), (prev_median, _) = (figures.hist_quantiles(rollup.window_hist(cur, w)),
                                                  figures.hist_quantiles(rollup.window_hist(cur, prev)))
         estimated = True
-    buckets = figures.bucket_counts(facts)
-    by_kind, by_app = figures.failures(facts)
-    return OverviewView(figures.headline(facts, median), figures.headline(prev_facts, prev_median), buckets,
-                        figures.retrigger_counts(facts), figures.failure_rates(buckets),
-                        figures.per_workflow(facts, quantiles), top_errors(cur, w), by_kind, by_app,
-                        estimated=estimated)
+    return figures.view(facts, prev_facts, median, prev_median, quantiles, top_errors(cur, w), estimated=estimated)
 
 
 def _count(cur: Cursor, w: Window) -> int:

@@ -118,14 +118,7 @@ def refresh(cur: Cursor) -> int:
 
 def window_parts(w: Window) -> tuple[dict[str, Any], str]:
     """The window as whole hours [first, last) plus the partial hours' ranges at each edge, as named parameters."""
-    start_ms, end_ms = int(w.start.timestamp() * 1000), int(w.end.timestamp() * 1000)
-    first, last = -(-start_ms // HOUR_MS), end_ms // HOUR_MS
-    if first >= last:  # no whole hour inside: all of it is "edge"
-        first = last = start_ms // HOUR_MS
-        edges = (w.start, w.end, w.end, w.end)
-    else:
-        edges = (w.start, datetime.fromtimestamp(first * HOUR_MS / 1000, UTC),
-                 datetime.fromtimestamp(last * HOUR_MS / 1000, UTC), w.end)
+    first, last, edges = w.hour_cuts
     params: dict[str, Any] = {"first": first, "last": last, "s1": edges[0], "e1": edges[1], "s2": edges[2],
                               "e2": edges[3]}
     only = ""
