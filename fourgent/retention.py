@@ -6,7 +6,8 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 ENV = "FOURGENT_RETENTION_DAYS"
 DEFINITION_FIELD = "retention_days"  # a workflow definition's own number of days, over the default
@@ -77,3 +78,14 @@ def policy(overrides: Mapping[str, int], environ: Mapping[str, str] | None = Non
     """The policy in force: FOURGENT_RETENTION_DAYS (empty or unset: none) and the definitions' overrides."""
     text = (os.environ if environ is None else environ).get(ENV, "").strip()
     return Policy(parse_days(text, ENV) if text else None, dict(overrides))
+
+
+def archive_folder(archive: Path) -> Path:
+    """A new folder under `archive` for a prune's archive (written under a temporary name, `.NAME.tmp`, first)."""
+    archive.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    name, n = f"fourgent-pruned-{stamp}", 1
+    while (archive / name).exists() or (archive / f".{name}.tmp").exists():
+        n += 1
+        name = f"fourgent-pruned-{stamp}-{n}"
+    return archive / name

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote
 
@@ -23,8 +24,8 @@ import pyarrow as pa
 from ...filters import RunFilter
 from ...overview import EXACT_MAX, UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
-from ..records import RunsView, SqlResult
-from . import explore, overview, rollup
+from ..records import PruneReport, RunsView, SqlResult
+from . import explore, overview, prune, rollup
 from .bulk import BulkReads
 from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
@@ -110,6 +111,7 @@ class ClickHouseStore(LineageWrites, BulkReads):
             had_rollups = all(int(self.client.command(f"EXISTS TABLE {t}")) for t in rollup.TABLES)
             for ddl in (*TABLES.values(), *rollup.TABLES.values()):
                 self.client.command(ddl)
+            self.client.command(prune.META_DDL)
             self.client.command(f"CREATE DATABASE IF NOT EXISTS `{explore.sql_database(self.client.database)}`")
             for view in explore.views(self.client.database):
                 self.client.command(view)
@@ -122,6 +124,18 @@ class ClickHouseStore(LineageWrites, BulkReads):
     def close(self) -> None:
         self.explorer.close()
         self.client.close()
+
+    # -- retention (prune.py) -------------------------------------------------------------------------------
+
+    def prune(self, default: datetime | None, per_workflow: Mapping[str, datetime], *, archive: Path | None = None,
+              dry_run: bool = False) -> PruneReport:
+        """Remove the runs started before their workflow's cutoff, else before `default` (None: kept), with their
+        ledger rows and the rejected lines older than every cutoff; archived to Parquet under `archive` first."""
+        with self._write_lock:
+            return prune.prune(self, default, per_workflow, archive=archive, dry_run=dry_run)
+
+    def last_pruned(self) -> datetime | None:
+        return prune.last_pruned(self)
 
     # -- ad-hoc SQL (explore.py) ------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from ...retention import COMPACT_SHARE
+from ...retention import COMPACT_SHARE, archive_folder
 from ..records import PruneReport
 from . import rollup, snapshot
 from .database import Cursor, Database, in_transaction
@@ -82,7 +82,7 @@ def _remove_rows(db: Database, default: datetime | None, per_workflow: Mapping[s
         report.ledger_rows = sum(n for t, n in owned.items() if t != COMMENTS)
         if report.dry_run:
             return 0.0
-        folder = _archive_folder(archive) if archive is not None else None
+        folder = archive_folder(archive) if archive is not None else None
         partial = folder.with_name(f".{folder.name}.tmp") if folder is not None else None
         try:
             with in_transaction(cur):
@@ -144,17 +144,6 @@ def _write_archive(cur: Cursor, folder: Path, params: dict[str, datetime | None]
 def _copy(cur: Cursor, select: str, target: Path, params: Mapping[str, object]) -> None:
     literal = str(target).replace("'", "''")  # a path this module made (under the archive folder asked for)
     cur.execute(f"COPY ({select}) TO '{literal}' (FORMAT parquet)", dict(params))
-
-
-def _archive_folder(archive: Path) -> Path:
-    """A new folder under `archive` for this prune (written under a temporary name, `.NAME.tmp`, first)."""
-    archive.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    name, n = f"fourgent-pruned-{stamp}", 1
-    while (archive / name).exists() or (archive / f".{name}.tmp").exists():
-        n += 1
-        name = f"fourgent-pruned-{stamp}-{n}"
-    return archive / name
 
 
 def _count(cur: Cursor, sql: str, params: Mapping[str, object]) -> int:
