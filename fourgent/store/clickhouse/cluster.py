@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from . import rollup
+from . import prune, rollup
 from .schema import TABLES
 
 # The sharding key of each sharded table; re-triggers carry their original in `retrigger_of` (the ledger's
@@ -45,7 +45,7 @@ def _replicated(ddl: str, table: str, local: str, database: str, cluster: str, s
 def cluster_ddl(cluster: str = "fourgent", database: str = "fourgent") -> list[str]:
     """The statements that make the store on `cluster`, in order."""
     statements = [f"CREATE DATABASE IF NOT EXISTS {database} ON CLUSTER {cluster}"]
-    for table, ddl in (*TABLES.items(), *rollup.TABLES.items()):
+    for table, ddl in (*TABLES.items(), *rollup.TABLES.items(), ("meta", prune.META_DDL)):
         sharded = table in SHARDED
         local = f"{table}_local" if sharded else table
         statements.append(_replicated(ddl, table, local, database, cluster, sharded))
