@@ -150,7 +150,7 @@ class Explorer:
     def describe(self, view: str) -> list[tuple[str, str]]:
         if view not in SURFACE:
             raise ValueError(f"{view} is not one of the documented views")
-        return [(r[0], r[1]) for r in self._session(1, 5.0).query(f"DESCRIBE TABLE {view}").result_rows]
+        return [(r[0], r[1]) for r in self._session(1000, 5.0).query(f"DESCRIBE TABLE {view}").result_rows]
 
     def close(self) -> None:
         for client in self._sessions.values():
