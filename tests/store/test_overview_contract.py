@@ -118,18 +118,19 @@ def test_a_changed_day_is_read_from_the_runs_until_its_rollup_is_written_again(b
                              "FROM rollup_days)").result_rows[0][0] == 0  # the replaced generations are gone
 
 
-def test_a_database_from_before_the_rollups_reads_the_runs_until_they_are_written(both, tmp_path):
-    from fourgent.store.clickhouse import ClickHouseStore
+def test_a_database_of_another_schema_version_is_refused_in_words_and_left_as_it_was(both, tmp_path):
+    from fourgent.store.clickhouse import ClickHouseStore, SchemaMismatch
 
-    embedded, copy = both
-    copy.client.command("DROP TABLE hour_errors")  # one rollup table missing: made, and every day marked
+    _, copy = both
+    runs = copy.run_count()
+    copy.client.command("INSERT INTO meta (key, value) VALUES ('schema_version', '0')")
     copy.close()
-    reopened = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    with pytest.raises(SchemaMismatch, match="holds Fourgent tables of version 0; this is version 1"):
+        ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
+    import clickhouse_connect
+
+    raw = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path / 'clickhouse'}")
     try:
-        assert not reopened.rollups_current()
-        w = WINDOWS[0]
-        assert not reopened.overview(w, exact_max=0).estimated
-        assert reopened.refresh_rollups() > 0
-        _compare(embedded.overview(w, exact_max=0), reopened.overview(w, exact_max=0))
+        assert raw.query("SELECT count() FROM fourgent.runs FINAL").result_rows[0][0] == runs  # nothing changed
     finally:
-        reopened.close()
+        raw.close()

@@ -27,7 +27,7 @@ from ...spec import CANCELLED_KIND, STATUSES
 from ..records import PruneReport, RunsView, SqlResult
 from . import explore, overview, prune, rollup
 from .bulk import BulkReads
-from .schema import APPEND_ONLY, DAY_MS, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
+from .schema import APPEND_ONLY, DAY_MS, SCHEMA_VERSION, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
 from .writes import LineageWrites
 
@@ -96,6 +96,28 @@ def _client(url: str, database: str | None = None) -> Any:
     return client
 
 
+class SchemaMismatch(ValueError):
+    """The database holds this store's tables as another version of it made them."""
+
+
+def _schema(client: Any) -> None:
+    """Make the tables of an empty database (and mark it with SCHEMA_VERSION), or check that a database holding them
+    was made by this version. There are no migrations yet: a database of another version is refused in words."""
+    client.command(prune.META_DDL)
+    found = client.query("SELECT value FROM meta FINAL WHERE key = 'schema_version'").result_rows
+    held = int(client.command("SELECT count() FROM system.tables WHERE database = currentDatabase() "
+                              "AND name != 'meta'"))
+    if found and found[0][0] != str(SCHEMA_VERSION) or not found and held:
+        made = f"version {found[0][0]}" if found else "a version before versions were kept"
+        raise SchemaMismatch(f"the ClickHouse database {client.database} holds Fourgent tables of {made}; this is "
+                             f"version {SCHEMA_VERSION}, with no migration from it yet: copy into an empty database")
+    for ddl in (*TABLES.values(), *rollup.TABLES.values()):
+        client.command(ddl)
+    if not found:
+        client.command("INSERT INTO meta (key, value) VALUES ('schema_version', {v:String})",
+                       parameters={"v": str(SCHEMA_VERSION)})
+
+
 class ClickHouseStore(LineageWrites, BulkReads):
     """The runs of one ClickHouse database, read as the Runs page reads them."""
 
@@ -108,15 +130,10 @@ class ClickHouseStore(LineageWrites, BulkReads):
         self.explorer = explore.Explorer(lambda database: _client(url, database),
                                          explore.sql_database(self.client.database))
         try:
-            had_rollups = all(int(self.client.command(f"EXISTS TABLE {t}")) for t in rollup.TABLES)
-            for ddl in (*TABLES.values(), *rollup.TABLES.values()):
-                self.client.command(ddl)
-            self.client.command(prune.META_DDL)
+            _schema(self.client)
             self.client.command(f"CREATE DATABASE IF NOT EXISTS `{explore.sql_database(self.client.database)}`")
             for view in explore.views(self.client.database):
                 self.client.command(view)
-            if not had_rollups and self.run_count():  # a database from before (some of) the rollups: none of its
-                rollup.mark_all(self)                  # days is current, so the Overview reads the runs until a refresh
         except Exception:
             self.client.close()
             raise

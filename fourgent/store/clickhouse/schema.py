@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Kept in the database's `meta` table; a change to any table here or in rollup.py is a new version (and, once
+# databases of the old one exist anywhere, a migration).
+SCHEMA_VERSION = 1
+
 # Rows collapse to the one with the highest `seq` among those of equal sorting key. A copy of the embedded store
 # (`migrate`) holds one row per run, its latest snapshot by the spec's rule 1, so `seq` only has to order what a
 # later copy or ingest adds. The sorting key is the dedup key: `started_at` first so the Runs page's newest-first
