@@ -186,4 +186,10 @@ def test_the_side_by_side_bench_times_every_read_on_both_engines_over_oneclickho
     assert summary["runs"] == AWKWARD_RUNS and summary["copy_runs_per_s"]
     again = side_by_side(tmp_path, repeat=1)  # the copy is kept: a second run only times
     assert again["copy_s"] is None
+    import clickhouse_connect
+
+    raw = clickhouse_connect.get_client(dsn=f"chdb://{tmp_path / 'clickhouse'}")
+    raw.command("INSERT INTO fourgent.meta (key, value) VALUES ('schema_version', '0')")
+    raw.close()
+    assert side_by_side(tmp_path, repeat=1)["copy_s"]  # a copy of another schema version is made again
     assert "Copying 359 runs" in capsys.readouterr().out
