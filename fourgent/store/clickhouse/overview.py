@@ -15,13 +15,10 @@ import polars as pl
 
 from ... import overview as figures
 from ...overview import EXACT_MAX, QUARTER_MS, UTC_ZONE, HealthSpan, OverviewView, Window, health
-from ...spec import ENDED_STATUSES
 from . import rollup
 from .schema import epoch_ms, floor_div
-from .sql import RUNS, Params, instant
+from .sql import DURATION_SQL, ENDED_SQL, RUNS, Params, instant
 
-ENDED = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
-DURATION = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"
 WORKFLOW_NAME = "any(source) || ' → ' || any(destination)"
 GROUP_SETTINGS = {"group_by_use_nulls": 1}  # a grouping set's rolled-up key is NULL, as in the embedded store
 
@@ -76,8 +73,8 @@ def quantiles(store: Reads, w: Window) -> tuple[float | None, pl.DataFrame]:
     embedded store's quantile_cont)."""
     p = Params()
     rows = store._rows(
-        f"SELECT workflow_id, quantilesExactInclusive(0.5, 0.95)(toFloat64({DURATION})) FROM {RUNS} "
-        f"WHERE {_window(w, p)} AND status IN {ENDED} AND retrigger_of IS NULL AND finished_at IS NOT NULL "
+        f"SELECT workflow_id, quantilesExactInclusive(0.5, 0.95)(toFloat64({DURATION_SQL})) FROM {RUNS} "
+        f"WHERE {_window(w, p)} AND status IN {ENDED_SQL} AND retrigger_of IS NULL AND finished_at IS NOT NULL "
         "GROUP BY GROUPING SETS ((workflow_id), ())", p, settings=GROUP_SETTINGS)
     median = next((q[0] for wf, q in rows if wf is None and q), None)
     per = pl.DataFrame([{"workflow_id": wf, "p50_ms": q[0], "p95_ms": q[1]} for wf, q in rows if wf is not None],
@@ -120,7 +117,7 @@ def workflow_health(store: Reads, now: datetime | None = None, zone: str = UTC_Z
     recent = store._rows(
         f"SELECT toString(workflow_id), {floor_div(epoch_ms('started_at'), QUARTER_MS)} AS q, count(), "
         f"countIf(started_at >= {day_ago}), countIf(started_at >= {week}), "
-        f"countIf(started_at >= {week} AND status = 'failed'), countIf(started_at >= {week} AND status IN {ENDED}) "
+        f"countIf(started_at >= {week} AND status = 'failed'), countIf(started_at >= {week} AND status IN {ENDED_SQL}) "
         f"FROM {RUNS} WHERE started_at >= {instant(span.since, p)} AND started_at < {instant(span.now, p)} "
         "AND retrigger_of IS NULL GROUP BY workflow_id, q", p)
     everyone = store._rows(f"SELECT toString(workflow_id), any(source), any(destination), max(started_at) "

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +23,7 @@ from ..records import PruneReport
 from . import rollup
 from .ids import fresh_id
 from .ledger import DETAIL_SQL
-from .sql import EPOCH, RUNS, Params
+from .sql import RUNS, Params, instant, micros
 
 META_DDL = """
 CREATE TABLE IF NOT EXISTS meta (key String, value String, changed_at DateTime64(6, 'UTC') DEFAULT now64(6))
@@ -44,22 +44,18 @@ class Store(Protocol):
     def bytes_on_disk(self) -> int: ...
 
 
-def _us(t: datetime) -> int:
-    return (t - EPOCH) // timedelta(microseconds=1)
-
-
 def prune(store: Store, default: datetime | None, per_workflow: Mapping[str, datetime], *,
           archive: Path | None = None, dry_run: bool = False) -> PruneReport:
     started = time.perf_counter()
     report = PruneReport(dry_run=dry_run, bytes_before=store.bytes_on_disk())
     p = Params()
     cutoff = (f"transform(toString(workflow_id), {p.add(list(per_workflow), 'Array(String)')}, "
-              f"{p.add([_us(t) for t in per_workflow.values()], 'Array(Int64)')}, "
-              f"toInt64({p.add(_us(default) if default is not None else KEPT, 'Int64')}))")
+              f"{p.add([micros(t) for t in per_workflow.values()], 'Array(Int64)')}, "
+              f"toInt64({p.add(micros(default) if default is not None else KEPT, 'Int64')}))")
     pruned = f"toUnixTimestamp64Micro(started_at) < {cutoff}"
     ids = f"SELECT id FROM {RUNS} WHERE {pruned}"
     oldest = min([default, *per_workflow.values()]) if default is not None else None
-    rejects = "0" if oldest is None else f"ingested_at < fromUnixTimestamp64Micro({p.add(_us(oldest), 'Int64')}, 'UTC')"
+    rejects = "0" if oldest is None else f"ingested_at < {instant(oldest, p)}"
 
     def count(sql: str) -> int:
         return int(store._rows(f"SELECT count() FROM ({sql})", p)[0][0])
@@ -96,7 +92,7 @@ def prune(store: Store, default: datetime | None, per_workflow: Mapping[str, dat
         store.client.command(f"DELETE FROM {table} WHERE run_id IN ({ids})", parameters=p.values)
     store.client.command(f"DELETE FROM rejects WHERE {rejects}", parameters=p.values)
     if oldest is not None:  # months every run of which goes: dropped whole, their disk freed at once
-        before = p.add(_us(oldest), "Int64")
+        before = p.add(micros(oldest), "Int64")
         for (month,) in store._rows(f"SELECT toYYYYMM(started_at) AS month FROM runs GROUP BY month HAVING "
                                     f"toUnixTimestamp64Micro(max(started_at)) < {before}", p):
             store.client.command(f"ALTER TABLE runs DROP PARTITION {int(month)}")

@@ -18,17 +18,15 @@ from typing import Any, NamedTuple, Protocol
 
 from ...overview import DAY_MS, HOUR_MS, Histograms, Window
 from ...quantiles import BUCKETS_PER_E
-from ...spec import CANCELLED_KIND, ENDED_STATUSES
+from ...spec import CANCELLED_KIND
 from .ids import fresh_id
 from .schema import epoch_ms, floor_div
-from .sql import ERROR_PATTERN_SQL, HANDLED_SQL, RUNS, Params, instant
+from .sql import DURATION_SQL, ENDED_SQL, ERROR_PATTERN_SQL, HANDLED_SQL, RUNS, Params, instant
 
 DAY = f"toInt32({floor_div(epoch_ms('started_at'), DAY_MS)})"
 HOUR = floor_div(epoch_ms("started_at"), HOUR_MS)
-DURATION = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"
-BUCKET = f"toInt16(if({DURATION} <= 0, 0, 1 + floor(log({DURATION}) * {BUCKETS_PER_E})))"
-ENDED_ORIGINALS = ("status IN (" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ") "
-                   "AND finished_at IS NOT NULL AND retrigger_of IS NULL")
+BUCKET = f"toInt16(if({DURATION_SQL} <= 0, 0, 1 + floor(log({DURATION_SQL}) * {BUCKETS_PER_E})))"
+ENDED_ORIGINALS = f"status IN {ENDED_SQL} AND finished_at IS NOT NULL AND retrigger_of IS NULL"
 
 HOUR_RUNS_DDL = """
 CREATE TABLE IF NOT EXISTS hour_runs (

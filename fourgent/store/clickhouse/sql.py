@@ -10,12 +10,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ...filters import RunFilter
-from ...spec import CANCELLED_KIND, STATUSES
+from ...spec import CANCELLED_KIND, ENDED_STATUSES, STATUSES
+from .schema import epoch_ms
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The latest snapshot of each run: FINAL collapses the ReplacingMergeTree's rows by `seq` as it reads (per
 # partition: a run's snapshots share its month).
 RUNS = "runs FINAL"
+# A failure rate counts only runs that have ended; a run's duration in the embedded store's rounded milliseconds.
+ENDED_SQL = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
+DURATION_SQL = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"
 # An error message with the parts that vary from run to run taken out, so alike failures group (the same rule as
 # the embedded store's ERROR_PATTERN_SQL; a contract test compares the two).
 ERROR_PATTERN_SQL = (
@@ -61,9 +65,14 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
+def micros(t: datetime) -> int:
+    """Whole microseconds since 1970 of an aware datetime."""
+    return (t - EPOCH) // timedelta(microseconds=1)
+
+
 def instant(t: datetime, p: Params) -> str:
-    """An aware datetime as a bound parameter, exact to the microsecond (as whole microseconds since 1970)."""
-    return f"fromUnixTimestamp64Micro({p.add((t - EPOCH) // timedelta(microseconds=1), 'Int64')}, 'UTC')"
+    """An aware datetime as a bound parameter, exact to the microsecond."""
+    return f"fromUnixTimestamp64Micro({p.add(micros(t), 'Int64')}, 'UTC')"
 
 
 def run_where(f: RunFilter, p: Params) -> str:
