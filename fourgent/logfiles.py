@@ -347,7 +347,7 @@ def lines_table(file_id: int, first_line: int, data: memoryview, at_file_start: 
         reasons = pa.array(why, pa.string())
     return pa.table(
         {
-            "file_id": pa.array(np.full(n, file_id, dtype=np.int32)),
+            "file_id": pa.array(np.full(n, file_id, dtype=np.int64)),
             "line": pa.array(np.arange(first_line, first_line + n, dtype=np.int64)),
             "raw": text,
             "pre_reason": reasons,
@@ -358,7 +358,7 @@ def lines_table(file_id: int, first_line: int, data: memoryview, at_file_start: 
 def long_table(file_id: int, line: int, item: Long) -> pa.Table:
     return pa.table(
         {
-            "file_id": pa.array([file_id], pa.int32()),
+            "file_id": pa.array([file_id], pa.int64()),
             "line": pa.array([line], pa.int64()),
             "raw": pa.array([item.head.decode("utf-8", "backslashreplace")], pa.large_string()),
             "pre_reason": pa.array([_too_long(item.length)], pa.string()),

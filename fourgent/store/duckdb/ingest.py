@@ -27,6 +27,7 @@ from ...logfiles import (
     GzipStream,
     IngestReport,
     Long,
+    Reject,
     lines_table,
     long_table,
     path_order,
@@ -278,6 +279,37 @@ def _json_error(raw: str) -> str:
     except RecursionError:
         return "not valid JSON: nested too deeply"
     return "not valid JSON"
+
+
+def parse_batch(cur: Cursor, table: pa.Table, base: int) -> int:
+    """Parse one batch of lines (file_id, line, raw, pre_reason) on `cur`: the good ones become rows of fg.runs
+    with seq from `base`, and when some are not, temp table fg_rej holds those with their reasons. How many runs.
+    Every engine parses with this one set of rules (the ClickHouse sink on an in-memory DuckDB)."""
+    table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    # DuckDB scans an Arrow table one record batch per thread: hand it many small ones so
+    # both cores parse (one 64 MB batch kept the JSON parse on a single core).
+    table = pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_ROWS))
+    cur.register("fg_batch", table)
+    try:
+        stored: int = cur.execute(_INSERT_SQL, {"base": base}).fetchall()[0][0]
+        if stored < table.num_rows:
+            cur.execute(_REJECTS_SQL, {"base": base})
+            bad_json = cur.execute(
+                "SELECT b.pos, b.raw FROM fg_batch b SEMI JOIN fg_rej r ON b.pos = r.pos "
+                "AND r.reason = 'not valid JSON' ORDER BY b.pos LIMIT 1000"
+            ).fetchall()
+            if bad_json:
+                cur.executemany("UPDATE fg_rej SET reason = ? WHERE pos = ?",
+                                [(_json_error(raw), pos) for pos, raw in bad_json])
+    finally:
+        cur.unregister("fg_batch")
+    return stored
+
+
+def first_rejects(cur: Cursor) -> list[Reject]:
+    """The first rejected lines of the batch parse_batch left in fg_rej, to show in the ingest's report."""
+    return [{"file_id": f, "line": ln, "reason": why} for f, ln, why in cur.execute(
+        "SELECT file_id, line, reason FROM fg_rej ORDER BY pos LIMIT 10").fetchall()]
 
 
 @dataclass
@@ -543,7 +575,7 @@ class Ingester:
         reason = f"gzip data is corrupt after {pending.row.offset:,} bytes ({exc}); the rest of the file was not read"
         batch.tables.append(
             pa.table({
-                "file_id": pa.array([pending.row.file_id], pa.int32()),
+                "file_id": pa.array([pending.row.file_id], pa.int64()),
                 "line": pa.array([pending.row.lines + 1], pa.int64()),
                 "raw": pa.array([""], pa.large_string()),
                 "pre_reason": pa.array([reason], pa.string()),
@@ -627,34 +659,13 @@ class Ingester:
     def _load(self, cur: Cursor, table: pa.Table, part: IngestReport) -> None:
         base = self.next_seq
         self.next_seq += table.num_rows
-        table = table.append_column("pos", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-        # DuckDB scans an Arrow table one record batch per thread: hand it many small ones so
-        # both cores parse (one 64 MB batch kept the JSON parse on a single core).
-        table = pa.Table.from_batches(table.to_batches(max_chunksize=SCAN_ROWS))
-        cur.register("fg_batch", table)
-        try:
-            stored = cur.execute(_INSERT_SQL, {"base": base}).fetchall()[0][0]
-            if stored < table.num_rows:
-                cur.execute(_REJECTS_SQL, {"base": base})
-                bad_json = cur.execute(
-                    "SELECT b.pos, b.raw FROM fg_batch b SEMI JOIN fg_rej r ON b.pos = r.pos "
-                    "AND r.reason = 'not valid JSON' ORDER BY b.pos LIMIT 1000"
-                ).fetchall()
-                if bad_json:
-                    cur.executemany("UPDATE fg_rej SET reason = ? WHERE pos = ?",
-                                    [(_json_error(raw), pos) for pos, raw in bad_json])
-                part.rejected = cur.execute("SELECT count(*) FROM fg_rej").fetchall()[0][0]
-                self.not_kept = dict(cur.execute(_NOT_KEPT_SQL, [REJECTS_KEPT_PER_FILE]).fetchall())
-                kept = cur.execute(_KEEP_REJECTS_SQL, [REJECTS_KEPT_PER_FILE]).fetchall()[0][0]
-                part.rejects_not_kept = part.rejected - kept
-                part.first_rejects = [
-                    {"file_id": f, "line": ln, "reason": why}
-                    for f, ln, why in cur.execute(
-                        "SELECT file_id, line, reason FROM fg_rej ORDER BY pos LIMIT 10"
-                    ).fetchall()
-                ]
-        finally:
-            cur.unregister("fg_batch")
+        stored = parse_batch(cur, table, base)
+        if stored < table.num_rows:
+            part.rejected = cur.execute("SELECT count(*) FROM fg_rej").fetchall()[0][0]
+            self.not_kept = dict(cur.execute(_NOT_KEPT_SQL, [REJECTS_KEPT_PER_FILE]).fetchall())
+            kept = cur.execute(_KEEP_REJECTS_SQL, [REJECTS_KEPT_PER_FILE]).fetchall()[0][0]
+            part.rejects_not_kept = part.rejected - kept
+            part.first_rejects = first_rejects(cur)
         part.snapshots = stored
         if stored:
             rollup.mark_batch(cur, base)
