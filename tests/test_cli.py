@@ -351,13 +351,15 @@ def test_migrate_copies_the_store_into_clickhouse_checks_the_counts_and_is_audit
     target = f"chdb://{tmp_path / 'ch'}"
     assert main(["migrate", "--to", target, "--as", "ana"]) == 0
     out = capsys.readouterr().out
-    assert f"Copied into {target}" in out and "356 runs, 8 rejects" in out and "the same counts" in out
+    assert f"Copied into {target}" in out and "356 runs, 2 files, 8 rejects" in out and "the same counts" in out
     assert main(["migrate", "--to", target]) == 1  # into a database that holds runs: refused, nothing doubled
     assert "already holds 356 runs" in capsys.readouterr().err
     copy = ClickHouseStore(target)
     try:
         assert copy.run_count() == 356 and copy.counts()["rejects"] == 8
         assert copy.count(RunFilter(statuses=("failed",))) > 0
+        # The files' offsets came too: ingest goes on where the embedded store stopped, nothing read twice.
+        assert copy.ingest([samples]).lines == 0 and copy.run_count() == 356
     finally:
         copy.close()
     assert main(["sql", "SELECT actor, outcome, target FROM audit WHERE action = 'migrate' ORDER BY acted_at",

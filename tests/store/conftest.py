@@ -14,6 +14,7 @@ from fourgent.store.duckdb import DuckDBStore
 
 ENGINES: dict[str, Callable[[Path], Store]] = {
     "duckdb": lambda folder: DuckDBStore(folder / "store.duckdb"),
+    "clickhouse": lambda folder: ClickHouseStore(f"chdb://{folder / 'clickhouse'}"),  # type: ignore[dict-item]
 }
 
 

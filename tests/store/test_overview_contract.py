@@ -119,13 +119,13 @@ def test_a_changed_day_is_read_from_the_runs_until_its_rollup_is_written_again(b
 
 
 def test_a_database_of_another_schema_version_is_refused_in_words_and_left_as_it_was(both, tmp_path):
-    from fourgent.store.clickhouse import ClickHouseStore, SchemaMismatch
+    from fourgent.store.clickhouse import SCHEMA_VERSION, ClickHouseStore, SchemaMismatch
 
     _, copy = both
     runs = copy.run_count()
     copy.client.command("INSERT INTO meta (key, value) VALUES ('schema_version', '0')")
     copy.close()
-    with pytest.raises(SchemaMismatch, match="holds Fourgent tables of version 0; this is version 1"):
+    with pytest.raises(SchemaMismatch, match=f"holds Fourgent tables of version 0; this is version {SCHEMA_VERSION}"):
         ClickHouseStore(f"chdb://{tmp_path / 'clickhouse'}")
     import clickhouse_connect
 

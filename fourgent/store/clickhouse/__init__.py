@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -22,14 +22,15 @@ import polars as pl
 import pyarrow as pa
 
 from ...filters import RunFilter
+from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import EXACT_MAX, UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
 from ..records import PruneReport, RunsView, SqlResult
-from . import explore, overview, prune, rollup
+from . import explore, ingest, overview, prune, rollup
 from .bulk import BulkReads
 from .schema import APPEND_ONLY, DAY_MS, SCHEMA_VERSION, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
 from .sql import RUNS, Params, run_where
-from .writes import LineageWrites
+from .writes import ClaimWrites
 
 DATABASE = "fourgent"
 SCHEMES = ("clickhouse", "clickhouses", "chdb")
@@ -118,7 +119,7 @@ def _schema(client: Any) -> None:
                        parameters={"v": str(SCHEMA_VERSION)})
 
 
-class ClickHouseStore(LineageWrites, BulkReads):
+class ClickHouseStore(ClaimWrites, BulkReads):
     """The runs of one ClickHouse database, read as the Runs page reads them."""
 
     engine = "clickhouse"
@@ -141,6 +142,14 @@ class ClickHouseStore(LineageWrites, BulkReads):
     def close(self) -> None:
         self.explorer.close()
         self.client.close()
+
+    # -- ingest (ingest.py) ----------------------------------------------------------------------------------
+
+    def ingest(self, paths: Sequence[Path | str], *, logs_dir: Path | None = None, batch_bytes: int = BATCH_BYTES,
+               on_batch: Callable[[IngestReport], None] | None = None) -> IngestReport:
+        """New complete lines of the run logs under `paths`, every line a run snapshot or a rejected line; other
+        workers may ingest other files into the same database at the same time."""
+        return ingest.ingest(self, paths, logs_dir=logs_dir, batch_bytes=batch_bytes, on_batch=on_batch)
 
     # -- retention (prune.py) -------------------------------------------------------------------------------
 
@@ -259,7 +268,7 @@ class ClickHouseStore(LineageWrites, BulkReads):
 
     def rejected(self, limit: int = 500) -> pl.DataFrame:
         p = Params()
-        return self._frame("SELECT file, toInt64(line) AS line, reason, raw, ingested_at FROM rejects "
+        return self._frame("SELECT file, toInt64(line) AS line, reason, raw, ingested_at FROM rejects FINAL "
                            f"ORDER BY ingested_at DESC, file, line LIMIT {p.add(limit, 'UInt64')}", p)
 
     def runs_view(self, f: RunFilter, *, page: int = 1, size: int = 50,
@@ -272,7 +281,7 @@ class ClickHouseStore(LineageWrites, BulkReads):
         exact = q if q and self.find_exact(q) else None
         ids = rows["id"].to_list()
         rejected_lines, store_runs = self._rows(
-            f"SELECT (SELECT count() FROM rejects) + (SELECT sum(lines) FROM rejects_not_kept), "
+            f"SELECT (SELECT count() FROM rejects FINAL) + (SELECT sum(rejects_not_kept) FROM files FINAL), "
             f"(SELECT count() FROM {RUNS})")[0]
         return RunsView(rows, total, by_status, exact, self.comment_counts(ids), self.latest_retriggers(ids),
                         int(rejected_lines), int(store_runs), self.marks(ids))

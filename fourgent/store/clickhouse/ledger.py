@@ -84,7 +84,8 @@ class LedgerReads:
 
     def claimed(self: Rows) -> dict[str, str | None]:
         """The runs claimed for a re-trigger, and by which process."""
-        return dict(self._rows("SELECT run_id, owner FROM retrigger_claims FINAL"))
+        return dict(self._rows("SELECT run_id, nullIf(argMin(owner, (claimed_at, owner)), '') "
+                               "FROM retrigger_claims FINAL GROUP BY run_id"))
 
     def audit_entries(self: Rows, *, actor: str = "", action: str = "", outcome: str = "",
                       since: datetime | None = None, limit: int = 1000) -> list[AuditEntry]:

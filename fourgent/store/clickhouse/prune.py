@@ -61,7 +61,7 @@ def prune(store: Store, default: datetime | None, per_workflow: Mapping[str, dat
         return int(store._rows(f"SELECT count() FROM ({sql})", p)[0][0])
 
     report.runs = count(ids)
-    report.rejected_lines = count(f"SELECT 1 FROM rejects WHERE {rejects}")
+    report.rejected_lines = count(f"SELECT 1 FROM rejects FINAL WHERE {rejects}")
     owned = {t: count(f"SELECT 1 FROM {t}{'' if t in APPEND_ONLY else ' FINAL'} WHERE run_id IN ({ids})")
              for t in PER_RUN_TABLES}
     report.comments = owned["comments"]
@@ -75,7 +75,7 @@ def prune(store: Store, default: datetime | None, per_workflow: Mapping[str, dat
         partial.mkdir(parents=True)
         for name, sql in (("runs", f"SELECT * FROM ({DETAIL_SQL}) WHERE id IN ({ids})"),
                           ("rejected_lines",
-                           f"SELECT file, line, reason, raw, ingested_at FROM rejects WHERE {rejects}"),
+                           f"SELECT file, line, reason, raw, ingested_at FROM rejects FINAL WHERE {rejects}"),
                           *((t, f"SELECT * EXCEPT (changed_at, deleted) FROM {t} FINAL WHERE run_id IN ({ids})"
                              if t not in APPEND_ONLY else f"SELECT * FROM {t} WHERE run_id IN ({ids})")
                             for t in PER_RUN_TABLES)):

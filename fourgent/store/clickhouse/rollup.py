@@ -16,6 +16,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from ...overview import DAY_MS, HOUR_MS, Histograms, Window
 from ...quantiles import BUCKETS_PER_E
 from ...spec import CANCELLED_KIND
@@ -176,6 +180,21 @@ def hist_sql(where: str) -> str:
 def mark_all(store: Store) -> None:
     """Every day that holds runs is to be recomputed (after a copy)."""
     store.client.command(f"INSERT INTO dirty_days SELECT DISTINCT {DAY}, {fresh_id()} FROM {RUNS}")
+
+
+def day_numbers(started_at: pa.ChunkedArray | pa.Array) -> list[int]:
+    """The distinct days (DAY) of these instants, as the SQL cuts them: milliseconds rounded half away from zero."""
+    us = np.asarray(pc.cast(started_at, pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+    ms = np.where(us >= 0, (us + 500) // 1000, -((500 - us) // 1000))
+    return sorted({int(d) for d in np.unique(ms // DAY_MS)})
+
+
+def mark_days(store: Store, days: list[int]) -> None:
+    """These days are to be recomputed (an ingest wrote runs, or the rows under an old key, in them)."""
+    if days:
+        p = Params()
+        store.client.command(f"INSERT INTO dirty_days SELECT arrayJoin({p.add(days, 'Array(Int32)')}), "
+                             f"{p.add(fresh_id(), 'UInt64')}", parameters=p.values)
 
 
 def mark_runs(store: Store, run_ids: list[str]) -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 # Kept in the database's `meta` table; a change to any table here or in rollup.py is a new version (and, once
 # databases of the old one exist anywhere, a migration).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# Rows collapse to the one with the highest `seq` among those of equal sorting key. A copy of the embedded store
-# (`migrate`) holds one row per run, its latest snapshot by the spec's rule 1, so `seq` only has to order what a
-# later copy or ingest adds. The sorting key is the dedup key: `started_at` first so the Runs page's newest-first
-# pages read the last granules in order, `id` so two runs never collapse. Not yet right for ingest straight into
-# ClickHouse: a later snapshot whose started_at differs would be a second row (the embedded store replaces the
-# whole row), and rule 1 orders by updated_at before position. A month per partition: retention drops whole ones.
-# `status` and `workflow_id` cannot be in the key (a snapshot changes the status); set skip indexes let a
+# Rows collapse to the one with the highest `seq` among those of equal sorting key. `seq` need only order the rows
+# of one run: the ingest (ingest.py) applies the spec's rule 1 as it writes, against the snapshot it finds stored, and
+# writes a run's winning snapshot with a higher `seq` (a copy brings the embedded store's, which are small). The
+# sorting key is the dedup key: `started_at` first so the Runs page's newest-first pages read the last granules in
+# order, `id` so two runs never collapse. A later snapshot whose `started_at` differs has another key, so the ingest
+# writes a `deleted` row under the old one (is_deleted: FINAL leaves both out). A month per partition: retention drops
+# whole ones. `status` and `workflow_id` cannot be in the key (a snapshot changes the status); set skip indexes let a
 # filtered count pass over granules without them, and the n-gram bloom filter does the same for a search.
-RUNS_DDL = """
+# Inserts carry a deduplication token per batch (file ranges), kept for the last DEDUP_WINDOW inserts: a worker killed
+# mid-batch and run again has its repeated insert dropped whole.
+DEDUP_WINDOW = 1000
+RUNS_DDL = f"""
 CREATE TABLE IF NOT EXISTS runs (
     id              String,
     reference       Nullable(String),
@@ -42,6 +45,7 @@ CREATE TABLE IF NOT EXISTS runs (
     seq             UInt64,
     source_file     Nullable(String),  -- the log file and line this snapshot was read from (the run's page)
     source_line     Nullable(UInt64),
+    deleted         UInt8 DEFAULT 0,   -- 1: the row under an old sorting key of a run whose started_at changed
     -- "Reference or ID" folded by this engine as the needle is (sql.FOLD): lowerUTF8, then a final sigma as σ.
     search          String MATERIALIZED replaceAll(lowerUTF8(concat(coalesce(reference, ''), char(31), id)), 'ς', 'σ'),
     INDEX search_ngrams search TYPE ngrambf_v1(3, 8192, 2, 0) GRANULARITY 1,
@@ -50,25 +54,43 @@ CREATE TABLE IF NOT EXISTS runs (
     INDEX status_set status TYPE set(16) GRANULARITY 1,
     INDEX workflow_set workflow_id TYPE set(1024) GRANULARITY 1,
     INDEX retrigger_of_bloom retrigger_of TYPE bloom_filter GRANULARITY 1
-) ENGINE = ReplacingMergeTree(seq)
+) ENGINE = ReplacingMergeTree(seq, deleted)
 PARTITION BY toYYYYMM(started_at)
 ORDER BY (started_at, id)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
 """
-# Rejected lines past the per-file cap that were counted but not kept (the embedded store's files.rejects_not_kept).
-REJECTS_NOT_KEPT_DDL = """
-CREATE TABLE IF NOT EXISTS rejects_not_kept (
-    file    String,
-    lines   UInt64
-) ENGINE = MergeTree ORDER BY file
-"""
-REJECTS_DDL = """
+# A rejected line by its file and line: read again (a batch run twice), it replaces itself. `file` is the name it was
+# read under; `file_id` 0 for those a copy brought, which the embedded store named by its own ids.
+REJECTS_DDL = f"""
 CREATE TABLE IF NOT EXISTS rejects (
+    file_id     UInt64 DEFAULT 0,
     file        String,
     line        UInt64,
     reason      String,
     raw         Nullable(String),
     ingested_at DateTime64(6, 'UTC')
-) ENGINE = MergeTree ORDER BY (ingested_at, file, line)
+) ENGINE = ReplacingMergeTree(ingested_at) ORDER BY (file_id, file, line)
+SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
+"""
+# Each log file as reading it left it (fourgent.rotation.FileRow): written after its batch's runs and rejected lines,
+# so an ingest that dies in between reads the range again. `rejects_not_kept`: its rejected lines past the cap.
+FILES_DDL = """
+CREATE TABLE IF NOT EXISTS files (
+    file_id          UInt64,
+    path             String,
+    size             Int64,
+    mtime_ns         Int64,
+    offset           Int64,
+    lines            Int64,
+    head_len         Int32,
+    head_digest      String,
+    dev              Nullable(UInt64),
+    ino              Nullable(UInt64),
+    tail_digest      Nullable(String),
+    gone             Bool,
+    rejects_not_kept Int64 DEFAULT 0,
+    read_at          DateTime64(6, 'UTC') DEFAULT now64(6)
+) ENGINE = ReplacingMergeTree(read_at) ORDER BY file_id
 """
 COMMENTS_DDL = """
 CREATE TABLE IF NOT EXISTS comments (
@@ -124,12 +146,14 @@ CREATE TABLE IF NOT EXISTS connections (
     refused_at      Nullable(DateTime64(6, 'UTC')),
 {CHANGED}) {REPLACED} ORDER BY app
 """
+# One row per (run, claimer), not per run: two dashboards claiming one run at once both insert, and both then read
+# the same winner, the earliest claim by the server's clock (writes.ClaimWrites). `owner` '' for none recorded.
 CLAIMS_DDL = f"""
 CREATE TABLE IF NOT EXISTS retrigger_claims (
     run_id          String,
-    claimed_at      DateTime64(6, 'UTC'),
-    owner           Nullable(String),
-{CHANGED}) {REPLACED} ORDER BY run_id
+    claimed_at      DateTime64(6, 'UTC') DEFAULT now64(6),
+    owner           String DEFAULT '',
+{CHANGED}) {REPLACED} ORDER BY (run_id, owner)
 """
 # Append-only, as in the embedded store: no statement of this package changes or removes an entry.
 AUDIT_DDL = """
@@ -200,12 +224,12 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
 {CHANGED}) {REPLACED} ORDER BY delivery
 """
 # Copied by `migrate` from an embedded store, in this order, with the columns the views name.
-TABLES = {"runs": RUNS_DDL, "rejects": REJECTS_DDL, "rejects_not_kept": REJECTS_NOT_KEPT_DDL,
+TABLES = {"runs": RUNS_DDL, "files": FILES_DDL, "rejects": REJECTS_DDL,
           "comments": COMMENTS_DDL, "handled": HANDLED_DDL, "retriggers": RETRIGGERS_DDL, "paused": PAUSED_DDL,
           "retrigger_claims": CLAIMS_DDL, "connections": CONNECTIONS_DDL, "audit": AUDIT_DDL,
           "alert_rules": ALERT_RULES_DDL, "alert_destinations": ALERT_DESTINATIONS_DDL,
           "alert_episodes": ALERT_EPISODES_DDL, "alert_deliveries": ALERT_DELIVERIES_DDL}
-APPEND_ONLY = ("rejects", "rejects_not_kept", "comments", "audit")  # plain MergeTree tables: no FINAL
+APPEND_ONLY = ("comments", "audit")  # plain MergeTree tables: no FINAL
 
 
 def epoch_ms(column: str) -> str:

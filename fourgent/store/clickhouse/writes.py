@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from ... import process
 from ..errors import RunNotFound
 from ..records import AlertEpisode, AlertRule, AuditEntry, Comment, Retrigger
 from . import rollup
@@ -298,3 +299,54 @@ def _days_changed(store: Writes, run_ids: list[str]) -> None:
     written again."""
     rollup.mark_runs(store, run_ids)
     rollup.refresh(store)
+
+
+class ClaimWrites(LineageWrites):
+    """Re-trigger claims that hold across dashboard processes on one database, with no lock to share.
+
+    Each claimer inserts its own row per run; then all read the run's live claims and the earliest by the server's
+    clock (ties by owner) holds it, and a claimer that did not win withdraws its row. Two dashboards clicking at once
+    thus re-trigger a run once. The one case it cannot rule out: an insert whose server time is earlier than another
+    claimer's, committed only after that claimer read (a part write slower than the other's insert and read). An exact
+    compare-and-set needs ClickHouse Keeper (a KeeperMap table in strict mode), which this store does not require.
+    """
+
+    def claim(self: Writes, run_ids: Sequence[str]) -> set[str]:
+        """Claim runs for re-triggering as this process; a run claimed by a live process is not returned. The claims
+        of processes of this machine that are gone are released first (another machine's cannot be told gone)."""
+        ids = sorted(set(run_ids))
+        if not ids:
+            return set()
+        mine = process.me()
+        with self._write_lock:
+            p = Params()
+            among = p.add(ids, "Array(String)")
+            live = self._rows(f"SELECT run_id, owner FROM retrigger_claims FINAL WHERE run_id IN {among}", p)
+            gone = sorted({o for _, o in live if o != mine and not process.alive(o)})
+            if gone:
+                _revise(self, "retrigger_claims", f"run_id IN {among} AND owner IN {p.add(gone, 'Array(String)')}",
+                        p, {}, delete=True)
+            held = {r for r, o in live if o not in gone}
+            wanted = [r for r in ids if r not in held]
+            if not wanted:
+                return set()
+            self.client.insert("retrigger_claims", [[r, mine] for r in wanted], column_names=["run_id", "owner"])
+            p = Params()
+            among = p.add(wanted, "Array(String)")
+            winners = dict(self._rows(f"SELECT run_id, argMin(owner, (claimed_at, owner)) FROM retrigger_claims FINAL "
+                                      f"WHERE run_id IN {among} GROUP BY run_id", p))
+            won = {r for r in wanted if winners.get(r) == mine}
+            lost = [r for r in wanted if r not in won]
+            if lost:
+                p = Params()
+                _revise(self, "retrigger_claims", f"run_id IN {p.add(lost, 'Array(String)')} AND owner = "
+                        f"{p.add(mine, 'String')}", p, {}, delete=True)
+            return won
+
+    def release(self: Writes, run_ids: Sequence[str]) -> None:
+        if not run_ids:
+            return
+        with self._write_lock:
+            p = Params()
+            _revise(self, "retrigger_claims", f"run_id IN {p.add(sorted(set(run_ids)), 'Array(String)')}", p, {},
+                    delete=True)

@@ -19,15 +19,16 @@ DUMP_SQL: dict[str, str] = {
              "result::VARCHAR AS result, coalesce(to_json(steps)::VARCHAR, '[]') AS steps, extra::VARCHAR AS extra, "
              "failed_app, seq::UBIGINT AS seq, f.path AS source_file, line::UBIGINT AS source_line "
              "FROM fg.runs LEFT JOIN fg.files f USING (file_id)"),
-    "rejects": "SELECT file, line::UBIGINT AS line, reason, raw, ingested_at FROM main.rejected_lines",
-    "rejects_not_kept": ("SELECT path AS file, rejects_not_kept::UBIGINT AS lines FROM fg.files "
-                         "WHERE rejects_not_kept > 0"),
+    "files": ("SELECT file_id::UBIGINT AS file_id, path, size, mtime_ns, \"offset\", lines, head_len, head_digest, "
+              "dev, ino, tail_digest, gone, rejects_not_kept, read_at FROM fg.files"),
+    "rejects": ("SELECT r.file_id::UBIGINT AS file_id, f.path AS file, r.line::UBIGINT AS line, r.reason, r.raw, "
+                "r.ingested_at FROM fg.rejects r JOIN fg.files f USING (file_id)"),
     "comments": "SELECT run_id, author, body, created_at FROM main.comments",
     "handled": "SELECT run_id, handled_by, handled_at, reason FROM main.handled",
     "retriggers": ("SELECT run_id, retrigger_of, retriggered_by, retriggered_at, mode, from_step, "
                    "payload_diff::VARCHAR AS payload_diff, owner FROM fg.retriggers"),
     "paused": "SELECT workflow_id, paused_at, paused_by FROM fg.paused",
-    "retrigger_claims": "SELECT run_id, claimed_at, owner FROM fg.retrigger_claims",
+    "retrigger_claims": "SELECT run_id, claimed_at, coalesce(owner, '') AS owner FROM fg.retrigger_claims",
     # The credentials as they are stored, encrypted: the key file is not in the store and is not copied.
     "connections": ("SELECT app, base_url, token_encrypted, token_hint, updated_at, last_success_at, refused_at "
                     "FROM fg.connections"),
