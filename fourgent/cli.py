@@ -58,9 +58,9 @@ def whole_number(least: int) -> Callable[[str], int]:
 def no_store(p: Paths, what: str) -> bool:
     """Say so (and return True) when the data folder holds neither a store nor logs: a command that reads them
     must not make an empty store, as a mistyped --data-dir would."""
-    if p.db_path.exists() or p.logs_dir.is_dir():
+    if p.has_store() or p.logs_dir.is_dir():
         return False
-    print(f"error: there is no store at {p.db_path} ({what}); check --data-dir or $FOURGENT_DATA_DIR, or start "
+    print(f"error: there is no store at {p.store_shown} ({what}); check --data-dir or $FOURGENT_DATA_DIR, or start "
           "with `python -m fourgent demo` or `ingest`", file=sys.stderr)
     return True
 
@@ -153,16 +153,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_sql(args: argparse.Namespace) -> int:
     p = resolve_paths(args.data_dir)
-    if not p.db_path.exists():
-        print(f"error: there is no store at {p.db_path} yet (run `python -m fourgent demo` or `ingest`)",
+    if not p.has_store():
+        print(f"error: there is no store at {p.store_shown} yet (run `python -m fourgent demo` or `ingest`)",
               file=sys.stderr)
         return EXIT_FAILED
     # The query runs in a worker over the store's read-only snapshot, so the store itself is opened only to
     # write a missing snapshot (a store from before snapshots); while the dashboard holds it, it keeps it current.
     with contextlib.suppress(StoreBusy):
-        open_store(p.db_path)
+        open_store(p.store_url)
     try:
-        result = snapshot_sql(p.db_path, args.query, max_rows=args.max_rows, time_limit=args.timeout)
+        result = snapshot_sql(p.store_url, args.query, max_rows=args.max_rows, time_limit=args.timeout)
+    except StoreBusy as exc:  # chDB, held by the dashboard's process
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except QueryRefused as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -271,13 +274,16 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
     from . import alerts
 
     p = resolve_paths(args.data_dir)
-    if not p.db_path.exists():
-        print(f"error: there is no store at {p.db_path} yet (run `python -m fourgent demo` or `ingest`)",
+    if not p.has_store():
+        print(f"error: there is no store at {p.store_shown} yet (run `python -m fourgent demo` or `ingest`)",
               file=sys.stderr)
         return EXIT_USAGE
     try:
         ws = open_workspace(args.data_dir)
     except StoreBusy as exc:
+        if p.store:  # chDB held by another process: no snapshot to read beside it
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         try:
             held = alerts.firing_in_snapshot(p.db_path)
         except QueryError as err:
@@ -323,7 +329,8 @@ def cmd_alerts_check(args: argparse.Namespace) -> int:
             print(f"Messages: {sum(sent)} delivered, {len(sent) - sum(sent)} undelivered (see the alerts view).")
     return EXIT_FAILED if found.firing else EXIT_OK
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from .migrate import CopyIncomplete, MigrateFailed, migrate, shown
+    from .config import shown
+    from .migrate import CopyIncomplete, MigrateFailed, migrate
     from .store.clickhouse import parse_url
 
     try:
@@ -358,8 +365,8 @@ def cmd_prune(args: argparse.Namespace) -> int:
     from .workspace import prune
 
     p = resolve_paths(args.data_dir)
-    if not p.db_path.exists():  # before anything is made: a mistyped --data-dir makes nothing
-        print(f"error: there is no store at {p.db_path} yet: nothing to prune", file=sys.stderr)
+    if not p.has_store():  # before anything is made: a mistyped --data-dir makes nothing
+        print(f"error: there is no store at {p.store_shown} yet: nothing to prune", file=sys.stderr)
         return EXIT_FAILED
     try:
         in_force = retention_policy(p.ensure())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from .access import Action, Actor
 from .audit import perform
+from .config import shown
 from .store import Store
 
 
@@ -42,20 +43,6 @@ def scrubbed(text: str, url: str) -> str:
     except ValueError:
         password = url.partition("://")[2].rpartition("@")[0].partition(":")[2] or None
     return text.replace(password, "***") if password else text
-
-
-def shown(url: str) -> str:
-    """A store URL fit to print and audit: whatever stands between `://` and the last `@` (user and password)
-    becomes `user:***`, and the query (`?password=…`) is dropped. By plain string cuts, not a URL parser: a
-    password holding an unencoded # ? or / is not a password to a parser, and would be shown."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url.split("?", 1)[0]
-    credentials, at, place = rest.rpartition("@")
-    if at:
-        user = credentials.split(":", 1)[0]
-        rest = f"{user}:***@{place}" if ":" in credentials else f"{user}@{place}"
-    return f"{scheme}://{rest.split('?', 1)[0]}" + ("?…" if "?" in rest else "")
 
 
 def copy(store: Store, url: str) -> MigrateReport:

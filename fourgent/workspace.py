@@ -172,7 +172,7 @@ def open_workspace(data_dir: str | os.PathLike[str] | None = None, *, read_only:
     p = resolve_paths(data_dir)
     if not read_only:
         p.ensure()
-    return Workspace(p, open_store(p.db_path, read_only=read_only))
+    return Workspace(p, open_store(p.store_url, read_only=read_only))
 
 
 def hand_over(paths: Paths, sources: list[Path]) -> list[Path]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from fourgent.store.duckdb.schema import SURFACE
+from fourgent.store.records import SURFACE
 from helpers import ROOT
 
 

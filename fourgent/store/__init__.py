@@ -189,38 +189,55 @@ _instances: dict[str, Store] = {}
 _instances_lock = threading.Lock()
 
 
+CLICKHOUSE_SCHEMES = ("clickhouse", "clickhouses", "chdb")
+
+
 def _location(url: str | os.PathLike[str]) -> tuple[str, Path]:
-    """(engine, path) of a store URL: `duckdb:///abs/path.duckdb`, or a plain path (DuckDB)."""
+    """(engine, path) of an embedded store URL: `duckdb:///abs/path.duckdb`, or a plain path (DuckDB)."""
     text = os.fspath(url)
     engine, sep, rest = text.partition("://")
     if not sep:
         return "duckdb", Path(text).resolve()
     if engine != "duckdb":
-        raise ValueError(f"Unknown store engine {engine!r} in {text!r}: this version has duckdb")
+        raise ValueError(f"Unknown store engine {engine!r} in {text!r}: this version has duckdb, clickhouse, "
+                         "clickhouses and chdb")
     return engine, Path(rest).resolve()
 
 
+def is_clickhouse(url: str | os.PathLike[str]) -> bool:
+    """Whether `url` names a ClickHouse database (a server, over TLS, or chDB in this process)."""
+    return os.fspath(url).partition("://")[0] in CLICKHOUSE_SCHEMES
+
+
 def open_store(url: str | os.PathLike[str], *, read_only: bool = False) -> Store:
-    """The process's one store at `url`, opened on first use (DuckDB refuses a second instance of a file)."""
-    engine, path = _location(url)
-    key = f"{engine}://{path}"
+    """The process's one store at `url`, opened on first use (DuckDB refuses a second instance of a file; a
+    ClickHouse database is shared by any number of processes, each with its one store object)."""
+    clickhouse = is_clickhouse(url)
+    key = os.fspath(url) if clickhouse else f"duckdb://{_location(url)[1]}"
     with _instances_lock:
         store = _instances.get(key)
         if store is None:
-            from .duckdb import DuckDBStore
+            if clickhouse:
+                from .clickhouse import ClickHouseStore
 
-            store = DuckDBStore(path, read_only=read_only,
-                                memory_limit=os.environ.get("FOURGENT_MEMORY_LIMIT") or None)
+                store = ClickHouseStore(os.fspath(url))
+            else:
+                from .duckdb import DuckDBStore
+
+                store = DuckDBStore(_location(url)[1], read_only=read_only,
+                                    memory_limit=os.environ.get("FOURGENT_MEMORY_LIMIT") or None)
             _instances[key] = store
         elif store.read_only and not read_only:
-            raise RuntimeError(f"{path} is already open read-only in this process")
+            raise RuntimeError(f"{store.path} is already open read-only in this process")
         return store
 
 
 def snapshot_sql(url: str | os.PathLike[str], sql: str, *, max_rows: int, time_limit: float) -> SqlResult:
     """Ad-hoc SQL over a store's read-only snapshot without opening the store (so also while the dashboard
     holds it): what `python -m fourgent sql` runs. The CLI acts as an admin (access.cli_actor): it reads the
-    audit too."""
+    audit too. A ClickHouse database needs no snapshot: its read-only session is the guard."""
+    if is_clickhouse(url):
+        return open_store(url).run_sql(sql, max_rows=max_rows, time_limit=time_limit, with_audit=True)
     engine, path = _location(url)
     from .duckdb import database, worker
 

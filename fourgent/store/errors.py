@@ -8,13 +8,13 @@ from pathlib import Path
 class StoreBusy(RuntimeError):
     """Another process holds the store (an embedded engine allows one process per file)."""
 
-    def __init__(self, path: Path, pid: int | None) -> None:
+    def __init__(self, path: Path, pid: int | None, engine: str = "DuckDB") -> None:
         self.path = path
         self.pid = pid
         holder = f"process {pid}" if pid else "another process"
         super().__init__(
             f"The store {path} is in use by {holder} (usually the running dashboard). "
-            "DuckDB lets one process open it at a time."
+            f"{engine} lets one process open it at a time."
         )
 
 

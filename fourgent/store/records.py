@@ -8,6 +8,9 @@ from typing import Any
 
 import polars as pl
 
+# The documented views of ad-hoc SQL (docs/schema.md), the same on every engine.
+SURFACE: tuple[str, ...] = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit", "alerts")
+
 
 @dataclass(frozen=True)
 class Comment:

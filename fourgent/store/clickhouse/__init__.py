@@ -25,7 +25,8 @@ from ...filters import RunFilter
 from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import EXACT_MAX, UTC_ZONE, OverviewView, Window
 from ...spec import CANCELLED_KIND, STATUSES
-from ..records import PruneReport, RunsView, SqlResult
+from ..errors import StoreBusy
+from ..records import SURFACE, PruneReport, RunsView, SqlResult
 from . import explore, ingest, overview, prune, rollup
 from .bulk import BulkReads
 from .schema import APPEND_ONLY, DAY_MS, SCHEMA_VERSION, TABLE_COLUMNS, TABLES, epoch_ms, floor_div
@@ -75,8 +76,10 @@ def parse_url(url: str) -> Target:
                   unquote(password) if password else None, database, "")
 
 
-def _client(url: str, database: str | None = None) -> Any:
-    """A clickhouse-connect client for the store at `url` (parse_url), its database (or `database`) made if missing."""
+def _client(url: str, database: str | None = None, *, session: bool = False) -> Any:
+    """A clickhouse-connect client for the store at `url` (parse_url), its database (or `database`) made if missing.
+    Without `session` its queries carry no session id: the dashboard's threads share it, and a server refuses a
+    second query of a session while one runs (every setting here goes with its query)."""
     import clickhouse_connect
 
     target = parse_url(url)
@@ -87,7 +90,8 @@ def _client(url: str, database: str | None = None) -> Any:
     else:
         client = clickhouse_connect.get_client(host=target.host, port=target.port, username=target.user,
                                                password=target.password or "", database="default",
-                                               secure=target.scheme == "clickhouses")
+                                               secure=target.scheme == "clickhouses",
+                                               autogenerate_session_id=session)
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS `{target.database}`")
     except Exception:
@@ -120,15 +124,27 @@ def _schema(client: Any) -> None:
 
 
 class ClickHouseStore(ClaimWrites, BulkReads):
-    """The runs of one ClickHouse database, read as the Runs page reads them."""
+    """The store in one ClickHouse database: every protocol of fourgent.store, shared by many processes."""
 
     engine = "clickhouse"
+    read_only = False  # a read-only store is the embedded engine's (a second process reading the file)
 
     def __init__(self, url: str) -> None:
         self.url = url
+        target = parse_url(url)
+        # What names this store in this process (alert tickers are kept per store): chDB's folder, else the server's
+        # database, never the password.
+        self.path = Path(target.path) if target.scheme == "chdb" else Path(f"{target.host}:{target.port or ''}",
+                                                                               target.database)
         self._write_lock = threading.Lock()
-        self.client = _client(url)
-        self.explorer = explore.Explorer(lambda database: _client(url, database),
+        try:
+            self.client = _client(url)
+        except Exception as exc:
+            # chDB is one process's engine: a second process cannot open the folder while the first holds it.
+            if target.scheme == "chdb" and "Unable to open the chdb engine" in str(exc):
+                raise StoreBusy(self.path, None, "chDB (ClickHouse in a process)") from None
+            raise
+        self.explorer = explore.Explorer(lambda database: _client(url, database, session=True),
                                          explore.sql_database(self.client.database))
         try:
             _schema(self.client)
@@ -165,7 +181,7 @@ class ClickHouseStore(ClaimWrites, BulkReads):
 
     # -- ad-hoc SQL (explore.py) ------------------------------------------------------------------------------
 
-    surface = explore.SURFACE
+    surface: tuple[str, ...] = SURFACE
     examples = explore.EXAMPLES
 
     def run_sql(self, sql: str, *, max_rows: int, time_limit: float, with_audit: bool = False) -> SqlResult:

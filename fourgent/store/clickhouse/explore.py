@@ -21,11 +21,10 @@ from typing import Any
 import polars as pl
 
 from ..errors import QueryError, QueryRefused, QueryStopped
-from ..records import SqlResult
+from ..records import SURFACE, SqlResult
 from .ledger import DETAIL_SQL, EPISODES_SQL, STEP_COLUMNS, STEPS_FROM
 from .sql import RUNS
 
-SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit", "alerts")
 ADMIN_ONLY = ("audit",)
 MEMORY_BYTES = 2 << 30  # a query's memory, past which ClickHouse stops it with its own message
 # Functions that read outside the views: files, models, dictionaries, Join tables, the server's configuration.
@@ -112,6 +111,8 @@ class Explorer:
         self.database = database
         self._sessions: dict[tuple[int, float], Any] = {}
         self._lock = threading.Lock()
+        # A server runs one query of a session at a time: queries of one set of limits take turns.
+        self._turns: dict[tuple[int, float], threading.Lock] = {}
 
     def _session(self, max_rows: int, time_limit: float) -> Any:
         key = (max_rows, time_limit)
@@ -123,11 +124,16 @@ class Explorer:
                                     ("readonly", 1)):  # readonly last: after it nothing can be set
                     client.command(f"SET {name} = {value}")
                 self._sessions[key] = client
+                self._turns[key] = threading.Lock()
             return self._sessions[key]
 
     def run(self, sql: str, *, max_rows: int, time_limit: float, with_audit: bool = False) -> SqlResult:
-        started = time.perf_counter()
         client = self._session(max_rows, time_limit)
+        with self._turns[(max_rows, time_limit)]:
+            return self._run(client, sql, max_rows=max_rows, time_limit=time_limit, with_audit=with_audit)
+
+    def _run(self, client: Any, sql: str, *, max_rows: int, time_limit: float, with_audit: bool) -> SqlResult:
+        started = time.perf_counter()
         if not sql.strip().rstrip(";").strip():
             raise QueryRefused("There is no statement to run.")
         try:
@@ -159,7 +165,9 @@ class Explorer:
     def describe(self, view: str) -> list[tuple[str, str]]:
         if view not in SURFACE:
             raise ValueError(f"{view} is not one of the documented views")
-        return [(r[0], r[1]) for r in self._session(1000, 5.0).query(f"DESCRIBE TABLE {view}").result_rows]
+        client = self._session(1000, 5.0)
+        with self._turns[(1000, 5.0)]:
+            return [(r[0], r[1]) for r in client.query(f"DESCRIBE TABLE {view}").result_rows]
 
     def close(self) -> None:
         for client in self._sessions.values():

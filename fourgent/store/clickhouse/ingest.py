@@ -207,7 +207,10 @@ class ClickHouseIngester(Ingester):
         """The batch's rejected lines, each file keeping its first REJECTS_KEPT_PER_FILE (those before this batch
         counted by line number, so a batch written twice counts as once); the rest counted on its files row."""
         part.rejected = int(cur.execute("SELECT count(*) FROM fg_rej").fetchall()[0][0])
+        names = {fid: f.row.path for fid, f in batch.files.items()}
         part.first_rejects = first_rejects(cur)
+        for reject in part.first_rejects:
+            reject["file"] = names.get(reject.pop("file_id", 0), "?")
         p = Params()
         before: dict[int, int] = {}
         for fid, line in self.ch._rows(f"SELECT file_id, line FROM rejects FINAL WHERE file_id IN "
@@ -230,7 +233,6 @@ class ClickHouseIngester(Ingester):
         part.rejects_not_kept = len(ranked) - len(keep)
         if keep:
             at = self.ch._rows("SELECT now64(6)")[0][0]
-            names = {fid: f.row.path for fid, f in batch.files.items()}
             self.ch.client.insert_arrow("rejects", pa.table({
                 "file_id": pa.array([r[0] for r in keep], pa.uint64()),
                 "file": [names[r[0]] for r in keep],

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 import polars as pl
 
+from ...spec import INTERRUPTED_KIND
 from ..records import (
     AlertDelivery,
     AlertDestinationRow,
@@ -174,6 +175,23 @@ class LedgerReads:
             "SELECT retrigger_of, argMax(run_id, retriggered_at) FROM retriggers FINAL "
             f"WHERE retrigger_of IN {p.add(list(run_ids), 'Array(String)')} AND retriggered_at >= {instant(since, p)} "
             "GROUP BY retrigger_of", p))
+
+    def interrupted_sends(self: Rows, originals: Sequence[str]) -> dict[str, tuple[str, list[int]]]:
+        """Per original whose latest re-trigger was interrupted: that run, and the steps it may have sent (those
+        recorded as called, and the one under way: recovery.py)."""
+        if not originals:
+            return {}
+        p = Params()
+        among = p.add(list(originals), "Array(String)")
+        rows = self._rows(
+            f"SELECT retrigger_of, id, steps, error_step FROM {RUNS} WHERE id IN ("
+            f"SELECT argMax(id, started_at) FROM {RUNS} WHERE retrigger_of IN {among} "
+            f"GROUP BY retrigger_of) AND error_kind = '{INTERRUPTED_KIND}'", p)
+        sent: dict[str, tuple[str, list[int]]] = {}
+        for original, run_id, steps, error_step in rows:
+            called = {i for i, step in enumerate(json.loads(steps or "[]")) if (step.get("attempts") or 0) >= 1}
+            sent[original] = (run_id, sorted(called | ({error_step} if error_step is not None else set())))
+        return sent
 
     def orphaned_retriggers(self: Rows, mine: str) -> list[tuple[str, str, str | None]]:
         """Replays of other processes not ended: (run id, owner, status or None when no line was read)."""

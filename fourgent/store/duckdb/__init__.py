@@ -17,6 +17,7 @@ from ...logfiles import BATCH_BYTES, IngestReport
 from ...overview import UTC_ZONE, OverviewView, Window
 from ..errors import StoreWriteFailed
 from ..records import (
+    SURFACE,
     AlertDelivery,
     AlertDestinationRow,
     AlertEpisode,
@@ -37,7 +38,6 @@ from .alerts import Alerts
 from .database import Database, write_failure
 from .examples import EXAMPLES
 from .ledger import Ledger
-from .schema import SURFACE
 
 __all__ = ["DuckDBStore"]
 

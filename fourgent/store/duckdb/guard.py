@@ -20,8 +20,8 @@ from typing import Any
 import duckdb
 
 from ..errors import QueryRefused
+from ..records import SURFACE
 from .database import Cursor
-from .schema import SURFACE
 
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 # Scalar functions that show state outside the surface (settings, the catalog, the session), change

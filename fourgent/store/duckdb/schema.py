@@ -354,4 +354,3 @@ SELECT e.episode, e.rule_id, e.rule_name AS rule, e.kind, e.fired_at, e.resolved
 FROM fg.alert_episodes e;
 """
 
-SURFACE = ("runs", "steps", "rejected_lines", "comments", "retriggers", "handled", "audit", "alerts")
