@@ -423,7 +423,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         from .store.clickhouse.bench import side_by_side
 
-        side_by_side(Path(args.workdir), repeat=args.repeat)
+        side_by_side(Path(args.workdir), repeat=args.repeat, ingest=not args.queries_only)
         return EXIT_OK
     if args.alerts:
         bench.alerts_bench(runs=args.runs, repeat=args.repeat)
@@ -564,8 +564,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=whole_number(1), default=7, help="timed repetitions per query (median reported)")
     p.add_argument("--workdir", help="keep the generated files here (default: a temporary folder)")
     p.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb",
-                   help="clickhouse: copy --workdir's store into ClickHouse (chDB, in this process) and time the "
-                   "Runs page's reads on both, side by side")
+                   help="clickhouse: ingest --workdir's logs into ClickHouse (chDB, in this process), then copy "
+                   "its store there and time the pages' reads on both, side by side")
     p.add_argument("--queries-only", action="store_true",
                    help="time the queries again on the stores an earlier run left in --workdir")
     p.add_argument("--explore", action="store_true",

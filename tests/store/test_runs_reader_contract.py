@@ -193,3 +193,19 @@ def test_the_side_by_side_bench_times_every_read_on_both_engines_over_oneclickho
     raw.close()
     assert side_by_side(tmp_path, repeat=1)["copy_s"]  # a copy of another schema version is made again
     assert "Copying 359 runs" in capsys.readouterr().out
+
+
+def test_the_side_by_side_bench_ingests_the_same_logs_into_clickhouse_and_checks_the_counts(tmp_path, samples, capsys):
+    import shutil
+
+    from fourgent.store.clickhouse.bench import side_by_side
+
+    logs = tmp_path / "logs-356"
+    shutil.copytree(samples, logs)
+    embedded = DuckDBStore(tmp_path / "store.duckdb")
+    embedded.ingest([logs], logs_dir=logs)
+    embedded.close()
+    summary = side_by_side(tmp_path, repeat=1)
+    assert isinstance(summary["ingest_runs_per_s"], int) and summary["ingest_runs_per_s"] > 0
+    assert summary["copy_s"] and not (tmp_path / "clickhouse-ingest").exists()  # one chDB folder at a time
+    assert "Ingest: 369 lines in" in capsys.readouterr().out

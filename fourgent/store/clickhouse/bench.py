@@ -12,11 +12,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from ...filters import RunFilter
 from ...overview import Window
 from ..duckdb import DuckDBStore
 from ..duckdb.bench import median_ms
 from . import ClickHouseStore, SchemaMismatch
+
+
+def _embedded_ingest(workdir: Path, runs: int) -> int | None:
+    """The embedded store's ingest runs/s, as its full bench in `workdir` recorded it."""
+    found = sorted(workdir.glob("bench-[0-9]*.json"))
+    return json.loads(found[0].read_text()).get("ingest_runs_per_s") if found else None
+
 
 NEEDLE = "rocket foods – deal 42"  # rare: about one reference in 20,000 of the bench's runs
 
@@ -60,7 +69,37 @@ def suite(embedded: DuckDBStore) -> dict[str, Callable[[Any], object]]:
     }
 
 
-def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False) -> dict[str, object]:
+def ingest_bench(embedded: DuckDBStore, logs: Path, target: Path) -> dict[str, object]:
+    """The same log files the embedded store read, ingested into an empty ClickHouse database at `target` (its
+    re-trigger ledger copied first, as the embedded bench recorded it before its ingest): seconds and runs/s, the
+    counts checked against the embedded store's. The folder is removed after (the copy for the reads follows)."""
+    if target.exists():
+        shutil.rmtree(target)
+    store = ClickHouseStore(f"chdb://{target}")
+    try:
+        for table, reader in embedded.dump():
+            if table == "retriggers":
+                for batch in reader:
+                    if batch.num_rows:
+                        store.client.insert_arrow("retriggers", pa.Table.from_batches([batch]))
+        print(f"Ingesting {logs} into ClickHouse (chDB) …", flush=True)
+        started = time.perf_counter()
+        report = store.ingest([logs], logs_dir=logs)
+        seconds = time.perf_counter() - started
+        want = embedded.table_counts()
+        got = store.counts()
+        if (got["runs"], got["rejects"]) != (want["runs"], want["rejects"]):
+            raise SystemExit(f"ClickHouse ingested {got['runs']:,} runs and {got['rejects']:,} rejected lines; the "
+                             f"embedded store holds {want['runs']:,} and {want['rejects']:,}")
+        print(f"Ingest: {report.lines:,} lines in {seconds:.1f} s ({report.lines / seconds:,.0f} runs/s)", flush=True)
+        return {"ingest_s": round(seconds, 1), "ingest_runs_per_s": round(report.lines / seconds),
+                "ingest_mb": round(store.bytes_on_disk() / 1e6, 1)}
+    finally:
+        store.close()
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False, ingest: bool = True) -> dict[str, object]:
     """Copy workdir/store.duckdb into workdir/clickhouse (unless a copy with the same counts is there), then
     time each read on both; printed and written to workdir/bench-clickhouse-<runs>.json."""
     source = workdir / "store.duckdb"
@@ -69,8 +108,14 @@ def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False) -> dict[st
     embedded = DuckDBStore(source, read_only=True)
     target = workdir / "clickhouse"
     copy_s = None
+    ingested: dict[str, object] = {}
     try:
         expected = embedded.table_counts()
+        logs = sorted(workdir.glob("logs-*"))
+        if ingest and logs:
+            if target.exists():  # chDB opens one folder per process, and the disk holds one more copy at a time
+                shutil.rmtree(target)
+            ingested = ingest_bench(embedded, logs[0], workdir / "clickhouse-ingest")
         if fresh and target.exists():
             shutil.rmtree(target)
         try:
@@ -103,12 +148,16 @@ def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False) -> dict[st
                 "runs": expected["runs"], "copy_s": round(copy_s, 1) if copy_s else None,
                 "copy_runs_per_s": round(expected["runs"] / copy_s) if copy_s else None,
                 "duckdb_mb": round(source.stat().st_size / 1e6, 1), "clickhouse_mb": round(disk / 1e6, 1),
+                **ingested, "duckdb_ingest_runs_per_s": _embedded_ingest(workdir, expected["runs"]),
                 "repeat": repeat, "queries": rows,
             }
         finally:
             copy.close()
     finally:
         embedded.close()
+    if ingested:
+        print(f"Ingest: ClickHouse {ingested['ingest_runs_per_s']:,} runs/s, embedded DuckDB "
+              f"{summary['duckdb_ingest_runs_per_s'] or '?'} runs/s (its full bench)")
     if copy_s:
         print(f"Copy: {copy_s:.1f} s ({expected['runs'] / copy_s:,.0f} runs/s)")
     print(f"On disk: DuckDB {summary['duckdb_mb']} MB, ClickHouse {summary['clickhouse_mb']} MB")

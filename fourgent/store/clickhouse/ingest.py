@@ -196,11 +196,37 @@ class ClickHouseIngester(Ingester):
             cur.unregister("fg_paths")
         if out.num_rows:
             client.insert_arrow("runs", out, settings={"insert_deduplication_token": f"{token}:runs"})
-            days = rollup.day_numbers(out.column("started_at"))
-            rollup.mark_days(self.ch, days)
+            days = set(rollup.day_numbers(out.column("started_at")))
+            days |= self._one_row_per_run(ids)
+            rollup.mark_days(self.ch, sorted(days))
         part.added = winners - known
         part.updated = known
         part.superseded = stored - part.added - part.updated
+
+    def _one_row_per_run(self, ids: list[str]) -> set[int]:
+        """Another worker may have written a snapshot of one of these runs under another start while this batch
+        was written (a run's snapshots split over two workers' files): keep the row written last (the higher seq)
+        and delete the others. Both workers pick the same row, so doing it twice is harmless. The days changed."""
+        p = Params()
+        held = self.ch.client.query_arrow(
+            f"SELECT id, started_at, seq FROM {RUNS} WHERE id IN (SELECT id FROM {RUNS} WHERE id IN "
+            f"{p.add(ids, 'Array(String)')} GROUP BY id HAVING count() > 1)", parameters=p.values)
+        if not held.num_rows:
+            return set()
+        latest: dict[str, int] = {}
+        for run_id, seq in zip(held.column("id").to_pylist(), held.column("seq").to_pylist(), strict=True):
+            latest[run_id] = max(seq, latest.get(run_id, 0))
+        keep = pa.array([latest[i] != s for i, s in zip(held.column("id").to_pylist(),
+                                                         held.column("seq").to_pylist(), strict=True)])
+        losers = held.filter(keep)
+        tombs = pa.table({"id": losers.column("id"), "started_at": losers.column("started_at"),
+                          "workflow_id": [""] * losers.num_rows, "source": [""] * losers.num_rows,
+                          "destination": [""] * losers.num_rows, "status": [""] * losers.num_rows,
+                          "attempt": pa.array([1] * losers.num_rows, pa.int32()), "steps": ["[]"] * losers.num_rows,
+                          "seq": pa.array([max(latest.values()) + 1] * losers.num_rows, pa.uint64()),
+                          "deleted": pa.array([1] * losers.num_rows, pa.uint8())})
+        self.ch.client.insert_arrow("runs", tombs)
+        return set(rollup.day_numbers(losers.column("started_at")))
 
     def _write_rejects(self, cur: duckdb.DuckDBPyConnection, batch: _Batch, firsts: dict[int, int],
                        part: IngestReport, token: str) -> None:
