@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import threading
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -157,3 +159,32 @@ class SlowApp:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+T0 = datetime(2026, 9, 28, 23, 0, tzinfo=UTC)  # near a month's end: a changed start can move a run's partition
+
+
+def _iso(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def snapshot_log(seed: int, runs: int) -> list[list[dict | str]]:
+    """Two files' lines: several snapshots per run in shuffled order, some without updated_at, some with another
+    started_at, and a few lines that break the spec."""
+    rng = random.Random(seed)
+    lines: list[dict | str] = []
+    for n in range(runs):
+        start = T0 + timedelta(minutes=n * 7)
+        for k in range(rng.randint(1, 4)):
+            fields: dict = {"status": rng.choice(["running", "finished", "failed"]),
+                            "started_at": _iso(start + timedelta(hours=rng.choice([0, 0, 0, 3]) * k))}
+            if fields["status"] == "failed":
+                fields["error"] = {"message": f"HTTP 500 number {k}", "step": 0}
+            if rng.random() < 0.7:
+                fields["updated_at"] = _iso(start + timedelta(seconds=rng.randint(0, 50)))
+            lines.append(run_line(f"run_{n:04d}", **fields))
+    rng.shuffle(lines)
+    for i in range(0, len(lines), 97):
+        lines.insert(i, "{not json\n" if i % 2 else '{"id": "no-workflow"}\n')
+    half = len(lines) // 2
+    return [lines[:half], lines[half:]]

@@ -4,12 +4,11 @@ mid-batch and run again duplicating nothing, two workers and a reader at once, c
 from __future__ import annotations
 
 import os
-import random
 import signal
 import subprocess
 import sys
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,35 +17,7 @@ from fourgent.filters import RunFilter
 from fourgent.spec import REJECTS_KEPT_PER_FILE
 from fourgent.store.clickhouse import ClickHouseStore
 from fourgent.store.duckdb import DuckDBStore
-from helpers import ROOT, run_line
-
-T0 = datetime(2026, 9, 28, 23, 0, tzinfo=UTC)  # near a month's end: a changed start can move a run's partition
-
-
-def _iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def snapshot_log(seed: int, runs: int) -> list[list[dict | str]]:
-    """Two files' lines: several snapshots per run in shuffled order, some without updated_at, some with another
-    started_at, and a few lines that break the spec."""
-    rng = random.Random(seed)
-    lines: list[dict | str] = []
-    for n in range(runs):
-        start = T0 + timedelta(minutes=n * 7)
-        for k in range(rng.randint(1, 4)):
-            fields: dict = {"status": rng.choice(["running", "finished", "failed"]),
-                            "started_at": _iso(start + timedelta(hours=rng.choice([0, 0, 0, 3]) * k))}
-            if fields["status"] == "failed":
-                fields["error"] = {"message": f"HTTP 500 number {k}", "step": 0}
-            if rng.random() < 0.7:
-                fields["updated_at"] = _iso(start + timedelta(seconds=rng.randint(0, 50)))
-            lines.append(run_line(f"run_{n:04d}", **fields))
-    rng.shuffle(lines)
-    for i in range(0, len(lines), 97):
-        lines.insert(i, "{not json\n" if i % 2 else '{"id": "no-workflow"}\n')
-    half = len(lines) // 2
-    return [lines[:half], lines[half:]]
+from helpers import ROOT, T0, run_line, snapshot_log
 
 
 def latest(store: DuckDBStore | ClickHouseStore) -> set[tuple[str, str, str, str | None]]:

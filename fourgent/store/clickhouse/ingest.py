@@ -21,6 +21,7 @@ import hashlib
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ import duckdb
 import pyarrow as pa
 
 from ...logfiles import BATCH_BYTES, IngestReport, prefetch, scan
-from ...rotation import FileRow
+from ...rotation import FileRow, escaped
 from ...spec import REJECTS_KEPT_PER_FILE
 from ..duckdb.ingest import Ingester, _Batch, first_rejects, parse_batch, retired_name
 from ..duckdb.schema import MIGRATIONS
@@ -115,6 +116,11 @@ class ClickHouseIngester(Ingester):
         self.not_kept_total: dict[int, int] = {}  # per file id: its rejected lines past the cap, so far
         self.known_rows: dict[int, FileRow] = {}
 
+    def _key(self, real: str) -> str:
+        """A file's name in the database: its whole real path. Workers each have a logs folder of their own, and
+        the same name under two of them is two files (the embedded store names a file under its one folder)."""
+        return escaped(real if os.sep == "/" else real.replace(os.sep, "/"))
+
     def _new_file_id(self) -> int:
         return fresh_id()  # unique across workers with no table to ask
 
@@ -127,6 +133,8 @@ class ClickHouseIngester(Ingester):
         for row in self.ch._rows(f"SELECT {', '.join(_FILE_COLUMNS)}, rejects_not_kept FROM files FINAL "
                                  "WHERE NOT gone"):
             file_row = FileRow(*row[:-1])
+            if self.logs_prefix and not os.path.isabs(file_row.path):  # named under a logs folder (a copy brought)
+                file_row = replace(file_row, path=self._key(self.logs_prefix + file_row.path))
             known[file_row.path] = file_row
             self.known_rows[file_row.file_id] = file_row
             self.not_kept_total[file_row.file_id] = int(row[-1])
