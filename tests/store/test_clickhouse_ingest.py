@@ -48,7 +48,7 @@ def test_rule_one_across_batches_keeps_the_snapshots_the_embedded_store_keeps(ch
         want = embedded.ingest([logs], logs_dir=logs)
         got = ch.ingest([logs], logs_dir=logs, batch_bytes=8_000)  # dozens of batches: the rule applied across them
         assert latest(ch) == latest(embedded) and ch.run_count() == 400
-        for field in ("lines", "snapshots", "rejected", "added"):
+        for field in ("lines", "snapshots", "rejected", "added", "updated", "superseded"):  # however batches cut
             assert getattr(got, field) == getattr(want, field), field
         assert got.lines == got.snapshots + got.rejected and got.snapshots == got.added + got.updated + got.superseded
         assert ch.counts()["rejects"] == want.rejected
@@ -81,6 +81,17 @@ def test_appended_lines_are_read_on_from_the_offset_kept_in_the_engine(ch, tmp_p
         assert again.ingest([log.parent]).lines == 0
     finally:
         again.close()
+
+
+def test_a_worker_whose_clock_runs_behind_still_replaces_the_stored_snapshot(ch, tmp_path, write_log):
+    log = write_log(tmp_path / "logs" / "a.jsonl", run_line("one"))
+    ch.ingest([log.parent])
+    # As a worker whose clock ran far ahead would have left it: the stored row's seq above any this clock makes.
+    ch.client.command("INSERT INTO runs SELECT * REPLACE (toUInt64(9000000000000000000) AS seq) FROM runs FINAL")
+    write_log(log, run_line("one", status="failed", error={"message": "boom"}, updated_at="2026-11-20T15:00:00Z"),
+              mode="ab")
+    assert ch.ingest([log.parent]).snapshots == 1
+    assert ch.status_counts(RunFilter())["failed"] == 1 and ch.run_count() == 1
 
 
 def test_a_files_rejected_lines_past_the_cap_are_counted_across_batches(ch, tmp_path, write_log):
@@ -229,8 +240,11 @@ def test_two_dashboards_claiming_the_same_runs_at_once_each_get_a_share_never_th
         a.release(ids[:10])
         assert a.claim(ids[:20]) == set(ids[:10])
         # A claim of a process that is gone (pid 1 started at another time) is released for the next claimer.
-        a.client.insert("retrigger_claims", [["orphan", "1:0"]], column_names=["run_id", "owner"])
+        a.client.insert("retrigger_claims", [["orphan", "1:0"], ["elsewhere", "other-host/1:0"]],
+                        column_names=["run_id", "owner"])
         assert a.claim(["orphan"]) == {"orphan"}
+        # Another machine's process cannot be looked up here: its claim holds until it releases it.
+        assert a.claim(["elsewhere"]) == set()
     finally:
         a.close()
         b.close()

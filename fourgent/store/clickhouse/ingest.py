@@ -45,31 +45,36 @@ _FILE_COLUMNS = ("file_id", "path", "size", "mtime_ns", "offset", "lines", "head
 
 # The batch's runs as ClickHouse's `runs` takes them (the embedded dump's columns), each winner once, and a
 # `deleted` row under every other sorting key the database holds for it. Ordered by month and key, so the insert
-# splits into the same parts (and the same per-part tokens) when a batch is written again.
+# splits into the same parts (and the same per-part tokens) when a batch is written again. `seq` is the batch's (from
+# the clock) but always above what the database holds for the run, so a worker whose clock runs behind still wins.
 _OUT_SQL = """
 SELECT r.id, r.reference, r.workflow_id, r.source, r.destination, r.source_app, r.destination_app, r.status,
        r.started_at, r.finished_at, r.updated_at, r.error_message, r.error_kind, r.error_step, r.skip_reason,
        r.retrigger_of, r.retrigger_claim, r.attempt, r.trigger_payload::VARCHAR AS trigger_payload,
        r.result::VARCHAR AS result, coalesce(to_json(r.steps)::VARCHAR, '[]') AS steps, r.extra::VARCHAR AS extra,
-       r.failed_app, $seq::UBIGINT AS seq, f.path AS source_file, r.line::UBIGINT AS source_line,
+       r.failed_app, greatest($seq, coalesce(m.top, 0) + 1)::UBIGINT AS seq, f.path AS source_file,
+       r.line::UBIGINT AS source_line,
        0::UTINYINT AS deleted
-FROM fg.runs r JOIN fg_paths f USING (file_id)
+FROM fg.runs r JOIN fg_paths f USING (file_id) LEFT JOIN (SELECT id, max(seq) AS top FROM fg_stored GROUP BY id) m
+     USING (id)
 WHERE r.id IN (SELECT id FROM fg_winners)
 UNION ALL
 SELECT s.id, NULL, '', '', '', NULL, NULL, '', s.started_at, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 1,
-       NULL, NULL, '[]', NULL, NULL, $seq::UBIGINT, NULL, NULL, 1::UTINYINT
+       NULL, NULL, '[]', NULL, NULL, greatest($seq, s.seq + 1)::UBIGINT, NULL, NULL, 1::UTINYINT
 FROM fg_stored s JOIN fg.runs r USING (id)
 WHERE r.id IN (SELECT id FROM fg_winners) AND s.started_at <> r.started_at
 ORDER BY date_trunc('month', started_at), started_at, id, deleted
 """
 
-# Rule 1 across batches. The batch's own snapshots of a run were folded already (the embedded _drop_superseded):
-# what is left wins outright when the batch held an undated snapshot of it (the stored one came before that one),
-# when nothing is stored or the stored one is undated, or when it is no older by updated_at.
+# Rule 1 across batches. The batch's own snapshots of a run were folded already (the embedded _drop_superseded): what
+# is left wins outright when the batch held an undated snapshot of it (the stored one came before that one), when
+# nothing is stored or the stored one is undated, or when it is no older by updated_at. `before`: the stored snapshot
+# is older than this ingest, which then counts an update; one this ingest wrote is superseded (as the embedded store
+# counts, against the ingest's start).
 _WINNERS_SQL = """
 CREATE OR REPLACE TEMP TABLE fg_winners AS
-SELECT r.id, c.id IS NOT NULL AS known FROM fg.runs r
-LEFT JOIN (SELECT id, arg_max(updated_at, seq) AS upd FROM fg_stored GROUP BY id) c USING (id)
+SELECT r.id, c.id IS NOT NULL AS stored, coalesce(c.top < $base, false) AS before FROM fg.runs r
+LEFT JOIN (SELECT id, arg_max_null(updated_at, seq) AS upd, max(seq) AS top FROM fg_stored GROUP BY id) c USING (id)
 WHERE c.id IS NULL OR c.upd IS NULL OR r.id IN (SELECT id FROM fg_undated)
    OR (r.updated_at IS NOT NULL AND r.updated_at >= c.upd)
 """
@@ -114,12 +119,19 @@ class ClickHouseIngester(Ingester):
         self.ch = store
         self.scratch = _scratch()
         self.not_kept_total: dict[int, int] = {}  # per file id: its rejected lines past the cap, so far
+        self.base_seq = fresh_id()  # rows with a lower seq were there before this ingest
         self.known_rows: dict[int, FileRow] = {}
 
     def _key(self, real: str) -> str:
         """A file's name in the database: its whole real path. Workers each have a logs folder of their own, and
         the same name under two of them is two files (the embedded store names a file under its one folder)."""
         return escaped(real if os.sep == "/" else real.replace(os.sep, "/"))
+
+    def _shown(self, key: str) -> str:
+        """A file's name as a run's page and the rejected lines show it: under the logs folder, as the embedded
+        store names it."""
+        prefix = self._key(self.logs_prefix) if self.logs_prefix else ""
+        return key[len(prefix):] if prefix and key.startswith(prefix) else key
 
     def _new_file_id(self) -> int:
         return fresh_id()  # unique across workers with no table to ask
@@ -193,11 +205,13 @@ class ClickHouseIngester(Ingester):
                                   f"{p.add(ids, 'Array(String)')}", parameters=p.values)
         cur.register("fg_stored", held)
         paths = pa.table({"file_id": pa.array(list(batch.files), pa.int64()),
-                          "path": [f.row.path for f in batch.files.values()]})
+                          "path": [self._shown(f.row.path) for f in batch.files.values()]})
         cur.register("fg_paths", paths)
         try:
-            cur.execute(_WINNERS_SQL)
-            winners, known = cur.execute("SELECT count(*), count(*) FILTER (WHERE known) FROM fg_winners").fetchall()[0]
+            cur.execute(_WINNERS_SQL, {"base": self.base_seq})
+            winners, stored_before, before = cur.execute(
+                "SELECT count(*), count(*) FILTER (WHERE stored), count(*) FILTER (WHERE before) FROM fg_winners"
+            ).fetchall()[0]
             out = cur.sql(_OUT_SQL, params={"seq": fresh_id()}).to_arrow_table()
         finally:
             cur.unregister("fg_stored")
@@ -207,41 +221,44 @@ class ClickHouseIngester(Ingester):
             days = set(rollup.day_numbers(out.column("started_at")))
             days |= self._one_row_per_run(ids)
             rollup.mark_days(self.ch, sorted(days))
-        part.added = winners - known
-        part.updated = known
+        part.added = winners - stored_before
+        part.updated = before
         part.superseded = stored - part.added - part.updated
 
     def _one_row_per_run(self, ids: list[str]) -> set[int]:
         """Another worker may have written a snapshot of one of these runs under another start while this batch
-        was written (a run's snapshots split over two workers' files): keep the row written last (the higher seq)
-        and delete the others. Both workers pick the same row, so doing it twice is harmless. The days changed."""
+        was written (a run's snapshots split over two workers' files): keep one row and delete the others. Which one
+        by rule 1 as far as the rows tell (the latest updated_at when all have one; else the one written last), so
+        both workers pick the same row and doing it twice is harmless. The days changed."""
         p = Params()
-        held = self.ch.client.query_arrow(
-            f"SELECT id, started_at, seq FROM {RUNS} WHERE id IN (SELECT id FROM {RUNS} WHERE id IN "
-            f"{p.add(ids, 'Array(String)')} GROUP BY id HAVING count() > 1)", parameters=p.values)
-        if not held.num_rows:
+        held = self.ch._rows(
+            f"SELECT id, started_at, updated_at, seq FROM {RUNS} WHERE id IN (SELECT id FROM {RUNS} WHERE id IN "
+            f"{p.add(ids, 'Array(String)')} GROUP BY id HAVING count() > 1)", p)
+        if not held:
             return set()
-        latest: dict[str, int] = {}
-        for run_id, seq in zip(held.column("id").to_pylist(), held.column("seq").to_pylist(), strict=True):
-            latest[run_id] = max(seq, latest.get(run_id, 0))
-        keep = pa.array([latest[i] != s for i, s in zip(held.column("id").to_pylist(),
-                                                         held.column("seq").to_pylist(), strict=True)])
-        losers = held.filter(keep)
-        tombs = pa.table({"id": losers.column("id"), "started_at": losers.column("started_at"),
-                          "workflow_id": [""] * losers.num_rows, "source": [""] * losers.num_rows,
-                          "destination": [""] * losers.num_rows, "status": [""] * losers.num_rows,
-                          "attempt": pa.array([1] * losers.num_rows, pa.int32()), "steps": ["[]"] * losers.num_rows,
-                          "seq": pa.array([max(latest.values()) + 1] * losers.num_rows, pa.uint64()),
-                          "deleted": pa.array([1] * losers.num_rows, pa.uint8())})
-        self.ch.client.insert_arrow("runs", tombs)
-        return set(rollup.day_numbers(losers.column("started_at")))
+        rows: dict[str, list[tuple[Any, ...]]] = {}
+        for row in held:
+            rows.setdefault(row[0], []).append(row)
+        losers: list[tuple[Any, ...]] = []
+        for group in rows.values():
+            dated = all(r[2] is not None for r in group)
+            keep = max(group, key=lambda r: (r[2], r[3]) if dated else (r[3],))
+            losers += [r for r in group if r is not keep]
+        top = max(r[3] for r in held) + 1
+        n = len(losers)
+        self.ch.client.insert_arrow("runs", pa.table({
+            "id": [r[0] for r in losers], "started_at": pa.array([r[1] for r in losers], pa.timestamp("us", tz="UTC")),
+            "workflow_id": [""] * n, "source": [""] * n, "destination": [""] * n, "status": [""] * n,
+            "attempt": pa.array([1] * n, pa.int32()), "steps": ["[]"] * n, "seq": pa.array([top] * n, pa.uint64()),
+            "deleted": pa.array([1] * n, pa.uint8())}))
+        return set(rollup.day_numbers(pa.array([r[1] for r in losers], pa.timestamp("us", tz="UTC"))))
 
     def _write_rejects(self, cur: duckdb.DuckDBPyConnection, batch: _Batch, firsts: dict[int, int],
                        part: IngestReport, token: str) -> None:
         """The batch's rejected lines, each file keeping its first REJECTS_KEPT_PER_FILE (those before this batch
         counted by line number, so a batch written twice counts as once); the rest counted on its files row."""
         part.rejected = int(cur.execute("SELECT count(*) FROM fg_rej").fetchall()[0][0])
-        names = {fid: f.row.path for fid, f in batch.files.items()}
+        names = {fid: self._shown(f.row.path) for fid, f in batch.files.items()}
         part.first_rejects = first_rejects(cur)
         for reject in part.first_rejects:
             reject["file"] = names.get(reject.pop("file_id", 0), "?")

@@ -59,8 +59,9 @@ PARTITION BY toYYYYMM(started_at)
 ORDER BY (started_at, id)
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
 """
-# A rejected line by its file and line: read again (a batch run twice), it replaces itself. `file` is the name it was
-# read under; `file_id` 0 for those a copy brought, which the embedded store named by its own ids.
+# A rejected line by its file and line: read again (a batch run twice, even under the file's next name after a
+# rotation), it replaces itself. `file` is the name it was read under; for rows of `file_id` 0 (none recorded) the
+# name tells files apart.
 REJECTS_DDL = f"""
 CREATE TABLE IF NOT EXISTS rejects (
     file_id     UInt64 DEFAULT 0,
@@ -69,7 +70,7 @@ CREATE TABLE IF NOT EXISTS rejects (
     reason      String,
     raw         Nullable(String),
     ingested_at DateTime64(6, 'UTC')
-) ENGINE = ReplacingMergeTree(ingested_at) ORDER BY (file_id, file, line)
+) ENGINE = ReplacingMergeTree(ingested_at) ORDER BY (file_id, line, if(file_id = 0, file, ''))
 SETTINGS non_replicated_deduplication_window = {DEDUP_WINDOW}
 """
 # Each log file as reading it left it (fourgent.rotation.FileRow): written after its batch's runs and rejected lines,

@@ -10,6 +10,7 @@ covers one store object only: across processes the embedded store's write lock h
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -301,6 +302,21 @@ def _days_changed(store: Writes, run_ids: list[str]) -> None:
     rollup.refresh(store)
 
 
+def claimer() -> str:
+    """This process as a claim names it: its machine, then process.me() ("host/pid:start"), so a dashboard on another
+    machine with the same pid is another claimer."""
+    return f"{socket.gethostname()}/{process.me()}"
+
+
+def _gone(owner: str) -> bool:
+    """Whether the claimer `owner` names is a process of this machine that has ended (a copy's owners, without a
+    machine, were the embedded store's: this machine's)."""
+    host, named, pid = owner.rpartition("/")
+    if named and host != socket.gethostname():
+        return False
+    return not process.alive(pid)
+
+
 class ClaimWrites(LineageWrites):
     """Re-trigger claims that hold across dashboard processes on one database, with no lock to share.
 
@@ -317,12 +333,12 @@ class ClaimWrites(LineageWrites):
         ids = sorted(set(run_ids))
         if not ids:
             return set()
-        mine = process.me()
+        mine = claimer()
         with self._write_lock:
             p = Params()
             among = p.add(ids, "Array(String)")
             live = self._rows(f"SELECT run_id, owner FROM retrigger_claims FINAL WHERE run_id IN {among}", p)
-            gone = sorted({o for _, o in live if o != mine and not process.alive(o)})
+            gone = sorted({o for _, o in live if o != mine and _gone(o)})
             if gone:
                 _revise(self, "retrigger_claims", f"run_id IN {among} AND owner IN {p.add(gone, 'Array(String)')}",
                         p, {}, delete=True)
