@@ -251,7 +251,7 @@ class ClickHouseStore(ClaimWrites, BulkReads):
         if not ids:
             return {}
         p = Params()
-        among = p.add(list(ids), "Array(String)")
+        among = p.among(list(ids), "String")
         # The children are found in the re-trigger ledger (small), then read by ID (id_bloom): runs.retrigger_of
         # holds only the lineage the ledger recorded, so the two name the same runs (with id_bloom, a full Runs page
         # at 10M runs went from 640 to 272 ms).
@@ -264,7 +264,7 @@ class ClickHouseStore(ClaimWrites, BulkReads):
             return {}
         p = Params()
         return {r: int(n) for r, n in self._rows(
-            f"SELECT run_id, count() FROM comments WHERE run_id IN {p.add(list(ids), 'Array(String)')} "
+            f"SELECT run_id, count() FROM comments WHERE run_id IN {p.among(list(ids), 'String')} "
             "GROUP BY run_id", p)}
 
     def marks(self, ids: Sequence[str]) -> dict[str, str]:
@@ -273,7 +273,7 @@ class ClickHouseStore(ClaimWrites, BulkReads):
         if not ids:
             return {}
         p = Params()
-        among = p.add(list(ids), "Array(String)")
+        among = p.among(list(ids), "String")
         return dict(self._rows(
             "SELECT run_id, argMin(mark, rank) FROM ("
             f"SELECT id AS run_id, 'cancelled' AS mark, 0 AS rank FROM {RUNS} WHERE id IN {among} "

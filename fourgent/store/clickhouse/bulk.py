@@ -31,7 +31,7 @@ class Reads(Protocol):
 
 def waiting_sql(apps: Sequence[str], p: Params) -> str:
     """An auth failure at one of `apps` (their connection is still refused): a replay would fail the same way."""
-    return f"ifNull(error_kind = 'auth' AND failed_app IN {p.add(list(apps), 'Array(String)')}, 0)"
+    return f"ifNull(error_kind = 'auth' AND failed_app IN {p.among(list(apps), 'String')}, 0)"
 
 
 def unfixable_sql(p: Params) -> str:

@@ -148,7 +148,7 @@ class LedgerReads:
         if not rows:
             return []
         p = Params()
-        among = p.add([int(r[3]) for r in rows], "Array(UInt64)")
+        among = p.among([int(r[3]) for r in rows], "UInt64")
         episodes = {e.episode: e for e in _episodes(self, f"WHERE episode IN {among}", p)}
         return [AlertDelivery(int(r[0]), r[1], r[2], episodes[int(r[3])]) for r in rows]
 
@@ -159,13 +159,13 @@ class LedgerReads:
         p = Params()
         return {r[0]: (r[1], r[2], json.loads(r[3]) if r[3] else {}) for r in self._rows(
             f"SELECT id, toString(workflow_id), reference, trigger_payload FROM {RUNS} "
-            f"WHERE id IN {p.add(list(run_ids), 'Array(String)')}", p)}
+            f"WHERE id IN {p.among(list(run_ids), 'String')}", p)}
 
     def parents(self: Rows, run_ids: Sequence[str]) -> dict[str, str]:
         """The run each of these re-triggered, for those that are re-triggers of a run in the store."""
         p = Params()
         return dict(self._rows(
-            f"SELECT id, assumeNotNull(retrigger_of) FROM {RUNS} WHERE id IN {p.add(list(run_ids), 'Array(String)')} "
+            f"SELECT id, assumeNotNull(retrigger_of) FROM {RUNS} WHERE id IN {p.among(list(run_ids), 'String')} "
             f"AND retrigger_of IN (SELECT id FROM runs)", p))
 
     def retriggered_since(self: Rows, run_ids: Sequence[str], since: datetime) -> dict[str, str]:
@@ -173,7 +173,7 @@ class LedgerReads:
         p = Params()
         return dict(self._rows(
             "SELECT retrigger_of, argMax(run_id, retriggered_at) FROM retriggers FINAL "
-            f"WHERE retrigger_of IN {p.add(list(run_ids), 'Array(String)')} AND retriggered_at >= {instant(since, p)} "
+            f"WHERE retrigger_of IN {p.among(list(run_ids), 'String')} AND retriggered_at >= {instant(since, p)} "
             "GROUP BY retrigger_of", p))
 
     def interrupted_sends(self: Rows, originals: Sequence[str]) -> dict[str, tuple[str, list[int]]]:
@@ -182,7 +182,7 @@ class LedgerReads:
         if not originals:
             return {}
         p = Params()
-        among = p.add(list(originals), "Array(String)")
+        among = p.among(list(originals), "String")
         rows = self._rows(
             f"SELECT retrigger_of, id, steps, error_step FROM {RUNS} WHERE id IN ("
             f"SELECT argMax(id, started_at) FROM {RUNS} WHERE retrigger_of IN {among} "
@@ -209,13 +209,13 @@ class LedgerReads:
         keep = ("name", "app", "status", "attempts", "input", "output")
         return {r[0]: RecordedRun(r[1], r[2], [{k: step.get(k) for k in keep} for step in json.loads(r[3] or "[]")])
                 for r in self._rows(f"SELECT id, toString(status), error_step, steps FROM {RUNS} "
-                                    f"WHERE id IN {p.add(list(run_ids), 'Array(String)')}", p)}
+                                    f"WHERE id IN {p.among(list(run_ids), 'String')}", p)}
 
     def handled(self: Rows, run_ids: Sequence[str]) -> dict[str, Handled]:
         p = Params()
         return {r[0]: Handled(*r) for r in self._rows(
             "SELECT run_id, handled_by, handled_at, reason FROM handled FINAL "
-            f"WHERE run_id IN {p.add(list(run_ids), 'Array(String)')}", p)}
+            f"WHERE run_id IN {p.among(list(run_ids), 'String')}", p)}
 
     # -- one run in full, for its page
 

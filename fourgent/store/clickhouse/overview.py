@@ -34,7 +34,7 @@ class Reads(Protocol):
 def _window(w: Window, p: Params, start: datetime | None = None) -> str:
     where = f"started_at >= {instant(start or w.start, p)} AND started_at < {instant(w.end, p)}"
     if w.workflows:
-        where += f" AND workflow_id IN {p.add(list(w.workflows), 'Array(String)')}"
+        where += f" AND workflow_id IN {p.among(list(w.workflows), 'String')}"
     return where
 
 

@@ -201,7 +201,7 @@ def mark_runs(store: Store, run_ids: list[str]) -> None:
     """The days of these runs are to be recomputed (what they count as changed)."""
     p = Params()
     store.client.command(f"INSERT INTO dirty_days SELECT DISTINCT {DAY}, {p.add(fresh_id(), 'UInt64')} FROM {RUNS} "
-                         f"WHERE id IN {p.add(run_ids, 'Array(String)')}", parameters=p.values)
+                         f"WHERE id IN {p.among(run_ids, 'String')}", parameters=p.values)
 
 
 def whole_hours_count(store: Store, w: Window) -> int:
@@ -221,7 +221,7 @@ def refresh(store: Store) -> int:
         return 0
     generation = fresh_id()  # before reading the runs: a change marked while this reads stays stale
     p = Params()
-    among = p.add(days, "Array(Int32)")
+    among = p.among(days, "Int32")
     since = datetime.fromtimestamp(days[0] * DAY_MS / 1000, UTC)
     where = (f"started_at >= {instant(since, p)} AND started_at < "
              f"{instant(datetime.fromtimestamp((days[-1] + 1) * DAY_MS / 1000, UTC), p)} AND {DAY} IN {among}")
@@ -238,7 +238,8 @@ def refresh(store: Store) -> int:
                          parameters=p.values)
     store.client.command(f"INSERT INTO hour_errors SELECT toInt32({floor_div('hour', per_day)}), {gen}, * "
                          f"FROM ({errors_sql(where)})", parameters=p.values)
-    store.client.command(f"INSERT INTO rollup_days SELECT arrayJoin({among}), {gen}", parameters=p.values)
+    store.client.command(f"INSERT INTO rollup_days SELECT arrayJoin({p.add(days, 'Array(Int32)')}), {gen}",
+                         parameters=p.values)
     # The generations this one replaces are never read again (LATEST): let them go, in the background.
     for table in ("hour_runs", "hour_durations", "day_durations", "hour_errors", "rollup_days"):
         store.client.command(f"DELETE FROM {table} WHERE day IN {among} AND generation < {gen}", parameters=p.values)
@@ -259,7 +260,7 @@ class Parts(NamedTuple):
 
 def window_parts(w: Window, p: Params) -> Parts:
     first, last, cuts = w.hour_cuts
-    only = f" AND workflow_id IN {p.add(list(w.workflows), 'Array(String)')}" if w.workflows else ""
+    only = f" AND workflow_id IN {p.among(list(w.workflows), 'String')}" if w.workflows else ""
     per_day = DAY_MS // HOUR_MS
     hours = (f"hour >= {p.add(first, 'Int64')} AND hour < {p.add(last, 'Int64')} AND day >= "
              f"{p.add(first // per_day, 'Int32')} AND day <= {p.add(last // per_day, 'Int32')} AND {LATEST}{only}")

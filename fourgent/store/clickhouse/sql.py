@@ -5,6 +5,7 @@ Parameters are ClickHouse's own, bound by the server (`{p0:String}`): user text 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,6 +42,9 @@ SETTLED_WHERE = (f"status = 'failed' AND retrigger_of IS NULL AND (id IN ({HANDL
                  f"OR coalesce(error_kind, '') = '{CANCELLED_KIND}' OR id IN ({RESOLVED_SQL}))")
 
 
+SET_LITERAL_MAX = 5_000
+
+
 @dataclass
 class Params:
     """Named server-side parameters, numbered as they are added."""
@@ -51,6 +55,13 @@ class Params:
         name = f"p{len(self.values)}"
         self.values[name] = value
         return f"{{{name}:{kind}}}"
+
+    def among(self, values: Sequence[Any], kind: str) -> str:
+        """The right side of `x IN …` for these values of ClickHouse type `kind`. Past SET_LITERAL_MAX values, a
+        subquery over the array: ClickHouse analyses a long IN literal slowly (55,000 run IDs: 42 s, as a subquery
+        0.3 s), and a short one lets the ID bloom filter skip granules."""
+        array = self.add(list(values), f"Array({kind})")
+        return array if len(values) <= SET_LITERAL_MAX else f"(SELECT arrayJoin({array}))"
 
 
 def fold(expr: str) -> str:
@@ -84,9 +95,9 @@ def run_where(f: RunFilter, p: Params) -> str:
         parts.append(f"search LIKE {fold(p.add(like_pattern(q), 'String'))}")
     statuses = [s for s in f.statuses if s in STATUSES]
     if statuses:
-        parts.append(f"status IN {p.add(statuses, 'Array(String)')}")
+        parts.append(f"status IN {p.among(statuses, 'String')}")
     if f.workflows:
-        parts.append(f"workflow_id IN {p.add(list(f.workflows), 'Array(String)')}")
+        parts.append(f"workflow_id IN {p.among(list(f.workflows), 'String')}")
     if f.start is not None:
         parts.append(f"started_at >= {instant(f.start, p)}")
     if f.end is not None:
@@ -102,5 +113,5 @@ def run_where(f: RunFilter, p: Params) -> str:
         parts.append(f"({SETTLED_WHERE})")
     for column, values in (("error_kind", f.kinds), ("failed_app", f.apps)):
         if values:
-            parts.append(f"status = 'failed' AND {column} IN {p.add(list(values), 'Array(String)')}")
+            parts.append(f"status = 'failed' AND {column} IN {p.among(list(values), 'String')}")
     return (" WHERE " + " AND ".join(parts)) if parts else ""

@@ -151,7 +151,7 @@ class AlertWrites(LedgerReads):
         with self._write_lock:
             p = Params()
             _revise(self, "alert_episodes",
-                    f"episode IN {p.add(list(episodes), 'Array(UInt64)')} AND resolved_at IS NULL", p,
+                    f"episode IN {p.among(list(episodes), 'UInt64')} AND resolved_at IS NULL", p,
                     {"checked_at": instant(at, p)})
 
     def alert_delivered(self: Writes, delivery: int, ok: bool, attempts: int, reason: str | None,
@@ -231,7 +231,7 @@ class LedgerWrites(AlertWrites):
             for apps, column in ((ok, "last_success_at"), (refused, "refused_at")):
                 if apps:
                     p = Params()
-                    _revise(self, "connections", f"app IN {p.add(list(apps), 'Array(String)')}", p, {column: NOW})
+                    _revise(self, "connections", f"app IN {p.among(list(apps), 'String')}", p, {column: NOW})
 
 
 class LineageWrites(LedgerWrites):
@@ -241,7 +241,7 @@ class LineageWrites(LedgerWrites):
         """Mark these runs handled (only failed originals, not marked already); returns those marked."""
         with self._write_lock:
             p = Params()
-            among = p.add(list(run_ids), "Array(String)")
+            among = p.among(list(run_ids), "String")
             marked = [r[0] for r in self._rows(
                 f"SELECT id FROM runs FINAL WHERE id IN {among} AND status = 'failed' AND retrigger_of IS NULL "
                 "AND id NOT IN (SELECT run_id FROM handled FINAL)", p)]
@@ -256,7 +256,7 @@ class LineageWrites(LedgerWrites):
     def unmark_handled(self: Writes, run_ids: Sequence[str]) -> list[str]:
         with self._write_lock:
             p = Params()
-            where = f"run_id IN {p.add(list(run_ids), 'Array(String)')}"
+            where = f"run_id IN {p.among(list(run_ids), 'String')}"
             unmarked = [r[0] for r in self._rows(f"SELECT run_id FROM handled FINAL WHERE {where}", p)]
             if unmarked:
                 _revise(self, "handled", where, p, {}, delete=True)
@@ -291,7 +291,7 @@ class LineageWrites(LedgerWrites):
             return
         with self._write_lock:
             p = Params()
-            _revise(self, "retriggers", f"run_id IN {p.add(list(run_ids), 'Array(String)')} "
+            _revise(self, "retriggers", f"run_id IN {p.among(list(run_ids), 'String')} "
                     "AND run_id NOT IN (SELECT id FROM runs)", p, {}, delete=True)
 
 
@@ -336,11 +336,11 @@ class ClaimWrites(LineageWrites):
         mine = claimer()
         with self._write_lock:
             p = Params()
-            among = p.add(ids, "Array(String)")
+            among = p.among(ids, "String")
             live = self._rows(f"SELECT run_id, owner FROM retrigger_claims FINAL WHERE run_id IN {among}", p)
             gone = sorted({o for _, o in live if o != mine and _gone(o)})
             if gone:
-                _revise(self, "retrigger_claims", f"run_id IN {among} AND owner IN {p.add(gone, 'Array(String)')}",
+                _revise(self, "retrigger_claims", f"run_id IN {among} AND owner IN {p.among(gone, 'String')}",
                         p, {}, delete=True)
             held = {r for r, o in live if o not in gone}
             wanted = [r for r in ids if r not in held]
@@ -348,14 +348,14 @@ class ClaimWrites(LineageWrites):
                 return set()
             self.client.insert("retrigger_claims", [[r, mine] for r in wanted], column_names=["run_id", "owner"])
             p = Params()
-            among = p.add(wanted, "Array(String)")
+            among = p.among(wanted, "String")
             winners = dict(self._rows(f"SELECT run_id, argMin(owner, (claimed_at, owner)) FROM retrigger_claims FINAL "
                                       f"WHERE run_id IN {among} GROUP BY run_id", p))
             won = {r for r in wanted if winners.get(r) == mine}
             lost = [r for r in wanted if r not in won]
             if lost:
                 p = Params()
-                _revise(self, "retrigger_claims", f"run_id IN {p.add(lost, 'Array(String)')} AND owner = "
+                _revise(self, "retrigger_claims", f"run_id IN {p.among(lost, 'String')} AND owner = "
                         f"{p.add(mine, 'String')}", p, {}, delete=True)
             return won
 
@@ -364,5 +364,5 @@ class ClaimWrites(LineageWrites):
             return
         with self._write_lock:
             p = Params()
-            _revise(self, "retrigger_claims", f"run_id IN {p.add(sorted(set(run_ids)), 'Array(String)')}", p, {},
+            _revise(self, "retrigger_claims", f"run_id IN {p.among(sorted(set(run_ids)), 'String')}", p, {},
                     delete=True)
