@@ -40,6 +40,7 @@ from .sql import RUNS, Params
 if TYPE_CHECKING:
     from . import ClickHouseStore
 
+LOOKUP_IDS = 200_000  # run IDs per lookup of the stored snapshots: an array past 1,000,000 is refused by the engine
 _FILE_COLUMNS = ("file_id", "path", "size", "mtime_ns", "offset", "lines", "head_len", "head_digest", "dev", "ino",
                  "tail_digest", "gone")
 
@@ -203,9 +204,7 @@ class ClickHouseIngester(Ingester):
                     "SELECT DISTINCT id FROM fg.runs WHERE updated_at IS NULL")
         self._drop_superseded(cur, 0)  # the batch's own snapshots of a run: rule 1 among them first
         ids = [r[0] for r in cur.execute("SELECT id FROM fg.runs").fetchall()]
-        p = Params()
-        held = client.query_arrow(f"SELECT id, started_at, updated_at, seq FROM {RUNS} WHERE id IN "
-                                  f"{p.among(ids, 'String')}", parameters=p.values)
+        held = pa.concat_tables([self._stored(ids[i:i + LOOKUP_IDS]) for i in range(0, len(ids), LOOKUP_IDS)])
         cur.register("fg_stored", held)
         paths = pa.table({"file_id": pa.array(list(batch.files), pa.int64()),
                           "path": [self._shown(f.row.path) for f in batch.files.values()]})
@@ -228,6 +227,12 @@ class ClickHouseIngester(Ingester):
         part.added = winners - stored_before
         part.updated = before
         part.superseded = stored - part.added - part.updated
+
+    def _stored(self, ids: list[str]) -> pa.Table:
+        """What the database holds of these runs: every live row's key, updated_at and seq."""
+        p = Params()
+        return self.ch.client.query_arrow(f"SELECT id, started_at, updated_at, seq FROM {RUNS} WHERE id IN "
+                                          f"{p.among(ids, 'String')}", parameters=p.values)
 
     def _one_row_per_run(self, seq: int) -> set[int]:
         """Another worker may have written a snapshot of one of these runs under another start while this batch
