@@ -16,13 +16,14 @@ import pytest
 from fourgent.filters import RunFilter
 from fourgent.spec import REJECTS_KEPT_PER_FILE
 from fourgent.store.clickhouse import ClickHouseStore
+from fourgent.store.clickhouse.sql import RUNS
 from fourgent.store.duckdb import DuckDBStore
 from helpers import ROOT, T0, run_line, snapshot_log
 
 
 def latest(store: DuckDBStore | ClickHouseStore) -> set[tuple[str, str, str, str | None]]:
     sql = "SELECT id, status, started_at, updated_at FROM runs"
-    rows = (store._rows(sql.replace("runs", "runs FINAL")) if isinstance(store, ClickHouseStore)
+    rows = (store._rows(sql.replace("runs", RUNS)) if isinstance(store, ClickHouseStore)
             else store.db.cursor().execute(sql).fetchall())
     return {(i, s, a.astimezone(UTC).isoformat(), u.astimezone(UTC).isoformat() if u else None) for i, s, a, u in rows}
 
@@ -53,7 +54,7 @@ def test_rule_one_across_batches_keeps_the_snapshots_the_embedded_store_keeps(ch
         assert got.lines == got.snapshots + got.rejected and got.snapshots == got.added + got.updated + got.superseded
         assert ch.counts()["rejects"] == want.rejected
         # A run whose started_at changed is read once, under its latest start (the old key's row is deleted).
-        assert ch._rows("SELECT count() FROM runs FINAL WHERE id IN (SELECT id FROM runs FINAL "
+        assert ch._rows(f"SELECT count() FROM {RUNS} WHERE id IN (SELECT id FROM {RUNS} "
                         "GROUP BY id HAVING count() > 1)")[0][0] == 0
         assert ch._rows("SELECT count() FROM runs WHERE deleted = 1")[0][0] > 0  # such runs were in the log
         assert ch.overview(_window()).now.runs == embedded.overview(_window()).now.runs

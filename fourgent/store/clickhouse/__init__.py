@@ -328,8 +328,9 @@ class ClickHouseStore(ClaimWrites, BulkReads):
 
     def counts(self) -> dict[str, int]:
         """Rows per table (runs: their latest snapshots)."""
-        return {t: int(self._rows(f"SELECT count() FROM {t}{'' if t in APPEND_ONLY else ' FINAL'}")[0][0])
-                for t in TABLES}
+        def source(t: str) -> str:
+            return RUNS if t == "runs" else t if t in APPEND_ONLY else f"{t} FINAL"
+        return {t: int(self._rows(f"SELECT count() FROM {source(t)}")[0][0]) for t in TABLES}
 
     def bytes_on_disk(self) -> int:
         """What this database's live parts take on disk (parts a merge replaced are deleted minutes later)."""

@@ -23,7 +23,7 @@ import polars as pl
 from ..errors import QueryError, QueryRefused, QueryStopped
 from ..records import SURFACE, SqlResult
 from .ledger import DETAIL_SQL, EPISODES_SQL, STEP_COLUMNS, STEPS_FROM
-from .sql import RUNS
+from .sql import RUNS, live_runs
 
 ADMIN_ONLY = ("audit",)
 MEMORY_BYTES = 2 << 30  # a query's memory, past which ClickHouse stops it with its own message
@@ -60,8 +60,9 @@ def views(database: str) -> list[str]:
     d, v = f"`{database}`", f"`{sql_database(database)}`"
     return [
         f"CREATE OR REPLACE VIEW {v}.runs AS SELECT * EXCEPT (source_file, source_line) FROM ({DETAIL_SQL})"
-        .replace(RUNS, f"{d}.{RUNS}"),
-        f"CREATE OR REPLACE VIEW {v}.steps AS SELECT id AS run_id, {STEP_COLUMNS} FROM {d}.runs FINAL {STEPS_FROM}",
+        .replace(RUNS, live_runs(database)),
+        f"CREATE OR REPLACE VIEW {v}.steps AS SELECT id AS run_id, {STEP_COLUMNS} FROM {live_runs(database)} "
+        f"{STEPS_FROM}",
         f"CREATE OR REPLACE VIEW {v}.rejected_lines AS SELECT file, line, reason, raw, ingested_at "
         f"FROM {d}.rejects FINAL",
         f"CREATE OR REPLACE VIEW {v}.comments AS SELECT run_id, author, body, created_at FROM {d}.comments",

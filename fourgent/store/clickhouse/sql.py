@@ -15,9 +15,18 @@ from ...spec import CANCELLED_KIND, ENDED_STATUSES, STATUSES
 from .schema import epoch_ms
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# The latest snapshot of each run: FINAL collapses the ReplacingMergeTree's rows by `seq` as it reads (per
-# partition: a run's snapshots share its month).
-RUNS = "runs FINAL"
+
+
+def live_runs(database: str | None = None) -> str:
+    """The latest snapshot of each run: FINAL keeps each sorting key's row of the highest `seq` as it reads (per
+    partition: a run's snapshots share its month), and the rows left under a run's old keys are `deleted` ones.
+    They are left out by this WHERE, not by the engine's is_deleted: with is_deleted FINAL cannot read a merged
+    partition as it stands, and the first page took 88 ms at 2M runs against 9 ms (schema.RUNS_DDL)."""
+    table = f"`{database}`.runs" if database else "runs"
+    return f"(SELECT *, search FROM {table} FINAL WHERE deleted = 0)"
+
+
+RUNS = live_runs()
 # A failure rate counts only runs that have ended; a run's duration in the embedded store's rounded milliseconds.
 ENDED_SQL = "(" + ", ".join(f"'{s}'" for s in ENDED_STATUSES) + ")"
 DURATION_SQL = f"{epoch_ms('finished_at')} - {epoch_ms('started_at')}"

@@ -24,7 +24,7 @@ from ..records import AlertEpisode, AlertRule, AuditEntry, Comment, Retrigger
 from . import rollup
 from .ids import fresh_id
 from .ledger import LedgerReads, _episodes
-from .sql import Params, instant
+from .sql import RUNS, Params, instant
 
 NOW = "now64(6, 'UTC')"
 
@@ -243,7 +243,7 @@ class LineageWrites(LedgerWrites):
             p = Params()
             among = p.among(list(run_ids), "String")
             marked = [r[0] for r in self._rows(
-                f"SELECT id FROM runs FINAL WHERE id IN {among} AND status = 'failed' AND retrigger_of IS NULL "
+                f"SELECT id FROM {RUNS} WHERE id IN {among} AND status = 'failed' AND retrigger_of IS NULL "
                 "AND id NOT IN (SELECT run_id FROM handled FINAL)", p)]
             if marked:
                 p = Params()
