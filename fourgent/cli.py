@@ -421,10 +421,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
             print("error: --store clickhouse times a copy of the store an earlier full run left in --workdir DIR",
                   file=sys.stderr)
             return EXIT_USAGE
-        from .store.clickhouse.bench import side_by_side
+        from .store.clickhouse.bench import scaled, side_by_side
 
-        side_by_side(Path(args.workdir), repeat=args.repeat, ingest=not args.queries_only)
+        if args.scale is not None:
+            if args.scale < 2:
+                print("error: --scale grows the runs N times: N is 2 or more", file=sys.stderr)
+                return EXIT_USAGE
+            scaled(Path(args.workdir), args.scale, repeat=args.repeat)
+        else:
+            side_by_side(Path(args.workdir), repeat=args.repeat, ingest=not args.queries_only)
         return EXIT_OK
+    if args.scale is not None:
+        print("error: --scale is for --store clickhouse", file=sys.stderr)
+        return EXIT_USAGE
     if args.alerts:
         bench.alerts_bench(runs=args.runs, repeat=args.repeat)
         return EXIT_OK
@@ -566,6 +575,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--store", choices=("duckdb", "clickhouse"), default="duckdb",
                    help="clickhouse: ingest --workdir's logs into ClickHouse (chDB, in this process), then copy "
                    "its store there and time the pages' reads on both, side by side")
+    p.add_argument("--scale", type=int, metavar="N",
+                   help="with --store clickhouse, instead: its reads on N times the store's runs, grown in the "
+                   "engine from a copy (no log read), beside the side-by-side run's figures")
     p.add_argument("--queries-only", action="store_true",
                    help="time the queries again on the stores an earlier run left in --workdir")
     p.add_argument("--explore", action="store_true",

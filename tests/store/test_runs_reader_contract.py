@@ -3,7 +3,7 @@ in this process through chDB) holding a copy of it made as `python -m fourgent m
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -209,3 +209,37 @@ def test_the_side_by_side_bench_ingests_the_same_logs_into_clickhouse_and_checks
     assert isinstance(summary["ingest_runs_per_s"], int) and summary["ingest_runs_per_s"] > 0
     assert summary["copy_s"] and not (tmp_path / "clickhouse-ingest").exists()  # one chDB folder at a time
     assert "Ingest: 369 lines in" in capsys.readouterr().out
+
+
+def test_the_scaled_bench_grows_a_copy_to_n_times_each_status_lineage_and_unresolved_failure(tmp_path, samples, capsys):
+    from fourgent.store.clickhouse import ClickHouseStore
+    from fourgent.store.clickhouse.bench import scaled, side_by_side
+
+    embedded_copy_source(tmp_path, samples).close()
+    side_by_side(tmp_path, repeat=1)
+    summary = scaled(tmp_path, 3, repeat=1)
+    assert summary["runs"] == 3 * AWKWARD_RUNS and summary["grow_s"]
+    queries = summary["queries"]
+    assert isinstance(queries, list) and queries and all(q["clickhouse_ms"] > 0 for q in queries)
+    assert all(q["recorded_ms"] for q in queries)  # beside the side-by-side run's figures for the copy as it is
+    assert scaled(tmp_path, 3, repeat=1)["grow_s"] is None  # a grown copy of that size is timed, not grown again
+    embedded = DuckDBStore(tmp_path / "store.duckdb", read_only=True)
+    grown = ClickHouseStore(f"chdb://{tmp_path / 'clickhouse-x3'}")
+    try:
+        assert grown.status_counts(RunFilter()) == {s: 3 * n for s, n in embedded.status_counts(RunFilter()).items()}
+        # Lineage is kept within each copy (its re-triggers and their ledger rows suffixed alike), so a copy's
+        # failure is resolved exactly when its original is.
+        unresolved = embedded.count(RunFilter(unresolved=True))
+        assert unresolved and grown.count(RunFilter(unresolved=True)) == 3 * unresolved
+        first = embedded.page(RunFilter(), size=1, order="oldest")["started_at"][0]
+        last = embedded.page(RunFilter(), size=1)["started_at"][0]
+        everything = Window(first - timedelta(days=1), last + timedelta(days=1))
+        assert grown.rollups_current()
+        want, got = embedded.overview(everything).now, grown.overview(everything).now
+        assert (got.runs, got.failed, got.ended, got.unresolved, got.retriggers) == (
+            3 * want.runs, 3 * want.failed, 3 * want.ended, 3 * want.unresolved, 3 * want.retriggers)
+        assert want.retriggers and got.median_ms == want.median_ms  # a copy's durations are its original's
+    finally:
+        grown.close()
+        embedded.close()
+    assert "Grown in" in capsys.readouterr().out

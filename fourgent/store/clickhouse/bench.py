@@ -18,7 +18,8 @@ from ...filters import RunFilter
 from ...overview import Window
 from ..duckdb import DuckDBStore
 from ..duckdb.bench import median_ms
-from . import ClickHouseStore, SchemaMismatch
+from . import ClickHouseStore, SchemaMismatch, rollup
+from .sql import Params
 
 
 def _embedded_ingest(workdir: Path, runs: int) -> int | None:
@@ -163,3 +164,93 @@ def side_by_side(workdir: Path, repeat: int = 7, fresh: bool = False, ingest: bo
     print(f"On disk: DuckDB {summary['duckdb_mb']} MB, ClickHouse {summary['clickhouse_mb']} MB")
     (workdir / f"bench-clickhouse-{expected['runs']}.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+# Columns a grown copy changes: its IDs (and the IDs its lineage names) end in "~k", its times are k microseconds
+# later. Everything else (workflow, status, error, reference, steps, payload) is the original's.
+_SUFFIXED = ("id", "retrigger_of", "retrigger_claim", "run_id")
+_SHIFTED = ("started_at", "finished_at", "updated_at", "retriggered_at", "handled_at")
+_GROWN = ("runs", "retriggers", "handled")
+
+
+def grow(store: ClickHouseStore, factor: int) -> None:
+    """Every run, re-trigger record and handled mark of `store` again factor - 1 times, written by the engine from
+    its own rows: copy k's IDs end in "~k" and its times are k microseconds later, so each copy keeps its original's
+    day, status, error and lineage, and the store holds `factor` times the runs over the same weeks (what that many
+    runs would look like, no log read: this times reads, not ingest). Then merged, and the rollups written again."""
+    if factor < 2:
+        raise ValueError("grow by a factor of 2 or more")
+    for table in _GROWN:
+        p = Params()
+        names = [r[0] for r in store._rows(
+            f"SELECT name FROM system.columns WHERE database = currentDatabase() AND table = {p.add(table, 'String')} "
+            "AND default_kind != 'MATERIALIZED' ORDER BY position", p)]
+        exprs = [f"if({n} IS NULL, NULL, concat({n}, '~', toString(k)))" if n in _SUFFIXED
+                 else f"{n} + toIntervalMicrosecond(k)" if n in _SHIFTED else n for n in names]
+        rows = f"SELECT * FROM {table} FINAL WHERE deleted = 0"  # the live rows, read once as the insert starts
+        store.client.command(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(exprs)} "
+                             f"FROM ({rows}) AS r CROSS JOIN (SELECT number AS k FROM numbers(1, {factor - 1})) AS n",
+                             settings={"max_insert_threads": 2})
+    store.merge()
+    rollup.mark_all(store)
+    store.refresh_rollups()
+
+
+def scaled(workdir: Path, factor: int, repeat: int = 7) -> dict[str, object]:
+    """The ClickHouse reads of the side-by-side bench on `factor` times workdir/store.duckdb's runs: the store
+    copied into workdir/clickhouse-x<factor> and grown there in the engine (grow), unless a grown copy of the same
+    size is there; each read's median beside the one the last side-by-side run recorded for the copy as it is."""
+    source = workdir / "store.duckdb"
+    if not source.exists():
+        raise SystemExit("--scale needs the --workdir of an earlier full bench (it holds store.duckdb)")
+    embedded = DuckDBStore(source, read_only=True)
+    target = workdir / f"clickhouse-x{factor}"
+    try:
+        runs = embedded.table_counts()["runs"]
+        try:
+            store = ClickHouseStore(f"chdb://{target}")
+        except SchemaMismatch:
+            shutil.rmtree(target)
+            store = ClickHouseStore(f"chdb://{target}")
+        try:
+            grow_s = None
+            if store.run_count() != runs * factor:
+                store.close()
+                shutil.rmtree(target, ignore_errors=True)
+                store = ClickHouseStore(f"chdb://{target}")
+                print(f"Copying {runs:,} runs into ClickHouse (chDB), then growing them to {runs * factor:,} …",
+                      flush=True)
+                store.load(embedded.dump())
+                t = time.perf_counter()
+                grow(store, factor)
+                grow_s = time.perf_counter() - t
+                if store.run_count() != runs * factor:
+                    raise SystemExit(f"the grown copy holds {store.run_count():,} runs, not {runs * factor:,}")
+                print(f"Grown in {grow_s:.1f} s (written, merged, rollups made)", flush=True)
+            before = _recorded(workdir, runs)
+            rows: list[dict[str, object]] = []
+            for label, read in suite(embedded).items():
+                ms = median_ms(lambda r=read: r(store), repeat)  # type: ignore[misc]
+                was = before.get(label)
+                rows.append({"query": label, "clickhouse_ms": round(ms, 1), "recorded_ms": was})
+                growth = f"{ms / was:5.1f}×" if was else "     "
+                print(f"  {label:<44} ClickHouse {runs * factor:,} runs {ms:8.1f} ms   "
+                      f"{runs:,} runs {was if was is not None else '?':>8} ms   {growth}", flush=True)
+            summary: dict[str, object] = {"runs": runs * factor, "grown_from": runs, "grow_s": grow_s and
+                                          round(grow_s, 1), "clickhouse_mb": round(store.bytes_on_disk() / 1e6, 1),
+                                          "repeat": repeat, "queries": rows}
+        finally:
+            store.close()
+    finally:
+        embedded.close()
+    print(f"On disk: ClickHouse {summary['clickhouse_mb']} MB")
+    (workdir / f"bench-clickhouse-{runs * factor}.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _recorded(workdir: Path, runs: int) -> dict[str, float]:
+    """Each read's ClickHouse median from the side-by-side run recorded for `runs` runs in workdir, if any."""
+    found = workdir / f"bench-clickhouse-{runs}.json"
+    if not found.exists():
+        return {}
+    return {q["query"]: q["clickhouse_ms"] for q in json.loads(found.read_text())["queries"]}
